@@ -1,0 +1,67 @@
+"""The few named exceptions artspace raises.
+
+The library raises these; only :mod:`artspace.cli` turns them into ``Error: ...`` lines and exit codes.
+Every message names the file or value at fault and says what to do instead.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArtspaceError",
+    "UnreadableImage",
+    "UnknownLayer",
+    "WeightsUnavailable",
+    "CatalogNotFound",
+    "CatalogLocked",
+    "IncompatibleCatalog",
+    "WorkNotFound",
+    "OutOfMemoryAdvice",
+]
+
+
+class ArtspaceError(Exception):
+    """Base class of every error artspace raises on purpose."""
+
+
+class UnreadableImage(ArtspaceError):
+    """An image file that cannot be decoded (zero bytes, truncated, not an image, too large...)."""
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class UnknownLayer(ArtspaceError, ValueError):
+    """A VGG-19 layer name that does not exist."""
+
+    def __init__(self, name: str, valid):
+        self.name = name
+        super().__init__(f"unknown layer {name!r}; valid layers are: {', '.join(valid)}")
+
+
+class WeightsUnavailable(ArtspaceError):
+    """Backbone weights that cannot be found or downloaded."""
+
+
+class CatalogNotFound(ArtspaceError):
+    """No catalog where one was expected."""
+
+
+class CatalogLocked(ArtspaceError):
+    """Another process is writing to the catalog."""
+
+
+class IncompatibleCatalog(ArtspaceError):
+    """A catalog written by an incompatible version or with other settings."""
+
+
+class WorkNotFound(ArtspaceError, KeyError):
+    """A query that names neither an image file nor a catalogued work."""
+
+    def __str__(self):  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class OutOfMemoryAdvice(ArtspaceError, MemoryError):
+    """A computation that does not fit in memory, with advice on what to change."""
