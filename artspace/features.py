@@ -1,0 +1,206 @@
+r"""Style and content features of images, batched, and the exact distances between two works.
+
+Style of an image: its size-normalised Gram matrices :math:`\hat G^l = F^l {F^l}^\top / M_l` on the style layers,
+flattened by :func:`artspace.losses.style_vector` so that the squared Euclidean distance between two works' style
+vectors *is* the seeds' :math:`L_{style} = \sum_l w_l E_l`. The full vector has 305,888 numbers for the default
+layers; the catalog stores a compact projection of it (:mod:`artspace.projection`).
+
+Content of an image: the relu4_2 feature map at a fixed input size gives the seeds' exact content distance
+:math:`\tfrac12\sum (F-P)^2` of a pair; for search across a collection, the *descriptor* of
+:func:`content_descriptor` (deep relu5_4 responses pooled over space) is kept, and the catalog removes from it
+what each style group shares (:mod:`artspace.index`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import losses
+from .backbone import CHANNELS, LAYERS, VGG19, check_layers, resolve_device
+from .images import open_image, to_tensor
+
+__all__ = [
+    "DEFAULT_STYLE_LAYERS",
+    "FeatureSpec",
+    "Extractor",
+    "content_descriptor",
+]
+
+DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Everything that decides the numbers a catalog stores; two catalogs compare only if their specs are equal.
+
+    Parameters
+    ----------
+    weights : str
+        Backbone weight source: ``original``, ``torchvision`` or a path (see :class:`artspace.backbone.VGG19`).
+    size : int
+        Every image is resized to ``size × size`` pixels before the network (a fixed input size makes the content
+        maps of any two works comparable position by position, and batches possible).
+    style_layers : tuple of str
+        Layers whose Gram matrices form the style representation.
+    style_weights : tuple of float, optional
+        :math:`w_l` for each style layer; default :math:`1/|L|`.
+    content_layer : str
+        Layer of the exact content distance (the seeds' conv4_2, taken after its relu).
+    descriptor_layer : str
+        Layer whose pooled responses form the content search descriptor.
+    """
+
+    weights: str = "original"
+    size: int = 224
+    style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
+    style_weights: tuple[float, ...] | None = None
+    content_layer: str = "relu4_2"
+    descriptor_layer: str = "relu5_4"
+
+    def __post_init__(self):
+        check_layers(self.style_layers)
+        check_layers([self.content_layer, self.descriptor_layer])
+        if not 32 <= int(self.size) <= 4096:
+            raise ValueError(f"size must be between 32 and 4096 pixels, not {self.size}")
+        if self.style_weights is not None and len(self.style_weights) != len(self.style_layers):
+            raise ValueError(
+                f"{len(self.style_layers)} style layers but {len(self.style_weights)} style weights")
+
+    @property
+    def layer_weights(self) -> tuple[float, ...]:
+        """:math:`w_l` of each style layer."""
+        if self.style_weights is not None:
+            return tuple(float(w) for w in self.style_weights)
+        return tuple(1.0 / len(self.style_layers) for _ in self.style_layers)
+
+    @property
+    def style_dims(self) -> tuple[int, ...]:
+        """Length of each style layer's upper-triangle vector, :math:`N(N+1)/2`."""
+        return tuple(CHANNELS[n] * (CHANNELS[n] + 1) // 2 for n in self.style_layers)
+
+    @property
+    def descriptor_dim(self) -> int:
+        return 2 * CHANNELS[self.descriptor_layer]
+
+    @property
+    def last_layer(self) -> str:
+        wanted = set(self.style_layers) | {self.content_layer, self.descriptor_layer}
+        return max(wanted, key=LAYERS.index)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["style_layers"] = list(self.style_layers)
+        d["style_weights"] = list(self.layer_weights)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FeatureSpec":
+        d = dict(d)
+        d["style_layers"] = tuple(d["style_layers"])
+        if d.get("style_weights") is not None:
+            d["style_weights"] = tuple(d["style_weights"])
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
+
+    def describe(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def content_descriptor(features: torch.Tensor) -> torch.Tensor:
+    r"""Content search descriptor of deep feature maps (B, N, H, W): shape (B, 2N).
+
+    The mean over positions of :math:`\sqrt{F}` (square-rooting damps the few very strong texture responses)
+    and the maximum over positions (does this part appear anywhere?), each scaled to unit length. Pooling over
+    space makes it indifferent to where the subject stands; style is removed later, at the catalog level.
+    """
+    f = features.float().clamp_min(0)
+    mean = f.sqrt().mean((2, 3))
+    peak = f.amax((2, 3))
+    mean = mean / mean.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    peak = peak / peak.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return torch.cat([mean, peak], 1)
+
+
+class Extractor:
+    """Runs VGG-19 once per batch and returns every representation artspace needs.
+
+    Parameters
+    ----------
+    spec : FeatureSpec
+    device : str
+        ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda``, ``cuda:1``, ``mps``.
+
+    Examples
+    --------
+    >>> ex = Extractor(FeatureSpec(size=64), device="cpu")
+    >>> out = ex.encode(torch.rand(2, 3, 64, 64))
+    >>> out["style"].shape, out["descriptor"].shape
+    (torch.Size([2, 305888]), torch.Size([2, 1024]))
+    """
+
+    def __init__(self, spec: FeatureSpec = FeatureSpec(), *, device: str | torch.device = "auto"):
+        self.spec = spec
+        self.device = resolve_device(device)
+        self.net = VGG19(spec.weights, last_layer=spec.last_layer).to(self.device)
+        if self.device.type == "cpu":
+            # Subnormal floats in deep relu maps are slow on x86 and change nothing measurable.
+            torch.set_flush_denormal(True)
+        else:
+            self.net = self.net.to(memory_format=torch.channels_last)
+
+    def prepare(self, im: Image.Image) -> torch.Tensor:
+        """Resize an RGB image to the spec's square input and return it as a (3, S, S) tensor in [0, 1]."""
+        s = self.spec.size
+        if im.size != (s, s):
+            im = im.resize((s, s), Image.BICUBIC, reducing_gap=3.0)
+        return to_tensor(im)
+
+    def load(self, path) -> torch.Tensor:
+        """:func:`open_image` then :meth:`prepare` (decoding huge JPEGs at reduced scale)."""
+        return self.prepare(open_image(path, max_side=2 * self.spec.size))
+
+    @torch.inference_mode()
+    def encode(self, x: torch.Tensor, *, content_maps: bool = False) -> dict[str, torch.Tensor]:
+        """Features of a batch *x* (B, 3, S, S) in [0, 1].
+
+        Returns a dict with ``style`` (B, D) full style vectors (float32, on the CPU), ``descriptor`` (B, 2N) content
+        search descriptors, and with *content_maps* also ``content`` (B, N, H, W), the content layer's maps.
+        """
+        spec = self.spec
+        x = x.to(self.device, non_blocking=True)
+        if self.device.type != "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        layers = set(spec.style_layers) | {spec.descriptor_layer} | ({spec.content_layer} if content_maps else set())
+        out = self.net(x, layers)
+        style = torch.cat(
+            [losses.style_vector(losses.gram(out[n]), w) for n, w in zip(spec.style_layers, spec.layer_weights)], 1)
+        result = {"style": style.cpu(), "descriptor": content_descriptor(out[spec.descriptor_layer]).cpu()}
+        if content_maps:
+            result["content"] = out[spec.content_layer].float().cpu()
+        return result
+
+    def style_per_layer(self, style: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Split full style vectors (B, D) into each layer's part (B, D_l)."""
+        parts = torch.split(style, list(self.spec.style_dims), dim=1)
+        return dict(zip(self.spec.style_layers, parts))
+
+    def distance(self, a, b) -> dict:
+        """Exact distances between two images (paths or PIL images), as the seeds define them.
+
+        Returns ``{"style": L_style, "style_layers": {layer: w_l E_l}, "content": ½Σ(F−P)²}``, every number a
+        Python float, computed at this spec's input size.
+        """
+        xs = torch.stack([self.prepare(i) if isinstance(i, Image.Image) else self.load(i) for i in (a, b)])
+        out = self.encode(xs, content_maps=True)
+        per_layer = {
+            name: float((va[0] - va[1]).double().pow(2).sum())
+            for name, va in self.style_per_layer(out["style"]).items()
+        }
+        content = float(losses.content_term(out["content"][:1], out["content"][1:]).item())
+        return {"style": float(sum(per_layer.values())), "style_layers": per_layer, "content": content}
