@@ -815,3 +815,22 @@ class Catalog:
 def _check_by(by: str) -> None:
     if by not in ("style", "content"):
         raise ValueError(f"by must be 'style' or 'content', not {by!r}")
+
+
+def _thumb(path: Path, side: int = 320) -> Image.Image:
+    try:
+        return open_image(path, max_side=side)
+    except UnreadableImage:
+        return Image.new("RGB", (side, side), "lightgrey")
+
+
+def _sheet(cat: Catalog, query, results: pd.DataFrame, *, by: str = "style") -> Image.Image:
+    from .sheets import contact_sheet
+
+    items = [(_thumb(cat.image_path(query)), f"query\n{Path(str(query)).name}")]
+    for row in results.itertuples(index=False):
+        items.append((_thumb(cat.root / row.path), f"#{row.rank} id {row.id}\n{by} d = {row.distance:.4g}"))
+    return contact_sheet(items, columns=min(6, len(items)), title=f"nearest by {by}")
+
+
+Catalog.sheet = _sheet
