@@ -206,6 +206,167 @@ def distance(
 
 # ---- transfer / reconstruct (issue: pastiches) ------------------------------------------------------------------
 
+
+def _names(values: Optional[List[str]]) -> Optional[List[str]]:
+    """Layer names given repeated (--style-layers a --style-layers b) or comma-separated (a,b)."""
+    if values is None:
+        return None
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def _ints(value: str, option: str):
+    try:
+        out = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        _fail(f"{option} takes a whole number, or one per pyramid level like 200,100; not {value!r}")
+    return out[0] if len(out) == 1 else out
+
+
+def _echo_err(msg: str) -> None:
+    typer.echo(msg, err=True)
+
+
+_TRANSFER_HELP = {
+    "catalog": "Catalog (made by `artspace index`) in which CONTENT and STYLE name works by id or relative path.",
+    "size": "Long side of the output in px (default 512 on a GPU, 256 on a CPU).",
+    "iterations": "Loss-and-gradient evaluations per level and per tile; or one per level: 200,100.",
+    "optimizer": "lbfgs (default) or adam.",
+    "lr": "Step size (default 1 for L-BFGS, 0.02 for Adam).",
+    "tolerance": "Stop when the best loss improves by less than this fraction over 20 evaluations (0: never).",
+    "init": "Start from content, noise, style, or an image file.",
+    "seed": "Seed for the noise; the same seed repeats a CPU run bit for bit.",
+    "loss": "l2 (the seeds' squared error) or l1 (thesis §4.3).",
+    "weights": "VGG-19 weights: original (Caffe/Oxford), torchvision, or a .pth path.",
+    "pooling": "max (default) or avg.",
+    "device": "auto, cpu, cuda, cuda:N or mps.",
+    "quiet": "No progress bar or log lines.",
+}
+
+
+@app.command("transfer")
+@handle_errors
+def transfer_cmd(
+    content: str = typer.Argument(..., help="Content image file, or catalogued work (with --catalog)."),
+    style: List[str] = typer.Argument(..., help="One or more style images (or catalogued works)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output image (.png, .jpg...); a .json sidecar is "
+                                "written next to it."),
+    catalog: Optional[Path] = typer.Option(None, "--catalog", "-c", help=_TRANSFER_HELP["catalog"]),
+    size: Optional[int] = typer.Option(None, "--size", help=_TRANSFER_HELP["size"]),
+    style_scale: float = typer.Option(1.0, "--style-scale", help="Style images' long side = size x this."),
+    style_blend: Optional[str] = typer.Option(None, "--style-blend", help="Blend weights of several styles: "
+                                              "0.7,0.3."),
+    content_layers: Optional[List[str]] = typer.Option(None, "--content-layers", help="Content layers "
+                                                        "(default relu4_2), comma-separated or repeated."),
+    style_layers: Optional[List[str]] = typer.Option(None, "--style-layers", help="Style layers (default "
+                                                      "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1)."),
+    content_layer_weights: Optional[str] = typer.Option(None, "--content-layer-weights", help="One weight per "
+                                                         "content layer: 1,0.5."),
+    style_layer_weights: Optional[str] = typer.Option(None, "--style-layer-weights", help="One weight w_l per "
+                                                       "style layer (default 1/|L| each)."),
+    content_weight: float = typer.Option(1.0, "--content-weight", help="alpha."),
+    style_weight: float = typer.Option(1e3, "--style-weight", help="beta."),
+    tv_weight: float = typer.Option(0.0, "--tv-weight", help="Total-variation weight (0: off)."),
+    loss: str = typer.Option("l2", "--loss", help=_TRANSFER_HELP["loss"]),
+    optimizer: str = typer.Option("lbfgs", "--optimizer", help=_TRANSFER_HELP["optimizer"]),
+    lr: Optional[float] = typer.Option(None, "--lr", help=_TRANSFER_HELP["lr"]),
+    iterations: str = typer.Option("500", "--iterations", "-n", help=_TRANSFER_HELP["iterations"]),
+    tolerance: float = typer.Option(1e-4, "--tolerance", help=_TRANSFER_HELP["tolerance"]),
+    init: str = typer.Option("content", "--init", help=_TRANSFER_HELP["init"]),
+    seed: Optional[int] = typer.Option(None, "--seed", help=_TRANSFER_HELP["seed"]),
+    preserve_colors: bool = typer.Option(False, "--preserve-colors", help="Keep the content's colours "
+                                         "(pastiche luminance + content chrominance)."),
+    match_histogram: bool = typer.Option(False, "--match-histogram", help="Match the style's colour histogram "
+                                         "to the content's before transfer."),
+    scales: int = typer.Option(1, "--scales", help="Coarse-to-fine pyramid levels (each halves the size)."),
+    tile: Optional[int] = typer.Option(None, "--tile", help="Optimise in overlapping tiles of this many px "
+                                       "(outputs larger than memory)."),
+    tile_overlap: Optional[int] = typer.Option(None, "--tile-overlap", help="Overlap of tiles in px "
+                                               "(default tile/4)."),
+    save_every: int = typer.Option(0, "--save-every", help="Also write the image every N evaluations."),
+    weights: str = typer.Option("original", "--weights", help=_TRANSFER_HELP["weights"]),
+    pooling: str = typer.Option("max", "--pooling", help=_TRANSFER_HELP["pooling"]),
+    device: str = typer.Option("auto", "--device", help=_TRANSFER_HELP["device"]),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=_TRANSFER_HELP["quiet"]),
+):
+    """Synthesise a pastiche: CONTENT painted in the style of STYLE (Gatys et al.).
+
+    Example: artspace transfer photo.jpg starry_night.jpg -o out.png --size 384 --scales 2
+    """
+    from .transfer import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, synthesise
+
+    try:
+        result = synthesise(
+            content, style, catalog=catalog, size=size, style_scale=style_scale, style_blend=style_blend,
+            content_layers=_names(content_layers) or list(DEFAULT_CONTENT_LAYERS),
+            style_layers=_names(style_layers) or list(DEFAULT_STYLE_LAYERS),
+            content_layer_weights=content_layer_weights, style_layer_weights=style_layer_weights,
+            content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight, loss=loss,
+            optimizer=optimizer, lr=lr, iterations=_ints(iterations, "--iterations"), tolerance=tolerance,
+            init=init, seed=seed, preserve_colors=preserve_colors, match_histogram=match_histogram, scales=scales,
+            tile=tile, tile_overlap=tile_overlap, save_every=save_every, weights=weights, pooling=pooling,
+            device=device, output=output, progress=not quiet, log=None if quiet else _echo_err,
+        )
+    except ValueError as e:  # an option out of range: the library's message names it
+        _fail(str(e))
+    typer.echo(f"wrote {output} ({result.image.width}x{result.image.height}) and {output}.json: "
+               f"loss {result.losses.get('total', float('nan')):.6g} after {result.evaluations} evaluations "
+               f"in {result.elapsed_s:.1f} s ({result.stopped})")
+    if result.stopped == "interrupted":
+        _fail(f"interrupted; the best image so far is in {output}", 130)
+
+
+@app.command("reconstruct")
+@handle_errors
+def reconstruct_cmd(
+    image: str = typer.Argument(..., help="Image file (or catalogued work, with --catalog) to invert."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output image; with several layers, one file per "
+                                "layer: out-relu1_1.png, ..."),
+    only: str = typer.Option("content", "--only", help="content (features, thesis Fig. 2.3) or style (Gram "
+                             "matrices, Fig. 2.5)."),
+    layers: Optional[List[str]] = typer.Option(None, "--layers", help="Layers, comma-separated or repeated "
+                                               "(default relu4_2 for content, relu1_1..relu5_1 for style)."),
+    together: bool = typer.Option(False, "--together", help="One image from all layers at once instead of one "
+                                  "per layer (content: each layer alone; style: layers up to each one)."),
+    catalog: Optional[Path] = typer.Option(None, "--catalog", "-c", help=_TRANSFER_HELP["catalog"]),
+    size: Optional[int] = typer.Option(None, "--size", help=_TRANSFER_HELP["size"]),
+    iterations: str = typer.Option("500", "--iterations", "-n", help=_TRANSFER_HELP["iterations"]),
+    optimizer: str = typer.Option("lbfgs", "--optimizer", help=_TRANSFER_HELP["optimizer"]),
+    lr: Optional[float] = typer.Option(None, "--lr", help=_TRANSFER_HELP["lr"]),
+    tolerance: float = typer.Option(1e-4, "--tolerance", help=_TRANSFER_HELP["tolerance"]),
+    loss: str = typer.Option("l2", "--loss", help=_TRANSFER_HELP["loss"]),
+    init: str = typer.Option("noise", "--init", help=_TRANSFER_HELP["init"]),
+    seed: Optional[int] = typer.Option(None, "--seed", help=_TRANSFER_HELP["seed"]),
+    scales: int = typer.Option(1, "--scales", help="Coarse-to-fine pyramid levels."),
+    weights: str = typer.Option("original", "--weights", help=_TRANSFER_HELP["weights"]),
+    pooling: str = typer.Option("max", "--pooling", help=_TRANSFER_HELP["pooling"]),
+    device: str = typer.Option("auto", "--device", help=_TRANSFER_HELP["device"]),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=_TRANSFER_HELP["quiet"]),
+):
+    """Show what a layer keeps: optimise white noise to match IMAGE's content or style on chosen layers.
+
+    Example: artspace reconstruct tubingen.jpg --only content --layers relu1_1,relu2_1,relu3_1,relu4_1 -o rec.png
+    """
+    from .transfer import reconstruct, reconstruct_layers
+
+    names = _names(layers)
+    options = dict(catalog=catalog, size=size, iterations=_ints(iterations, "--iterations"), optimizer=optimizer,
+                   lr=lr, tolerance=tolerance, loss=loss, init=init, seed=seed, scales=scales, weights=weights,
+                   pooling=pooling, device=device, progress=not quiet, log=None if quiet else _echo_err)
+    try:
+        if together or not names or len(names) == 1:
+            runs = [(None, reconstruct(image, only=only, layers=names, output=output, **options))]
+        else:
+            runs = reconstruct_layers(image, only=only, layers=names, output=output, **options)
+    except ValueError as e:
+        _fail(str(e))
+    for name, r in runs:
+        used = r.settings["content_layers"] if only == "content" else r.settings["style_layers"]
+        typer.echo(f"wrote {r.output} from {only} of {','.join(used)}: loss {r.losses.get('total', float('nan')):.6g}"
+                   f" after {r.evaluations} evaluations ({r.stopped})")
+        if r.stopped == "interrupted":
+            _fail(f"interrupted; the best image so far is in {r.output}", 130)
+
+
 # ---- analyses: cluster / map / plane / compare / units / export (issue: analyses) -------------------------------
 
 

@@ -377,7 +377,9 @@ class _Objective:
                      ([f"style:{n}" for n in style_loss.layers] if style_loss else []) + ["tv"]
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        feats = self.net(x, self.layers)
+        # channels-last runs oneDNN's convolutions without layout reorders (measured ~20-30% faster on CPU); the
+        # optimised variable itself stays contiguous, as L-BFGS flattens it.
+        feats = self.net(x.contiguous(memory_format=torch.channels_last), self.layers)
         terms = []
         total = x.new_zeros(())
         if self.content_loss is not None:
@@ -760,7 +762,7 @@ def synthesise(
     }
 
     # ---- network and losses ----
-    net = VGG19(weights, last_layer=last_layer, pooling=pooling).to(dev)
+    net = VGG19(weights, last_layer=last_layer, pooling=pooling).to(dev, memory_format=torch.channels_last)
     say(f"VGG-19 ({settings['weight_source']}, {pooling} pooling) up to {last_layer} on {dev}; "
         f"output {out_hw[1]}x{out_hw[0]}, {scales} level(s) {level_sides}, seed {seed}")
     content_loss = ContentLoss(content_layers, c_weights, loss) if content_layers else None
@@ -817,7 +819,6 @@ def synthesise(
 
                 def on_eval(n, xt, values, _k=k, _ti=ti, _bar=bar, _tiled=len(tiles) > 1):
                     if _bar is not None:
-                        _bar.update(1)
                         post = {"total": f"{values[0]:.4g}"}
                         if content_loss is not None:
                             post["content"] = f"{content_weight * sum(values[1:1 + len(content_layers)]):.3g}"
@@ -827,6 +828,7 @@ def synthesise(
                         if tv_weight:
                             post["tv"] = f"{tv_weight * values[-1]:.3g}"
                         _bar.set_postfix(post, refresh=False)
+                        _bar.update(1)
                     if step_files and not _tiled and n % save_every == 0:
                         save_step(f"s{_k + 1}-{n:05d}", xt.detach())
                     if callback is not None:
@@ -994,11 +996,21 @@ def reconstruct(image, *, only: str = "content", layers: Sequence[str] | None = 
 
 
 def reconstruct_layers(image, *, only: str = "content", layers: Sequence[str] | None = None,
-                       **options) -> list[tuple[str, TransferResult]]:
+                       output: str | os.PathLike | None = None, **options) -> list[tuple[str, TransferResult]]:
     """One reconstruction per layer, as in the thesis's figures and the talk's "one layer at a time".
 
     Content: each layer alone (Fig. 2.3). Style: the layers up to and including each one (Fig. 2.5: conv1_1;
-    conv1_1+conv2_1; …). Returns (label, result) pairs; the label is the last layer used.
+    conv1_1+conv2_1; …). Returns (layer, result) pairs, the layer being the last one used. With *output*
+    (``rec.png``), each is written as it finishes: ``rec-relu1_1.png`` (+ sidecar). An interrupted run stops the
+    series after writing its best image.
+
+    Examples
+    --------
+    >>> from PIL import Image
+    >>> im = Image.effect_noise((32, 32), 50).convert("RGB")
+    >>> [(n, r.settings["style_layers"]) for n, r in reconstruct_layers(im, only="style",
+    ...     layers=["relu1_1", "relu2_1"], size=32, iterations=2, seed=0)]
+    [('relu1_1', ['relu1_1']), ('relu2_1', ['relu1_1', 'relu2_1'])]
     """
     if only not in ("content", "style"):
         raise ValueError(f"only must be 'content' or 'style', not {only!r}")
@@ -1006,5 +1018,12 @@ def reconstruct_layers(image, *, only: str = "content", layers: Sequence[str] | 
     out = []
     for i, name in enumerate(layers):
         use = [name] if only == "content" else layers[: i + 1]
-        out.append((name, reconstruct(image, only=only, layers=use, **options)))
+        path = None
+        if output is not None:
+            output = Path(output)
+            path = output.with_name(f"{output.stem}-{name}{output.suffix}")
+        r = reconstruct(image, only=only, layers=use, output=path, **options)
+        out.append((name, r))
+        if r.stopped == "interrupted":
+            break
     return out
