@@ -7,7 +7,6 @@ Everything that turns a file into pixels lives here: the recursive walk, format 
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 from typing import Iterator
 
@@ -39,6 +38,10 @@ MAX_PIXELS = 1_500_000_000
 
 # Truncated files must fail loudly, not decode half-grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+# Pillow's decompression-bomb guard (89 Mpx warning, 179 Mpx error) refuses ordinary museum scans. artspace replaces
+# it with its own explicit limit, checked on the header before any pixel is decoded (see open_image).
+if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_PIXELS:
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
 def walk_images(root: str | os.PathLike, *, exclude: tuple[str, ...] = (".artspace",)) -> Iterator[Path]:
@@ -77,28 +80,21 @@ def open_image(path: str | os.PathLike, *, max_side: int | None = None) -> Image
     if size == 0:
         raise UnreadableImage(path, "file is empty (0 bytes)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            old_limit = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-            try:
-                im = Image.open(path)
-                w, h = im.size
-                if w * h > MAX_PIXELS:
-                    raise UnreadableImage(
-                        path,
-                        f"{w}x{h} is {w * h / 1e6:.0f} megapixels, above artspace's limit of "
-                        f"{MAX_PIXELS / 1e6:.0f}; downscale it first (e.g. `vips resize`)",
-                    )
-                if max_side and im.format == "JPEG" and max(w, h) > 2 * max_side:
-                    # Decode at 1/2, 1/4 or 1/8 scale directly: fast and memory-light for huge scans.
-                    scale = max(w, h) / max_side
-                    im.draft("RGB", (int(w / scale) + 1, int(h / scale) + 1))
-                im.load()
-            finally:
-                Image.MAX_IMAGE_PIXELS = old_limit
-            im = ImageOps.exif_transpose(im)
-            im = _to_rgb(im)
+        im = Image.open(path)
+        w, h = im.size
+        if w * h > MAX_PIXELS:
+            raise UnreadableImage(
+                path,
+                f"{w}x{h} is {w * h / 1e6:.0f} megapixels, above artspace's limit of "
+                f"{MAX_PIXELS / 1e6:.0f}; downscale it first (e.g. `vips resize`)",
+            )
+        if max_side and im.format == "JPEG" and max(w, h) > 2 * max_side:
+            # Decode at 1/2, 1/4 or 1/8 scale directly: fast and memory-light for huge scans.
+            scale = max(w, h) / max_side
+            im.draft("RGB", (int(w / scale) + 1, int(h / scale) + 1))
+        im.load()
+        im = ImageOps.exif_transpose(im)
+        im = _to_rgb(im)
     except UnreadableImage:
         raise
     except Image.DecompressionBombError as e:

@@ -55,17 +55,21 @@ def gram(features: torch.Tensor) -> torch.Tensor:
 
     Returns
     -------
-    Tensor of shape (B, N, N), computed in float32 whatever the input's precision.
+    Tensor of shape (B, N, N), in float32 for half-precision input (float64 input stays float64).
     """
     b, n, h, w = features.shape
-    f = features.reshape(b, n, h * w).float()
+    f = features.reshape(b, n, h * w)
+    if f.dtype in (torch.float16, torch.bfloat16):
+        f = f.float()
     return torch.bmm(f, f.transpose(1, 2)) / (h * w)
 
 
 def content_term(f: torch.Tensor, p: torch.Tensor, kind: str = "l2") -> torch.Tensor:
     r"""Per-image content loss :math:`\tfrac12\sum(F-P)^2` (or :math:`\sum|F-P|`) of shape (B,)."""
     _check_kind(kind)
-    d = (f.float() - p.float()).flatten(1)
+    d = (f - p).flatten(1)
+    if d.dtype in (torch.float16, torch.bfloat16):
+        d = d.float()
     return 0.5 * d.pow(2).sum(1) if kind == "l2" else d.abs().sum(1)
 
 
@@ -95,7 +99,7 @@ def _triu(n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     key = (n, str(device))
     if key not in _TRIU_CACHE:
         idx = torch.triu_indices(n, n, device=device)
-        scale = torch.where(idx[0] == idx[1], 1.0, 2.0**0.5).to(device)
+        scale = torch.where(idx[0] == idx[1], 1.0, 2.0**0.5).to(device=device, dtype=torch.float64)
         _TRIU_CACHE[key] = (idx[0] * n + idx[1], scale)
     return _TRIU_CACHE[key]
 
@@ -110,7 +114,7 @@ def style_vector(g: torch.Tensor, weight: float = 1.0) -> torch.Tensor:
     """
     b, n, _ = g.shape
     flat_idx, scale = _triu(n, g.device)
-    return g.reshape(b, n * n)[:, flat_idx] * (scale * (weight**0.5) / (2.0 * n))
+    return g.reshape(b, n * n)[:, flat_idx] * (scale * (weight**0.5) / (2.0 * n)).to(g.dtype)
 
 
 class ContentLoss(torch.nn.Module):

@@ -1,0 +1,41 @@
+"""Shared fixtures: a tiny demo collection and its catalog, built once per test session."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from artspace.catalog import Catalog, index
+from artspace.demo import make_demo
+from artspace.features import FeatureSpec
+
+#: Small enough to index in seconds on two CPU cores, big enough for groups and neighbours.
+DEMO_SHAPES = ("circle", "star", "cross")
+DEMO_TEXTURES = ("stripes", "dots", "checker")
+TINY_SPEC = FeatureSpec(size=64)
+
+
+@pytest.fixture(scope="session")
+def demo_source(tmp_path_factory) -> Path:
+    """A pristine 3 shapes x 3 textures x 2 variants demo collection (64 px); copy it before changing it."""
+    return make_demo(tmp_path_factory.mktemp("demo_src"), shapes=DEMO_SHAPES, textures=DEMO_TEXTURES, variants=2,
+                     size=64)
+
+
+@pytest.fixture(scope="session")
+def demo_catalog(demo_source, tmp_path_factory) -> Catalog:
+    """The demo collection indexed once (read-only for tests: copy it to modify)."""
+    root = tmp_path_factory.mktemp("demo_cat") / "demo"
+    shutil.copytree(demo_source, root)
+    index(root, metadata=root / "metadata.csv", spec=TINY_SPEC, quiet=True, batch_size=4)
+    return Catalog.open(root)
+
+
+@pytest.fixture
+def demo_copy(demo_source, tmp_path) -> Path:
+    """A fresh writable copy of the demo collection, without a catalog."""
+    root = tmp_path / "demo"
+    shutil.copytree(demo_source, root)
+    return root
