@@ -99,7 +99,8 @@ def _triu(n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     key = (n, str(device))
     if key not in _TRIU_CACHE:
         idx = torch.triu_indices(n, n, device=device)
-        scale = torch.where(idx[0] == idx[1], 1.0, 2.0**0.5).to(device=device, dtype=torch.float64)
+        scale = torch.full(idx[0].shape, 2.0**0.5, dtype=torch.float64, device=device)
+        scale[idx[0] == idx[1]] = 1.0
         _TRIU_CACHE[key] = (idx[0] * n + idx[1], scale)
     return _TRIU_CACHE[key]
 
