@@ -1,0 +1,172 @@
+"""The catalog: incremental and resumable indexing, the lock, bad files, and queries."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from artspace.catalog import Catalog, _Lock, index
+from artspace.errors import CatalogLocked, CatalogNotFound, IncompatibleCatalog, WorkNotFound
+
+from conftest import TINY_SPEC
+
+
+def test_catalog_layout_and_works_table(demo_catalog):
+    cat = demo_catalog
+    for name in ("manifest.json", "works.parquet", "skipped.csv", "embeddings.npz", "projection.npz",
+                 "style.faiss", "content.faiss", "content_model.npz"):
+        assert (cat.dir / name).is_file(), name
+    w = cat.works
+    assert len(w) == 18 and list(w.columns[:7]) == ["id", "path", "size", "mtime_ns", "checksum", "width", "height"]
+    assert set(w["shape"]) == {"circle", "star", "cross"} and (w["width"] == 64).all()
+    row = w.iloc[0]
+    import hashlib
+    assert row["checksum"] == hashlib.sha256((cat.root / row["path"]).read_bytes()).hexdigest()
+    m = cat.manifest
+    assert m["format_version"] == 1 and m["spec"]["weights"] == "original" and m["index"]["style"] == "exact"
+    ids, style = cat.embeddings("style")
+    assert style.dtype == np.float32 and style.shape[1] * 4 <= 2048 and list(ids) == sorted(w["id"])
+    assert not list(cat.dir.rglob("*.tmp"))
+
+
+def test_similar_style_and_content(demo_catalog):
+    cat = demo_catalog
+    q = "dots/star_0.png"
+    by_style = cat.similar(q, by="style", k=5)
+    assert list(by_style.columns[:4]) == ["rank", "id", "path", "distance"]
+    assert q not in set(by_style["path"]) and by_style["distance"].is_monotonic_increasing
+    assert (by_style["texture"].iloc[:1] == "dots").all()  # its own variant in the same hand comes first
+    by_content = cat.similar(cat.root / q, by="content", k=3)
+    assert len(by_content) == 3 and (by_content["distance"] >= 0).all()
+    # An outside image gets features on the fly; its nearest work by style is itself copied in.
+    only_stripes = cat.similar(q, by="style", k=20, where="texture == 'stripes'")
+    assert set(only_stripes["texture"]) == {"stripes"} and len(only_stripes) == 6
+    with pytest.raises(WorkNotFound, match="neither an image file nor a work"):
+        cat.similar("no-such-thing.jpg")
+
+
+def test_outside_image_query_matches_stored_embedding(demo_catalog, tmp_path):
+    cat = demo_catalog
+    outside = tmp_path / "copy.png"
+    outside.write_bytes((cat.root / "checker/cross_1.png").read_bytes())
+    res = cat.similar(outside, by="style", k=1)
+    assert res["path"].iloc[0] == "checker/cross_1.png" and res["distance"].iloc[0] < 1e-3 * cat.similar(
+        "checker/cross_1.png", by="style", k=1)["distance"].iloc[0] + 1.0
+
+
+def test_content_search_finds_the_shape_more_often_than_raw_features_would(demo_catalog):
+    """On the shapes x textures grid the content neighbours share the shape more often than the texture."""
+    cat = demo_catalog
+    same_shape = same_texture = 0
+    for row in cat.works.itertuples():
+        res = cat.similar(row.id, by="content", k=2)
+        same_shape += int((res["shape"] == row.shape).sum())
+        same_texture += int((res["texture"] == row.texture).sum())
+    assert same_shape > same_texture
+
+
+def test_incremental_add_change_delete_keeps_ids(demo_copy):
+    root = demo_copy
+    first = index(root, spec=TINY_SPEC, quiet=True)
+    assert (first.added, first.unchanged) == (18, 0)
+    cat = Catalog.open(root)
+    ids_before = dict(zip(cat.works["path"], cat.works["id"]))
+    again = index(root, quiet=True)
+    assert (again.added, again.updated, again.removed, again.extracted) == (0, 0, 0, 0)
+    (root / "dots/star_0.png").unlink()
+    (root / "new").mkdir()
+    (root / "new/extra.png").write_bytes((root / "checker/circle_0.png").read_bytes())
+    changed = root / "stripes/cross_1.png"
+    changed.write_bytes((root / "dots/cross_1.png").read_bytes())
+    rep = index(root, quiet=True)
+    assert (rep.added, rep.updated, rep.removed, rep.extracted) == (1, 1, 1, 2)
+    cat = Catalog.open(root)
+    ids_after = dict(zip(cat.works["path"], cat.works["id"]))
+    assert "dots/star_0.png" not in ids_after and ids_after["stripes/cross_1.png"] == ids_before["stripes/cross_1.png"]
+    assert ids_after["new/extra.png"] == max(ids_before.values()) + 1
+    assert len(list((cat.dir / "shards").glob("*.npz"))) == 1  # compacted
+
+
+def test_bad_files_are_skipped_recorded_and_not_retried(demo_copy):
+    root = demo_copy
+    (root / "empty.jpg").write_bytes(b"")
+    (root / "fake.png").write_text("not an image at all")
+    (root / "notes.txt").write_text("ignored: not an image extension")
+    seen = []
+    rep = index(root, spec=TINY_SPEC, quiet=True, on_skip=lambda p, r: seen.append(p))
+    assert sorted(seen) == ["empty.jpg", "fake.png"] and rep.works == 18
+    skipped = Catalog.open(root).skipped
+    assert set(skipped["path"]) == {"empty.jpg", "fake.png"} and skipped["reason"].str.len().min() > 5
+    rep2 = index(root, quiet=True)
+    assert rep2.extracted == 0 and len(rep2.skipped) == 2  # still reported, not re-read
+
+
+def test_second_index_run_is_refused_while_one_holds_the_lock(demo_copy):
+    index(demo_copy, spec=TINY_SPEC, quiet=True)
+    cdir = demo_copy / ".artspace"
+    with _Lock(cdir):
+        with pytest.raises(CatalogLocked, match="being written by pid"):
+            index(demo_copy, quiet=True)
+    index(demo_copy, quiet=True)  # released
+
+
+def test_incompatible_catalogs_are_refused(demo_copy):
+    index(demo_copy, spec=TINY_SPEC, quiet=True)
+    from artspace.features import FeatureSpec
+
+    with pytest.raises(IncompatibleCatalog, match="--rebuild"):
+        index(demo_copy, spec=FeatureSpec(size=96), quiet=True)
+    mpath = demo_copy / ".artspace/manifest.json"
+    m = json.loads(mpath.read_text())
+    m["format_version"] = 999
+    mpath.write_text(json.dumps(m))
+    with pytest.raises(IncompatibleCatalog, match="format version 999"):
+        Catalog.open(demo_copy)
+    with pytest.raises(CatalogNotFound, match="artspace index"):
+        Catalog.open(demo_copy / "dots")
+
+
+def test_metadata_joined_by_file_name_and_remembered(demo_copy, tmp_path):
+    md = pd.read_csv(demo_copy / "metadata.csv")
+    md["file"] = md["path"].str.split("/").str[-1] + ""
+    md = md[~md["file"].duplicated(keep=False)]  # bare names shared by two folders cannot be matched
+    md[["file", "shape"]].rename(columns={"shape": "subject"}).to_csv(tmp_path / "by_name.csv", index=False)
+    index(demo_copy, spec=TINY_SPEC, metadata=tmp_path / "by_name.csv", quiet=True)
+    # Every file name here occurs in three texture folders, so none is unique: nothing is guessed.
+    assert Catalog.open(demo_copy).works["subject"].isna().all()
+    md2 = pd.read_csv(demo_copy / "metadata.csv")
+    md2.to_csv(tmp_path / "full.csv", index=False)
+    index(demo_copy, metadata=tmp_path / "full.csv", quiet=True)
+    (demo_copy / "dots/star_0.png").unlink()
+    index(demo_copy, quiet=True)  # metadata remembered from the manifest
+    assert Catalog.open(demo_copy).works["shape"].notna().all()
+
+
+@pytest.mark.slow
+def test_killed_index_process_resumes_without_recomputing(demo_copy):
+    """A real `artspace index` process killed with SIGKILL mid-run; the next run finishes the job."""
+    cdir = demo_copy / ".artspace"
+    cmd = [sys.executable, "-m", "artspace.cli", "index", str(demo_copy), "--size", "64", "--batch-size", "2",
+           "--quiet", "--workers", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((cdir / "shards").glob("part-*.npz"))) < 3:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read().decode()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(list((cdir / "shards").glob("part-*.npz")))
+    assert done >= 3 and not (cdir / "works.parquet").exists()
+    rep = index(demo_copy, quiet=True)
+    assert rep.works == 18 and rep.extracted <= 18 - 2 * 3 and rep.unchanged >= 6
+    assert not list(cdir.rglob("*.tmp"))
+    again = Catalog.open(demo_copy)
+    assert sorted(again.works["id"]) == list(range(18))

@@ -1,0 +1,89 @@
+"""Every command of the CLI, invoked as a user would, then checked through the Python API."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+from PIL import Image
+from typer.testing import CliRunner
+
+from artspace.catalog import Catalog
+from artspace.cli import app
+
+runner = CliRunner()
+
+
+def test_every_command_has_a_summary_and_an_example():
+    import typer.main
+
+    group = typer.main.get_command(app)
+    for name, cmd in group.commands.items():
+        assert cmd.help and "Example" in cmd.help, f"`artspace {name}` lacks a summary with an example"
+
+
+def test_demo_then_index_then_similar(tmp_path):
+    root = tmp_path / "demo"
+    r = runner.invoke(app, ["demo", str(root), "--variants", "1", "--size", "64"])
+    assert r.exit_code == 0 and "wrote 36 images" in r.output
+    r = runner.invoke(app, ["index", str(root), "--metadata", str(root / "metadata.csv"), "--size", "64", "-q"])
+    assert r.exit_code == 0, r.output
+    assert "36 works" in r.output and "36 added" in r.output
+    assert len(Catalog.open(root).works) == 36
+
+    r = runner.invoke(app, ["similar", "dots/star_0.png", "--by", "content", "-k", "4", "-c", str(root)])
+    assert r.exit_code == 0 and "rank" in r.output and "distance" in r.output and len(r.output.splitlines()) == 5
+
+    r = runner.invoke(app, ["similar", "3", "--by", "style", "-k", "3", "-c", str(root), "--format", "json",
+                            "--where", "texture == 'waves'", "--sheet", str(tmp_path / "sheet.jpg")])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    assert [x["rank"] for x in rows] == [1, 2, 3] and {x["texture"] for x in rows} == {"waves"}
+    assert {"id", "path", "distance"} <= set(rows[0])
+    assert Image.open(tmp_path / "sheet.jpg").size[0] > 200
+
+    r = runner.invoke(app, ["similar", "3", "-c", str(root), "--format", "csv", "-k", "2"])
+    assert r.exit_code == 0 and r.stdout.splitlines()[0].startswith("rank,id,path,distance")
+
+    r = runner.invoke(app, ["similar", "nothing-here", "-c", str(root)])
+    assert r.exit_code == 1 and "Error:" in r.output and "neither an image file nor a work" in r.output
+
+    r = runner.invoke(app, ["similar", "3", "-c", str(root), "--by", "colour"])
+    assert r.exit_code == 1 and "style or content" in r.output
+
+
+def test_index_exit_code_says_files_were_skipped(demo_copy):
+    (demo_copy / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    r = runner.invoke(app, ["index", str(demo_copy), "--size", "64", "-q"])
+    assert r.exit_code == 3 and "skipped broken.jpg:" in r.output and "1 skipped" in r.output
+
+
+def test_index_errors_are_one_line(tmp_path):
+    r = runner.invoke(app, ["index", str(tmp_path / "missing")])
+    assert r.exit_code == 1 and r.output.startswith("Error:") and "not a folder" in r.output
+    r = runner.invoke(app, ["similar", "x.jpg", "-c", str(tmp_path)])
+    assert r.exit_code == 1 and "no artspace catalog" in r.output
+
+
+def test_distance_table_and_json(demo_catalog):
+    cat = demo_catalog
+    r = runner.invoke(app, ["distance", "0", "5", "-c", str(cat.dir), "--format", "json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert set(d) == {"style", "style_layers", "content"} and len(d["style_layers"]) == 5
+    assert abs(sum(d["style_layers"].values()) - d["style"]) <= 1e-6 * d["style"]
+    api = cat.distance(0, 5)
+    assert abs(api["content"] - d["content"]) <= 1e-6 * api["content"]
+    r = runner.invoke(app, ["distance", str(cat.root / "dots/star_0.png"), str(cat.root / "dots/star_1.png"),
+                            "-c", str(cat.dir)])
+    assert r.exit_code == 0 and "L_style" in r.output and "relu4_1" in r.output and "relu4_2" in r.output
+
+
+def test_distance_without_catalog_uses_default_spec(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name, colour in (("a.png", "red"), ("b.png", "blue")):
+        Image.new("RGB", (40, 30), colour).save(tmp_path / name)
+    r = runner.invoke(app, ["distance", "a.png", "b.png", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["style"] > 0 and d["content"] > 0
