@@ -369,6 +369,199 @@ def reconstruct_cmd(
 
 # ---- analyses: cluster / map / plane / compare / units / export (issue: analyses) -------------------------------
 
+_ByOpt = typer.Option("style", "--by", help="style (squared L2 of style embeddings, ~ L_style) or content (1 - cos).")
+
+
+def _choice(value, allowed, flag: str):
+    if value not in allowed:
+        _fail(f"{flag} must be one of {', '.join(map(str, allowed))}, not {value!r}")
+    return value
+
+
+def _wrote(files) -> None:
+    for f in files:
+        typer.echo(f"wrote {f}", err=True)
+
+
+@app.command("cluster")
+@handle_errors
+def cluster_cmd(
+    by: str = _ByOpt,
+    k: Optional[int] = typer.Option(None, "-k", "--k", help="Number of clusters (default: chosen by silhouette)."),
+    method: str = typer.Option("kmeans", "--method", help="kmeans, hdbscan or agglomerative (Ward)."),
+    label_column: Optional[str] = typer.Option(None, "--label-column", help="Metadata column to score the "
+                                               "clusters against (purity, NMI, ARI)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for the CSV and one contact sheet per "
+                                       "cluster (default ./clusters-BY)."),
+    column: Optional[str] = typer.Option(None, "--column", help="Works-table column to write (default cluster_BY)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    catalog: Optional[Path] = CatalogOpt,
+):
+    """Cluster the works by style or content; write the labels to the works table, a CSV and contact sheets.
+
+    Example: artspace cluster --by style -k 7 --label-column style --catalog paintings
+    """
+    from .analysis import CLUSTER_METHODS, cluster
+
+    _choice(by, ("style", "content"), "--by")
+    _choice(method, CLUSTER_METHODS, "--method")
+    if method == "hdbscan" and k is not None:
+        _fail("hdbscan finds the number of clusters itself; leave -k out or use --method kmeans")
+    cat = _open_catalog(catalog)
+    result = cluster(cat, by=by, k=k, method=method, label_column=label_column, column=column, seed=seed,
+                     out=out if out is not None else Path(f"clusters-{by}"))
+    typer.echo(result.summary())
+    typer.echo(f"labels in column {result.column!r} of {cat.dir / 'works.parquet'}", err=True)
+    _wrote(result.files)
+
+
+@app.command("map")
+@handle_errors
+def map_cmd(
+    by: str = _ByOpt,
+    out: Path = typer.Option(Path("map"), "--out", "-o", help="Folder for map-BY.png, map-BY.html and map-BY.csv."),
+    color: Optional[str] = typer.Option(None, "--color", help="Metadata column to colour by (the page can switch)."),
+    recompute: bool = typer.Option(False, help="Compute the layout again even if the catalog has one."),
+    method: str = typer.Option("umap", "--method", help="umap or pca."),
+    neighbors_k: int = typer.Option(8, "--neighbors", help="Nearest works listed when a work is clicked."),
+    thumbs: str = typer.Option("auto", help="auto, embed (inside the HTML), beside (a folder next to it) or none."),
+    seed: int = typer.Option(0, help="Random seed of the layout."),
+    catalog: Optional[Path] = CatalogOpt,
+):
+    """Map the collection: a UMAP layout saved in the catalog, a PNG with thumbnails, an offline HTML map.
+
+    Example: artspace map --by style --color style -o map --catalog paintings
+    """
+    from .mapping import LAYOUT_METHODS, map_collection
+
+    _choice(by, ("style", "content"), "--by")
+    _choice(method, LAYOUT_METHODS, "--method")
+    _choice(thumbs, ("auto", "embed", "beside", "none"), "--thumbs")
+    cat = _open_catalog(catalog)
+    result = map_collection(cat, out, by=by, color=color, recompute=recompute, method=method,
+                            neighbors_k=neighbors_k, thumbs=thumbs, seed=seed)
+    how = "computed and saved in the catalog" if result.computed else "reused from the catalog (--recompute to redo)"
+    typer.echo(f"{len(result.coords)} works mapped by {by}; layout {how}")
+    _wrote(result.files)
+
+
+@app.command("plane")
+@handle_errors
+def plane_cmd(
+    query: str = typer.Argument(..., help="An image file, a work id, or a work's relative path."),
+    out: Path = typer.Option(Path("plane"), "--out", "-o", help="Folder for plane.png and plane.csv."),
+    split: float = typer.Option(0.5, help="Quantile separating near from far on each axis (0.5: median)."),
+    top: int = typer.Option(5, help="Works listed per named quadrant."),
+    color: Optional[str] = typer.Option(None, "--color", help="Metadata column to colour the points by."),
+    catalog: Optional[Path] = CatalogOpt,
+):
+    """The style/content plane around QUERY (lecture notes, Figure 1): content distance x, style distance y.
+
+    Names the quadrants "same style, other subject" and "same subject, other style" and lists their top works.
+
+    Example: artspace plane dots/star_0.png -o plane --color texture --catalog data/demo
+    """
+    from .analysis import plane
+
+    if not 0 < split < 1:
+        _fail(f"--split must be strictly between 0 and 1, not {split}")
+    cat = _open_catalog(catalog)
+    result = plane(cat, query, split=split, top=top, color=color, out=out)
+    typer.echo(result.summary(top))
+    for name in ("same style, other subject", "same subject, other style"):
+        t = result.top[name]
+        if len(t):
+            typer.echo(f"\n{name}:")
+            _print_table(t[["id", "path", "style_distance", "content_distance"]], "table")
+    _wrote(result.files)
+
+
+@app.command("compare")
+@handle_errors
+def compare_cmd(
+    group_by: str = typer.Option(..., "--group-by", help="Metadata column defining the groups (artist, decade...)."),
+    by: str = _ByOpt,
+    permutations: int = typer.Option(999, help="Random relabellings for the p-values (0: no test)."),
+    pairwise: bool = typer.Option(True, help="Also test every pair of groups (Holm-adjusted)."),
+    min_size: int = typer.Option(2, help="Leave out groups with fewer works."),
+    out: Path = typer.Option(Path("compare"), "--out", "-o", help="Folder for CSVs, heat map and dendrogram."),
+    seed: int = typer.Option(0, help="Random seed of the permutations."),
+    catalog: Optional[Path] = CatalogOpt,
+):
+    """Mean distances within and between groups, a heat map, a dendrogram, and a permutation test.
+
+    Example: artspace compare --group-by style --by style -o compare --catalog paintings
+    """
+    from .analysis import compare
+
+    _choice(by, ("style", "content"), "--by")
+    cat = _open_catalog(catalog)
+    result = compare(cat, group_by=group_by, by=by, permutations=permutations, pairwise=pairwise,
+                     min_size=min_size, seed=seed, out=out)
+    typer.echo(result.summary())
+    typer.echo("")
+    _print_table(result.groups, "table")
+    _wrote(result.files)
+
+
+@app.command("units")
+@handle_errors
+def units_cmd(
+    layer: str = typer.Option("relu3_1", "--layer", help="VGG-19 layer (relu1_1 ... relu5_4)."),
+    unit: Optional[int] = typer.Option(None, "--unit", help="Filter index: show the patches that excite it most."),
+    group: Optional[str] = typer.Option(None, "--group", help="With --column: list the units most characteristic "
+                                        "of the works where COLUMN == GROUP."),
+    column: Optional[str] = typer.Option(None, "--column", help="Metadata column (for --group; captions otherwise)."),
+    top: Optional[int] = typer.Option(None, help="Patches shown (default 9) or units listed (default 10)."),
+    out: Path = typer.Option(Path("units"), "--out", "-o", help="Folder for the contact sheet and CSV."),
+    catalog: Optional[Path] = CatalogOpt,
+):
+    """The nine catalog patches that excite one filter most (course slides 002), or a group's characteristic units.
+
+    Example: artspace units --layer relu3_1 --unit 42 ; artspace units --layer relu4_1 --group Baroque --column style
+    """
+    from .analysis import write_csv
+    from .units import characteristic_units, units
+
+    cat = _open_catalog(catalog)
+    if group is not None:
+        if column is None:
+            _fail("--group needs --column (the metadata column the group is a value of)")
+        df = characteristic_units(cat, layer=layer, column=column, group=group, top=top or 10)
+        typer.echo(f"units of {layer} most characteristic of {column} == {group!r} (Cohen's d of mean response):")
+        _print_table(df, "table")
+        import re
+
+        safe = re.sub(r"[^\w.-]+", "_", f"{column}-{group}")
+        _wrote([write_csv(df, out / f"units-{layer}-{safe}.csv")])
+        return
+    if unit is None:
+        _fail("give --unit N (show its top patches) or --group VALUE --column COL (list characteristic units)")
+    result = units(cat, layer=layer, unit=unit, top=top or 9, column=column, out=out)
+    _print_table(result.patches, "table")
+    _wrote(result.files)
+
+
+@app.command("export")
+@handle_errors
+def export_cmd(
+    out: Path = typer.Option(..., "--out", "-o", help="works.csv or works.parquet."),
+    neighbors: int = typer.Option(5, "--neighbors", help="Nearest works listed per work and space (0: none)."),
+    by: List[str] = typer.Option(["style", "content"], "--by", help="Spaces whose neighbours are listed."),
+    catalog: Optional[Path] = CatalogOpt,
+):
+    """Export the works table with cluster labels, map coordinates and each work's nearest neighbours.
+
+    Example: artspace export -o works.parquet --catalog paintings
+    """
+    from .analysis import export
+
+    for b in by:
+        _choice(b, ("style", "content"), "--by")
+    cat = _open_catalog(catalog)
+    table = export(cat, out, neighbors=neighbors, by=by)
+    typer.echo(f"wrote {len(table)} works x {len(table.columns)} columns to {out}")
+
 
 def main():  # console-script entry point
     app()

@@ -39,3 +39,14 @@ def demo_copy(demo_source, tmp_path) -> Path:
     root = tmp_path / "demo"
     shutil.copytree(demo_source, root)
     return root
+
+
+# ---- analyses (tests/test_analysis.py, tests/test_map_browser.py, tests/test_notebook.py) ----------------------
+
+
+@pytest.fixture(scope="session")
+def analysis_catalog(demo_catalog, tmp_path_factory) -> Catalog:
+    """A private copy of the indexed demo collection that analyses may write into (cluster and map columns)."""
+    root = tmp_path_factory.mktemp("analysis_cat") / "demo"
+    shutil.copytree(demo_catalog.root, root)
+    return Catalog.open(root)

@@ -1,0 +1,254 @@
+"""What single VGG-19 filters respond to in a collection (course slides 002: "pick a unit, find the nine image
+patches that maximise its activation").
+
+One pass of the catalog's images through the network up to a layer records, for every work and every filter (unit)
+of that layer, the strongest response, where it occurred, and the mean response over the image. The record is kept
+in the catalog (``units-<layer>.npz``) so that every later question about that layer is instant:
+
+* :func:`units` — the works whose strongest response of one unit is highest, each shown by the patch of the image
+  that unit sees (its receptive field) around that response: a contact sheet;
+* :func:`characteristic_units` — the units whose mean response most separates one group of works (an artist, a
+  movement) from the rest.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .analysis import _atomic_write, _metadata_columns, _save_image, write_csv
+from .backbone import CHANNELS, LAYERS, check_layers
+from .errors import ArtspaceError
+from .images import to_pil
+
+__all__ = ["UnitsResult", "receptive_field", "unit_responses", "units", "characteristic_units"]
+
+
+def receptive_field(layer: str) -> tuple[int, int, float]:
+    """``(size, stride, offset)`` of a *layer*'s units in input pixels: unit ``p`` sees the input square of side
+    *size* centred at ``p * stride + offset`` (VGG-19: 3×3 convolutions with padding 1, 2×2 max-pooling).
+
+    Examples
+    --------
+    >>> receptive_field("relu1_1"), receptive_field("relu3_1")
+    ((3, 1, 0.0), (24, 4, 1.5))
+    """
+    name = check_layers([layer])[0]
+    size, stride, offset = 1, 1, 0.0
+    for n in LAYERS[: LAYERS.index(name) + 1]:
+        if n.startswith("conv"):
+            size += 2 * stride
+        elif n.startswith("pool"):
+            size += stride
+            offset += 0.5 * stride
+            stride *= 2
+    return size, stride, offset
+
+
+def _cache_path(cat, layer: str) -> Path:
+    return cat.dir / f"units-{layer}.npz"
+
+
+def unit_responses(cat, *, layer: str, batch_size: int = 8, cache: bool = True, progress: bool = False) -> dict:
+    """Every work's response to every unit of *layer*: ``{"ids", "max", "mean", "argmax", "side"}``.
+
+    ``max`` and ``mean`` are (n, C) arrays of the strongest and the mean response of each unit over each image
+    (at the catalog's input size); ``argmax`` the flat position of the strongest on the ``side × side`` map.
+    Stored in the catalog (``units-<layer>.npz``) and only computed for works not yet recorded.
+    """
+    layer = check_layers([layer])[0]
+    ids = cat.works["id"].to_numpy(np.int64)
+    spec = cat.spec.describe()
+    path = _cache_path(cat, layer)
+    old = None
+    if cache and path.is_file():
+        with np.load(path) as z:
+            if str(z["spec"]) == spec:
+                old = {k: z[k] for k in ("ids", "max", "mean", "argmax")}
+                side = int(z["side"])
+    C = CHANNELS[layer]
+    known = {} if old is None else {int(i): j for j, i in enumerate(old["ids"])}
+    todo = [i for i in ids if int(i) not in known]
+    new = {"max": np.zeros((len(todo), C), np.float32), "mean": np.zeros((len(todo), C), np.float32),
+           "argmax": np.zeros((len(todo), C), np.int32)}
+    if todo:
+        ex = cat.extractor
+        if LAYERS.index(layer) > LAYERS.index(ex.net.layer_names[-1]):
+            raise ArtspaceError(f"layer {layer} lies beyond the catalog network's last layer "
+                                f"{ex.net.layer_names[-1]}")
+        paths = cat.works.set_index("id")["path"]
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(todo), unit="img", desc=f"units {layer}")
+        with torch.inference_mode():
+            for start in range(0, len(todo), batch_size):
+                chunk = todo[start:start + batch_size]
+                x = torch.stack([ex.load(cat.root / paths[i]) for i in chunk]).to(ex.device)
+                f = ex.net(x, [layer])[layer].float()
+                side = f.shape[-1]
+                flat = f.flatten(2)
+                m, a = flat.max(2)
+                new["max"][start:start + len(chunk)] = m.cpu().numpy()
+                new["argmax"][start:start + len(chunk)] = a.cpu().numpy()
+                new["mean"][start:start + len(chunk)] = flat.mean(2).cpu().numpy()
+                if bar is not None:
+                    bar.update(len(chunk))
+        if bar is not None:
+            bar.close()
+    elif old is None:
+        raise ArtspaceError("the catalog has no works")
+    out = {k: np.zeros((len(ids), C), new[k].dtype) for k in new}
+    todo_pos = {int(i): j for j, i in enumerate(todo)}
+    for r, i in enumerate(ids):
+        i = int(i)
+        for k in out:
+            out[k][r] = new[k][todo_pos[i]] if i in todo_pos else old[k][known[i]]
+    out["ids"] = ids
+    out["side"] = side
+    if cache and todo:
+        def write(tmp):
+            with open(tmp, "wb") as fh:
+                np.savez(fh, spec=np.array(spec), side=np.array(side), **{k: out[k] for k in
+                                                                         ("ids", "max", "mean", "argmax")})
+        _atomic_write(path, write)
+    return out
+
+
+@dataclass
+class UnitsResult:
+    """The top patches of one unit: ``patches`` (rank, id, path, activation, box in input pixels, metadata),
+    ``sheet`` (a PIL image), the layer's receptive field and the files written."""
+
+    layer: str
+    unit: int
+    patches: pd.DataFrame
+    sheet: object = None
+    receptive_field: tuple = ()
+    files: list = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _check_unit(layer: str, unit: int) -> int:
+    C = CHANNELS[layer]
+    if not 0 <= int(unit) < C:
+        raise ArtspaceError(f"{layer} has units 0..{C - 1}; {unit} is not one of them")
+    return int(unit)
+
+
+def units(cat, *, layer: str = "relu3_1", unit: int = 0, top: int = 9, column: str | None = None,
+          batch_size: int = 8, out=None, thumb: int = 128) -> UnitsResult:
+    """The *top* catalog patches that excite one unit of *layer* most, as a contact sheet.
+
+    For each work the unit's strongest response over the image is found; the works with the highest are shown by
+    the square of the image (at the catalog's input size) that the unit sees around that response — its receptive
+    field, 3 px at relu1_1, 24 px at relu3_1, 68 px at relu4_1, 156 px at relu5_1 (see :func:`receptive_field`). One patch per work.
+
+    Parameters
+    ----------
+    cat : Catalog
+    layer : str
+        A VGG-19 layer name (``relu3_1``, ``conv2_2``, ...).
+    unit : int
+        Filter index within the layer.
+    top : int
+        Patches shown (the slides' nine).
+    column : str, optional
+        A metadata column to print under each patch.
+    out : path, optional
+        Folder for ``units-<layer>-<unit>.png`` and ``.csv``.
+
+    Returns
+    -------
+    UnitsResult
+    """
+    t0 = time.perf_counter()
+    from PIL import Image
+
+    from .sheets import contact_sheet
+
+    layer = check_layers([layer])[0]
+    unit = _check_unit(layer, unit)
+    if column is not None and column not in cat.works.columns:
+        raise ArtspaceError(f"no column {column!r} in the works table; columns: "
+                            f"{', '.join(_metadata_columns(cat.works))}")
+    r = unit_responses(cat, layer=layer, batch_size=batch_size)
+    act = r["max"][:, unit]
+    order = np.argsort(-act, kind="stable")[:top]
+    size, stride, offset = receptive_field(layer)
+    S, side = cat.spec.size, int(r["side"])
+    works = cat.works.set_index("id", drop=False)
+    rows, items = [], []
+    for rank, j in enumerate(order, 1):
+        wid = int(r["ids"][j])
+        py, px = divmod(int(r["argmax"][j, unit]), side)
+        cy, cx = py * stride + offset, px * stride + offset
+        half = max(size, 8) / 2
+        box = [int(np.clip(np.floor(cx - half + 0.5), 0, S)), int(np.clip(np.floor(cy - half + 0.5), 0, S)),
+               int(np.clip(np.ceil(cx + half + 0.5), 0, S)), int(np.clip(np.ceil(cy + half + 0.5), 0, S))]
+        w = works.loc[wid]
+        row = {"rank": rank, "id": wid, "path": w["path"], "activation": float(act[j]), "x": box[0], "y": box[1],
+               "x1": box[2], "y1": box[3]}
+        if column is not None:
+            row[column] = w[column]
+        rows.append(row)
+        im = cat.extractor.load(cat.root / w["path"])  # the image exactly as the network saw it
+        patch = to_pil(im).crop(box).resize((thumb, thumb), Image.NEAREST if box[2] - box[0] < thumb // 2
+                                            else Image.LANCZOS)
+        cap = f"{str(w['path']).rsplit('/', 1)[-1]}\n{row['activation']:.3g}" + \
+            (f" · {w[column]}" if column is not None else "")
+        items.append((patch, cap))
+    patches = pd.DataFrame(rows)
+    sheet = contact_sheet(items, columns=3, thumb=thumb,
+                          title=f"{layer} unit {unit}: the {len(items)} patches that excite it most")
+    result = UnitsResult(layer=layer, unit=unit, patches=patches, sheet=sheet, receptive_field=(size, stride, offset))
+    if out is not None:
+        out = Path(out)
+        result.files.append(_save_image(sheet, out / f"units-{layer}-{unit}.png"))
+        result.files.append(write_csv(patches, out / f"units-{layer}-{unit}.csv"))
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def characteristic_units(cat, *, layer: str = "relu3_1", column: str, group, top: int = 10,
+                         batch_size: int = 8) -> pd.DataFrame:
+    """The units of *layer* whose mean response most distinguishes the works where ``column == group``.
+
+    Effect size: Cohen's d of each unit's mean response over the image, group against the rest (pooled standard
+    deviation); positive = the group excites the unit more.
+
+    Returns
+    -------
+    DataFrame with ``unit``, ``effect`` (d), ``mean_group``, ``mean_rest``, ``n_group``, ``n_rest``, strongest
+    first.
+    """
+    layer = check_layers([layer])[0]
+    works = cat.works
+    if column not in works.columns:
+        raise ArtspaceError(f"no column {column!r} in the works table; columns: "
+                            f"{', '.join(_metadata_columns(works))}")
+    values = works[column].astype(str).where(works[column].notna(), None)
+    member = (values == str(group)).to_numpy(bool)
+    if not member.any():
+        levels = ", ".join(map(str, pd.unique(values.dropna())[:20]))
+        raise ArtspaceError(f"no work has {column} == {group!r}; values are: {levels}")
+    if member.all():
+        raise ArtspaceError(f"every work has {column} == {group!r}; nothing to compare the group with")
+    r = unit_responses(cat, layer=layer, batch_size=batch_size)
+    pos = pd.Index(r["ids"]).get_indexer(works["id"].to_numpy(np.int64))
+    M = r["mean"][pos].astype(np.float64)
+    a, b = M[member], M[~member]
+    na, nb = len(a), len(b)
+    va = a.var(0, ddof=1) if na > 1 else np.zeros(M.shape[1])
+    vb = b.var(0, ddof=1) if nb > 1 else np.zeros(M.shape[1])
+    pooled = np.sqrt(((na - 1) * va + (nb - 1) * vb) / max(na + nb - 2, 1))
+    d = (a.mean(0) - b.mean(0)) / np.maximum(pooled, 1e-12)
+    df = pd.DataFrame({"unit": np.arange(M.shape[1]), "effect": d, "mean_group": a.mean(0), "mean_rest": b.mean(0),
+                       "n_group": na, "n_rest": nb})
+    return df.sort_values("effect", ascending=False, kind="stable").head(top).reset_index(drop=True)
