@@ -5,7 +5,7 @@ Layout of a catalog directory (default ``<collection>/.artspace/``)::
     manifest.json       format version, feature spec (weights, size, layers), projection, index kinds, versions
     works.parquet       one row per work: id, path, size, mtime_ns, checksum, width, height, + metadata columns
     skipped.csv         files that could not be read: path, reason
-    embeddings.npz      ids, style (n × k compact style), content (n × 2N style-free content embedding)
+    embeddings.npz      ids, style (n × k compact style), content (n × 512 style-free content embedding)
     projection.npz      the fitted style projection (see artspace.projection)
     content_model.npz   style-group means removed from content descriptors (see artspace.index)
     style.faiss         faiss index of style embeddings (squared L2 ≈ L_style)

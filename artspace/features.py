@@ -87,7 +87,7 @@ class FeatureSpec:
 
     @property
     def descriptor_dim(self) -> int:
-        return 2 * CHANNELS[self.descriptor_layer]
+        return CHANNELS[self.descriptor_layer]
 
     @property
     def last_layer(self) -> str:
@@ -113,18 +113,15 @@ class FeatureSpec:
 
 
 def content_descriptor(features: torch.Tensor) -> torch.Tensor:
-    r"""Content search descriptor of deep feature maps (B, N, H, W): shape (B, 2N).
+    r"""Content search descriptor of deep feature maps (B, N, H, W): shape (B, N).
 
-    The mean over positions of :math:`\sqrt{F}` (square-rooting damps the few very strong texture responses)
-    and the maximum over positions (does this part appear anywhere?), each scaled to unit length. Pooling over
-    space makes it indifferent to where the subject stands; style is removed later, at the catalog level.
+    The maximum of each filter over all positions — does this part of a subject appear anywhere? — scaled to unit
+    length. Pooling over space makes it indifferent to where the subject stands; max pooling keeps the strongest
+    part detector rather than the average texture response (on pacs-dev same-class precision@10 0.67 against 0.64
+    for mean pooling; on the shapes × textures demo 0.70 against 0.63). Style is removed later, at the catalog level.
     """
-    f = features.float().clamp_min(0)
-    mean = f.sqrt().mean((2, 3))
-    peak = f.amax((2, 3))
-    mean = mean / mean.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    peak = peak / peak.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    return torch.cat([mean, peak], 1)
+    peak = features.float().clamp_min(0).amax((2, 3))
+    return peak / peak.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
 class Extractor:
@@ -141,18 +138,18 @@ class Extractor:
     >>> ex = Extractor(FeatureSpec(size=64), device="cpu")
     >>> out = ex.encode(torch.rand(2, 3, 64, 64))
     >>> out["style"].shape, out["descriptor"].shape
-    (torch.Size([2, 305888]), torch.Size([2, 1024]))
+    (torch.Size([2, 305888]), torch.Size([2, 512]))
     """
 
     def __init__(self, spec: FeatureSpec = FeatureSpec(), *, device: str | torch.device = "auto"):
         self.spec = spec
         self.device = resolve_device(device)
-        self.net = VGG19(spec.weights, last_layer=spec.last_layer).to(self.device)
+        # channels_last (NHWC) lets oneDNN on CPUs and cuDNN on GPUs pick their fastest convolutions: measured
+        # 1.4x on this project's 2-core CPU (benchmarks/bench_index.py).
+        self.net = VGG19(spec.weights, last_layer=spec.last_layer).to(self.device, memory_format=torch.channels_last)
         if self.device.type == "cpu":
             # Subnormal floats in deep relu maps are slow on x86 and change nothing measurable.
             torch.set_flush_denormal(True)
-        else:
-            self.net = self.net.to(memory_format=torch.channels_last)
 
     def prepare(self, im: Image.Image) -> torch.Tensor:
         """Resize an RGB image to the spec's square input and return it as a (3, S, S) tensor in [0, 1]."""
@@ -169,13 +166,11 @@ class Extractor:
     def encode(self, x: torch.Tensor, *, content_maps: bool = False) -> dict[str, torch.Tensor]:
         """Features of a batch *x* (B, 3, S, S) in [0, 1].
 
-        Returns a dict with ``style`` (B, D) full style vectors (float32, on the CPU), ``descriptor`` (B, 2N) content
-        search descriptors, and with *content_maps* also ``content`` (B, N, H, W), the content layer's maps.
+        Returns a dict with ``style`` (B, D) full style vectors (float32, on the CPU), ``descriptor`` (B, N) content
+        search descriptors (unit length), and with *content_maps* also ``content`` (B, N, H, W), the content layer's maps.
         """
         spec = self.spec
-        x = x.to(self.device, non_blocking=True)
-        if self.device.type != "cpu":
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         layers = set(spec.style_layers) | {spec.descriptor_layer} | ({spec.content_layer} if content_maps else set())
         out = self.net(x, layers)
         style = torch.cat(

@@ -63,6 +63,10 @@ DEFAULT_SIZE = {"cuda": 512, "mps": 512, "cpu": 256}
 #: Window (function evaluations) over which ``tolerance`` measures a plateau.
 PLATEAU_WINDOW = 20
 LBFGS_HISTORY = 100
+#: L-BFGS runs a strong-Wolfe line search: without one, the step after the first (whose curvature estimate comes
+#: from a tiny step on a quartic loss) can overshoot into inf/NaN on flat images. Every trial point counts as an
+#: evaluation, so ``iterations`` bounds the real work.
+LINE_SEARCH = "strong_wolfe"
 MIN_SIDE = 16
 
 _WEIGHT_DESCRIPTIONS = {
@@ -252,18 +256,19 @@ def available_memory(device: torch.device) -> int | None:
 
 def _memory_advice(h: int, w: int, need: int | None, free: int | None, device: torch.device, tile: int | None):
     gb = 1024**3
-    what = f"{w}x{h} px on {device.type}"
-    if need is not None and free is not None:
-        what += f" needs about {need / gb:.1f} GiB but {free / gb:.1f} GiB are free"
-    else:
-        what += " ran out of memory"
     side = max(h, w)
-    smaller = max(MIN_SIDE, int(side * math.sqrt(0.5 * (free or need or 1) / (need or 1)))) if need and free else side // 2
-    advice = (f"{what}. Use a smaller --size (e.g. --size {max(MIN_SIDE, min(side // 2, smaller))}), or --tile 512 "
-              "to optimise overlapping tiles one at a time (any output size fits), with --scales 2 or 3 to "
-              "start each tile from a coarser pastiche")
+    if need is not None and free is not None:
+        what = f"{w}x{h} px on {device.type} needs about {need / gb:.1f} GiB but {free / gb:.1f} GiB are free"
+        # memory grows with the pixel count: the side that fits, with a margin
+        fits = max(MIN_SIDE, int(side * math.sqrt(0.8 * free / need)))
+    else:
+        what = f"{w}x{h} px on {device.type} ran out of memory"
+        fits = max(MIN_SIDE, side // 2)
+    advice = (f"{what}. Use a smaller --size (about {fits} px fits), or --tile 512 to optimise "
+              "overlapping tiles one at a time (any output size fits), with --scales 2 or 3 so that each tile "
+              "starts from a coarser pastiche")
     if tile:
-        advice += f"; with --tile already {tile}, use a smaller --tile"
+        advice += f"; with --tile {tile} already, use a smaller --tile"
     return OutOfMemoryAdvice(advice)
 
 
@@ -441,7 +446,7 @@ def _optimise(x0: torch.Tensor, objective: _Objective, *, optimizer: str, lr: fl
             st.best_loss, st.best_values = values[0], values
             st.best_x = x.detach().clone()
         st.best_history.append(st.best_loss)
-        on_eval(st.evaluations, x, values)
+        on_eval(st.evaluations, x.detach(), values)
         if tolerance > 0 and len(st.best_history) > PLATEAU_WINDOW:
             before = st.best_history[-PLATEAU_WINDOW - 1]
             if before - st.best_loss <= tolerance * abs(st.best_loss):
@@ -452,7 +457,8 @@ def _optimise(x0: torch.Tensor, objective: _Objective, *, optimizer: str, lr: fl
     try:
         if optimizer == "lbfgs":
             opt = torch.optim.LBFGS([x], lr=lr, max_iter=iterations, max_eval=iterations, tolerance_grad=0.0,
-                                    tolerance_change=0.0, history_size=LBFGS_HISTORY)
+                                    tolerance_change=0.0, history_size=LBFGS_HISTORY,
+                                    line_search_fn=LINE_SEARCH)
             while st.evaluations < iterations:
                 before = st.evaluations
                 opt.step(closure)
@@ -618,7 +624,8 @@ def synthesise(
     log : callable, optional
         Receives each log message (device and size chosen, levels, stops).
     callback : callable, optional
-        Called after every evaluation with a dict (level, tile, evaluation, losses).
+        Called after every evaluation with a dict: level, tile, evaluation, losses, and image (the iterate just
+        evaluated, a (1, 3, H, W) tensor that the optimiser will change: clone it to keep it).
     max_memory : int, optional
         Bytes the run may use (default: what the device has free); larger runs raise OutOfMemoryAdvice.
 
@@ -809,6 +816,9 @@ def synthesise(
                 + (f" in each of {len(tiles)} tiles of {tile} px" if len(tiles) > 1 else ""))
             tile_records = []
             level_evals = 0
+            # every tile starts from the same image (the previous level's result, upscaled): starting from the
+            # canvas would carry the step between an optimised neighbour and the unoptimised rest into the tile
+            base = x.clone() if len(tiles) > 1 else x
             for ti, (y0, x0, th, tw, top, left) in enumerate(tiles):
                 region = (slice(None), slice(None), slice(y0, y0 + th), slice(x0, x0 + tw))
                 if content_loss is not None:
@@ -833,15 +843,16 @@ def synthesise(
                         save_step(f"s{_k + 1}-{n:05d}", xt.detach())
                     if callback is not None:
                         callback({"level": _k + 1, "tile": _ti + 1, "evaluation": n,
-                                  "losses": objective.record(values)})
+                                  "losses": objective.record(values), "image": xt})
 
                 try:
-                    st, reason = _optimise(x[region], objective, optimizer=optimizer, lr=lr, iterations=iters[k],
+                    st, reason = _optimise(base[region], objective, optimizer=optimizer, lr=lr, iterations=iters[k],
                                            tolerance=tolerance, on_eval=on_eval)
                 finally:
                     if bar is not None:
                         bar.close()
                 level_evals += st.evaluations
+                total_evals += st.evaluations
                 if reason == "nan":
                     say(f"{label}: the loss became NaN or infinite at evaluation {st.evaluations + 1}; stopped and "
                         f"kept the best iterate (loss {st.best_loss:.6g}). Lower --lr or the weights.")
@@ -869,8 +880,8 @@ def synthesise(
                 elif reason == "converged" and stopped == "iterations":
                     stopped = "converged"
                 if reason == "interrupted":
+                    final_losses = rec
                     raise KeyboardInterrupt
-            total_evals += level_evals
             final_losses = _mean_losses([t["losses"] for t in tile_records if t["losses"]])
             if len(tiles) > 1:
                 final_losses["aggregate"] = f"mean over {len(tiles)} tiles"

@@ -69,11 +69,14 @@ def test_spec_validation_and_round_trip():
         FeatureSpec(size=8)
 
 
-def test_content_descriptor_is_two_unit_halves():
-    d = content_descriptor(torch.rand(3, 16, 5, 5))
-    assert d.shape == (3, 32)
-    torch.testing.assert_close(d[:, :16].norm(dim=1), torch.ones(3))
-    torch.testing.assert_close(d[:, 16:].norm(dim=1), torch.ones(3))
+def test_content_descriptor_is_the_unit_spatial_maximum():
+    f = torch.rand(3, 16, 5, 5)
+    d = content_descriptor(f)
+    assert d.shape == (3, 16)
+    peak = f.amax((2, 3))
+    torch.testing.assert_close(d, peak / peak.norm(dim=1, keepdim=True))
+    # Where the subject stands does not matter: moving the feature maps leaves the descriptor unchanged.
+    torch.testing.assert_close(content_descriptor(torch.roll(f, shifts=(2, 1), dims=(2, 3))), d)
 
 
 def test_count_sketch_preserves_distances_and_pca_keeps_them_in_span():

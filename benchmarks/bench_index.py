@@ -1,0 +1,180 @@
+"""Benchmarks of indexing and search: quality, agreement with the exact L_style, speed, memory.
+
+    python benchmarks/bench_index.py quality --data ../shared/data/pacs-dev --style-label domain --content-label class
+    python benchmarks/bench_index.py speed --data ../shared/data/pacs-dev --n 96
+    python benchmarks/bench_index.py memory --n 100000
+
+Each prints its figures; docs/benchmarks.md records them with the machine they ran on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pandas as pd
+import torch
+
+
+def _machine() -> str:
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
+def _precision(labels: np.ndarray, neighbours: np.ndarray) -> float:
+    return float((labels[neighbours] == labels[:, None]).mean())
+
+
+def quality(args) -> None:
+    from artspace.catalog import Catalog, index
+    from artspace.features import Extractor
+
+    cdir = Path(args.catalog or tempfile.mkdtemp(prefix="artspace-bench-")) 
+    if not (cdir / "manifest.json").is_file():
+        t = time.time()
+        index(args.data, catalog=cdir, metadata=Path(args.data) / "metadata.csv", quiet=True)
+        print(f"indexed {args.data} in {time.time() - t:.0f} s")
+    cat = Catalog.open(cdir)
+    works = cat.works
+    k = args.k
+    pos = {wid: i for i, wid in enumerate(works["id"])}
+    for by, label in (("style", args.style_label), ("content", args.content_label)):
+        if not label:
+            continue
+        ids, x = cat.embeddings(by)
+        d, nn = cat._index(by).search(x, k + 1)
+        nn = np.array([[pos[j] for j in row if j != wid][:k] for wid, row in zip(ids, nn)])
+        labels = works.set_index("id").loc[ids, label].to_numpy()
+        print(f"{by} search precision@{k} for the same {label!r}: {_precision(labels, nn):.3f}")
+        if by == "style":
+            compact_nn = nn
+    if args.exact:
+        # Exact L_style: full 305,888-number style vectors of every work, searched exhaustively.
+        ex = cat.extractor
+        full = []
+        for i in range(0, len(works), 8):
+            batch = torch.stack([ex.load(cat.root / p) for p in works["path"].iloc[i:i + 8]])
+            full.append(ex.encode(batch)["style"].numpy())
+        full = np.ascontiguousarray(np.concatenate(full))
+        flat = faiss.IndexFlatL2(full.shape[1])
+        flat.add(full)
+        _, exact = flat.search(full, k + 1)
+        exact = np.array([[j for j in row if j != i][:k] for i, row in enumerate(exact)])
+        recall = np.mean([len(set(a) & set(b)) / k for a, b in zip(compact_nn, exact)])
+        labels = works[args.style_label].to_numpy() if args.style_label else None
+        print(f"compact style index recall@{k} against exact L_style: {recall:.3f}")
+        if labels is not None:
+            print(f"exact L_style precision@{k} for the same {args.style_label!r}: {_precision(labels, exact):.3f}")
+    m = cat.manifest
+    print(f"style embedding: {m['style_embedding']['dim']} float32 ({4 * m['style_embedding']['dim']} bytes/work), "
+          f"variance kept {m['style_embedding']['variance_kept']:.4f}; content groups "
+          f"{m['content_embedding']['groups']}")
+    print(f"machine: {_machine()}")
+
+
+def speed(args) -> None:
+    """A plain loop (PIL decode, one forward per batch of 8 to relu5_1) against `artspace index`, in one run."""
+    from PIL import Image
+
+    from artspace.backbone import VGG19
+    from artspace.catalog import index
+    from artspace.images import to_tensor, walk_images
+
+    files = list(walk_images(args.data))[: args.n]
+    tmp = Path(tempfile.mkdtemp(prefix="artspace-speed-"))
+    try:
+        sub = tmp / "images"
+        sub.mkdir()
+        for i, f in enumerate(files):
+            shutil.copy(f, sub / f"{i:05d}{f.suffix}")
+        net = VGG19(last_layer="relu5_1")
+        layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+
+        def plain():
+            t = time.time()
+            paths = sorted(sub.iterdir())
+            with torch.no_grad():
+                for i in range(0, len(paths), 8):
+                    x = torch.stack([to_tensor(Image.open(p).convert("RGB").resize((224, 224))) for p in paths[i:i + 8]])
+                    net(x, layers)
+            return len(paths) / (time.time() - t)
+
+        def ours(round_):
+            t = time.time()
+            index(sub, catalog=tmp / f"cat{round_}", quiet=True)
+            return len(files) / (time.time() - t)
+
+        plain()  # warm-up (weights into cache, oneDNN kernels chosen)
+        rows = []
+        for r in range(args.rounds):
+            rows.append({"round": r, "plain img/s": plain(), "artspace index img/s": ours(r)})
+        df = pd.DataFrame(rows)
+        print(df.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+        med = df.median()
+        print(f"median: plain {med['plain img/s']:.2f} img/s, artspace index {med['artspace index img/s']:.2f} img/s "
+              f"({med['artspace index img/s'] / med['plain img/s']:.2f}x), {len(files)} images at 224 px")
+        print(f"machine: {_machine()}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def memory(args) -> None:
+    """Resident memory of both search indexes for N works (synthetic embeddings of the real dimensions)."""
+    from artspace.index import VectorIndex
+
+    rng = np.random.default_rng(0)
+    base = _rss_mb()
+    ids = np.arange(args.n, dtype=np.int64)
+    t = time.time()
+    style = VectorIndex.build(ids, rng.standard_normal((args.n, 512), dtype=np.float32), metric="l2")
+    content = rng.standard_normal((args.n, 512), dtype=np.float32)
+    content /= np.linalg.norm(content, axis=1, keepdims=True)
+    content_index = VectorIndex.build(ids, content, metric="ip")
+    del content
+    built = time.time() - t
+    used = _rss_mb() - base
+    q = rng.standard_normal((100, 512), dtype=np.float32)
+    t = time.time()
+    style.search(q, 10)
+    per_query = (time.time() - t) / 100
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{args.n} works: style index {style.kind}, content index {content_index.kind}; resident memory of both "
+          f"indexes {used:.0f} MB (process peak {peak:.0f} MB); built in {built:.1f} s; style query "
+          f"{per_query * 1e3:.1f} ms")
+    print(f"machine: {_machine()}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="what", required=True)
+    q = sub.add_parser("quality")
+    q.add_argument("--data", required=True)
+    q.add_argument("--catalog")
+    q.add_argument("--style-label")
+    q.add_argument("--content-label")
+    q.add_argument("-k", type=int, default=10)
+    q.add_argument("--exact", action="store_true", help="also compare with the exact L_style (slow: full vectors)")
+    s = sub.add_parser("speed")
+    s.add_argument("--data", required=True)
+    s.add_argument("--n", type=int, default=96)
+    s.add_argument("--rounds", type=int, default=3)
+    m = sub.add_parser("memory")
+    m.add_argument("--n", type=int, default=100_000)
+    args = ap.parse_args()
+    {"quality": quality, "speed": speed, "memory": memory}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()
