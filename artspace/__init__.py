@@ -3,8 +3,8 @@
 The public API, used the same way by notebooks and by the ``artspace`` command:
 
 >>> import artspace
->>> artspace.VGG19  # doctest: +ELLIPSIS
-<class 'artspace.backbone.VGG19'>
+>>> report = artspace.index("data/demo", metadata="data/demo/metadata.csv")   # doctest: +SKIP
+>>> artspace.Catalog.open("data/demo").similar("dots/star_0.png", by="content")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -24,3 +24,6 @@ from .errors import (
     WorkNotFound,
 )
 from .images import open_image
+from .features import Extractor, FeatureSpec
+from .catalog import Catalog, IndexReport, index
+from .demo import make_demo
