@@ -143,17 +143,24 @@ class ContentModel:
 
     @classmethod
     def fit(cls, style: np.ndarray, descriptors: np.ndarray, *, groups: int | None = None,
-            seed: int = 0) -> "ContentModel":
+            sample: int = 50_000, seed: int = 0) -> "ContentModel":
+        """Fit style groups (k-means on at most *sample* works, then every work assigned) and their mean descriptors."""
         n = len(style)
         g = groups if groups is not None else choose_groups(style, seed=seed)
         g = max(1, min(g, n))
         if g == 1:
             return cls(centroids=style.mean(0, keepdims=True).astype(np.float32),
                        means=descriptors.mean(0, keepdims=True).astype(np.float32))
-        km = KMeans(n_clusters=g, n_init=4, random_state=seed).fit(style.astype(np.float64))
-        labels = km.labels_
-        means = np.stack([descriptors[labels == c].mean(0) for c in range(g)])
-        return cls(centroids=km.cluster_centers_.astype(np.float32), means=means.astype(np.float32))
+        rng = np.random.default_rng(seed)
+        fit_rows = rng.choice(n, size=min(n, sample), replace=False) if n > sample else np.arange(n)
+        km = KMeans(n_clusters=g, n_init=4, random_state=seed).fit(style[fit_rows].astype(np.float64))
+        model = cls(centroids=km.cluster_centers_.astype(np.float32), means=np.zeros((g, descriptors.shape[1]),
+                                                                                    np.float32))
+        labels = model.groups(style)
+        for c in range(g):
+            members = labels == c
+            model.means[c] = descriptors[members].mean(0) if members.any() else 0.0
+        return model
 
     def groups(self, style: np.ndarray) -> np.ndarray:
         d = ((style[:, None, :] - self.centroids[None]) ** 2).sum(-1) if len(style) * len(self.centroids) < 4e6 \
