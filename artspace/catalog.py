@@ -352,6 +352,10 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
         manifest_path = cdir / "manifest.json"
         old = json.loads(manifest_path.read_text()) if manifest_path.is_file() else None
         if old is not None and rebuild:
+            if metadata is None and old.get("metadata"):
+                metadata = root / old["metadata"]
+            # The manifest goes first: a rebuild interrupted half-way is then a fresh catalog, never a mixture.
+            manifest_path.unlink()
             for p in list(shard_dir.glob("part-*.npz")) + [cdir / "projection.npz"]:
                 p.unlink(missing_ok=True)
             old = None
@@ -545,6 +549,15 @@ def _finalize(root: Path, cdir: Path, spec: FeatureSpec, metadata: Path | None, 
     notes = report.notes
     if metadata is not None:
         works = _join_metadata(works, metadata, root, notes)
+    previous = cdir / "works.parquet"
+    if previous.is_file():
+        # Columns that analyses added (cluster labels, map coordinates) are the user's work: carry them over.
+        old_works = pd.read_parquet(previous)
+        extra = [c for c in old_works.columns if c not in works.columns and c not in WORK_COLUMNS]
+        if metadata is not None:
+            extra = [c for c in extra if c not in pd.read_csv(metadata, nrows=0).columns]
+        if extra:
+            works = works.join(old_works.set_index("id")[extra], on="id")
     if len(works) < 2:
         raise ArtspaceError(f"{root} holds {len(works)} readable image(s); a catalog needs at least 2 to compare")
 

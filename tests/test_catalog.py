@@ -170,3 +170,20 @@ def test_killed_index_process_resumes_without_recomputing(demo_copy):
     assert not list(cdir.rglob("*.tmp"))
     again = Catalog.open(demo_copy)
     assert sorted(again.works["id"]) == list(range(18))
+
+
+def test_reindexing_keeps_columns_analyses_added(demo_copy):
+    index(demo_copy, spec=TINY_SPEC, quiet=True)
+    cat = Catalog.open(demo_copy)
+    labels = pd.DataFrame({"cluster_style": cat.works["id"] % 3}).set_index(cat.works["id"])
+    cat.update_columns(labels)
+    (demo_copy / "dots/star_0.png").unlink()
+    index(demo_copy, quiet=True)
+    w = Catalog.open(demo_copy).works
+    assert len(w) == 17 and (w["cluster_style"] == w["id"] % 3).all()
+
+
+def test_rebuild_remembers_metadata(demo_copy):
+    index(demo_copy, spec=TINY_SPEC, metadata=demo_copy / "metadata.csv", quiet=True)
+    rep = index(demo_copy, spec=TINY_SPEC, rebuild=True, quiet=True)
+    assert rep.added == 18 and Catalog.open(demo_copy).works["shape"].notna().all()
