@@ -62,7 +62,7 @@ def test_outside_image_query_matches_stored_embedding(demo_catalog, tmp_path):
         "checker/cross_1.png", by="style", k=1)["distance"].iloc[0] + 1.0
 
 
-def test_content_search_finds_the_shape_more_often_than_raw_features_would(demo_catalog):
+def test_content_search_finds_the_shape_more_often_than_the_texture(demo_catalog):
     """On the shapes x textures grid the content neighbours share the shape more often than the texture."""
     cat = demo_catalog
     same_shape = same_texture = 0
