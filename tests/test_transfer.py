@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from artspace.cli import app
 from artspace.color import match_histograms, preserve_colors, rgb_to_yiq
 from artspace.errors import OutOfMemoryAdvice, UnknownLayer, UnreadableImage
-from artspace.images import to_tensor
+from artspace.images import to_pil, to_tensor
 from artspace.transfer import (
     DEFAULT_STYLE_LAYERS,
     TransferResult,
@@ -81,23 +81,13 @@ def test_api_writes_image_and_sidecar_with_everything(images, tmp_path):
 
 
 def test_best_iterate_is_returned_and_loss_decreases(images):
-    r = synthesise(images / "content.png", images / "style.png", size=40, iterations=12, seed=0, **FAST)
-    assert r.losses["total"] == min(r.history)
-    assert r.history[-1] < r.history[0]
-    # the returned image is the best iterate: re-scoring it (quantised to 8 bits) gives about the best loss
-    r2 = synthesise(images / "content.png", images / "style.png", size=40, iterations=1, init=_save(r.image),
-                    seed=0, **FAST)
-    assert r2.history[0] == pytest.approx(r.losses["total"], rel=0.05)
-
-
-def _save(im, _counter=[0]):
-    import tempfile
-    from pathlib import Path
-
-    _counter[0] += 1
-    p = Path(tempfile.mkdtemp()) / f"init{_counter[0]}.png"
-    im.save(p)
-    return p
+    seen = []
+    r = synthesise(images / "content.png", images / "style.png", size=40, iterations=12, seed=0,
+                   callback=lambda info: seen.append((info["losses"]["total"], info["image"].clone())), **FAST)
+    assert r.losses["total"] == min(r.history) == min(t for t, _ in seen)
+    assert r.history[-1] < r.history[0] and len(seen) == 12
+    best = min(seen, key=lambda s: s[0])[1]
+    assert r.image.tobytes() == to_pil(best).tobytes()  # the notes' Algorithm 1: the best iterate, not the last
 
 
 def test_same_seed_is_bit_identical_and_other_seed_differs(images):
@@ -189,7 +179,11 @@ def test_tile_grid_covers_the_image_with_overlaps():
 @pytest.mark.slow
 def test_tiled_run_has_no_seams(images, tmp_path):
     """Tiles optimised separately and feathered: no step across a tile boundary larger than within tiles."""
-    r = synthesise(images / "content.png", images / "style.png", size=96, tile=40, tile_overlap=12, iterations=5,
+    # a content without edges of its own (a smooth colour ramp), so any step at a tile border would be a seam
+    yy, xx = np.mgrid[0:64, 0:96]
+    smooth = np.stack([xx * 2.5, yy * 3.5, 200 - xx], axis=-1).clip(0, 255).astype(np.uint8)
+    Image.fromarray(smooth).save(tmp_path / "smooth.png")
+    r = synthesise(tmp_path / "smooth.png", images / "style.png", size=96, tile=40, tile_overlap=12, iterations=5,
                    seed=0, output=tmp_path / "tiled.png", save_every=1, **FAST)
     lv = r.levels[0]
     assert isinstance(lv["tiles"], list) and len(lv["tiles"]) == 6  # 3 x 2 tiles of 40 px over 96 x 64
@@ -204,8 +198,8 @@ def test_tiled_run_has_no_seams(images, tmp_path):
     seam_y = [y - 1 for y in ys[1:]] + [y + 40 - 1 for y in ys[:-1]]
     inner_x = np.delete(dx, seam_x)
     inner_y = np.delete(dy, seam_y)
-    assert dx[seam_x].max() <= np.percentile(inner_x, 90)
-    assert dy[seam_y].max() <= np.percentile(inner_y, 90)
+    assert dx[seam_x].max() <= inner_x.max() and dx[seam_x].mean() <= 1.5 * inner_x.mean()
+    assert dy[seam_y].max() <= inner_y.max() and dy[seam_y].mean() <= 1.5 * inner_y.mean()
 
 
 def test_tiled_style_grams_pool_over_style_tiles(images):
@@ -218,7 +212,9 @@ def test_tiled_style_grams_pool_over_style_tiles(images):
     whole = _style_grams(net, [s], [1.0], ["relu1_1"], torch.device("cpu"), None)["relu1_1"]
     pooled = _style_grams(net, [s], [1.0], ["relu1_1"], torch.device("cpu"), 20)["relu1_1"]
     # only the convolution's zero padding at the tile borders differs
-    assert torch.allclose(whole, pooled, rtol=0.1)
+    assert float((whole - pooled).norm() / whole.norm()) < 0.15
+    same = _style_grams(net, [s], [1.0], ["relu1_1"], torch.device("cpu"), 40)["relu1_1"]
+    assert torch.equal(same, whole)
 
 
 def test_preserve_colors_keeps_content_chrominance(images):
@@ -231,7 +227,7 @@ def test_preserve_colors_keeps_content_chrominance(images):
 
 
 def test_color_helpers():
-    p, c = torch.rand(3, 10, 10), torch.rand(3, 10, 10)
+    p, c = torch.rand(3, 10, 10) * 0.3 + 0.35, torch.rand(3, 10, 10) * 0.3 + 0.35  # no clipping
     out = preserve_colors(p, c)
     assert torch.allclose(rgb_to_yiq(out)[0], rgb_to_yiq(p)[0], atol=0.05)
     src, ref = torch.rand(3, 20, 20) ** 3, torch.rand(3, 9, 13) * 0.5 + 0.25
@@ -259,8 +255,8 @@ def test_plateau_stops_early(images):
 
 def test_nan_loss_stops_and_keeps_the_best_iterate(images):
     logs = []
-    r = synthesise(images / "content.png", images / "style.png", size=32, iterations=10, optimizer="adam", lr=1e30,
-                   seed=0, log=logs.append, **FAST)
+    r = synthesise(images / "content.png", images / "style.png", size=32, iterations=10, lr=1e30, seed=0,
+                   log=logs.append, **FAST)
     assert r.stopped == "nan"
     assert any("NaN" in m and "best iterate" in m for m in logs)
     assert np.isfinite(np.asarray(r.image, float)).all()
