@@ -38,7 +38,7 @@ def handle_errors(fn):
         except ArtspaceError as e:
             _fail(str(e))
         except KeyboardInterrupt:
-            _fail("interrupted", 130)
+            _fail("interrupted; everything finished so far is saved (run the same command again to continue)", 130)
 
     return wrapper
 
@@ -264,7 +264,7 @@ def transfer_cmd(
     style_layer_weights: Optional[str] = typer.Option(None, "--style-layer-weights", help="One weight w_l per "
                                                        "style layer (default 1/|L| each)."),
     content_weight: float = typer.Option(1.0, "--content-weight", help="alpha."),
-    style_weight: float = typer.Option(1e3, "--style-weight", help="beta."),
+    style_weight: float = typer.Option(1e2, "--style-weight", help="beta (default 1e2)."),
     tv_weight: float = typer.Option(0.0, "--tv-weight", help="Total-variation weight (0: off)."),
     loss: str = typer.Option("l2", "--loss", help=_TRANSFER_HELP["loss"]),
     optimizer: str = typer.Option("lbfgs", "--optimizer", help=_TRANSFER_HELP["optimizer"]),
