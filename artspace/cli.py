@@ -482,7 +482,8 @@ def compare_cmd(
     group_by: str = typer.Option(..., "--group-by", help="Metadata column defining the groups (artist, decade...)."),
     by: str = _ByOpt,
     permutations: int = typer.Option(999, help="Random relabellings for the p-values (0: no test)."),
-    pairwise: bool = typer.Option(True, help="Also test every pair of groups (Holm-adjusted)."),
+    pairwise: Optional[bool] = typer.Option(None, "--pairwise/--no-pairwise", help="Also test every pair of groups "
+                                            "(Holm-adjusted); default: with at most 20 groups."),
     min_size: int = typer.Option(2, help="Leave out groups with fewer works."),
     out: Path = typer.Option(Path("compare"), "--out", "-o", help="Folder for CSVs, heat map and dendrogram."),
     seed: int = typer.Option(0, help="Random seed of the permutations."),

@@ -108,6 +108,17 @@ def test_permutation_test_separates_real_groups_from_random_labels():
     assert 0.15 < np.mean(ps) < 0.85
 
 
+def test_pairwise_tests_with_many_groups_and_subsampled_pairs():
+    works, X = blobs(groups=22, per=4, sep=4.0)
+    r = compare((works, X), group_by="g", permutations=49)
+    assert len(r.pairs) == 0 and any("pairwise tests skipped" in n for n in r.notes)
+    works, X = blobs(groups=2, per=60, sep=3.0)
+    r = compare((works, X), group_by="g", permutations=99, pair_max=25)
+    assert any("at most 25" in n for n in r.notes)
+    assert r.pairs["p_value"].iloc[0] == pytest.approx(0.01)
+    assert r.groups["n"].tolist() == [60, 60]  # mean distances still use every work
+
+
 def test_compare_refuses_what_is_not_a_grouping():
     works, X = blobs()
     with pytest.raises(ArtspaceError, match="no column 'artist'"):
@@ -277,6 +288,16 @@ def test_map_collection_on_the_demo(analysis_catalog, tmp_path):
     assert data["thumbs"][0].startswith("data:image/jpeg;base64,")
     again = map_collection(analysis_catalog, tmp_path, by="style", picture=False)
     assert not again.computed  # the layout saved in the catalog is reused
+
+
+def test_large_collection_layout_path_keeps_groups_apart():
+    works, X = blobs(groups=3, per=200, dim=16, sep=12.0)
+    xy = layout((works, X), large=100, n_epochs=50)  # faiss neighbour graph + PCA initialisation
+    P = xy[["x", "y"]].to_numpy()
+    centres = np.stack([P[works["g"] == g].mean(0) for g in ("g0", "g1", "g2")])
+    spread = max(np.linalg.norm(P[works["g"] == g] - centres[i], axis=1).mean() for i, g in enumerate(("g0", "g1", "g2")))
+    gaps = [np.linalg.norm(centres[i] - centres[j]) for i in range(3) for j in range(i + 1, 3)]
+    assert min(gaps) > 2 * spread
 
 
 def test_layout_is_saved_in_the_catalog(analysis_catalog):
