@@ -97,6 +97,13 @@ def _step(name: str, n: int, out: Path) -> dict:
 
         r = compare((works, X), group_by="movement", by="style", permutations=999)
         info = {"groups": int(r.test["groups"]), "p_value": r.test["p_value"], "pairs": len(r.pairs)}
+    elif name == "compare-pairs":
+        from artspace.analysis import compare
+
+        works["movement"] = works["movement"].str[-1]  # 10 groups of ~10,000 works: 45 pair tests
+        r = compare((works, X), group_by="movement", by="style", permutations=999, pairwise=True)
+        info = {"groups": int(r.test["groups"]), "p_value": r.test["p_value"], "pairs": len(r.pairs),
+                "pairs_p<0.05": int((r.pairs["p_adjusted"] < 0.05).sum())}
     elif name == "compare-content":
         from artspace.analysis import compare
 
