@@ -27,3 +27,6 @@ from .images import open_image
 from .features import Extractor, FeatureSpec
 from .catalog import Catalog, IndexReport, index
 from .demo import make_demo
+from .analysis import cluster, compare, export, plane
+from .mapping import layout, map_collection, map_html
+from .units import characteristic_units, units
