@@ -50,10 +50,12 @@ __all__ = [
 
 DEFAULT_CONTENT_LAYERS: tuple[str, ...] = ("relu4_2",)
 DEFAULT_STYLE_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-#: β with α = 1. The features are on the Caffe scale (0-255 input), where E_l is of the order of 1e5-1e7 and the
-#: content term at relu4_2 of the order of 1e6-1e8 once stylised: β = 1e3 (α/β = 1e-3, as in Gatys et al. 2015 Fig. 3)
-#: gives a clearly stylised image that keeps the content's layout.
-DEFAULT_STYLE_WEIGHT = 1e3
+#: β with α = 1. The features are those of the Caffe VGG-19 (0-255 input, not normalised as Gatys et al.'s network
+#: was), where the deep layers' E_l are of the order of 1e8-1e10 at 128-256 px and the content term at relu4_2 of
+#: the order of 1e9-1e10 once stylised. Measured on tubingen x starry_night (docs/transfer.md): β = 1 barely
+#: stylises, β = 1e3 (Gatys et al.'s ratio for their normalised network) wipes out the layout, β = 1e2 gives a clearly
+#: stylised image that keeps it.
+DEFAULT_STYLE_WEIGHT = 1e2
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise", "style")
 #: Default learning rates, for images in [0, 1]. L-BFGS scales its steps itself; 1 is its natural step.
@@ -63,10 +65,19 @@ DEFAULT_SIZE = {"cuda": 512, "mps": 512, "cpu": 256}
 #: Window (function evaluations) over which ``tolerance`` measures a plateau.
 PLATEAU_WINDOW = 20
 LBFGS_HISTORY = 100
-#: L-BFGS runs a strong-Wolfe line search: without one, the step after the first (whose curvature estimate comes
-#: from a tiny step on a quartic loss) can overshoot into inf/NaN on flat images. Every trial point counts as an
-#: evaluation, so ``iterations`` bounds the real work.
-LINE_SEARCH = "strong_wolfe"
+#: L-BFGS takes its full step without a line search (one evaluation per iteration, the most progress per evaluation
+#: on this loss). On flat images the second step — its curvature estimated from a tiny first step on a quartic loss —
+#: can overshoot by orders of magnitude; an evaluation above BLOWUP times the best loss (or not finite) then restarts
+#: L-BFGS from the best iterate with a strong-Wolfe line search, at most MAX_RESTARTS times.
+BLOWUP = 10.0
+MAX_RESTARTS = 3
+#: L-BFGS optimises the image on the 0-255 scale of the network's training data. L-BFGS is invariant to that scale
+#: except for its first step (the gradient divided by its L1 norm), which is then a fraction of one grey level: the
+#: first curvature pair is measured locally and the second step does not overshoot (on [0, 1] it overshot by 10^20
+#: on tubingen × starry_night).
+PIXEL_SCALE = 255.0
+#: L-BFGS iterations run with a strong-Wolfe line search after a restart, before switching back to full steps.
+WARMUP_LINE_SEARCH = 3
 MIN_SIDE = 16
 
 _WEIGHT_DESCRIPTIONS = {
@@ -426,27 +437,36 @@ def _optimise(x0: torch.Tensor, objective: _Objective, *, optimizer: str, lr: fl
 
     Returns the run's state (best iterate, its loss terms, history) and why it stopped.
     """
-    x = x0.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
+    scale = PIXEL_SCALE if optimizer == "lbfgs" else 1.0
+    x = (x0.detach() * scale).contiguous().requires_grad_(True)
     st = _RunState(best_x=x0.detach().clone())
+
+    restarts = 0
 
     def closure():
         if st.evaluations >= iterations:
             raise _Stop("iterations")
         if x.grad is not None:
             x.grad.zero_()
-        total, terms = objective(x)
+        total, terms = objective(x / scale if scale != 1.0 else x)
         total.backward()
         # one conversion for every term (a single device sync per evaluation)
         values = torch.stack([total.detach()] + [t.detach().float() for t in terms]).tolist()
         st.evaluations += 1
-        if not math.isfinite(values[0]):
-            raise _Stop("nan")
-        st.history.append(values[0])
-        if values[0] < st.best_loss:
-            st.best_loss, st.best_values = values[0], values
-            st.best_x = x.detach().clone()
-        st.best_history.append(st.best_loss)
-        on_eval(st.evaluations, x.detach(), values)
+        finite = math.isfinite(values[0])
+        if finite:
+            blowup = values[0] > BLOWUP * st.best_loss
+            st.history.append(values[0])
+            if values[0] < st.best_loss:
+                st.best_loss, st.best_values = values[0], values
+                st.best_x = x.detach() / scale
+            st.best_history.append(st.best_loss)
+            on_eval(st.evaluations, x.detach() / scale, values)
+        if not finite or blowup:
+            if optimizer == "lbfgs" and restarts < MAX_RESTARTS:
+                raise _Stop("restart")
+            if not finite:
+                raise _Stop("nan")
         if tolerance > 0 and len(st.best_history) > PLATEAU_WINDOW:
             before = st.best_history[-PLATEAU_WINDOW - 1]
             if before - st.best_loss <= tolerance * abs(st.best_loss):
@@ -456,15 +476,46 @@ def _optimise(x0: torch.Tensor, objective: _Objective, *, optimizer: str, lr: fl
     reason = "iterations"
     try:
         if optimizer == "lbfgs":
-            opt = torch.optim.LBFGS([x], lr=lr, max_iter=iterations, max_eval=iterations, tolerance_grad=0.0,
-                                    tolerance_change=0.0, history_size=LBFGS_HISTORY,
-                                    line_search_fn=LINE_SEARCH)
+            line_search = None
+            opt = None
+            phase = "plain"
             while st.evaluations < iterations:
+                group = opt.param_groups[0] if opt is not None else None
+                if opt is None:
+                    opt = torch.optim.LBFGS([x], lr=lr, max_iter=iterations, max_eval=iterations,
+                                            tolerance_grad=0.0, tolerance_change=0.0, history_size=LBFGS_HISTORY,
+                                            line_search_fn=line_search)
+                    group = opt.param_groups[0]
+                    if line_search is not None:
+                        # After a restart: one line-searched step that starts from a mean change of one grey
+                        # level (L-BFGS's own first step, the gradient over its L1 norm, changes the whole image
+                        # by one grey level in total), then a few line-searched iterations, so that the first
+                        # curvature pairs come from real steps; then back to one evaluation per iteration.
+                        group["max_iter"], group["lr"] = 1, lr * x.numel()
+                        phase = "first"
+                elif phase == "first":
+                    group["max_iter"], group["lr"] = max(1, WARMUP_LINE_SEARCH - 1), lr
+                    phase = "warm"
+                else:
+                    group["line_search_fn"], group["max_iter"], group["lr"] = None, iterations, lr
+                    phase = "plain"
                 before = st.evaluations
-                opt.step(closure)
-                if st.evaluations == before or st.evaluations < iterations:
-                    # L-BFGS returned on its own: a zero step or zero gradient, nothing left to gain
-                    reason = "converged"
+                try:
+                    opt.step(closure)
+                except _Stop as s:
+                    if s.reason != "restart":
+                        raise
+                    restarts += 1
+                    line_search = "strong_wolfe"
+                    opt = None
+                    with torch.no_grad():
+                        x.copy_(st.best_x * scale)
+                    continue
+                if st.evaluations == before:
+                    reason = "converged"  # L-BFGS returned at once: zero gradient or zero step
+                    break
+                if phase == "plain" and st.evaluations < iterations:
+                    reason = "converged"  # L-BFGS stopped on its own before the budget
                     break
         else:
             opt = torch.optim.Adam([x], lr=lr)
@@ -854,7 +905,7 @@ def synthesise(
                 level_evals += st.evaluations
                 total_evals += st.evaluations
                 if reason == "nan":
-                    say(f"{label}: the loss became NaN or infinite at evaluation {st.evaluations + 1}; stopped and "
+                    say(f"{label}: the loss became NaN or infinite at evaluation {st.evaluations}; stopped and "
                         f"kept the best iterate (loss {st.best_loss:.6g}). Lower --lr or the weights.")
                 elif reason == "plateau":
                     say(f"{label}: plateau after {st.evaluations} evaluations (best loss improved by less than "

@@ -58,6 +58,8 @@ def strip(panels: list[tuple[Image.Image, str]], path: Path, height: int = 128) 
 
 def run(work: Path, name: str, content, style, **kw):
     out = work / f"{name}.png"
+    if out.exists() and not kw.get("save_every"):  # resume an interrupted batch
+        return Image.open(out).convert("RGB")
     t = time.perf_counter()
     r = synthesise(content, style, seed=kw.pop("seed", 0), output=out, **kw)
     print(f"  {name}: {r.evaluations} evals, {time.perf_counter() - t:.0f} s, loss {r.losses.get('total', 0):.4g}",
@@ -71,8 +73,9 @@ def options(work: Path, size: int, n: int) -> None:
     ref = run(work, "default", c, s, **base)
     orig = Image.open(c)
     strip([(orig, "content"), (Image.open(s), "style"), (ref, "defaults")], OUT / "opt-inputs.jpg")
-    strip([(run(work, "sw1e2", c, s, style_weight=1e2, **base), "--style-weight 1e2"),
-           (ref, "1e3 (default)"), (run(work, "sw1e4", c, s, style_weight=1e4, **base), "1e4")],
+    strip([(run(work, "sw1", c, s, style_weight=1, **base), "--style-weight 1"),
+           (run(work, "sw10", c, s, style_weight=10, **base), "10"), (ref, "1e2 (default)"),
+           (run(work, "sw1e3", c, s, style_weight=1e3, **base), "1e3")],
           OUT / "opt-style-weight.jpg")
     strip([(run(work, "cl22", c, s, content_layers=["relu2_2"], **base), "--content-layers relu2_2"),
            (ref, "relu4_2 (default)"),
@@ -85,8 +88,8 @@ def options(work: Path, size: int, n: int) -> None:
           OUT / "opt-style-layer-weights.jpg")
     strip([(ref, "--tv-weight 0"), (run(work, "tv1", c, s, tv_weight=1e6, **base), "1e6"),
            (run(work, "tv2", c, s, tv_weight=1e7, **base), "1e7")], OUT / "opt-tv-weight.jpg")
-    strip([(ref, "--loss l2"), (run(work, "l1", c, s, loss="l1", style_weight=10, **base), "l1, beta 10"),
-           (run(work, "l1b", c, s, loss="l1", style_weight=100, **base), "l1, beta 100")], OUT / "opt-loss.jpg")
+    strip([(ref, "--loss l2"), (run(work, "l1", c, s, loss="l1", style_weight=1, **base), "l1, beta 1"),
+           (run(work, "l1b", c, s, loss="l1", style_weight=10, **base), "l1, beta 10")], OUT / "opt-loss.jpg")
     strip([(ref, "lbfgs"), (run(work, "adam", c, s, optimizer="adam", **base), "adam lr .02"),
            (run(work, "adam2", c, s, optimizer="adam", lr=0.05, **base), "adam lr .05")], OUT / "opt-optimizer.jpg")
     run(work, "steps", c, s, save_every=max(1, n // 4), **base)
@@ -144,6 +147,6 @@ if __name__ == "__main__":
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
     if a.what == "options":
-        options(a.work, a.size or 128, a.iterations or 120)
+        options(a.work, a.size or 128, a.iterations or 60)
     else:
         gallery(a.work, a.size, a.iterations)
