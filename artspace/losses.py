@@ -58,9 +58,13 @@ def gram(features: torch.Tensor) -> torch.Tensor:
     Tensor of shape (B, N, N), in float32 for half-precision input (float64 input stays float64).
     """
     b, n, h, w = features.shape
+    if features.dtype in (torch.float16, torch.bfloat16):
+        features = features.float()
+    if n > 1 and features.is_contiguous(memory_format=torch.channels_last):
+        # NHWC maps: (B, M, N) is a free view, so the Gram matrix needs no copy of the feature maps.
+        f = features.permute(0, 2, 3, 1).reshape(b, h * w, n)
+        return torch.bmm(f.transpose(1, 2), f) / (h * w)
     f = features.reshape(b, n, h * w)
-    if f.dtype in (torch.float16, torch.bfloat16):
-        f = f.float()
     return torch.bmm(f, f.transpose(1, 2)) / (h * w)
 
 

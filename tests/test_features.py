@@ -91,3 +91,8 @@ def test_count_sketch_preserves_distances_and_pca_keeps_them_in_span():
     e = proj.embed(s)
     # Differences between fitted works lie in the span of the centred sample: distances are kept exactly.
     np.testing.assert_allclose(((e[3] - e[7]) ** 2).sum(), float(((s[3] - s[7]) ** 2).sum()), rtol=1e-3)
+
+
+def test_gram_of_channels_last_maps_equals_gram_of_contiguous_maps():
+    f = torch.rand(2, 8, 5, 7, dtype=torch.float64)
+    torch.testing.assert_close(losses.gram(f.contiguous(memory_format=torch.channels_last)), losses.gram(f))
