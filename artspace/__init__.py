@@ -30,3 +30,4 @@ from .demo import make_demo
 from .analysis import cluster, compare, export, plane
 from .mapping import layout, map_collection, map_html
 from .units import characteristic_units, units
+from .transfer import TransferResult, reconstruct, reconstruct_layers, synthesise, transfer
