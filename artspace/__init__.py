@@ -11,6 +11,14 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+__all__ = [
+    "__version__", "LAYERS", "VGG19", "Extractor", "FeatureSpec", "Catalog", "IndexReport", "index", "make_demo",
+    "open_image", "cluster", "compare", "export", "plane", "layout", "map_collection", "map_html",
+    "characteristic_units", "units", "TransferResult", "reconstruct", "reconstruct_layers", "synthesise", "transfer",
+    "ArtspaceError", "CatalogLocked", "CatalogNotFound", "IncompatibleCatalog", "OutOfMemoryAdvice", "UnknownLayer",
+    "UnreadableImage", "WeightsUnavailable", "WorkNotFound",
+]
+
 from .backbone import LAYERS, VGG19
 from .errors import (
     ArtspaceError,

@@ -21,7 +21,6 @@ groups' means and spreads (:func:`compare`), k-means minimises exactly the withi
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import dataclass, field

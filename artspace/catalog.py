@@ -44,7 +44,7 @@ from PIL import Image
 from . import __version__
 from .errors import ArtspaceError, CatalogLocked, CatalogNotFound, IncompatibleCatalog, UnreadableImage, WorkNotFound
 from .features import Extractor, FeatureSpec
-from .images import IMAGE_EXTENSIONS, open_image, walk_images
+from .images import open_image, walk_images
 from .index import ContentModel, VectorIndex
 from .projection import SKETCH_DIM, CountSketch, StyleProjection
 
@@ -520,7 +520,7 @@ def _finalize(root: Path, cdir: Path, spec: FeatureSpec, metadata: Path | None, 
     """Consolidate the shards into the works table, embeddings and indexes (each file replaced atomically)."""
     shard_dir = cdir / "shards"
     state = _State(shard_dir)
-    rows, skipped = [], []
+    skipped = []
     by_shard: dict[Path, list] = {}
     for rel, r in state.records.items():
         if rel not in present:
@@ -816,6 +816,15 @@ class Catalog:
         rows.insert(3, "distance", [max(dd, 0.0) for dd, _ in pairs])
         return rows.reset_index(drop=True)
 
+    def sheet(self, query, results: pd.DataFrame, *, by: str = "style") -> Image.Image:
+        """A contact sheet of *query* and the works of a :meth:`similar` result, captioned with their distances."""
+        from .sheets import contact_sheet
+
+        items = [(_thumb(self.image_path(query)), f"query\n{Path(str(query)).name}")]
+        for row in results.itertuples(index=False):
+            items.append((_thumb(self.root / row.path), f"#{row.rank} id {row.id}\n{by} d = {row.distance:.4g}"))
+        return contact_sheet(items, columns=min(6, len(items)), title=f"nearest by {by}")
+
     def distance(self, a, b) -> dict:
         """Exact distances between two images or works: ``{"style", "style_layers", "content"}``.
 
@@ -825,11 +834,6 @@ class Catalog:
         return self.extractor.distance(self.image_path(a), self.image_path(b))
 
 
-def _check_by(by: str) -> None:
-    if by not in ("style", "content"):
-        raise ValueError(f"by must be 'style' or 'content', not {by!r}")
-
-
 def _thumb(path: Path, side: int = 320) -> Image.Image:
     try:
         return open_image(path, max_side=side)
@@ -837,13 +841,7 @@ def _thumb(path: Path, side: int = 320) -> Image.Image:
         return Image.new("RGB", (side, side), "lightgrey")
 
 
-def _sheet(cat: Catalog, query, results: pd.DataFrame, *, by: str = "style") -> Image.Image:
-    from .sheets import contact_sheet
+def _check_by(by: str) -> None:
+    if by not in ("style", "content"):
+        raise ValueError(f"by must be 'style' or 'content', not {by!r}")
 
-    items = [(_thumb(cat.image_path(query)), f"query\n{Path(str(query)).name}")]
-    for row in results.itertuples(index=False):
-        items.append((_thumb(cat.root / row.path), f"#{row.rank} id {row.id}\n{by} d = {row.distance:.4g}"))
-    return contact_sheet(items, columns=min(6, len(items)), title=f"nearest by {by}")
-
-
-Catalog.sheet = _sheet

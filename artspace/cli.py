@@ -7,7 +7,6 @@ errors (:class:`artspace.errors.ArtspaceError`) become ``Error: ...`` and exit c
 from __future__ import annotations
 
 import functools
-import sys
 from pathlib import Path
 from typing import List, Optional
 

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
-from typing import Sequence
+from dataclasses import dataclass
 
-import numpy as np
 import torch
 from PIL import Image
 

@@ -20,7 +20,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +29,7 @@ from PIL import Image
 from .backbone import LAYERS, VGG19, CHANNELS, check_layers, resolve_device
 from .color import match_histograms, preserve_colors as _preserve_colors
 from .errors import OutOfMemoryAdvice, UnreadableImage, WorkNotFound
-from .images import open_image, resize_long_side, to_pil, to_tensor
+from .images import open_image, to_pil, to_tensor
 from .losses import LOSS_KINDS, ContentLoss, StyleLoss, gram, total_variation
 
 __all__ = [

@@ -34,7 +34,6 @@ def _precision(labels: np.ndarray, neighbours: np.ndarray) -> float:
 
 def quality(args) -> None:
     from artspace.catalog import Catalog, index
-    from artspace.features import Extractor
 
     cdir = Path(args.catalog or tempfile.mkdtemp(prefix="artspace-bench-")) 
     if not (cdir / "manifest.json").is_file():

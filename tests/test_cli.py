@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
 from PIL import Image
 from typer.testing import CliRunner
 
