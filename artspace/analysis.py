@@ -21,15 +21,15 @@ groups' means and spreads (:func:`compare`), k-means minimises exactly the withi
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
+from .atomic import atomic_write
 from .errors import ArtspaceError, WorkNotFound
 
 __all__ = [
@@ -123,30 +123,16 @@ def works_and_vectors(source, *, by: str = "style") -> tuple[pd.DataFrame, np.nd
                     f"{type(source).__name__}")
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Write *path* through a temporary file in the same folder and rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
 def write_csv(df: pd.DataFrame, path) -> Path:
     """Write *df* as CSV atomically."""
-    return _atomic_write(Path(path), lambda tmp: df.to_csv(tmp, index=False))
+    return atomic_write(Path(path), lambda tmp: df.to_csv(tmp, index=False))
 
 
 def save_figure(fig, path, *, dpi: int = 110) -> Path:
     """Save a matplotlib figure atomically (the format follows the suffix)."""
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower() or "png"
-    return _atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight"))
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight"))
 
 
 def _save_image(im, path) -> Path:
@@ -1158,5 +1144,5 @@ def export(cat, path, *, neighbors: int = 5, by: Sequence[str] = BY) -> pd.DataF
     if suffix == ".csv":
         write_csv(table, path)
     else:
-        _atomic_write(path, lambda tmp: table.to_parquet(tmp, index=False))
+        atomic_write(path, lambda tmp: table.to_parquet(tmp, index=False))
     return table

@@ -42,6 +42,7 @@ import torch
 from PIL import Image
 
 from . import __version__
+from .atomic import atomic_write
 from .errors import ArtspaceError, CatalogLocked, CatalogNotFound, IncompatibleCatalog, UnreadableImage, WorkNotFound
 from .features import Extractor, FeatureSpec
 from .images import open_image, walk_images
@@ -60,25 +61,12 @@ WORK_COLUMNS = ("id", "path", "size", "mtime_ns", "checksum", "width", "height")
 # Small file helpers
 
 
-def _atomic_bytes(path: Path, write: Callable) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _write_json(path: Path, obj) -> None:
-    _atomic_bytes(path, lambda fh: fh.write(json.dumps(obj, indent=2, sort_keys=True).encode()))
+    atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2, sort_keys=True)))
 
 
 def _write_npz(target: Path, /, **arrays) -> None:
-    _atomic_bytes(target, lambda fh: np.savez(fh, **arrays))
+    atomic_write(target, lambda p: np.savez(p, **arrays))
 
 
 def _sha256(path: Path) -> str:
@@ -583,9 +571,9 @@ def _finalize(root: Path, cdir: Path, spec: FeatureSpec, metadata: Path | None, 
     style_index = VectorIndex.build(ids, style, metric="l2")
     content_index = VectorIndex.build(ids, content, metric="ip")
 
-    _atomic_bytes(cdir / "works.parquet", lambda fh: works.to_parquet(fh, index=False))
+    atomic_write(cdir / "works.parquet", lambda p: works.to_parquet(p, index=False))
     skipped_df = pd.DataFrame({"path": [s[0] for s in skipped], "reason": [s[1] for s in skipped]})
-    _atomic_bytes(cdir / "skipped.csv", lambda fh: fh.write(skipped_df.to_csv(index=False).encode()))
+    atomic_write(cdir / "skipped.csv", lambda p: skipped_df.to_csv(p, index=False))
     _write_npz(cdir / "embeddings.npz", ids=ids, style=style, content=content)
     content_model.save(cdir / "content_model.npz")
     style_index.save(cdir / "style.faiss")
@@ -706,7 +694,7 @@ class Catalog:
             raise ValueError(f"columns {sorted(reserved)} are artspace's own and cannot be replaced")
         for c in columns.columns:
             works[c] = works["id"].map(columns[c])
-        _atomic_bytes(self.dir / "works.parquet", lambda fh: works.to_parquet(fh, index=False))
+        atomic_write(self.dir / "works.parquet", lambda p: works.to_parquet(p, index=False))
         self._works = works
 
     # ---- resolving queries ------------------------------------------------------------------------------------

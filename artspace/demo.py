@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from .atomic import atomic_write
+
 __all__ = ["SHAPES", "TEXTURES", "make_demo"]
 
 SHAPES = ("circle", "square", "triangle", "star", "cross", "crescent")
@@ -146,14 +148,14 @@ def make_demo(root: str | os.PathLike = "data/demo", *, shapes=SHAPES, textures=
             for k in range(variants):
                 rng = np.random.default_rng([seed, ti, si, k])
                 rel = f"{texture}/{shape}_{k}.png"
-                tmp = root / (rel + ".tmp")
-                _render(shape, texture, size, rng).save(tmp, format="PNG")
-                os.replace(tmp, root / rel)
+                image = _render(shape, texture, size, rng)
+                atomic_write(root / rel, lambda p: image.save(p, format="PNG"))
                 rows.append({"path": rel, "shape": shape, "texture": texture})
-    tmp = root / "metadata.csv.tmp"
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["path", "shape", "texture"])
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, root / "metadata.csv")
+    def write_csv(p):
+        with open(p, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=["path", "shape", "texture"])
+            w.writeheader()
+            w.writerows(rows)
+
+    atomic_write(root / "metadata.csv", write_csv)
     return root

@@ -13,24 +13,17 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import faiss
 import numpy as np
 from sklearn.cluster import KMeans
 
+from .atomic import atomic_write
+
 __all__ = ["EXACT_LIMIT", "VectorIndex", "ContentModel"]
 
 #: Largest collection searched with an exact (flat) index. 200,000 works × 1,024 float32 numbers (style and content) fit in 0.8 GB.
 EXACT_LIMIT = 200_000
-
-
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(str(tmp))
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 class VectorIndex:
@@ -99,7 +92,7 @@ class VectorIndex:
         return d, i
 
     def save(self, path: str | os.PathLike) -> None:
-        _atomic_write(Path(path), lambda p: faiss.write_index(self.index, p))
+        atomic_write(path, lambda p: faiss.write_index(self.index, str(p)))
 
     @classmethod
     def load(cls, path: str | os.PathLike, metric: str) -> "VectorIndex":
@@ -172,10 +165,7 @@ class ContentModel:
         return (e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
     def save(self, path: str | os.PathLike) -> None:
-        def write(p):
-            with open(p, "wb") as fh:
-                np.savez(fh, centroids=self.centroids, means=self.means)
-        _atomic_write(Path(path), write)
+        atomic_write(path, lambda p: np.savez(p, centroids=self.centroids, means=self.means))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ContentModel":

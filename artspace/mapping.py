@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .atomic import atomic_write
 from .analysis import (
     _BOOKKEEPING,
-    _atomic_write,
     _check_by,
     _is_catalog,
     _thumbnail,
@@ -312,7 +312,7 @@ def map_html(source, path, *, by: str = "style", coords: pd.DataFrame | None = N
         for wid, rel in zip(works["id"], works["path"]):
             f = folder / f"{int(wid)}.jpg"
             data = _thumb_bytes(source.root, rel, thumb_px)
-            _atomic_write(f, lambda tmp, data=data: tmp.write_bytes(data))
+            atomic_write(f, lambda tmp, data=data: tmp.write_bytes(data))
             thumb_list.append(f"{folder.name}/{int(wid)}.jpg")
     what = {"style": "style (squared L2 ≈ L_style)", "content": "content (1 − cos)"}[by]
     data = {
@@ -333,7 +333,7 @@ def map_html(source, path, *, by: str = "style", coords: pd.DataFrame | None = N
     }
     payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False).replace("</", "<\\/")
     page = (_PAGE.replace("__TITLE__", html.escape(data["title"])).replace("__DATA__", payload))
-    _atomic_write(path, lambda tmp: tmp.write_text(page, encoding="utf-8"))
+    atomic_write(path, lambda tmp: tmp.write_text(page, encoding="utf-8"))
     return path
 
 

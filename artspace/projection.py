@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
+
+from .atomic import atomic_write
 
 __all__ = ["SKETCH_DIM", "CountSketch", "StyleProjection"]
 
@@ -97,14 +98,8 @@ class StyleProjection:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write atomically (temporary file, then rename)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            np.savez(fh, mean=self.mean, components=self.components, explained=self.explained, n_fit=self.n_fit,
-                     seed=self.seed)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        atomic_write(path, lambda p: np.savez(p, mean=self.mean, components=self.components,
+                                              explained=self.explained, n_fit=self.n_fit, seed=self.seed))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "StyleProjection":

@@ -8,6 +8,8 @@ from typing import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
+from .atomic import atomic_write
+
 __all__ = ["contact_sheet", "save_image"]
 
 
@@ -52,16 +54,8 @@ def contact_sheet(items: Sequence[tuple[Image.Image, str]], *, columns: int = 6,
 def save_image(im: Image.Image, path: str | os.PathLike) -> Path:
     """Save *im* atomically (temporary file in the same folder, then rename); the format follows the suffix."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}.get(
-            path.suffix.lower())
-        if fmt is None:
-            raise ValueError(f"{path}: unknown image suffix {path.suffix!r}; use .png, .jpg, .webp or .tif")
-        im.save(tmp, format=fmt, **({"quality": 92} if fmt == "JPEG" else {}))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}.get(
+        path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{path}: unknown image suffix {path.suffix!r}; use .png, .jpg, .webp or .tif")
+    return atomic_write(path, lambda p: im.save(p, format=fmt, **({"quality": 92} if fmt == "JPEG" else {})))

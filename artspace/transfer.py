@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .atomic import atomic_write
 from .backbone import LAYERS, VGG19, CHANNELS, check_layers, resolve_device
 from .color import match_histograms, preserve_colors as _preserve_colors
 from .errors import OutOfMemoryAdvice, UnreadableImage, WorkNotFound
@@ -162,7 +163,8 @@ class TransferResult:
         _check_output(path)
         self.output = path
         _save_image(self.image, path)
-        _write_atomic(sidecar_path(path), json.dumps(self.sidecar(), indent=2, default=_json_default).encode())
+        atomic_write(sidecar_path(path),
+                     lambda p: p.write_text(json.dumps(self.sidecar(), indent=2, default=_json_default)))
         return path
 
 
@@ -190,30 +192,11 @@ def _check_output(path: Path) -> None:
         raise ValueError(f"output {path} is a directory; give a file name such as {path / 'pastiche.png'}")
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _save_image(image: Image.Image, path: Path) -> None:
     path = Path(path)
     fmt = _image_format(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    try:
-        kwargs = {"quality": 95} if fmt == "JPEG" else {}
-        image.save(tmp, format=fmt, **kwargs)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    kwargs = {"quality": 95} if fmt == "JPEG" else {}
+    atomic_write(path, lambda p: image.save(p, format=fmt, **kwargs))
 
 
 # ---- memory --------------------------------------------------------------------------------------------------------

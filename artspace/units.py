@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .analysis import _atomic_write, _metadata_columns, _save_image, write_csv
+from .atomic import atomic_write
+from .analysis import _metadata_columns, _save_image, write_csv
 from .backbone import CHANNELS, LAYERS, check_layers
 from .errors import ArtspaceError
 from .images import to_pil
@@ -117,7 +118,7 @@ def unit_responses(cat, *, layer: str, batch_size: int = 8, cache: bool = True, 
             with open(tmp, "wb") as fh:
                 np.savez(fh, spec=np.array(spec), side=np.array(side), **{k: out[k] for k in
                                                                          ("ids", "max", "mean", "argmax")})
-        _atomic_write(path, write)
+        atomic_write(path, write)
     return out
 
 
