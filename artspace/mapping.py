@@ -155,6 +155,16 @@ def _categorical(values: pd.Series) -> bool:
     return pd.api.types.is_integer_dtype(values) and values.nunique(dropna=True) <= 20
 
 
+def _works_and_layout(source, *, by: str, coords):
+    """The works table and its 2-D layout rows: *coords* if given, else the stored layout, else a new one."""
+    works, _ = works_and_vectors(source, by=by)
+    if coords is None:
+        coords = stored_layout(source, by=by)
+        if coords is None:
+            coords = layout(source, by=by)
+    return works, _aligned(works, coords)
+
+
 def map_figure(source, *, by: str = "style", coords: pd.DataFrame | None = None, color: str | None = None,
                thumbs: int = 14, thumb_px: int = 48, title: str | None = None):
     """The layout as a picture: every work a dot (coloured by *color*), thumbnails spread over the map.
@@ -178,12 +188,7 @@ def map_figure(source, *, by: str = "style", coords: pd.DataFrame | None = None,
     from matplotlib.figure import Figure
     from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
-    works, _ = works_and_vectors(source, by=by)
-    if coords is None:
-        coords = stored_layout(source, by=by)
-        if coords is None:
-            coords = layout(source, by=by)
-    P = _aligned(works, coords)
+    works, P = _works_and_layout(source, by=by, coords=coords)
     fig = Figure(figsize=(10, 9))
     ax = fig.add_subplot()
     n = len(P)
@@ -280,12 +285,7 @@ def map_html(source, path, *, by: str = "style", coords: pd.DataFrame | None = N
     if thumbs not in ("auto", "embed", "beside", "none"):
         raise ValueError(f"thumbs must be auto, embed, beside or none, not {thumbs!r}")
     path = Path(path)
-    works, _ = works_and_vectors(source, by=by)
-    if coords is None:
-        coords = stored_layout(source, by=by)
-        if coords is None:
-            coords = layout(source, by=by)
-    P = _aligned(works, coords)
+    works, P = _works_and_layout(source, by=by, coords=coords)
     n = len(works)
     lo, hi = P.min(0), P.max(0)
     span = float(max((hi - lo).max(), 1e-12))
