@@ -638,6 +638,7 @@ class Catalog:
         self._extractor = None
         self._projection = None
         self._content_model = None
+        self._sketch = None
 
     @classmethod
     def open(cls, path: str | os.PathLike = ".") -> "Catalog":
@@ -747,11 +748,11 @@ class Catalog:
         if self._projection is None:
             self._projection = StyleProjection.load(self.dir / "projection.npz")
             self._content_model = ContentModel.load(self.dir / "content_model.npz")
+            self._sketch = CountSketch(sum(self.spec.style_dims), SKETCH_DIM, seed=self._projection.seed)
         ex = self.extractor
         xs = torch.stack([ex.prepare(i) if isinstance(i, Image.Image) else ex.load(i) for i in images])
         out = ex.encode(xs)
-        sketch = CountSketch(sum(self.spec.style_dims), SKETCH_DIM, seed=self._projection.seed)
-        style = self._projection.embed(sketch(out["style"]))
+        style = self._projection.embed(self._sketch(out["style"]))
         if by == "style":
             return style
         return self._content_model.transform(style, out["descriptor"].numpy())
