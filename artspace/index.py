@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import faiss
 import numpy as np
-from sklearn.cluster import KMeans
 
 from .atomic import atomic_write
 
@@ -101,6 +100,7 @@ class VectorIndex:
 
 def choose_groups(style: np.ndarray, *, max_groups: int = 32, sample: int = 4000, seed: int = 0) -> int:
     """Number of style groups with the best silhouette score (k-means, k = 2 … max_groups, at least 4 works each)."""
+    from sklearn.cluster import KMeans
     from sklearn.metrics import silhouette_score
 
     n = len(style)
@@ -138,6 +138,8 @@ class ContentModel:
     def fit(cls, style: np.ndarray, descriptors: np.ndarray, *, groups: int | None = None,
             sample: int = 50_000, seed: int = 0) -> "ContentModel":
         """Fit style groups (k-means on at most *sample* works, then every work assigned) and their mean descriptors."""
+        from sklearn.cluster import KMeans  # imported here: scikit-learn takes a second to import
+
         n = len(style)
         g = groups if groups is not None else choose_groups(style, seed=seed)
         g = max(1, min(g, n))
