@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 
 from .atomic import atomic_write
+from .images import save_image
+from .sheets import thumbnail
 from .errors import ArtspaceError, WorkNotFound
 
 __all__ = [
@@ -135,29 +137,11 @@ def save_figure(fig, path, *, dpi: int = 110) -> Path:
     return atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight"))
 
 
-def _save_image(im, path) -> Path:
-    from .sheets import save_image
-
-    return save_image(im, path)
-
-
 def _thumbnail(root: Path, rel: str, px: int):
     """A thumbnail (RGB, long side *px*) of the work at ``root/rel``; a grey square when it cannot be read."""
-    return _thumbnail_file(Path(root) / rel, px)
+    from .sheets import thumbnail
 
-
-def _thumbnail_file(path: Path, px: int):
-    from PIL import Image
-
-    from .images import open_image
-
-    try:
-        im = open_image(path, max_side=max(2 * px, 64))
-    except Exception:
-        return Image.new("RGB", (px, px), (200, 200, 200))
-    im = im.convert("RGB")
-    im.thumbnail((px, px), Image.LANCZOS)
-    return im
+    return thumbnail(Path(root) / rel, px)
 
 
 def _caption(row: pd.Series, extra: str | None) -> str:
@@ -569,7 +553,7 @@ def _cluster_sheets(cat, result: ClusterResult, out: Path, *, sheet_size: int, c
         title = (f"{result.by} cluster {c}: {n_c} works" if c >= 0 else f"noise: {n_c} works") + \
             (f" (the {len(members)} nearest its mean)" if c >= 0 and n_c > len(members) else "")
         sheet = contact_sheet(items, columns=6, thumb=128, title=title)
-        files.append(_save_image(sheet, out / f"cluster-{result.by}-{name}.png"))
+        files.append(save_image(sheet, out / f"cluster-{result.by}-{name}.png"))
     return files
 
 
@@ -749,7 +733,7 @@ def _plane_figure(cat, result: PlaneResult, *, color: str | None, thumbs: int, q
                 ax.add_artist(ab)
     if cat is not None:
         try:
-            im = np.asarray(_thumbnail_file(cat.image_path(query), 56))
+            im = np.asarray(thumbnail(cat.image_path(query), 56))
             ax.add_artist(AnnotationBbox(OffsetImage(im, zoom=0.9), (0, 0), xybox=(40, 40), boxcoords="offset points",
                                          frameon=True, bboxprops=dict(ec="crimson", lw=1.5), pad=0.1,
                                          arrowprops=dict(arrowstyle="-", color="crimson")))

@@ -45,7 +45,7 @@ from . import __version__
 from .atomic import atomic_write
 from .errors import ArtspaceError, CatalogLocked, CatalogNotFound, IncompatibleCatalog, UnreadableImage, WorkNotFound
 from .features import Extractor, FeatureSpec
-from .images import open_image, walk_images
+from .images import walk_images
 from .index import ContentModel, VectorIndex
 from .projection import SKETCH_DIM, CountSketch, StyleProjection
 
@@ -807,11 +807,11 @@ class Catalog:
 
     def sheet(self, query, results: pd.DataFrame, *, by: str = "style") -> Image.Image:
         """A contact sheet of *query* and the works of a :meth:`similar` result, captioned with their distances."""
-        from .sheets import contact_sheet
+        from .sheets import contact_sheet, thumbnail
 
-        items = [(_thumb(self.image_path(query)), f"query\n{Path(str(query)).name}")]
+        items = [(thumbnail(self.image_path(query), 320), f"query\n{Path(str(query)).name}")]
         for row in results.itertuples(index=False):
-            items.append((_thumb(self.root / row.path), f"#{row.rank} id {row.id}\n{by} d = {row.distance:.4g}"))
+            items.append((thumbnail(self.root / row.path, 320), f"#{row.rank} id {row.id}\n{by} d = {row.distance:.4g}"))
         return contact_sheet(items, columns=min(6, len(items)), title=f"nearest by {by}")
 
     def distance(self, a, b) -> dict:
@@ -821,13 +821,6 @@ class Catalog:
         ``content`` is :math:`\\tfrac12\\sum(F-P)^2` on the content layer; both at the catalog's input size.
         """
         return self.extractor.distance(self.image_path(a), self.image_path(b))
-
-
-def _thumb(path: Path, side: int = 320) -> Image.Image:
-    try:
-        return open_image(path, max_side=side)
-    except UnreadableImage:
-        return Image.new("RGB", (side, side), "lightgrey")
 
 
 def _check_by(by: str) -> None:

@@ -150,7 +150,7 @@ def similar(
     result = cat.similar(query, by=by, k=k, where=where)
     _print_table(result, format)
     if sheet is not None:
-        from .sheets import save_image
+        from .images import save_image
 
         save_image(cat.sheet(query, result, by=by), sheet)
         typer.echo(f"wrote {sheet}", err=True)

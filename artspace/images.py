@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageFile, ImageOps
 
+from .atomic import atomic_write
 from .errors import UnreadableImage
 
 __all__ = [
@@ -24,6 +25,8 @@ __all__ = [
     "to_tensor",
     "to_pil",
     "resize_long_side",
+    "image_format",
+    "save_image",
 ]
 
 #: File extensions treated as images (lower case). Anything else in a folder is ignored.
@@ -152,3 +155,18 @@ def to_pil(x: torch.Tensor) -> Image.Image:
         x = x[0]
     a = x.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(a, "RGB")
+
+
+def image_format(path: str | os.PathLike) -> str:
+    """Pillow's format name for *path*'s suffix (``.jpg`` → ``JPEG``); ``ValueError`` naming the file otherwise."""
+    path = Path(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"output {path}: unknown image extension {path.suffix!r}; use .png, .jpg, .tif or .webp")
+    return fmt
+
+
+def save_image(im: Image.Image, path: str | os.PathLike, *, quality: int = 95) -> Path:
+    """Save *im* atomically; the format follows the suffix (JPEG at *quality*)."""
+    fmt = image_format(path)
+    return atomic_write(path, lambda p: im.save(p, format=fmt, **({"quality": quality} if fmt == "JPEG" else {})))

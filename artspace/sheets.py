@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
-from .atomic import atomic_write
+from .errors import UnreadableImage
+from .images import open_image
 
-__all__ = ["contact_sheet", "save_image"]
+__all__ = ["contact_sheet", "thumbnail"]
 
 
 def _font(size: int):
@@ -51,11 +51,9 @@ def contact_sheet(items: Sequence[tuple[Image.Image, str]], *, columns: int = 6,
     return sheet
 
 
-def save_image(im: Image.Image, path: str | os.PathLike) -> Path:
-    """Save *im* atomically (temporary file in the same folder, then rename); the format follows the suffix."""
-    path = Path(path)
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}.get(
-        path.suffix.lower())
-    if fmt is None:
-        raise ValueError(f"{path}: unknown image suffix {path.suffix!r}; use .png, .jpg, .webp or .tif")
-    return atomic_write(path, lambda p: im.save(p, format=fmt, **({"quality": 92} if fmt == "JPEG" else {})))
+def thumbnail(path: str | os.PathLike, side: int) -> Image.Image:
+    """The image at *path* with its long side at most *side*; a grey square when it cannot be read."""
+    try:
+        return open_image(path, max_side=side)
+    except UnreadableImage:
+        return Image.new("RGB", (side, side), (200, 200, 200))

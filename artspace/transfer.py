@@ -30,7 +30,7 @@ from .atomic import atomic_write
 from .backbone import LAYERS, VGG19, CHANNELS, check_layers, resolve_device
 from .color import match_histograms, preserve_colors as _preserve_colors
 from .errors import OutOfMemoryAdvice, UnreadableImage, WorkNotFound
-from .images import open_image, to_pil, to_tensor
+from .images import image_format, open_image, save_image, to_pil, to_tensor
 from .losses import LOSS_KINDS, ContentLoss, StyleLoss, gram, total_variation
 
 __all__ = [
@@ -162,7 +162,7 @@ class TransferResult:
         path = Path(path)
         _check_output(path)
         self.output = path
-        _save_image(self.image, path)
+        save_image(self.image, path)
         atomic_write(sidecar_path(path),
                      lambda p: p.write_text(json.dumps(self.sidecar(), indent=2, default=_json_default)))
         return path
@@ -178,25 +178,10 @@ def _json_default(o):
     return repr(o)
 
 
-def _image_format(path: Path) -> str:
-    ext = path.suffix.lower()
-    fmt = Image.registered_extensions().get(ext)
-    if fmt is None:
-        raise ValueError(f"output {path}: unknown image extension {ext!r}; use .png, .jpg, .tif or .webp")
-    return fmt
-
-
 def _check_output(path: Path) -> None:
-    _image_format(path)
+    image_format(path)
     if path.exists() and path.is_dir():
         raise ValueError(f"output {path} is a directory; give a file name such as {path / 'pastiche.png'}")
-
-
-def _save_image(image: Image.Image, path: Path) -> None:
-    path = Path(path)
-    fmt = _image_format(path)
-    kwargs = {"quality": 95} if fmt == "JPEG" else {}
-    atomic_write(path, lambda p: image.save(p, format=fmt, **kwargs))
 
 
 # ---- memory --------------------------------------------------------------------------------------------------------
@@ -821,7 +806,7 @@ def synthesise(
     step_files = output is not None and save_every > 0
 
     def save_step(name: str, img: torch.Tensor) -> None:
-        _save_image(to_pil(img), output.with_name(f"{output.stem}-{name}{output.suffix}"))
+        save_image(to_pil(img), output.with_name(f"{output.stem}-{name}{output.suffix}"))
 
     try:
         for k, side in enumerate(level_sides):

@@ -22,7 +22,8 @@ import pandas as pd
 import torch
 
 from .atomic import atomic_write
-from .analysis import _metadata_columns, _save_image, write_csv
+from .analysis import _metadata_columns, write_csv
+from .images import save_image
 from .backbone import CHANNELS, LAYERS, check_layers
 from .errors import ArtspaceError
 from .images import to_pil
@@ -211,7 +212,7 @@ def units(cat, *, layer: str = "relu3_1", unit: int = 0, top: int = 9, column: s
     result = UnitsResult(layer=layer, unit=unit, patches=patches, sheet=sheet, receptive_field=(size, stride, offset))
     if out is not None:
         out = Path(out)
-        result.files.append(_save_image(sheet, out / f"units-{layer}-{unit}.png"))
+        result.files.append(save_image(sheet, out / f"units-{layer}-{unit}.png"))
         result.files.append(write_csv(patches, out / f"units-{layer}-{unit}.csv"))
     result.seconds = time.perf_counter() - t0
     return result
