@@ -32,6 +32,7 @@ from .color import match_histograms, preserve_colors as _preserve_colors
 from .errors import OutOfMemoryAdvice, UnreadableImage, WorkNotFound
 from .images import image_format, open_image, save_image, to_pil, to_tensor
 from .losses import LOSS_KINDS, ContentLoss, StyleLoss, gram, total_variation
+from .optim import LBFGS, Adam
 
 __all__ = [
     "DEFAULT_CONTENT_LAYERS",
@@ -444,49 +445,46 @@ def _optimise(x0: torch.Tensor, objective: _Objective, *, optimizer: str, lr: fl
     reason = "iterations"
     try:
         if optimizer == "lbfgs":
-            line_search = None
+            line_search = False
             opt = None
             phase = "plain"
             while st.evaluations < iterations:
-                group = opt.param_groups[0] if opt is not None else None
                 if opt is None:
-                    opt = torch.optim.LBFGS([x], lr=lr, max_iter=iterations, max_eval=iterations,
-                                            tolerance_grad=0.0, tolerance_change=0.0, history_size=LBFGS_HISTORY,
-                                            line_search_fn=line_search)
-                    group = opt.param_groups[0]
-                    if line_search is not None:
+                    opt = LBFGS(x, lr=lr, history_size=LBFGS_HISTORY)
+                    opt.line_search = line_search
+                    max_iter = iterations
+                    if line_search:
                         # After a restart: one line-searched step that starts from a mean change of one grey
                         # level (L-BFGS's own first step, the gradient over its L1 norm, changes the whole image
                         # by one grey level in total), then a few line-searched iterations, so that the first
                         # curvature pairs come from real steps; then back to one evaluation per iteration.
-                        group["max_iter"], group["lr"] = 1, lr * x.numel()
+                        max_iter, opt.lr = 1, lr * x.numel()
                         phase = "first"
                 elif phase == "first":
-                    group["max_iter"], group["lr"] = max(1, WARMUP_LINE_SEARCH - 1), lr
+                    max_iter, opt.lr = max(1, WARMUP_LINE_SEARCH - 1), lr
                     phase = "warm"
                 else:
-                    group["line_search_fn"], group["max_iter"], group["lr"] = None, iterations, lr
+                    opt.line_search, max_iter, opt.lr = False, iterations, lr
                     phase = "plain"
-                before = st.evaluations
                 try:
-                    opt.step(closure)
+                    made = opt.step(closure, max_iter=max_iter)
                 except _Stop as s:
                     if s.reason != "restart":
                         raise
                     restarts += 1
-                    line_search = "strong_wolfe"
+                    line_search = True
                     opt = None
                     with torch.no_grad():
                         x.copy_(st.best_x * scale)
                     continue
-                if st.evaluations == before:
+                if made == 0:
                     reason = "converged"  # L-BFGS returned at once: zero gradient or zero step
                     break
                 if phase == "plain" and st.evaluations < iterations:
                     reason = "converged"  # L-BFGS stopped on its own before the budget
                     break
         else:
-            opt = torch.optim.Adam([x], lr=lr)
+            opt = Adam(x, lr=lr)
             while st.evaluations < iterations:
                 closure()
                 opt.step()
