@@ -1,0 +1,100 @@
+"""The optimisers against torch.optim's on the same functions: same iterates, step for step."""
+
+import math
+
+import pytest
+import torch
+
+from artspace.optim import LBFGS, Adam
+
+
+def rosenbrock(x):
+    return (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2 + ((x[2:] - 0.5) ** 2 * torch.arange(1.0, len(x) - 1)).sum()
+
+
+def closure_for(x, f, log=None):
+    def closure():
+        x.grad = None
+        loss = f(x)
+        loss.backward()
+        if log is not None:
+            log.append(x.detach().clone())
+        return loss
+
+    return closure
+
+
+def test_lbfgs_follows_torch_lbfgs_without_line_search():
+    start = torch.tensor([-1.2, 1.0, 3.0, -2.0], dtype=torch.float64)
+    a = start.clone().requires_grad_(True)
+    b = start.clone().requires_grad_(True)
+    ours, theirs = [], []
+    LBFGS(a, lr=0.5, history_size=5).step(closure_for(a, rosenbrock, ours), max_iter=25)
+    torch.optim.LBFGS([b], lr=0.5, max_iter=25, history_size=5, tolerance_grad=0, tolerance_change=0).step(
+        closure_for(b, rosenbrock, theirs))
+    assert len(ours) == len(theirs) == 25  # one evaluation an iteration, the last step not evaluated
+    for p, q in zip(ours, theirs):
+        assert torch.allclose(p, q, rtol=1e-10, atol=1e-12)
+    assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_lbfgs_history_persists_across_steps_like_torch():
+    start = torch.tensor([2.0, -1.0, 0.0], dtype=torch.float64)
+    a = start.clone().requires_grad_(True)
+    b = start.clone().requires_grad_(True)
+    ours, theirs = LBFGS(a, history_size=3), torch.optim.LBFGS([b], max_iter=4, history_size=3,
+                                                               tolerance_grad=0, tolerance_change=0)
+    for _ in range(3):
+        ours.step(closure_for(a, rosenbrock), max_iter=4)
+        theirs.step(closure_for(b, rosenbrock))
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
+    assert len(ours._dirs) <= 3
+
+
+def test_lbfgs_line_search_decreases_where_a_full_step_overshoots():
+    # a steep quartic: the full step lr=1e3 overshoots by far; the Armijo search must still decrease the loss
+    x = torch.tensor([3.0, -4.0], dtype=torch.float64, requires_grad=True)
+
+    def f(x):
+        return (x ** 4).sum()
+
+    opt = LBFGS(x, lr=1e3)
+    opt.line_search = True
+    losses = []
+
+    def closure():
+        x.grad = None
+        loss = f(x)
+        loss.backward()
+        losses.append(loss.item())
+        return loss
+
+    opt.step(closure, max_iter=5)
+    assert f(x).item() < losses[0] / 10
+    assert all(math.isfinite(v) for v in losses)
+
+
+def test_lbfgs_stops_at_a_zero_gradient_without_moving():
+    x = torch.zeros(3, requires_grad=True)
+    opt = LBFGS(x)
+    made = opt.step(closure_for(x, lambda x: (x ** 2).sum()), max_iter=10)
+    assert made == 1 and torch.equal(x.detach(), torch.zeros(3))
+
+
+def test_lbfgs_needs_a_tensor_that_requires_grad():
+    with pytest.raises(ValueError, match="requires_grad"):
+        LBFGS(torch.zeros(2))
+
+
+def test_adam_matches_torch_adam():
+    start = torch.tensor([-1.2, 1.0, 3.0, -2.0], dtype=torch.float64)
+    a = start.clone().requires_grad_(True)
+    b = start.clone().requires_grad_(True)
+    ours, theirs = Adam(a, lr=0.05), torch.optim.Adam([b], lr=0.05)
+    for _ in range(50):
+        closure_for(a, rosenbrock)()
+        ours.step()
+        theirs.zero_grad()
+        closure_for(b, rosenbrock)()
+        theirs.step()
+    assert torch.allclose(a, b, rtol=1e-9, atol=1e-12)
