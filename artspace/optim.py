@@ -48,10 +48,14 @@ class LBFGS:
     [1.0, 1.0]
     """
 
-    def __init__(self, x: torch.Tensor, *, lr: float = 1.0, history_size: int = 100):
+    def __init__(self, x: torch.Tensor, *, lr: float = 1.0, history_size: int = 100,
+                 bounds: tuple[float, float] | None = None):
         if not x.requires_grad:
             raise ValueError("LBFGS needs a tensor with requires_grad=True")
+        if bounds is not None and not bounds[0] < bounds[1]:
+            raise ValueError(f"bounds must be (low, high) with low < high, not {bounds!r}")
         self.x = x
+        self.bounds = bounds
         self.lr = float(lr)
         self.history_size = int(history_size)
         self.line_search = False
@@ -95,14 +99,23 @@ class LBFGS:
     def _move(self, t: float, d: torch.Tensor) -> None:
         with torch.no_grad():
             self.x.view(-1).add_(d, alpha=t)
+            if self.bounds is not None:
+                self.x.clamp_(*self.bounds)
+
+    def _project_direction(self, d: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """Zero the components of *d* that would leave the box from a variable already on its bound."""
+        if self.bounds is None:
+            return d
+        x = self.x.detach().reshape(-1)
+        blocked = ((x <= self.bounds[0]) & (d < 0)) | ((x >= self.bounds[1]) & (d > 0))
+        return d.masked_fill_(blocked, 0.0)
 
     def _search(self, closure, loss: float, g: torch.Tensor, t: float, d: torch.Tensor, gtd: float):
         """Backtracking Armijo search along *d* from the current point; returns (loss, grad, step) and moves x."""
         best = (loss, g, 0.0)
-        at = 0.0
+        origin = self.x.detach().clone()
         for _ in range(MAX_LINE_SEARCH):
-            self._move(t - at, d)
-            at = t
+            self._goto(origin, t, d)
             new_loss, new_g = self._evaluate(closure)
             if math.isfinite(new_loss) and new_loss < best[0]:
                 best = (new_loss, new_g, t)
@@ -115,8 +128,13 @@ class LBFGS:
             else:
                 t_q = 0.1 * t
             t = min(max(t_q, 0.1 * t), 0.5 * t)
-        self._move(best[2] - at, d)  # no sufficient decrease: stay at the best point seen
+        self._goto(origin, best[2], d)  # no sufficient decrease: stay at the best point seen
         return best
+
+    def _goto(self, origin: torch.Tensor, t: float, d: torch.Tensor) -> None:
+        with torch.no_grad():
+            self.x.copy_(origin)
+        self._move(t, d)
 
     def step(self, closure: Callable[[], torch.Tensor], *, max_iter: int) -> int:
         """Run up to *max_iter* iterations; return the number of function evaluations made.
@@ -138,10 +156,19 @@ class LBFGS:
                 self._remember(self._last_step, g - self._last_grad)
                 d = self._direction(g)
                 t = self.lr
+            d = self._project_direction(d, g)
             gtd = float(g.dot(d))
+            if not gtd < 0 and self._dirs:
+                # the quasi-Newton direction, cut at the bounds, no longer descends: forget the curvature and take
+                # a projected steepest-descent step of L-BFGS's first-step length
+                self._dirs, self._steps, self._rho, self._h_diag = [], [], [], 1.0
+                d = self._project_direction(g.neg(), g)
+                gtd = float(g.dot(d))
+                t = min(1.0, 1.0 / float(g.abs().sum())) * self.lr
             if not gtd < 0:  # not a descent direction (or NaN): nothing sensible to do from here
                 break
             self._last_grad = g
+            before = self.x.detach().reshape(-1).clone() if self.bounds is not None else None
             if self.line_search:
                 loss, g, t = self._search(closure, loss, g, t, d, gtd)
                 if t == 0.0:
@@ -150,7 +177,8 @@ class LBFGS:
                 self._move(t, d)
                 if n != max_iter:
                     loss, g = self._evaluate(closure)
-            self._last_step = d.mul(t)
+            # the curvature pair uses the step actually taken (clamping shortens it at the bounds)
+            self._last_step = d.mul(t) if before is None else self.x.detach().reshape(-1) - before
             if float(self._last_step.abs().max()) == 0.0:
                 break
         return self.evaluations - start

@@ -450,7 +450,7 @@ def _optimise(x0: torch.Tensor, objective: _Objective, *, optimizer: str, lr: fl
             phase = "plain"
             while st.evaluations < iterations:
                 if opt is None:
-                    opt = LBFGS(x, lr=lr, history_size=LBFGS_HISTORY)
+                    opt = LBFGS(x, lr=lr, history_size=LBFGS_HISTORY, bounds=(0.0, scale))
                     opt.line_search = line_search
                     max_iter = iterations
                     if line_search:

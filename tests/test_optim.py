@@ -98,3 +98,19 @@ def test_adam_matches_torch_adam():
         closure_for(b, rosenbrock)()
         theirs.step()
     assert torch.allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_lbfgs_with_bounds_stays_in_the_box_and_finds_the_constrained_minimum():
+    # minimum of the unconstrained quadratic at (2, -1, 0.5); the box [0, 1] puts the constrained one at (1, 0, 0.5)
+    target = torch.tensor([2.0, -1.0, 0.5], dtype=torch.float64)
+    x = torch.full((3,), 0.3, dtype=torch.float64, requires_grad=True)
+    seen = []
+    opt = LBFGS(x, bounds=(0.0, 1.0))
+    opt.step(closure_for(x, lambda x: ((x - target) ** 2 * torch.tensor([1.0, 3.0, 10.0])).sum(), seen), max_iter=30)
+    assert all(float(p.min()) >= 0.0 and float(p.max()) <= 1.0 for p in seen)
+    assert torch.allclose(x.detach(), torch.tensor([1.0, 0.0, 0.5], dtype=torch.float64), atol=1e-6)
+
+
+def test_lbfgs_rejects_an_empty_box():
+    with pytest.raises(ValueError, match="low < high"):
+        LBFGS(torch.zeros(2, requires_grad=True), bounds=(1.0, 1.0))

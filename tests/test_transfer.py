@@ -16,6 +16,7 @@ from artspace.color import match_histograms, preserve_colors, rgb_to_yiq
 from artspace.errors import OutOfMemoryAdvice, UnknownLayer, UnreadableImage
 from artspace.images import to_pil, to_tensor
 from artspace.transfer import (
+    _optimise,
     DEFAULT_STYLE_LAYERS,
     TransferResult,
     estimate_memory,
@@ -253,13 +254,28 @@ def test_plateau_stops_early(images):
     assert r.stopped == "plateau" and r.evaluations < 200
 
 
-def test_nan_loss_stops_and_keeps_the_best_iterate(images):
-    logs = []
-    r = synthesise(images / "content.png", images / "style.png", size=32, iterations=10, lr=1e30, seed=0,
-                   log=logs.append, **FAST)
-    assert r.stopped == "nan"
-    assert any("NaN" in m and "best iterate" in m for m in logs)
-    assert np.isfinite(np.asarray(r.image, float)).all()
+def test_nan_loss_stops_and_keeps_the_best_iterate():
+    # an objective that turns NaN at its fifth evaluation, as an overflowing loss on a GPU would
+    calls = []
+
+    def objective(x):
+        calls.append(1)
+        total = ((x - 0.25) ** 2).sum()
+        if len(calls) >= 5:
+            total = total * float("nan")
+        return total, [total]
+
+    st, reason = _optimise(torch.full((1, 3, 4, 4), 0.9), objective, optimizer="adam", lr=0.05, iterations=20,
+                           tolerance=0.0, on_eval=lambda *a: None)
+    assert reason == "nan" and st.evaluations == 5
+    assert st.best_loss == min(st.history) and len(st.history) == 4
+    assert torch.isfinite(st.best_x).all() and float(st.best_x.max()) < 0.9  # Adam's 4th iterate, not the start
+
+
+def test_a_huge_step_stays_finite_and_in_range(images):
+    # L-BFGS is bounded to the pixel range, so even an absurd learning rate cannot leave it or overflow
+    r = synthesise(images / "content.png", images / "style.png", size=32, iterations=10, lr=1e30, seed=0, **FAST)
+    assert r.stopped in ("iterations", "converged") and np.isfinite(r.history).all()
     assert r.losses["total"] == min(r.history)
 
 
