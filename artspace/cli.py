@@ -86,6 +86,8 @@ def index_cmd(
     batch_size: int = typer.Option(8, "--batch-size", "-b", help="Images per forward pass."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     workers: int = typer.Option(2, help="Image-decoding threads."),
+    streams: Optional[int] = typer.Option(
+        None, min=1, help="Batches computed at once, each on its share of the CPU threads [default: 2 on a CPU, 1 on a GPU]."),
     rebuild: bool = typer.Option(False, help="Discard stored features and start over (to change weights or size)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
@@ -107,7 +109,8 @@ def index_cmd(
         typer.echo(f"skipped {path}: {reason}", err=True)
 
     report = index(folder, catalog=catalog, metadata=metadata, spec=spec, batch_size=batch_size, device=device,
-                   workers=workers, rebuild=rebuild, quiet=quiet, on_skip=on_skip)
+                   workers=workers, streams=streams, rebuild=rebuild, quiet=quiet,
+                   on_skip=on_skip)
     for note in report.notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo(report.summary())

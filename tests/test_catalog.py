@@ -187,3 +187,22 @@ def test_rebuild_remembers_metadata(demo_copy):
     index(demo_copy, spec=TINY_SPEC, metadata=demo_copy / "metadata.csv", quiet=True)
     rep = index(demo_copy, spec=TINY_SPEC, rebuild=True, quiet=True)
     assert rep.added == 18 and Catalog.open(demo_copy).works["shape"].notna().all()
+
+
+def test_streams_compute_the_same_catalog_as_one_thread(demo_source, tmp_path):
+    # batches run on two threads at once; shards are still written in order, so ids and vectors do not change
+    one = index(demo_source, catalog=tmp_path / "one", spec=TINY_SPEC, quiet=True, batch_size=4, streams=1)
+    two = index(demo_source, catalog=tmp_path / "two", spec=TINY_SPEC, quiet=True, batch_size=4, streams=3)
+    assert one.extracted == two.extracted > 8
+    a, b = Catalog.open(tmp_path / "one"), Catalog.open(tmp_path / "two")
+    assert list(a.works["path"]) == list(b.works["path"]) and list(a.works["id"]) == list(b.works["id"])
+    for by in ("style", "content"):
+        ia, va = a.embeddings(by)
+        ib, vb = b.embeddings(by)
+        assert np.array_equal(ia, ib)
+        np.testing.assert_allclose(va, vb, rtol=1e-4, atol=1e-5 * float(np.abs(va).max()))
+
+
+def test_streams_must_be_positive(demo_source, tmp_path):
+    with pytest.raises(ValueError, match="streams"):
+        index(demo_source, catalog=tmp_path / "c", spec=TINY_SPEC, quiet=True, streams=0)
