@@ -259,6 +259,8 @@ class _Streams:
     def __exit__(self, *exc):
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
+            # torch keeps the last count set in any thread as the default for threads it meets next: restore it
+            torch.set_num_threads(self.total)
         return False
 
 
