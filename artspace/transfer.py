@@ -467,7 +467,7 @@ def _optimise(x0: torch.Tensor, objective: _Objective, *, optimizer: str, lr: fl
                     opt.line_search, max_iter, opt.lr = False, iterations, lr
                     phase = "plain"
                 try:
-                    made = opt.step(closure, max_iter=max_iter)
+                    opt.step(closure, max_iter=max_iter)
                 except _Stop as s:
                     if s.reason != "restart":
                         raise
@@ -477,9 +477,6 @@ def _optimise(x0: torch.Tensor, objective: _Objective, *, optimizer: str, lr: fl
                     with torch.no_grad():
                         x.copy_(st.best_x * scale)
                     continue
-                if made == 0:
-                    reason = "converged"  # L-BFGS returned at once: zero gradient or zero step
-                    break
                 if phase == "plain" and st.evaluations < iterations:
                     reason = "converged"  # L-BFGS stopped on its own before the budget
                     break
