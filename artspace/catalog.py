@@ -446,9 +446,8 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
             progress = tqdm(total=len(todo), unit="img", disable=quiet, desc="index", dynamic_ncols=True,
                             file=sys.stderr)
 
-        def compute(batch: list, projection: StyleProjection | None) -> tuple[np.ndarray, np.ndarray]:
-            """The batch's compact style rows and content descriptors (thread-safe: runs in the streams)."""
-            ok = [b for b in batch if b[1] is not None]
+        def compute(ok: list, projection: StyleProjection | None) -> tuple[np.ndarray, np.ndarray]:
+            """Compact style rows and content descriptors of the readable images *ok* (runs in the streams)."""
             dim = projection.dim if projection is not None else SKETCH_DIM
             style = np.zeros((len(ok), dim), np.float32)
             desc = np.zeros((len(ok), spec.descriptor_dim), np.float32)
@@ -459,10 +458,8 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
                 desc = out["descriptor"].numpy()
             return style, desc
 
-        def write(batch: list, computed: tuple[np.ndarray, np.ndarray], projection: StyleProjection | None,
+        def write(ok: list, bad: list, computed: tuple[np.ndarray, np.ndarray], projection: StyleProjection | None,
                   number: int) -> None:
-            ok = [b for b in batch if b[1] is not None]
-            bad = [b for b in batch if b[1] is None]
             style, desc = computed
             arrays = {
                 "id": np.array([b[0].id for b in ok], np.int64),
@@ -487,18 +484,23 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
                 report.newly_skipped.append((b[0].rel, b[2]))
                 if on_skip is not None:
                     on_skip(b[0].rel, b[2])
-            report.extracted += len(batch)
-            progress.update(len(batch))
+            report.extracted += len(ok) + len(bad)
+            progress.update(len(ok) + len(bad))
 
         def run(items: list[_Item], projection: StyleProjection | None) -> None:
             """Extract *items* batch by batch; shards are written in order by this thread as batches finish."""
             number = _next_shard_number(shard_dir)
             pending: collections.deque = collections.deque()
 
-            def finish_oldest():
+            def start(batch: list) -> None:
+                ok = [b for b in batch if b[1] is not None]
+                bad = [b for b in batch if b[1] is None]
+                pending.append((ok, bad, pool.submit(compute, ok, projection)))
+
+            def finish_oldest() -> None:
                 nonlocal number
-                batch, future = pending.popleft()
-                write(batch, future.result(), projection, number)
+                ok, bad, future = pending.popleft()
+                write(ok, bad, future.result(), projection, number)
                 number += 1
 
             with _Streams(n_streams) as pool:
@@ -506,12 +508,12 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
                 for loaded in _prefetch(items, root, extractor, workers):
                     batch.append(loaded)
                     if len(batch) >= batch_size:
-                        pending.append((batch, pool.submit(compute, batch, projection)))
+                        start(batch)
                         batch = []
                         while len(pending) > n_streams:
                             finish_oldest()
                 if batch:
-                    pending.append((batch, pool.submit(compute, batch, projection)))
+                    start(batch)
                 while pending:
                     finish_oldest()
 

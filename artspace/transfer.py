@@ -70,7 +70,7 @@ LBFGS_HISTORY = 100
 #: L-BFGS takes its full step without a line search (one evaluation per iteration, the most progress per evaluation
 #: on this loss). On flat images the second step — its curvature estimated from a tiny first step on a quartic loss —
 #: can overshoot by orders of magnitude; an evaluation above BLOWUP times the best loss (or not finite) then restarts
-#: L-BFGS from the best iterate with a strong-Wolfe line search, at most MAX_RESTARTS times.
+#: L-BFGS from the best iterate with a backtracking line search, at most MAX_RESTARTS times.
 BLOWUP = 10.0
 MAX_RESTARTS = 3
 #: L-BFGS optimises the image on the 0-255 scale of the network's training data. L-BFGS is invariant to that scale
@@ -78,7 +78,8 @@ MAX_RESTARTS = 3
 #: first curvature pair is measured locally and the second step does not overshoot (on [0, 1] it overshot by 10^20
 #: on tubingen × starry_night).
 PIXEL_SCALE = 255.0
-#: L-BFGS iterations run with a strong-Wolfe line search after a restart, before switching back to full steps.
+#: L-BFGS iterations run with a backtracking (Armijo) line search after a restart, before switching back to full
+#: steps.
 WARMUP_LINE_SEARCH = 3
 MIN_SIDE = 16
 
