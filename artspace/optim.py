@@ -85,6 +85,10 @@ class LBFGS:
             r.add_(self._steps[i], alpha=alpha[i] - beta)
         return r
 
+    def _first_step(self, g: torch.Tensor) -> float:
+        """Step length along −g when there is no curvature yet: ``lr · min(1, 1/‖g‖₁)``."""
+        return min(1.0, 1.0 / float(g.abs().sum())) * self.lr
+
     def _remember(self, s: torch.Tensor, y: torch.Tensor) -> None:
         ys = float(y.dot(s))
         if ys <= 1e-10:  # not a descent-consistent pair (noise, or a non-convex stretch): skip it
@@ -145,13 +149,13 @@ class LBFGS:
         """
         start = self.evaluations
         loss, g = self._evaluate(closure)
-        if float(g.abs().max()) == 0.0:
-            return self.evaluations - start
         for n in range(1, max_iter + 1):
+            if float(g.abs().max()) == 0.0:  # a stationary point: no direction to take (nor a step length)
+                break
             self.iterations += 1
             if self.iterations == 1:
                 d = g.neg()
-                t = min(1.0, 1.0 / float(g.abs().sum())) * self.lr
+                t = self._first_step(g)
             else:
                 self._remember(self._last_step, g - self._last_grad)
                 d = self._direction(g)
@@ -164,7 +168,7 @@ class LBFGS:
                 self._dirs, self._steps, self._rho, self._h_diag = [], [], [], 1.0
                 d = self._project_direction(g.neg(), g)
                 gtd = float(g.dot(d))
-                t = min(1.0, 1.0 / float(g.abs().sum())) * self.lr
+                t = self._first_step(g)
             if not gtd < 0:  # not a descent direction (or NaN): nothing sensible to do from here
                 break
             self._last_grad = g

@@ -114,3 +114,13 @@ def test_lbfgs_with_bounds_stays_in_the_box_and_finds_the_constrained_minimum():
 def test_lbfgs_rejects_an_empty_box():
     with pytest.raises(ValueError, match="low < high"):
         LBFGS(torch.zeros(2, requires_grad=True), bounds=(1.0, 1.0))
+
+
+def test_lbfgs_stops_when_it_reaches_an_exact_minimum_mid_run():
+    # a separable quadratic that L-BFGS solves exactly within a few steps: the gradient then becomes exactly zero
+    # and the remaining iterations must stop there, not divide by the zero gradient's norm
+    x = torch.tensor([3.0, -2.0], requires_grad=True)
+    opt = LBFGS(x)
+    made = opt.step(closure_for(x, lambda x: ((x - 1) ** 2 * torch.tensor([1.0, 10.0])).sum()), max_iter=20)
+    assert made < 20
+    assert torch.equal(x.detach(), torch.ones(2))
