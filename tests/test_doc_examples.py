@@ -1,0 +1,18 @@
+"""Every Examples section in the package runs and prints what it shows (the docs' examples are tested code)."""
+
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+import artspace
+
+MODULES = sorted(m.name for m in pkgutil.iter_modules(artspace.__path__, "artspace.") if m.name != "artspace.__main__")
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_examples(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
+    assert result.failed == 0, f"{result.failed} of {result.attempted} examples in {name} failed"
