@@ -5,10 +5,13 @@ Layout of a catalog directory (default ``<collection>/.artspace/``)::
     manifest.json       format version, feature spec (weights, size, layers), projection, index kinds, versions
     works.parquet       one row per work: id, path, size, mtime_ns, checksum, width, height, + metadata columns
     skipped.csv         files that could not be read: path, reason
-    embeddings.npz      ids, style (n × k compact style), content (n × 512 style-free content embedding)
-    projection.npz      the fitted style projection (see artspace.projection)
+    embeddings.npz      ids, style (n × 384 compact L_style embedding), signature (n × 128 compact style
+                        signature), content (n × 512 style-free content embedding)
+    projection.npz      the fitted L_style projection (see artspace.projection)
+    signature_projection.npz  the fitted style-signature projection
     content_model.npz   style-group means removed from content descriptors (see artspace.index)
-    style.faiss         faiss index of style embeddings (squared L2 ≈ L_style)
+    style.faiss         faiss index of L_style embeddings (squared L2 ≈ L_style)
+    signature.faiss     faiss index of style signatures (squared L2 ≈ mean squared Hellinger distance)
     content.faiss       faiss index of content embeddings (inner product; distance 1 − cos)
     shards/             the extraction log: one .npz per batch, written atomically — the source of truth
     lock                held (flock) by the one `index` run allowed at a time
@@ -52,9 +55,10 @@ from .projection import SKETCH_DIM, CountSketch, StyleProjection
 
 __all__ = ["FORMAT_VERSION", "CATALOG_DIRNAME", "Catalog", "IndexReport", "index", "find_catalog"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: style signatures added (similar --by style ranks by them)
 CATALOG_DIRNAME = ".artspace"
 #: Columns artspace itself writes in the works table; metadata columns with these names get a ``meta_`` prefix.
+SIG_PROJECTION = "signature_projection.npz"
 WORK_COLUMNS = ("id", "path", "size", "mtime_ns", "checksum", "width", "height")
 
 
@@ -336,8 +340,8 @@ def _join_metadata(works: pd.DataFrame, metadata: Path, root: Path, notes: list)
 
 def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
           metadata: str | os.PathLike | None = None, spec: FeatureSpec | None = None, batch_size: int = 8,
-          device: str = "auto", workers: int = 2, fit_size: int = 2048, embed_dim: int = 512,
-          rebuild: bool = False, quiet: bool = False, streams: int | None = None,
+          device: str = "auto", workers: int = 2, fit_size: int = 2048, embed_dim: int = 384,
+          signature_dim: int = 128, rebuild: bool = False, quiet: bool = False, streams: int | None = None,
           on_skip: Callable[[str, str], None] | None = None) -> IndexReport:
     """Index every image below *root* into a catalog: extract, store, fit, and build the search indexes.
 
@@ -357,9 +361,10 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
     batch_size, device, workers
         Images per forward pass; ``auto``/``cpu``/``cuda``/``mps``; image-decoding threads.
     fit_size : int
-        Works sampled to fit the style projection (the first run fits it; see :mod:`artspace.projection`).
-    embed_dim : int
-        Dimensions of the compact style embedding (float32: 512 is 2 KB a work).
+        Works sampled to fit the style projections (the first run fits them; see :mod:`artspace.projection`).
+    embed_dim, signature_dim : int
+        Dimensions of the compact L_style embedding and of the compact style signature (float32: the defaults,
+        384 + 128, make 2 KB a work).
     rebuild : bool
         Discard the catalog's stored features and start over (needed to change the spec or refit).
     streams : int, optional
@@ -390,7 +395,7 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
                 metadata = root / old["metadata"]
             # The manifest goes first: a rebuild interrupted half-way is then a fresh catalog, never a mixture.
             manifest_path.unlink()
-            for p in list(shard_dir.glob("part-*.npz")) + [cdir / "projection.npz"]:
+            for p in list(shard_dir.glob("part-*.npz")) + [cdir / "projection.npz", cdir / SIG_PROJECTION]:
                 p.unlink(missing_ok=True)
             old = None
         if old is not None:
@@ -434,8 +439,9 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
         report.unchanged = len(files) - len(todo)
 
         extractor = None
-        proj_path = cdir / "projection.npz"
+        proj_path, sig_path = cdir / "projection.npz", cdir / SIG_PROJECTION
         sketch = CountSketch(sum(spec.style_dims), SKETCH_DIM)
+        sig_sketch = CountSketch(sum(spec.signature_dims), SKETCH_DIM)
         progress = None
         n_streams = 1
         if todo:
@@ -446,21 +452,27 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
             progress = tqdm(total=len(todo), unit="img", disable=quiet, desc="index", dynamic_ncols=True,
                             file=sys.stderr)
 
-        def compute(ok: list, projection: StyleProjection | None) -> tuple[np.ndarray, np.ndarray]:
-            """Compact style rows and content descriptors of the readable images *ok* (runs in the streams)."""
-            dim = projection.dim if projection is not None else SKETCH_DIM
-            style = np.zeros((len(ok), dim), np.float32)
+        def compute(ok: list, projections: tuple | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            """Compact style rows, signatures and content descriptors of the readable images *ok* (in the streams).
+
+            Without *projections* (the fit phase) the style rows and signatures are the sketches themselves.
+            """
+            dims = (projections[0].dim, projections[1].dim) if projections is not None else (SKETCH_DIM, SKETCH_DIM)
+            style = np.zeros((len(ok), dims[0]), np.float32)
+            sig = np.zeros((len(ok), dims[1]), np.float32)
             desc = np.zeros((len(ok), spec.descriptor_dim), np.float32)
             if ok:
                 out = extractor.encode(torch.stack([b[1] for b in ok]))
-                sk = sketch(out["style"])
-                style = projection.embed(sk) if projection is not None else sk.numpy()
+                sk, sig_sk = sketch(out["style"]), sig_sketch(out["signature"])
+                if projections is not None:
+                    style, sig = projections[0].embed(sk), projections[1].embed(sig_sk)
+                else:
+                    style, sig = sk.numpy(), sig_sk.numpy()
                 desc = out["descriptor"].numpy()
-            return style, desc
+            return style, sig, desc
 
-        def write(ok: list, bad: list, computed: tuple[np.ndarray, np.ndarray], projection: StyleProjection | None,
-                  number: int) -> None:
-            style, desc = computed
+        def write(ok: list, bad: list, computed: tuple, projections: tuple | None, number: int) -> None:
+            style, sig, desc = computed
             arrays = {
                 "id": np.array([b[0].id for b in ok], np.int64),
                 "path": np.array([b[0].rel for b in ok], dtype=str),
@@ -475,10 +487,13 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
                 "skip_reason": np.array([b[2] for b in bad], dtype=str),
                 "descriptor": desc,
             }
-            if projection is None:
-                arrays["sketch"] = style.astype(np.float16)  # fit sample: kept until the projection exists
+            if projections is None:
+                # Fit sample: the sketches are kept until the projections exist.
+                arrays["sketch"] = style.astype(np.float16)
+                arrays["sig_sketch"] = sig.astype(np.float16)
             else:
                 arrays["style"] = style
+                arrays["signature"] = sig
             _write_npz(shard_dir / f"part-{number:06d}.npz", **arrays)
             for b in bad:
                 report.newly_skipped.append((b[0].rel, b[2]))
@@ -487,7 +502,7 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
             report.extracted += len(ok) + len(bad)
             progress.update(len(ok) + len(bad))
 
-        def run(items: list[_Item], projection: StyleProjection | None) -> None:
+        def run(items: list[_Item], projections: tuple | None) -> None:
             """Extract *items* batch by batch; shards are written in order by this thread as batches finish."""
             number = _next_shard_number(shard_dir)
             pending: collections.deque = collections.deque()
@@ -495,12 +510,12 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
             def start(batch: list) -> None:
                 ok = [b for b in batch if b[1] is not None]
                 bad = [b for b in batch if b[1] is None]
-                pending.append((ok, bad, pool.submit(compute, ok, projection)))
+                pending.append((ok, bad, pool.submit(compute, ok, projections)))
 
             def finish_oldest() -> None:
                 nonlocal number
                 ok, bad, future = pending.popleft()
-                write(ok, bad, future.result(), projection, number)
+                write(ok, bad, future.result(), projections, number)
                 number += 1
 
             with _Streams(n_streams) as pool:
@@ -518,45 +533,48 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
                     finish_oldest()
 
         try:
-            if not proj_path.is_file():
-                # Fit phase: a seeded random sample of the collection, extracted first, fits the style projection.
+            if not (proj_path.is_file() and sig_path.is_file()):
+                # Fit phase: a seeded random sample of the collection, extracted first, fits the projections.
                 rng = np.random.default_rng(0)
                 order = rng.permutation(len(files))
                 sample = {files[i][0] for i in order[:fit_size]}
                 run([t for t in todo if t.rel in sample], None)
                 todo = [t for t in todo if t.rel not in sample]
                 state = _State(shard_dir)
-                sk_rows = []
+                sk_rows, sig_rows = [], []
                 for rel in sorted(sample):
                     r = state.records.get(rel)
                     if r is not None and r[0] == "ok":
                         with np.load(r[1]) as z:
                             if "sketch" in z.files:
                                 sk_rows.append(z["sketch"][r[2]].astype(np.float32))
+                                sig_rows.append(z["sig_sketch"][r[2]].astype(np.float32))
                 if len(sk_rows) < 2:
                     raise ArtspaceError(
                         f"{root} holds {len(sk_rows)} readable image(s); a catalog needs at least 2 to compare")
+                StyleProjection.fit(np.stack(sig_rows), k=signature_dim, seed=sig_sketch.seed).save(sig_path)
                 StyleProjection.fit(np.stack(sk_rows), k=embed_dim, seed=sketch.seed).save(proj_path)
-            projection = StyleProjection.load(proj_path)
-            _project_fit_shards(shard_dir, projection)
-            run(todo, projection)
+            projections = (StyleProjection.load(proj_path), StyleProjection.load(sig_path))
+            _project_fit_shards(shard_dir, projections)
+            run(todo, projections)
         finally:
             if progress is not None:
                 progress.close()
 
-        _finalize(root, cdir, spec, metadata, report, present, next_id, projection, old)
+        _finalize(root, cdir, spec, metadata, report, present, next_id, projections, old)
     report.seconds = time.time() - t0
     return report
 
 
-def _project_fit_shards(shard_dir: Path, projection: StyleProjection) -> None:
+def _project_fit_shards(shard_dir: Path, projections: tuple) -> None:
     """Rewrite fit-phase shards (sketches) as ordinary shards (compact style), then delete them. Idempotent."""
     for shard in sorted(shard_dir.glob("part-*.npz"), key=_State.number):
         with np.load(shard) as z:
             if "sketch" not in z.files:
                 continue
-            arrays = {k: z[k] for k in z.files if k != "sketch"}
-            arrays["style"] = projection.embed(z["sketch"].astype(np.float32))
+            arrays = {k: z[k] for k in z.files if k not in ("sketch", "sig_sketch")}
+            arrays["style"] = projections[0].embed(z["sketch"].astype(np.float32))
+            arrays["signature"] = projections[1].embed(z["sig_sketch"].astype(np.float32))
         number = _next_shard_number(shard_dir)
         _write_npz(shard_dir / f"part-{number:06d}.npz", **arrays)
         shard.unlink()
@@ -571,7 +589,7 @@ def _check_format(manifest: dict, cdir: Path) -> None:
 
 
 def _finalize(root: Path, cdir: Path, spec: FeatureSpec, metadata: Path | None, report: IndexReport,
-              present: set, next_id: int, projection: StyleProjection, old: dict | None) -> None:
+              present: set, next_id: int, projections: tuple, old: dict | None) -> None:
     """Consolidate the shards into the works table, embeddings and indexes (each file replaced atomically)."""
     shard_dir = cdir / "shards"
     state = _State(shard_dir)
@@ -584,21 +602,24 @@ def _finalize(root: Path, cdir: Path, spec: FeatureSpec, metadata: Path | None, 
             by_shard.setdefault(r[1], []).append((rel, r[2]))
         else:
             skipped.append((rel, r[3], r[1], r[2]))
-    meta_rows, style, desc = [], [], []
+    projection, sig_projection = projections
+    meta_rows, style, sig, desc = [], [], [], []
     for shard, entries in by_shard.items():
         with np.load(shard) as z:
             idx = np.array([j for _, j in entries])
             cols = {k: z[k][idx] for k in ("id", "path", "size", "mtime_ns", "checksum", "width", "height")}
             style.append(z["style"][idx])
+            sig.append(z["signature"][idx])
             desc.append(z["descriptor"][idx])
             meta_rows.append(pd.DataFrame(cols))
     works = pd.concat(meta_rows, ignore_index=True) if meta_rows else pd.DataFrame(
         {c: pd.Series(dtype="int64" if c not in ("path", "checksum") else "str") for c in WORK_COLUMNS})
     style = np.concatenate(style) if style else np.zeros((0, projection.dim), np.float32)
+    sig = np.concatenate(sig) if sig else np.zeros((0, sig_projection.dim), np.float32)
     desc = np.concatenate(desc) if desc else np.zeros((0, spec.descriptor_dim), np.float32)
     order = np.argsort(works["id"].to_numpy(), kind="stable")
     works = works.iloc[order].reset_index(drop=True)
-    style, desc = style[order], desc[order]
+    style, sig, desc = style[order], sig[order], desc[order]
     works["path"] = works["path"].astype(str)
     works["checksum"] = works["checksum"].astype(str)
     notes = report.notes
@@ -624,7 +645,7 @@ def _finalize(root: Path, cdir: Path, spec: FeatureSpec, metadata: Path | None, 
             **{c: works[c].to_numpy().astype(np.int64 if c in ("id", "size", "mtime_ns") else
                                               (np.int32 if c in ("width", "height") else str))
                for c in ("id", "path", "size", "mtime_ns", "checksum", "width", "height")},
-            style=style, descriptor=desc,
+            style=style, signature=sig, descriptor=desc,
             skip_path=np.array([s[0] for s in skipped], dtype=str),
             skip_size=np.array([s[2] for s in skipped], np.int64),
             skip_mtime_ns=np.array([s[3] for s in skipped], np.int64),
@@ -636,14 +657,16 @@ def _finalize(root: Path, cdir: Path, spec: FeatureSpec, metadata: Path | None, 
     content_model = ContentModel.fit(style, desc)
     content = content_model.transform(style, desc)
     style_index = VectorIndex.build(ids, style, metric="l2")
+    sig_index = VectorIndex.build(ids, sig, metric="l2")
     content_index = VectorIndex.build(ids, content, metric="ip")
 
     atomic_write(cdir / "works.parquet", lambda p: works.to_parquet(p, index=False))
     skipped_df = pd.DataFrame({"path": [s[0] for s in skipped], "reason": [s[1] for s in skipped]})
     atomic_write(cdir / "skipped.csv", lambda p: skipped_df.to_csv(p, index=False))
-    _write_npz(cdir / "embeddings.npz", ids=ids, style=style, content=content)
+    _write_npz(cdir / "embeddings.npz", ids=ids, style=style, signature=sig, content=content)
     content_model.save(cdir / "content_model.npz")
     style_index.save(cdir / "style.faiss")
+    sig_index.save(cdir / "signature.faiss")
     content_index.save(cdir / "content.faiss")
     import faiss
 
@@ -666,17 +689,21 @@ def _finalize(root: Path, cdir: Path, spec: FeatureSpec, metadata: Path | None, 
         "style_embedding": {"dim": projection.dim, "sketch_dim": SKETCH_DIM, "sketch_seed": projection.seed,
                             "fitted_on": projection.n_fit, "variance_kept": projection.explained,
                             "distance": "squared L2 = L_style estimate"},
+        "signature_embedding": {"dim": sig_projection.dim, "sketch_dim": SKETCH_DIM,
+                                "sketch_seed": sig_projection.seed, "fitted_on": sig_projection.n_fit,
+                                "variance_kept": sig_projection.explained,
+                                "distance": "squared L2 = mean squared Hellinger distance estimate"},
         "content_embedding": {"dim": int(content.shape[1]), "groups": int(len(content_model.centroids)),
                               "distance": "1 - cosine"},
-        "index": {"style": style_index.kind, "content": content_index.kind},
+        "index": {"style": style_index.kind, "signature": sig_index.kind, "content": content_index.kind},
     }
     _write_json(cdir / "manifest.json", manifest)
     report.works = len(works)
     report.skipped = [(s[0], s[1]) for s in skipped]
     n_fit = projection.n_fit
     if len(works) > 4 * n_fit and n_fit < 2048:
-        notes.append(f"the style projection was fitted on {n_fit} works and the catalog now has {len(works)}: "
-                     f"`--rebuild` refits it on the larger collection")
+        notes.append(f"the style projections were fitted on {n_fit} works and the catalog now has {len(works)}: "
+                     f"`--rebuild` refits them on the larger collection")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -703,9 +730,9 @@ class Catalog:
         self._emb = None
         self._indexes = {}
         self._extractor = None
-        self._projection = None
+        self._projections = None
         self._content_model = None
-        self._sketch = None
+        self._sketches = None
 
     @classmethod
     def open(cls, path: str | os.PathLike = ".") -> "Catalog":
@@ -741,18 +768,23 @@ class Catalog:
         return pd.read_csv(p) if p.is_file() and p.stat().st_size else pd.DataFrame(columns=["path", "reason"])
 
     def embeddings(self, by: str = "style") -> tuple[np.ndarray, np.ndarray]:
-        """``(ids, vectors)`` of every work: compact style (squared L2 ≈ L_style) or unit content (1 − cos)."""
-        _check_by(by)
+        """``(ids, vectors)`` of every work in one of the stored spaces.
+
+        ``style``: compact L_style embeddings (squared L2 ≈ :math:`L_{style}`); ``signature``: compact style
+        signatures (squared L2 ≈ mean squared Hellinger distance); ``content``: unit content embeddings
+        (1 − cos).
+        """
+        _check_space(by)
         if self._emb is None:
             with np.load(self.dir / "embeddings.npz") as z:
                 self._emb = {k: z[k] for k in z.files}
         return self._emb["ids"], self._emb[by]
 
-    def _index(self, by: str) -> VectorIndex:
-        _check_by(by)
-        if by not in self._indexes:
-            self._indexes[by] = VectorIndex.load(self.dir / f"{by}.faiss", "l2" if by == "style" else "ip")
-        return self._indexes[by]
+    def _index(self, space: str) -> VectorIndex:
+        _check_space(space)
+        if space not in self._indexes:
+            self._indexes[space] = VectorIndex.load(self.dir / f"{space}.faiss", "ip" if space == "content" else "l2")
+        return self._indexes[space]
 
     def update_columns(self, columns: pd.DataFrame) -> None:
         """Add or replace columns of the works table; *columns* is indexed by work id. Written atomically."""
@@ -810,27 +842,41 @@ class Catalog:
         return self._extractor
 
     def vectors(self, images: Iterable, by: str = "style") -> np.ndarray:
-        """Embeddings of arbitrary images (paths or PIL images) in this catalog's style or content space."""
-        _check_by(by)
-        if self._projection is None:
-            self._projection = StyleProjection.load(self.dir / "projection.npz")
+        """Embeddings of arbitrary images (paths or PIL images) in one of this catalog's spaces (see
+        :meth:`embeddings`)."""
+        _check_space(by)
+        return self._all_vectors(images)[by]
+
+    def _all_vectors(self, images: Iterable) -> dict[str, np.ndarray]:
+        """Every space's embeddings of *images*, from one forward pass."""
+        if self._projections is None:
+            self._projections = (StyleProjection.load(self.dir / "projection.npz"),
+                                 StyleProjection.load(self.dir / SIG_PROJECTION))
             self._content_model = ContentModel.load(self.dir / "content_model.npz")
-            self._sketch = CountSketch(sum(self.spec.style_dims), SKETCH_DIM, seed=self._projection.seed)
+            self._sketches = (CountSketch(sum(self.spec.style_dims), SKETCH_DIM, seed=self._projections[0].seed),
+                              CountSketch(sum(self.spec.signature_dims), SKETCH_DIM, seed=self._projections[1].seed))
         ex = self.extractor
         xs = torch.stack([ex.prepare(i) if isinstance(i, Image.Image) else ex.load(i) for i in images])
         out = ex.encode(xs)
-        style = self._projection.embed(self._sketch(out["style"]))
-        if by == "style":
-            return style
-        return self._content_model.transform(style, out["descriptor"].numpy())
+        style = self._projections[0].embed(self._sketches[0](out["style"]))
+        return {"style": style, "signature": self._projections[1].embed(self._sketches[1](out["signature"])),
+                "content": self._content_model.transform(style, out["descriptor"].numpy())}
 
     def query_vector(self, query, by: str = "style") -> tuple[np.ndarray, int | None]:
-        """The embedding of *query* and its work id (``None`` for an image from outside the catalog)."""
+        """The embedding of *query* in space *by* and its work id (``None`` for an image from outside the catalog)."""
+        _check_space(by)
+        vecs, wid = self._query_vectors(query)
+        return vecs[by], wid
+
+    def _query_vectors(self, query) -> tuple[dict[str, np.ndarray], int | None]:
         wid = self.lookup(query)
         if wid is not None:
-            ids, x = self.embeddings(by)
-            return x[np.searchsorted(ids, wid)], wid
-        return self.vectors([self.image_path(query)], by)[0], None
+            out = {}
+            for space in SPACES:
+                ids, x = self.embeddings(space)
+                out[space] = x[np.searchsorted(ids, wid)]
+            return out, wid
+        return {k: v[0] for k, v in self._all_vectors([self.image_path(query)]).items()}, None
 
     # ---- queries ---------------------------------------------------------------------------------------------
 
@@ -841,20 +887,27 @@ class Catalog:
         ----------
         query : path, id or relative path
             An image file (inside or outside the collection) or a catalogued work.
-        by : {"style", "content"}
+        by : {"style", "l_style", "content"}
+            ``style`` ranks by the style signature (mean squared Hellinger distance between Gram matrices,
+            :func:`artspace.features.style_signature`), ``l_style`` by the seeds' :math:`L_{style}` itself,
+            ``content`` by the style-free content embedding.
         k : int
         where : str, optional
             A pandas query on the works table, e.g. ``"style == 'Baroque'"``.
 
         Returns
         -------
-        DataFrame with ``rank``, ``id``, ``path``, ``distance`` (style: :math:`L_{style}` estimated from the compact
-        embeddings; content: :math:`1-\\cos`), ``width``, ``height`` and the metadata columns.
+        DataFrame with ``rank``, ``id``, ``path``, ``distance`` (style: the signature distance, between 0 and 1;
+        l_style: :math:`L_{style}`; content: :math:`1-\\cos`; all estimated from the compact embeddings), for
+        ``by="style"`` also ``l_style`` (:math:`L_{style}`, estimated), then ``width``, ``height`` and the metadata
+        columns. ``artspace distance`` gives the exact figures of a pair.
         """
         _check_by(by)
         if k < 1:
             raise ValueError(f"k must be at least 1, not {k}")
-        vec, wid = self.query_vector(query, by)
+        space = SEARCH_SPACES[by]
+        vecs, wid = self._query_vectors(query)
+        vec = vecs[space]
         allowed = None
         if where:
             try:
@@ -864,12 +917,17 @@ class Catalog:
                                     f"{', '.join(self.works.columns)}") from None
             allowed = sel["id"].to_numpy(np.int64)
         extra = 1 if wid is not None else 0
-        d, i = self._index(by).search(vec[None], k + extra, allowed=allowed)
+        d, i = self._index(space).search(vec[None], k + extra, allowed=allowed)
         pairs = [(float(dd), int(ii)) for dd, ii in zip(d[0], i[0]) if ii >= 0 and ii != wid][:k]
         works = self.works.set_index("id", drop=False)
-        rows = works.loc[[ii for _, ii in pairs]].drop(columns=["size", "mtime_ns", "checksum"])
+        found = [ii for _, ii in pairs]
+        rows = works.loc[found].drop(columns=["size", "mtime_ns", "checksum"])
         rows.insert(0, "rank", np.arange(1, len(pairs) + 1))
         rows.insert(3, "distance", [max(dd, 0.0) for dd, _ in pairs])
+        if by == "style":
+            ids, x = self.embeddings("style")
+            l_style = ((x[np.searchsorted(ids, found)] - vecs["style"]) ** 2).sum(1) if found else np.zeros(0)
+            rows.insert(4, "l_style", np.maximum(l_style, 0.0).astype(float))
         return rows.reset_index(drop=True)
 
     def sheet(self, query, results: pd.DataFrame, *, by: str = "style") -> Image.Image:
@@ -882,15 +940,28 @@ class Catalog:
         return contact_sheet(items, columns=min(6, len(items)), title=f"nearest by {by}")
 
     def distance(self, a, b) -> dict:
-        """Exact distances between two images or works: ``{"style", "style_layers", "content"}``.
+        """Exact distances between two images or works: ``{"style", "style_layers", "signature",
+        "signature_layers", "content"}``.
 
         ``style`` is the seeds' :math:`L_{style}=\\sum_l w_l E_l` and ``style_layers`` its terms :math:`w_l E_l`;
-        ``content`` is :math:`\\tfrac12\\sum(F-P)^2` on the content layer; both at the catalog's input size.
+        ``signature`` is the style-signature distance (mean over its layers of the squared Hellinger distance
+        :math:`H^2_l` between Gram matrices, ``signature_layers``) that ``similar --by style`` ranks by;
+        ``content`` is :math:`\\tfrac12\\sum(F-P)^2` on the content layer; all at the catalog's input size.
         """
         return self.extractor.distance(self.image_path(a), self.image_path(b))
 
 
+#: Stored embedding spaces, and the space each ``similar(by=...)`` ranking searches.
+SPACES = ("style", "signature", "content")
+SEARCH_SPACES = {"style": "signature", "l_style": "style", "content": "content"}
+
+
 def _check_by(by: str) -> None:
-    if by not in ("style", "content"):
-        raise ValueError(f"by must be 'style' or 'content', not {by!r}")
+    if by not in SEARCH_SPACES:
+        raise ValueError(f"by must be one of {', '.join(SEARCH_SPACES)}, not {by!r}")
+
+
+def _check_space(space: str) -> None:
+    if space not in SPACES:
+        raise ValueError(f"space must be one of {', '.join(SPACES)}, not {space!r}")
 

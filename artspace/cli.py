@@ -134,19 +134,24 @@ def _print_table(df, fmt: str):
 def similar(
     query: str = typer.Argument(..., help="An image file (inside the collection or not), a work id, or a "
                                 "work's relative path."),
-    by: str = typer.Option("style", "--by", help="style or content."),
+    by: str = typer.Option("style", "--by", help="style (the style signature), l_style (the seeds' L_style "
+                           "itself) or content."),
     k: int = typer.Option(10, "-k", help="Number of works to return."),
     catalog: Optional[Path] = CatalogOpt,
     where: Optional[str] = typer.Option(None, help="Filter on metadata, e.g. \"style == 'Baroque'\"."),
     format: str = typer.Option("table", "--format", "-f", help="table, json or csv."),
     sheet: Optional[Path] = typer.Option(None, help="Also write a contact sheet of the query and its neighbours."),
 ):
-    """The works nearest to QUERY by style (L_style, the seeds' Gram distance) or by content (1 - cos).
+    """The works nearest to QUERY by style or by content.
+
+    --by style ranks by the style signature: the mean squared Hellinger distance between the two works' Gram
+    matrices on relu4_1 and relu5_1 (0 = same statistics, 1 = nothing in common), and also lists L_style.
+    --by l_style ranks by the seeds' L_style; --by content by 1 - cos of the style-free content embeddings.
 
     Example: artspace similar dots/star_0.png --by content -k 5 --catalog data/demo
     """
-    if by not in ("style", "content"):
-        _fail(f"--by must be style or content, not {by!r}")
+    if by not in ("style", "l_style", "content"):
+        _fail(f"--by must be style, l_style or content, not {by!r}")
     if format not in ("table", "json", "csv"):
         _fail(f"--format must be table, json or csv, not {format!r}")
     cat = _open_catalog(catalog)
@@ -168,10 +173,11 @@ def distance(
                                            "(default: the current folder's catalog if there is one)."),
     format: str = typer.Option("table", "--format", "-f", help="table or json."),
 ):
-    """Exact style distance (per layer and in total) and content distance between two images.
+    """Exact style distance (per layer and in total), style-signature distance and content distance of two images.
 
     style = L_style = sum_l w_l E_l, E_l = sum (G - A)^2 / (4 N^2 M^2) on Gram matrices of relu1_1 ... relu5_1;
-    content = 1/2 sum (F - P)^2 on relu4_2; both at the catalog's input size (default 224 x 224).
+    signature = mean over relu4_1, relu5_1 of H^2 = 1 - sum sqrt(P Q), P and Q the Gram matrices scaled to sum 1;
+    content = 1/2 sum (F - P)^2 on relu4_2; all at the catalog's input size (default 224 x 224).
 
     Example: artspace distance a.jpg b.jpg --format json
     """
@@ -202,6 +208,10 @@ def distance(
     for name, v in result["style_layers"].items():
         share = v / result["style"] if result["style"] else 0.0
         typer.echo(f"  {name:8s} w_l E_l = {v:.6g}  ({share:6.1%})")
+    typer.echo(f"style signature distance  mean_l H^2_l = {result['signature']:.6g}  (0: same Gram statistics, "
+               f"1: nothing in common)")
+    for name, v in result["signature_layers"].items():
+        typer.echo(f"  {name:8s} H^2 = 1 - sum sqrt(P Q) = {v:.6g}")
     typer.echo(f"content distance  1/2 sum (F - P)^2 at {spec.content_layer} = {result['content']:.6g}")
     typer.echo(f"(inputs resized to {spec.size}x{spec.size}; weights: {spec.weights})")
 

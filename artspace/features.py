@@ -5,6 +5,15 @@ flattened by :func:`artspace.losses.style_vector` so that the squared Euclidean 
 vectors *is* the seeds' :math:`L_{style} = \sum_l w_l E_l`. The full vector has 305,888 numbers for the default
 layers; the catalog stores a compact projection of it (:mod:`artspace.projection`).
 
+Style *signature* of an image (:func:`style_signature`, what ``similar --by style`` ranks by): the same Gram
+matrices on the signature layers (relu4_1 and relu5_1), each read as a distribution of filter co-activations
+:math:`P^l_{ij} = \hat G^l_{ij} / \sum_{ij} \hat G^l_{ij}`. The signature distance of two works is the mean over
+layers of the squared Hellinger distance :math:`H^2_l = 1 - \sum_{ij}\sqrt{P^l_{ij} Q^l_{ij}}`, a number between
+0 (same statistics) and 1 (no co-activation in common). Square-rooting damps the few huge entries that dominate
+:math:`L_{style}` (power normalisation, as in bilinear-CNN texture recognition) and the per-layer normalisation
+removes the overall activation level; on the shared sets it finds the same style more often than :math:`L_{style}`
+(docs/benchmarks.md).
+
 Content of an image: the relu4_2 feature map at a fixed input size gives the seeds' exact content distance
 :math:`\tfrac12\sum (F-P)^2` of a pair; for search across a collection, the *descriptor* of
 :func:`content_descriptor` (deep relu5_4 responses pooled over space) is kept, and the catalog removes from it
@@ -16,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 from PIL import Image
@@ -28,10 +38,15 @@ __all__ = [
     "DEFAULT_STYLE_LAYERS",
     "FeatureSpec",
     "Extractor",
+    "DEFAULT_SIGNATURE_LAYERS",
     "content_descriptor",
+    "style_signature",
 ]
 
 DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+#: Chosen on pacs-dev (same-domain precision@10: all five style layers 0.844, relu3_1-relu5_1 0.869, relu4_1 and
+#: relu5_1 0.875) and checked on wikiart-dev and the demo grid, which played no part in the choice.
+DEFAULT_SIGNATURE_LAYERS = ("relu4_1", "relu5_1")
 
 
 @dataclass(frozen=True)
@@ -53,6 +68,8 @@ class FeatureSpec:
         Layer of the exact content distance (the seeds' conv4_2, taken after its relu).
     descriptor_layer : str
         Layer whose pooled responses form the content search descriptor.
+    signature_layers : tuple of str
+        Layers whose Gram matrices form the style signature (:func:`style_signature`).
     """
 
     weights: str = "original"
@@ -61,9 +78,11 @@ class FeatureSpec:
     style_weights: tuple[float, ...] | None = None
     content_layer: str = "relu4_2"
     descriptor_layer: str = "relu5_4"
+    signature_layers: tuple[str, ...] = DEFAULT_SIGNATURE_LAYERS
 
     def __post_init__(self):
         check_layers(self.style_layers)
+        check_layers(self.signature_layers)
         check_layers([self.content_layer, self.descriptor_layer])
         if not 32 <= int(self.size) <= 4096:
             raise ValueError(f"size must be between 32 and 4096 pixels, not {self.size}")
@@ -84,18 +103,24 @@ class FeatureSpec:
         return tuple(CHANNELS[n] * (CHANNELS[n] + 1) // 2 for n in self.style_layers)
 
     @property
+    def signature_dims(self) -> tuple[int, ...]:
+        """Length of each signature layer's part of the signature, :math:`N(N+1)/2`."""
+        return tuple(CHANNELS[n] * (CHANNELS[n] + 1) // 2 for n in self.signature_layers)
+
+    @property
     def descriptor_dim(self) -> int:
         return CHANNELS[self.descriptor_layer]
 
     @property
     def last_layer(self) -> str:
-        wanted = set(self.style_layers) | {self.content_layer, self.descriptor_layer}
+        wanted = set(self.style_layers) | set(self.signature_layers) | {self.content_layer, self.descriptor_layer}
         return max(wanted, key=LAYERS.index)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["style_layers"] = list(self.style_layers)
         d["style_weights"] = list(self.layer_weights)
+        d["signature_layers"] = list(self.signature_layers)
         return d
 
     @classmethod
@@ -104,6 +129,8 @@ class FeatureSpec:
         d["style_layers"] = tuple(d["style_layers"])
         if d.get("style_weights") is not None:
             d["style_weights"] = tuple(d["style_weights"])
+        if d.get("signature_layers") is not None:
+            d["signature_layers"] = tuple(d["signature_layers"])
         return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
 
     def describe(self) -> str:
@@ -122,6 +149,35 @@ def content_descriptor(features: torch.Tensor) -> torch.Tensor:
     return peak / peak.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
+def style_signature(grams: Sequence[torch.Tensor]) -> torch.Tensor:
+    r"""Style signatures (B, D) of size-normalised Gram matrices, one (B, N, N) tensor per signature layer.
+
+    Each layer contributes :math:`\sqrt{\hat G}` (element-wise; the sign is kept for layers that can be negative),
+    scaled to unit Frobenius norm, flattened like :func:`artspace.losses.style_vector` (upper triangle,
+    off-diagonal entries times :math:`\sqrt 2`) and multiplied by :math:`1/\sqrt{2|L|}`. For relu layers
+    (:math:`\hat G \ge 0`) the squared distance of two signatures is then exactly
+    :math:`\frac{1}{|L|}\sum_l H^2_l`, the mean squared Hellinger distance between the layers' co-activation
+    distributions :math:`P^l = \hat G^l / \sum_{ij}\hat G^l_{ij}`.
+
+    Examples
+    --------
+    >>> f = torch.rand(2, 4, 9); g = f @ f.transpose(1, 2)    # two Gram matrices of 4 filters
+    >>> s = style_signature([g])
+    >>> p, q = (g / g.sum((1, 2), keepdim=True)).unbind()
+    >>> hellinger2 = 1 - (p * q).sqrt().sum()
+    >>> bool(torch.isclose((s[0] - s[1]).pow(2).sum(), hellinger2, atol=1e-6))
+    True
+    """
+    parts = []
+    scale = (2.0 * len(grams)) ** -0.5
+    for g in grams:
+        g = g.double() if g.dtype == torch.float64 else g.float()
+        root = g.sign() * g.abs().sqrt()
+        v = losses.style_vector(root)  # (B, N(N+1)/2): its squared norm is Σ_ij |G_ij| / (4 N²)
+        parts.append(v * (scale / v.norm(dim=1, keepdim=True).clamp_min(1e-30)))
+    return torch.cat(parts, 1)
+
+
 class Extractor:
     """Runs VGG-19 once per batch and returns every representation artspace needs.
 
@@ -135,8 +191,8 @@ class Extractor:
     --------
     >>> ex = Extractor(FeatureSpec(size=64), device="cpu")
     >>> out = ex.encode(torch.rand(2, 3, 64, 64))
-    >>> out["style"].shape, out["descriptor"].shape
-    (torch.Size([2, 305888]), torch.Size([2, 512]))
+    >>> out["style"].shape, out["signature"].shape, out["descriptor"].shape
+    (torch.Size([2, 305888]), torch.Size([2, 262656]), torch.Size([2, 512]))
     """
 
     def __init__(self, spec: FeatureSpec = FeatureSpec(), *, device: str | torch.device = "auto"):
@@ -164,16 +220,21 @@ class Extractor:
     def encode(self, x: torch.Tensor, *, content_maps: bool = False) -> dict[str, torch.Tensor]:
         """Features of a batch *x* (B, 3, S, S) in [0, 1].
 
-        Returns a dict with ``style`` (B, D) full style vectors (float32, on the CPU), ``descriptor`` (B, N) content
-        search descriptors (unit length), and with *content_maps* also ``content`` (B, N, H, W), the content layer's maps.
+        Returns a dict with ``style`` (B, D) full style vectors (float32, on the CPU), ``signature`` (B, D') style
+        signatures, ``descriptor`` (B, N) content search descriptors (unit length), and with *content_maps* also
+        ``content`` (B, N, H, W), the content layer's maps.
         """
         spec = self.spec
         x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        layers = set(spec.style_layers) | {spec.descriptor_layer} | ({spec.content_layer} if content_maps else set())
+        layers = (set(spec.style_layers) | set(spec.signature_layers) | {spec.descriptor_layer}
+                  | ({spec.content_layer} if content_maps else set()))
         out = self.net(x, layers)
+        grams = {n: losses.gram(out[n]) for n in dict.fromkeys(spec.style_layers + spec.signature_layers)}
         style = torch.cat(
-            [losses.style_vector(losses.gram(out[n]), w) for n, w in zip(spec.style_layers, spec.layer_weights)], 1)
-        result = {"style": style.cpu(), "descriptor": content_descriptor(out[spec.descriptor_layer]).cpu()}
+            [losses.style_vector(grams[n], w) for n, w in zip(spec.style_layers, spec.layer_weights)], 1)
+        signature = style_signature([grams[n] for n in spec.signature_layers])
+        result = {"style": style.cpu(), "signature": signature.cpu(),
+                  "descriptor": content_descriptor(out[spec.descriptor_layer]).cpu()}
         if content_maps:
             result["content"] = out[spec.content_layer].float().cpu()
         return result
@@ -186,8 +247,8 @@ class Extractor:
     def distance(self, a, b) -> dict:
         """Exact distances between two images (paths or PIL images), as the seeds define them.
 
-        Returns ``{"style": L_style, "style_layers": {layer: w_l E_l}, "content": ½Σ(F−P)²}``, every number a
-        Python float, computed at this spec's input size.
+        Returns ``{"style": L_style, "style_layers": {layer: w_l E_l}, "signature": mean H², "signature_layers":
+        {layer: H²_l}, "content": ½Σ(F−P)²}``, every number a Python float, computed at this spec's input size.
         """
         xs = torch.stack([self.prepare(i) if isinstance(i, Image.Image) else self.load(i) for i in (a, b)])
         out = self.encode(xs, content_maps=True)
@@ -195,5 +256,13 @@ class Extractor:
             name: float((va[0] - va[1]).double().pow(2).sum())
             for name, va in self.style_per_layer(out["style"]).items()
         }
+        sig = out["signature"].double()
+        sig_layers = {
+            # Each layer's part of the signature holds (1/(2|L|)) of a unit vector: H²_l = |L| × its squared distance.
+            name: float((va[0] - va[1]).pow(2).sum()) * len(self.spec.signature_layers)
+            for name, va in zip(self.spec.signature_layers, torch.split(sig, list(self.spec.signature_dims), 1))
+        }
         content = float(losses.content_term(out["content"][:1], out["content"][1:]).item())
-        return {"style": float(sum(per_layer.values())), "style_layers": per_layer, "content": content}
+        return {"style": float(sum(per_layer.values())), "style_layers": per_layer,
+                "signature": float(sum(sig_layers.values()) / len(sig_layers)), "signature_layers": sig_layers,
+                "content": content}

@@ -44,37 +44,43 @@ def quality(args) -> None:
     works = cat.works
     k = args.k
     pos = {wid: i for i, wid in enumerate(works["id"])}
-    for by, label in (("style", args.style_label), ("content", args.content_label)):
+    compact = {}
+    # `similar --by style` searches the signature space, `--by l_style` the L_style space.
+    for by, space, label in (("style", "signature", args.style_label), ("l_style", "style", args.style_label),
+                             ("content", "content", args.content_label)):
         if not label:
             continue
-        ids, x = cat.embeddings(by)
-        d, nn = cat._index(by).search(x, k + 1)
+        ids, x = cat.embeddings(space)
+        d, nn = cat._index(space).search(x, k + 1)
         nn = np.array([[pos[j] for j in row if j != wid][:k] for wid, row in zip(ids, nn)])
         labels = works.set_index("id").loc[ids, label].to_numpy()
-        print(f"{by} search precision@{k} for the same {label!r}: {_precision(labels, nn):.3f}")
-        if by == "style":
-            compact_nn = nn
+        compact[space] = nn
+        print(f"similar --by {by}: precision@{k} for the same {label!r}: {_precision(labels, nn):.3f}")
     if args.exact:
-        # Exact L_style: full 305,888-number style vectors of every work, searched exhaustively.
+        # Exact distances: full style vectors (305,888 numbers, L_style) and signatures (262,656), exhaustive.
         ex = cat.extractor
-        full = []
+        full = {"style": [], "signature": []}
         for i in range(0, len(works), 8):
-            batch = torch.stack([ex.load(cat.root / p) for p in works["path"].iloc[i:i + 8]])
-            full.append(ex.encode(batch)["style"].numpy())
-        full = np.ascontiguousarray(np.concatenate(full))
-        flat = faiss.IndexFlatL2(full.shape[1])
-        flat.add(full)
-        _, exact = flat.search(full, k + 1)
-        exact = np.array([[j for j in row if j != i][:k] for i, row in enumerate(exact)])
-        recall = np.mean([len(set(a) & set(b)) / k for a, b in zip(compact_nn, exact)])
+            out = ex.encode(torch.stack([ex.load(cat.root / p) for p in works["path"].iloc[i:i + 8]]))
+            for space in full:
+                full[space].append(out[space].numpy())
         labels = works[args.style_label].to_numpy() if args.style_label else None
-        print(f"compact style index recall@{k} against exact L_style: {recall:.3f}")
-        if labels is not None:
-            print(f"exact L_style precision@{k} for the same {args.style_label!r}: {_precision(labels, exact):.3f}")
+        for space, name in (("style", "L_style"), ("signature", "signature distance")):
+            vecs = np.ascontiguousarray(np.concatenate(full[space]))
+            flat = faiss.IndexFlatL2(vecs.shape[1])
+            flat.add(vecs)
+            _, exact = flat.search(vecs, k + 1)
+            exact = np.array([[j for j in row if j != i][:k] for i, row in enumerate(exact)])
+            if space in compact:
+                recall = np.mean([len(set(a) & set(b)) / k for a, b in zip(compact[space], exact)])
+                print(f"compact {space} index recall@{k} against the exact {name}: {recall:.3f}")
+            if labels is not None:
+                print(f"exact {name} precision@{k} for the same {args.style_label!r}: {_precision(labels, exact):.3f}")
     m = cat.manifest
-    print(f"style embedding: {m['style_embedding']['dim']} float32 ({4 * m['style_embedding']['dim']} bytes/work), "
-          f"variance kept {m['style_embedding']['variance_kept']:.4f}; content groups "
-          f"{m['content_embedding']['groups']}")
+    dims = m["style_embedding"]["dim"], m["signature_embedding"]["dim"]
+    print(f"embeddings: L_style {dims[0]} + signature {dims[1]} float32 = {4 * sum(dims)} bytes/work; variance kept "
+          f"{m['style_embedding']['variance_kept']:.4f} / {m['signature_embedding']['variance_kept']:.4f}; content "
+          f"groups {m['content_embedding']['groups']}")
     print(f"machine: {_machine()}")
 
 
@@ -130,27 +136,29 @@ def _rss_mb() -> float:
 
 
 def memory(args) -> None:
-    """Resident memory of both search indexes for N works (synthetic embeddings of the real dimensions)."""
+    """Resident memory of the three search indexes for N works (synthetic embeddings of the real dimensions)."""
     from artspace.index import VectorIndex
 
     rng = np.random.default_rng(0)
     base = _rss_mb()
     ids = np.arange(args.n, dtype=np.int64)
     t = time.time()
-    style = VectorIndex.build(ids, rng.standard_normal((args.n, 512), dtype=np.float32), metric="l2")
+    style = VectorIndex.build(ids, rng.standard_normal((args.n, 384), dtype=np.float32), metric="l2")
+    signature = VectorIndex.build(ids, rng.standard_normal((args.n, 128), dtype=np.float32), metric="l2")
     content = rng.standard_normal((args.n, 512), dtype=np.float32)
     content /= np.linalg.norm(content, axis=1, keepdims=True)
     content_index = VectorIndex.build(ids, content, metric="ip")
     del content
     built = time.time() - t
     used = _rss_mb() - base
-    q = rng.standard_normal((100, 512), dtype=np.float32)
+    q = rng.standard_normal((100, 128), dtype=np.float32)
     t = time.time()
-    style.search(q, 10)
+    signature.search(q, 10)
     per_query = (time.time() - t) / 100
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{args.n} works: style index {style.kind}, content index {content_index.kind}; resident memory of both "
-          f"indexes {used:.0f} MB (process peak {peak:.0f} MB); built in {built:.1f} s; style query "
+    print(f"{args.n} works: L_style index {style.kind}, signature index {signature.kind}, content index "
+          f"{content_index.kind}; resident memory of the three indexes {used:.0f} MB (process peak {peak:.0f} MB); "
+          f"built in {built:.1f} s; signature (similar --by style) query "
           f"{per_query * 1e3:.1f} ms")
     print(f"machine: {_machine()}")
 
@@ -164,7 +172,7 @@ def main():
     q.add_argument("--style-label")
     q.add_argument("--content-label")
     q.add_argument("-k", type=int, default=10)
-    q.add_argument("--exact", action="store_true", help="also compare with the exact L_style (slow: full vectors)")
+    q.add_argument("--exact", action="store_true", help="also compare with the exact distances (slow: full vectors)")
     s = sub.add_parser("speed")
     s.add_argument("--data", required=True)
     s.add_argument("--n", type=int, default=96)

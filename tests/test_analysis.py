@@ -200,7 +200,7 @@ def test_neighbors_match_catalog_search(demo_catalog):
     works, _ = works_and_vectors(demo_catalog, by="style")
     rows, dist = neighbors(demo_catalog, by="style", k=3)
     first = works["path"].iloc[0]
-    hits = demo_catalog.similar(first, by="style", k=3)
+    hits = demo_catalog.similar(first, by="l_style", k=3)
     assert works["id"].to_numpy()[rows[0]].tolist() == hits["id"].tolist()
     assert np.allclose(dist[0], hits["distance"], rtol=1e-3)
 
@@ -216,7 +216,7 @@ def test_export_has_labels_coordinates_and_neighbours(analysis_catalog, tmp_path
             "file"} <= set(back.columns)
     first = back["style_neighbors"].iloc[0]
     ids = [int(v) for v in first.split(";")] if suffix == ".csv" else list(first)
-    hits = analysis_catalog.similar(int(back["id"].iloc[0]), by="style", k=3)
+    hits = analysis_catalog.similar(int(back["id"].iloc[0]), by="l_style", k=3)
     assert ids == hits["id"].tolist()
     assert len(table) == len(back)
     with pytest.raises(ArtspaceError, match="csv or .parquet"):

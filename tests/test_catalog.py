@@ -22,7 +22,7 @@ from conftest import TINY_SPEC
 def test_catalog_layout_and_works_table(demo_catalog):
     cat = demo_catalog
     for name in ("manifest.json", "works.parquet", "skipped.csv", "embeddings.npz", "projection.npz",
-                 "style.faiss", "content.faiss", "content_model.npz"):
+                 "signature_projection.npz", "style.faiss", "signature.faiss", "content.faiss", "content_model.npz"):
         assert (cat.dir / name).is_file(), name
     w = cat.works
     assert len(w) == 18 and list(w.columns[:7]) == ["id", "path", "size", "mtime_ns", "checksum", "width", "height"]
@@ -31,9 +31,14 @@ def test_catalog_layout_and_works_table(demo_catalog):
     import hashlib
     assert row["checksum"] == hashlib.sha256((cat.root / row["path"]).read_bytes()).hexdigest()
     m = cat.manifest
-    assert m["format_version"] == 1 and m["spec"]["weights"] == "original" and m["index"]["style"] == "exact"
+    assert m["format_version"] == 2 and m["spec"]["weights"] == "original" and m["index"]["style"] == "exact"
+    assert m["index"]["signature"] == "exact" and m["spec"]["signature_layers"] == ["relu4_1", "relu5_1"]
     ids, style = cat.embeddings("style")
-    assert style.dtype == np.float32 and style.shape[1] * 4 <= 2048 and list(ids) == sorted(w["id"])
+    sig_ids, sig = cat.embeddings("signature")
+    assert style.dtype == sig.dtype == np.float32 and list(ids) == list(sig_ids) == sorted(w["id"])
+    # the default compact embeddings together stay within the 2 KB a work (384 + 128 float32 at scale;
+    # this 18-work catalog keeps fewer axes)
+    assert (style.shape[1] + sig.shape[1]) * 4 <= 2048
     assert not list(cat.dir.rglob("*.tmp"))
 
 
@@ -57,9 +62,28 @@ def test_outside_image_query_matches_stored_embedding(demo_catalog, tmp_path):
     cat = demo_catalog
     outside = tmp_path / "copy.png"
     outside.write_bytes((cat.root / "checker/cross_1.png").read_bytes())
-    res = cat.similar(outside, by="style", k=1)
-    assert res["path"].iloc[0] == "checker/cross_1.png" and res["distance"].iloc[0] < 1e-3 * cat.similar(
-        "checker/cross_1.png", by="style", k=1)["distance"].iloc[0] + 1.0
+    for by in ("style", "l_style", "content"):
+        res = cat.similar(outside, by=by, k=1)
+        nearest_other = cat.similar("checker/cross_1.png", by=by, k=1)["distance"].iloc[0]
+        assert res["path"].iloc[0] == "checker/cross_1.png" and res["distance"].iloc[0] < 1e-3 * nearest_other
+
+
+def test_similar_distances_estimate_the_exact_ones(demo_catalog):
+    cat = demo_catalog
+    q = "stripes/circle_0.png"
+    by_style = cat.similar(q, by="style", k=4)
+    by_l_style = cat.similar(q, by="l_style", k=4)
+    assert list(by_style.columns[:5]) == ["rank", "id", "path", "distance", "l_style"]
+    assert "l_style" not in by_l_style.columns and by_l_style["distance"].is_monotonic_increasing
+    for row in by_style.itertuples():
+        exact = cat.distance(q, row.id)
+        # the compact embeddings keep every axis of this small catalog: only the sketch's ~1 % error remains
+        assert row.distance == pytest.approx(exact["signature"], rel=0.05)
+        assert row.l_style == pytest.approx(exact["style"], rel=0.05)
+    for row in by_l_style.itertuples():
+        assert row.distance == pytest.approx(cat.distance(q, row.id)["style"], rel=0.05)
+    with pytest.raises(ValueError, match="by must be one of style, l_style, content"):
+        cat.similar(q, by="signature")
 
 
 def test_content_search_finds_the_shape_more_often_than_the_texture(demo_catalog):

@@ -69,13 +69,16 @@ def test_distance_table_and_json(demo_catalog):
     r = runner.invoke(app, ["distance", "0", "5", "-c", str(cat.dir), "--format", "json"])
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
-    assert set(d) == {"style", "style_layers", "content"} and len(d["style_layers"]) == 5
+    assert set(d) == {"style", "style_layers", "signature", "signature_layers", "content"}
+    assert len(d["style_layers"]) == 5 and list(d["signature_layers"]) == ["relu4_1", "relu5_1"]
     assert abs(sum(d["style_layers"].values()) - d["style"]) <= 1e-6 * d["style"]
+    assert 0 < d["signature"] < 1 and abs(sum(d["signature_layers"].values()) / 2 - d["signature"]) <= 1e-9
     api = cat.distance(0, 5)
     assert abs(api["content"] - d["content"]) <= 1e-6 * api["content"]
     r = runner.invoke(app, ["distance", str(cat.root / "dots/star_0.png"), str(cat.root / "dots/star_1.png"),
                             "-c", str(cat.dir)])
     assert r.exit_code == 0 and "L_style" in r.output and "relu4_1" in r.output and "relu4_2" in r.output
+    assert "H^2" in r.output
 
 
 def test_distance_without_catalog_uses_default_spec(tmp_path, monkeypatch):

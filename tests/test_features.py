@@ -57,6 +57,37 @@ def test_extractor_distance_matches_direct_computation():
     assert d["content"] == pytest.approx(float(0.5 * ((c[0] - c[1]) ** 2).sum()), rel=1e-4)
     same = ex.distance(ims[0], ims[0])
     assert same["style"] == pytest.approx(0, abs=1e-6 * d["style"]) and same["content"] == 0
+    # The style signature: the squared Hellinger distance between Gram matrices read as distributions (F Fᵀ / sum).
+    with torch.no_grad():
+        out = ex.net(x, ex.spec.signature_layers)
+    hellinger = {}
+    for name in ex.spec.signature_layers:
+        f = out[name].double()
+        g = [fi.reshape(f.shape[1], -1) @ fi.reshape(f.shape[1], -1).T for fi in f]
+        p, q = (gi / gi.sum() for gi in g)
+        hellinger[name] = float(1 - (p * q).sqrt().sum())
+    for name, h in hellinger.items():
+        assert d["signature_layers"][name] == pytest.approx(h, rel=1e-4)
+    assert d["signature"] == pytest.approx(np.mean(list(hellinger.values())), rel=1e-4)
+    assert 0 < d["signature"] < 1 and same["signature"] == pytest.approx(0, abs=1e-6)
+
+
+def test_style_signature_ignores_scale_and_is_bounded():
+    from artspace.features import style_signature
+
+    torch.manual_seed(2)
+    f = torch.rand(3, 6, 20, dtype=torch.float64)
+    g = f @ f.transpose(1, 2)
+    s = style_signature([g, g[:, :4, :4]])
+    assert s.shape == (3, 21 + 10)
+    assert torch.allclose(s.norm(dim=1), torch.full((3,), 0.5**0.5, dtype=torch.float64))  # norm 1/√2, so d² ≤ 2
+    # a brighter or larger copy (every Gram entry times c) has the same signature: it is style, not exposure
+    assert torch.allclose(style_signature([5 * g, 5 * g[:, :4, :4]]), s)
+    # disjoint co-activations (no pair of filters active in both) are at mean H² = 1, the most for relu maps
+    a, b = torch.zeros(1, 2, 2, dtype=torch.float64), torch.zeros(1, 2, 2, dtype=torch.float64)
+    a[0, 0, 0], b[0, 1, 1] = 3.0, 2.0
+    sa, sb = style_signature([a]), style_signature([b])
+    assert float((sa - sb).pow(2).sum()) == pytest.approx(1.0)
 
 
 def test_spec_validation_and_round_trip():

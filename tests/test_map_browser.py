@@ -147,7 +147,7 @@ def test_demo_map_loads_draws_hovers_and_selects(browser, analysis_catalog, tmp_
     assert panel == ["open", 4, 5, 2]
     nb = browser.js("return [...document.querySelectorAll('#panel .nb')].map(e => +e.dataset.row)")
     works = analysis_catalog.works.sort_values("id").reset_index(drop=True)
-    hits = analysis_catalog.similar(int(works["id"].iloc[2]), by="style", k=4)
+    hits = analysis_catalog.similar(int(works["id"].iloc[2]), by="l_style", k=4)
     assert works["id"].to_numpy()[nb].tolist() == hits["id"].tolist()
     # zoom with the wheel, then colour by another column
     before = browser.js("return window.artspaceMap.view().scale")
