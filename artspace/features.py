@@ -171,10 +171,13 @@ def style_signature(grams: Sequence[torch.Tensor]) -> torch.Tensor:
     parts = []
     scale = (2.0 * len(grams)) ** -0.5
     for g in grams:
-        g = g.double() if g.dtype == torch.float64 else g.float()
-        root = g.sign() * g.abs().sqrt()
-        v = losses.style_vector(root)  # (B, N(N+1)/2): its squared norm is Σ_ij |G_ij| / (4 N²)
-        parts.append(v * (scale / v.norm(dim=1, keepdim=True).clamp_min(1e-30)))
+        g = g if g.dtype == torch.float64 else g.float()
+        b, n, _ = g.shape
+        flat_idx, off_diag = losses._triu(n, g.device)
+        # Upper triangle first, so the square roots run on half the matrix; in place, as this runs on every batch.
+        tri = g.reshape(b, n * n)[:, flat_idx]
+        v = torch.copysign(tri.abs().sqrt_(), tri).mul_(off_diag.to(tri.dtype))  # squared norm: Σ_ij |G_ij|
+        parts.append(v.mul_(scale / v.norm(dim=1, keepdim=True).clamp_min(1e-30)))
     return torch.cat(parts, 1)
 
 

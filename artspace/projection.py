@@ -7,10 +7,12 @@ works. artspace stores instead its coordinates on the principal axes of the coll
    ``m = 32,768`` numbers — each coordinate is added, with a random sign, to one random bucket. Squared distances
    are preserved in expectation with a relative standard deviation near :math:`\sqrt{2/m}` (under 1 %).
 2. **PCA** (fitted on a sample of the collection): the sketched vectors are centred and projected on their top
-   ``k`` (default 512) principal axes. The squared distance of two embeddings is then :math:`L_{style}` minus what
+   ``k`` principal axes. The squared distance of two embeddings is then :math:`L_{style}` minus what
    lies outside those axes — the fraction of variance kept is recorded in the manifest.
 
-512 float32 numbers make 2 KB a work; the fitted projection file is ``k × m`` float32 (64 MB).
+The catalog keeps 384 axes for L_style and 128 for the style signature (together 2 KB a work in float32); each
+fitted projection file is ``k × m`` float32 (50 MB and 17 MB). Style signatures
+(:func:`artspace.features.style_signature`) are sketched and projected the same way.
 """
 
 from __future__ import annotations
