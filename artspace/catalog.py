@@ -57,8 +57,8 @@ __all__ = ["FORMAT_VERSION", "CATALOG_DIRNAME", "Catalog", "IndexReport", "index
 
 FORMAT_VERSION = 2  # 2: style signatures added (similar --by style ranks by them)
 CATALOG_DIRNAME = ".artspace"
-#: Columns artspace itself writes in the works table; metadata columns with these names get a ``meta_`` prefix.
 SIG_PROJECTION = "signature_projection.npz"
+#: Columns artspace itself writes in the works table; metadata columns with these names get a ``meta_`` prefix.
 WORK_COLUMNS = ("id", "path", "size", "mtime_ns", "checksum", "width", "height")
 
 
