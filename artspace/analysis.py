@@ -643,8 +643,8 @@ def plane(cat, query, *, split: float = 0.5, top: int = 5, color: str | None = N
     works, Xc = works_and_vectors(cat, by="content")
     _, Xs = works_and_vectors(cat, by="style")
     if is_cat:
-        vs, qid = cat.query_vector(query, "style")
-        vc, _ = cat.query_vector(query, "content")
+        vecs, qid = cat.query_vectors(query)
+        vs, vc = vecs["style"], vecs["content"]
     else:
         hit = np.flatnonzero(works["id"].to_numpy() == int(query)) if str(query).lstrip("-").isdigit() else []
         if len(hit) == 0:

@@ -865,10 +865,11 @@ class Catalog:
     def query_vector(self, query, by: str = "style") -> tuple[np.ndarray, int | None]:
         """The embedding of *query* in space *by* and its work id (``None`` for an image from outside the catalog)."""
         _check_space(by)
-        vecs, wid = self._query_vectors(query)
+        vecs, wid = self.query_vectors(query)
         return vecs[by], wid
 
-    def _query_vectors(self, query) -> tuple[dict[str, np.ndarray], int | None]:
+    def query_vectors(self, query) -> tuple[dict[str, np.ndarray], int | None]:
+        """The embeddings of *query* in every space (one forward pass for an outside image) and its work id."""
         wid = self.lookup(query)
         if wid is not None:
             out = {}
@@ -906,7 +907,7 @@ class Catalog:
         if k < 1:
             raise ValueError(f"k must be at least 1, not {k}")
         space = SEARCH_SPACES[by]
-        vecs, wid = self._query_vectors(query)
+        vecs, wid = self.query_vectors(query)
         vec = vecs[space]
         allowed = None
         if where:

@@ -45,7 +45,7 @@ __all__ = [
 
 DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 #: Chosen on pacs-dev (same-domain precision@10: all five style layers 0.844, relu3_1-relu5_1 0.869, relu4_1 and
-#: relu5_1 0.875) and checked on wikiart-dev and the demo grid, which played no part in the choice.
+#: relu5_1 0.875), compared on wikiart-dev too, and checked afterwards on the demo grid (docs/benchmarks.md).
 DEFAULT_SIGNATURE_LAYERS = ("relu4_1", "relu5_1")
 
 
@@ -261,7 +261,7 @@ class Extractor:
         }
         sig = out["signature"].double()
         sig_layers = {
-            # Each layer's part of the signature holds (1/(2|L|)) of a unit vector: H²_l = |L| × its squared distance.
+            # Each layer's part is a unit vector times 1/√(2|L|): H²_l = |L| × the part's squared distance.
             name: float((va[0] - va[1]).pow(2).sum()) * len(self.spec.signature_layers)
             for name, va in zip(self.spec.signature_layers, torch.split(sig, list(self.spec.signature_dims), 1))
         }
