@@ -927,8 +927,8 @@ class Catalog:
         rows.insert(3, "distance", [max(dd, 0.0) for dd, _ in pairs])
         if by == "style":
             ids, x = self.embeddings("style")
-            l_style = ((x[np.searchsorted(ids, found)] - vecs["style"]) ** 2).sum(1) if found else np.zeros(0)
-            rows.insert(4, "l_style", np.maximum(l_style, 0.0).astype(float))
+            l_style = ((x[np.searchsorted(ids, np.asarray(found, np.int64))] - vecs["style"]) ** 2).sum(1)
+            rows.insert(4, "l_style", l_style.astype(float))
         return rows.reset_index(drop=True)
 
     def sheet(self, query, results: pd.DataFrame, *, by: str = "style") -> Image.Image:
