@@ -113,3 +113,41 @@ def test_bad_weight_paths(tmp_path):
     torch.save({"foo": torch.zeros(1)}, bad)
     with pytest.raises(WeightsUnavailable, match="keys look like neither"):
         VGG19(bad)
+
+
+@pytest.mark.parametrize("m, tolerance", [(2, 1e-5), (4, 5e-5)])
+@pytest.mark.parametrize("shape", [(2, 8, 6, 6), (1, 8, 7, 5), (3, 16, 1, 1)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_winograd_convolution_equals_the_direct_one(shape, channels_last, m, tolerance):
+    from artspace.winograd import conv3x3_winograd, winograd_weights
+
+    g = torch.Generator().manual_seed(sum(shape))
+    b, c, h, w = shape
+    x = torch.randn(shape, generator=g)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    weight, bias = torch.randn(5, c, 3, 3, generator=g), torch.randn(5, generator=g)
+    got = conv3x3_winograd(x, winograd_weights(weight, m), bias)
+    want = torch.nn.functional.conv2d(x.double(), weight.double(), bias.double(), padding=1)
+    assert got.shape == (b, 5, h, w)
+    assert torch.allclose(got.double(), want, rtol=0, atol=tolerance * float(want.abs().max()))
+    with pytest.raises(ValueError, match="3 channels"):
+        conv3x3_winograd(torch.zeros(1, 3, 4, 4), winograd_weights(weight, m))
+
+
+def test_winograd_network_matches_the_direct_network_and_keeps_autograd():
+    direct = VGG19(last_layer="relu4_2")
+    fast = VGG19(last_layer="relu4_2").use_winograd(256)
+    assert type(fast.conv3_1).__name__ == "Conv2d" and type(fast.conv3_2).__name__ == "WinogradConv2d"
+    assert set(fast.state_dict()) == set(direct.state_dict())  # same weights, same names: nothing else saved
+    x = torch.rand(2, 3, 120, 116)  # relu3_x maps of 30 x 29 px take 4 x 4 tiles, relu4_x maps of 15 x 14 px 2 x 2
+    layers = ["relu3_2", "relu4_1", "relu4_2"]
+    with torch.inference_mode():
+        a, b = direct(x, layers), fast(x, layers)
+    for name in layers:
+        assert torch.allclose(a[name], b[name], rtol=0, atol=1e-4 * float(a[name].abs().max())), name
+    # Under autograd the plain convolution runs, so gradients (the transfer optimiser's) are unchanged.
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    direct(xa, ["relu4_2"])["relu4_2"].sum().backward()
+    fast(xb, ["relu4_2"])["relu4_2"].sum().backward()
+    assert torch.equal(xa.grad, xb.grad)
