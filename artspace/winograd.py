@@ -22,6 +22,8 @@ and 5e-5.
 
 from __future__ import annotations
 
+import threading
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -39,6 +41,10 @@ TRANSFORMS = {
          (1 / 24, -1 / 12, 1 / 6), (0, 0, 1)),
         ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1))),
 }
+
+
+# Guards the transformed-weight caches: the indexer runs batches on two threads at once.
+_CACHE_LOCK = threading.Lock()
 
 
 def tile_size(height: int, width: int) -> int:
@@ -117,14 +123,15 @@ class WinogradConv2d(nn.Conv2d):
 
     def transformed(self, m: int) -> torch.Tensor:
         """:func:`winograd_weights` of the current weights for tile size *m* (cached)."""
-        cache = self.__dict__.setdefault("_winograd_cache", {})
         key = (m, self.weight.data_ptr(), self.weight._version, self.weight.dtype)
-        u = cache.get(key)
-        if u is None:
-            u = winograd_weights(self.weight.detach(), m)
-            for stale in [k for k in cache if k[0] == m]:
-                cache.pop(stale, None)
-            cache[key] = u
+        with _CACHE_LOCK:
+            cache = self.__dict__.setdefault("_winograd_cache", {})
+            u = cache.get(key)
+            if u is None:
+                u = winograd_weights(self.weight.detach(), m)
+                for stale in [k for k in cache if k[0] == m]:
+                    del cache[stale]
+                cache[key] = u
         return u
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -3,6 +3,7 @@
     python benchmarks/bench_index.py quality --data ../shared/data/pacs-dev --style-label domain --content-label class
     python benchmarks/bench_index.py speed --data ../shared/data/pacs-dev --n 96
     python benchmarks/bench_index.py memory --n 100000
+    python benchmarks/bench_index.py winograd
 
 Each prints its figures; docs/benchmarks.md records them with the machine they ran on.
 """
@@ -163,6 +164,61 @@ def memory(args) -> None:
     print(f"machine: {_machine()}")
 
 
+def winograd(args) -> None:
+    """Each VGG-19 convolution at 224 px, batch 8: oneDNN's direct convolution against Winograd F(2x2) and F(4x4).
+
+    Times are medians of --rounds, one intra-op thread (what each of the indexer's two CPU streams gets); the
+    deviation is from a float64 convolution, as a fraction of the layer's largest output.
+    """
+    import torch.nn.functional as F
+
+    from artspace.backbone import CHANNELS, CONV_LAYERS
+    from artspace.winograd import conv3x3_winograd, tile_size, winograd_weights
+
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    g = torch.Generator().manual_seed(0)
+
+    def median_ms(fn):
+        fn()
+        times = []
+        for _ in range(args.rounds):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return 1e3 * float(np.median(times))
+
+    rows, in_ch, size = [], 3, 224
+    for name in CONV_LAYERS:
+        out_ch = CHANNELS[name]
+        w = torch.randn(out_ch, in_ch, 3, 3, generator=g) * (2 / (9 * in_ch)) ** 0.5
+        b = torch.randn(out_ch, generator=g) * 0.1
+        x = torch.randn(8, in_ch, size, size, generator=g).relu_().contiguous(memory_format=torch.channels_last)
+        wcl = w.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            ref = F.conv2d(x.double(), w.double(), b.double(), padding=1)
+            scale = float(ref.abs().max())
+            row = {"layer": name, "in": in_ch, "out": out_ch, "px": size,
+                   "direct ms": median_ms(lambda: F.conv2d(x, wcl, b, padding=1)),
+                   "direct dev": float((F.conv2d(x, wcl, b, padding=1).double() - ref).abs().max()) / scale}
+            for m in (2, 4):
+                u = winograd_weights(w, m)
+                row[f"F({m}x{m}) ms"] = median_ms(lambda: conv3x3_winograd(x, u, b))
+                row[f"F({m}x{m}) dev"] = float((conv3x3_winograd(x, u, b).double() - ref).abs().max()) / scale
+            row["artspace uses"] = f"F({tile_size(size, size)}x{tile_size(size, size)})" if in_ch >= 256 else "direct"
+        rows.append(row)
+        in_ch = out_ch
+        if name in ("conv1_2", "conv2_2", "conv3_4", "conv4_4"):
+            size //= 2
+    df = pd.DataFrame(rows)
+    print(df.to_string(index=False, formatters={c: (lambda v: f"{v:.1e}") for c in df.columns if c.endswith("dev")},
+                       float_format=lambda v: f"{v:.1f}"))
+    used = [r["direct ms"] if r["artspace uses"] == "direct" else r[r["artspace uses"] + " ms"] for r in rows]
+    print(f"sum over the layers: direct {df['direct ms'].sum():.0f} ms, as artspace runs them {sum(used):.0f} ms "
+          f"({df['direct ms'].sum() / sum(used):.2f}x); {args.threads} thread(s), batch 8")
+    print(f"machine: {_machine()}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
@@ -179,8 +235,11 @@ def main():
     s.add_argument("--rounds", type=int, default=3)
     m = sub.add_parser("memory")
     m.add_argument("--n", type=int, default=100_000)
+    w = sub.add_parser("winograd")
+    w.add_argument("--rounds", type=int, default=3)
+    w.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    {"quality": quality, "speed": speed, "memory": memory}[args.what](args)
+    {"quality": quality, "speed": speed, "memory": memory, "winograd": winograd}[args.what](args)
 
 
 if __name__ == "__main__":
