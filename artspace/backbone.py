@@ -242,8 +242,8 @@ class VGG19(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
-    def use_winograd(self, min_in_channels: int = 256) -> "VGG19":
-        """Compute convolutions with at least *min_in_channels* inputs by Winograd's F(2×2, 3×3) in CPU inference.
+    def use_winograd(self, min_filters: int = 256) -> "VGG19":
+        """Compute convolutions with at least *min_filters* filters by Winograd's F(m×m, 3×3) in CPU inference.
 
         Same results to float32 rounding, faster where filters are many (:mod:`artspace.winograd`). Convolutions
         under autograd, and on GPUs, are unchanged. Returns the network itself.
@@ -251,7 +251,7 @@ class VGG19(nn.Module):
         for name in self.layer_names:
             conv = self._modules[name]
             if isinstance(conv, nn.Conv2d) and not isinstance(conv, WinogradConv2d) \
-                    and conv.in_channels >= min_in_channels:
+                    and conv.out_channels >= min_filters:
                 self._modules[name] = WinogradConv2d.from_conv(conv)
         return self
 

@@ -207,8 +207,8 @@ class Extractor:
         if self.device.type == "cpu":
             # Subnormal floats in deep relu maps are slow on x86 and change nothing measurable.
             torch.set_flush_denormal(True)
-            # Winograd's F(2x2, 3x3) for the 256- and 512-filter convolutions: equal to float32 rounding, and the
-            # whole forward pass measured 1.14x faster on this project's 2-core CPU (docs/benchmarks.md).
+            # Winograd's minimal filtering for the 256- and 512-filter convolutions: equal to float32 rounding, and
+            # the forward pass measured 1.3x faster on this project's 2-core CPU (docs/benchmarks.md).
             self.net.use_winograd(256)
 
     def prepare(self, im: Image.Image) -> torch.Tensor:

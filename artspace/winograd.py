@@ -10,9 +10,10 @@ with g the 3×3 kernel and B, G, A the constant matrices below. Summed over inpu
 product becomes (m+2)² matrix products (tiles × C_in by C_in × C_out), which BLAS runs near its peak: 16 products
 for 4 outputs with m = 2 (against 36 multiplications directly), 36 for 16 outputs with m = 4 (against 144). The
 transforms are small matrix products over all channels at once and cost memory traffic, so the method pays where
-channels are many: on this project's 2-core AVX-512 CPU, for VGG-19's 256- and 512-filter layers, F(4×4) runs
-1.9-2.3× faster than oneDNN on maps of 28 px and more and F(2×2) 1.3× on 14 px maps (its 64- and 128-filter layers
-are faster directly; docs/benchmarks.md).
+channels are many: on this project's 2-core AVX-512 CPU, for VGG-19's 256- and 512-filter layers at 224 px, F(4×4)
+runs 1.2-2.5× faster than oneDNN on maps of 28 px and more and F(2×2) 1.2-1.3× on 14 px maps, where F(4×4) wastes
+work on padded tiles; its 64- and 128-filter layers run faster directly (``benchmarks/bench_index.py winograd``,
+docs/benchmarks.md).
 
 Accuracy, against a float64 convolution, as a fraction of the layer's largest output: F(2×2) 5e-7, better than
 the direct float32 convolution (2e-6); F(4×4) about 1e-5, since its transforms hold 4, 5 and 8 and its kernel

@@ -138,10 +138,10 @@ def test_winograd_convolution_equals_the_direct_one(shape, channels_last, m, tol
 def test_winograd_network_matches_the_direct_network_and_keeps_autograd():
     direct = VGG19(last_layer="relu4_2")
     fast = VGG19(last_layer="relu4_2").use_winograd(256)
-    assert type(fast.conv3_1).__name__ == "Conv2d" and type(fast.conv3_2).__name__ == "WinogradConv2d"
+    assert type(fast.conv2_2).__name__ == "Conv2d" and type(fast.conv3_1).__name__ == "WinogradConv2d"
     assert set(fast.state_dict()) == set(direct.state_dict())  # same weights, same names: nothing else saved
     x = torch.rand(2, 3, 120, 116)  # relu3_x maps of 30 x 29 px take 4 x 4 tiles, relu4_x maps of 15 x 14 px 2 x 2
-    layers = ["relu3_2", "relu4_1", "relu4_2"]
+    layers = ["relu3_1", "relu3_2", "relu4_1", "relu4_2"]
     with torch.inference_mode():
         a, b = direct(x, layers), fast(x, layers)
     for name in layers:
