@@ -151,3 +151,21 @@ def test_winograd_network_matches_the_direct_network_and_keeps_autograd():
     direct(xa, ["relu4_2"])["relu4_2"].sum().backward()
     fast(xb, ["relu4_2"])["relu4_2"].sum().backward()
     assert torch.equal(xa.grad, xb.grad)
+
+
+def test_winograd_follows_weights_changed_in_place():
+    from artspace.winograd import WinogradConv2d
+
+    g = torch.Generator().manual_seed(3)
+    conv = torch.nn.Conv2d(4, 6, 3, padding=1)
+    fast = WinogradConv2d.from_conv(conv)
+    x = torch.randn(1, 4, 9, 8, generator=g)
+    with torch.inference_mode():
+        before = fast(x)
+    with torch.no_grad():
+        conv.weight.mul_(-2)  # shared with fast, as load_state_dict would change it
+    with torch.inference_mode():
+        after = fast(x)
+        want = torch.nn.functional.conv2d(x, conv.weight, conv.bias, padding=1)
+    assert not torch.allclose(before, after)
+    assert torch.allclose(after, want, atol=1e-5)
