@@ -106,10 +106,10 @@ class WinogradConv2d(nn.Conv2d):
     """A 3×3, stride-1, padding-1 ``nn.Conv2d`` that uses :func:`conv3x3_winograd` for CPU inference.
 
     Where autograd records (the input or the weights need gradients), on other devices (cuDNN chooses Winograd itself
-    where it pays), or for other dtypes it is the
-    plain convolution. The transformed weights of each tile size are computed on first use and kept (for a 512-filter
-    layer 17 MB with m = 2, 38 MB with m = 4); they are recomputed when the weights change in place (through the
-    parameter, as load_state_dict does: a change through ``.data`` bypasses the version counter that tells).
+    where it pays), or for other dtypes it is the plain convolution. The transformed weights of each tile size are
+    computed on first use and kept (for a 512-filter layer 17 MB with m = 2, 38 MB with m = 4); they are recomputed
+    when the weights change in place through the parameter, as ``load_state_dict`` does (a change through ``.data``
+    bypasses the version counter that tells).
     """
 
     @classmethod
