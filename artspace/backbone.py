@@ -7,6 +7,7 @@ network, so callers — the indexer and the transfer optimiser alike — never h
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from pathlib import Path
@@ -25,6 +26,7 @@ __all__ = [
     "TORCHVISION_URL",
     "VGG19",
     "resolve_device",
+    "ieee_float32",
     "check_layers",
 ]
 
@@ -89,6 +91,34 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} asked for, but this torch build sees no CUDA GPU; use --device cpu")
     return dev
+
+
+@contextlib.contextmanager
+def ieee_float32(device: str | torch.device):
+    """Inside the block, CUDA convolutions and matrix products on float32 run in IEEE float32.
+
+    PyTorch lets cuDNN run float32 convolutions as TF32 by default (10-bit mantissas on Ampere and later GPUs: about
+    1e-3 relative error), which would make a catalog built on a GPU disagree with one built on a CPU far beyond
+    float32 rounding. The previous settings are restored on leaving; on other devices nothing changes.
+    """
+    if torch.device(device).type != "cuda":
+        yield
+        return
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    if hasattr(getattr(cudnn, "conv", None), "fp32_precision"):  # torch >= 2.9: per-backend precision settings
+        saved = cudnn.conv.fp32_precision, matmul.fp32_precision
+        cudnn.conv.fp32_precision = matmul.fp32_precision = "ieee"
+        try:
+            yield
+        finally:
+            cudnn.conv.fp32_precision, matmul.fp32_precision = saved
+    else:
+        saved = cudnn.allow_tf32, matmul.allow_tf32
+        cudnn.allow_tf32 = matmul.allow_tf32 = False
+        try:
+            yield
+        finally:
+            cudnn.allow_tf32, matmul.allow_tf32 = saved
 
 
 class _Preprocess(nn.Module):

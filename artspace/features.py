@@ -31,7 +31,7 @@ import torch
 from PIL import Image
 
 from . import losses
-from .backbone import CHANNELS, LAYERS, VGG19, check_layers, resolve_device
+from .backbone import CHANNELS, LAYERS, VGG19, check_layers, ieee_float32, resolve_device
 from .images import open_image, to_tensor
 
 __all__ = [
@@ -234,8 +234,9 @@ class Extractor:
         x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         layers = (set(spec.style_layers) | set(spec.signature_layers) | {spec.descriptor_layer}
                   | ({spec.content_layer} if content_maps else set()))
-        out = self.net(x, layers)
-        grams = {n: losses.gram(out[n]) for n in dict.fromkeys(spec.style_layers + spec.signature_layers)}
+        with ieee_float32(self.device):  # not TF32: a catalog built on a GPU must agree with one built on a CPU
+            out = self.net(x, layers)
+            grams = {n: losses.gram(out[n]) for n in dict.fromkeys(spec.style_layers + spec.signature_layers)}
         style = torch.cat(
             [losses.style_vector(grams[n], w) for n, w in zip(spec.style_layers, spec.layer_weights)], 1)
         signature = style_signature([grams[n] for n in spec.signature_layers])

@@ -169,3 +169,21 @@ def test_winograd_follows_weights_changed_in_place():
         want = torch.nn.functional.conv2d(x, conv.weight, conv.bias, padding=1)
     assert not torch.allclose(before, after)
     assert torch.allclose(after, want, atol=1e-5)
+
+
+def test_ieee_float32_turns_tf32_off_for_cuda_only_and_restores_the_settings():
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    new_api = hasattr(getattr(cudnn, "conv", None), "fp32_precision")
+
+    def settings():
+        return (cudnn.conv.fp32_precision, matmul.fp32_precision) if new_api else (cudnn.allow_tf32, matmul.allow_tf32)
+
+    before = settings()
+    with backbone.ieee_float32("cpu"):
+        assert settings() == before
+    with backbone.ieee_float32("cuda:0"):
+        assert settings() == (("ieee", "ieee") if new_api else (False, False))
+    assert settings() == before
+    with pytest.raises(KeyError), backbone.ieee_float32("cuda"):
+        raise KeyError("an error inside the block")
+    assert settings() == before
