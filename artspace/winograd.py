@@ -23,6 +23,7 @@ and 5e-5.
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import torch
@@ -46,6 +47,13 @@ TRANSFORMS = {
 
 # Guards the transformed-weight caches: the indexer runs batches on two threads at once.
 _CACHE_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=16)
+def _data_transforms(m: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bᵀ and Aᵀ of F(m×m, 3×3) as tensors, built once per tile size, dtype and device (every call needs them)."""
+    bt, _, at = TRANSFORMS[m]
+    return torch.tensor(bt, dtype=dtype, device=device), torch.tensor(at, dtype=dtype, device=device)
 
 
 def tile_size(height: int, width: int) -> int:
@@ -77,7 +85,7 @@ def conv3x3_winograd(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None
     if m not in TRANSFORMS or u.shape[0] != alpha * alpha or u.shape[1] != c:
         raise ValueError(f"transformed weights {tuple(u.shape)} do not fit an input with {c} channels")
     k = u.shape[2]
-    bt, _, at = (torch.tensor(t, dtype=x.dtype, device=x.device) for t in TRANSFORMS[m])
+    bt, at = _data_transforms(m, x.dtype, x.device)
     th, tw = -(-h // m), -(-w // m)
     # Zero padding of 1 (the convolution's own), plus what completes the last tiles where m does not divide H or W.
     xp = F.pad(x, (1, 1 + m * tw - w, 1, 1 + m * th - h)).permute(0, 2, 3, 1)  # (B, m·th+2, m·tw+2, C)
