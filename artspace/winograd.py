@@ -78,6 +78,13 @@ def conv3x3_winograd(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None
 
     *x* is (B, C_in, H, W), any H and W; the result is (B, C_out, H, W) in channels-last memory layout. One image
     at a time, so the transformed tiles stay in cache.
+
+    Examples
+    --------
+    >>> w, x = torch.randn(8, 4, 3, 3), torch.randn(1, 4, 10, 9)
+    >>> y = conv3x3_winograd(x, winograd_weights(w, m=4))
+    >>> y.shape, bool(torch.allclose(y, F.conv2d(x, w, padding=1), atol=1e-4))
+    (torch.Size([1, 8, 10, 9]), True)
     """
     b, c, h, w = x.shape
     alpha = round(u.shape[0] ** 0.5)
