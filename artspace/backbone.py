@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .errors import UnknownLayer, WeightsUnavailable
-from .winograd import WinogradConv2d
+from .winograd import MIN_FILTERS, WinogradConv2d
 
 __all__ = [
     "LAYERS",
@@ -272,7 +272,7 @@ class VGG19(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
-    def use_winograd(self, min_filters: int = 256) -> "VGG19":
+    def use_winograd(self, min_filters: int = MIN_FILTERS) -> "VGG19":
         """Compute convolutions with at least *min_filters* filters by Winograd's F(m×m, 3×3) in CPU inference.
 
         Same results to float32 rounding, faster where filters are many (:mod:`artspace.winograd`). Convolutions

@@ -150,8 +150,11 @@ def similar(
 
     Example: artspace similar dots/star_0.png --by content -k 5 --catalog data/demo
     """
-    if by not in ("style", "l_style", "content"):
-        _fail(f"--by must be style, l_style or content, not {by!r}")
+    from .catalog import SEARCH_SPACES
+
+    if by not in SEARCH_SPACES:
+        *first, last = SEARCH_SPACES
+        _fail(f"--by must be {', '.join(first)} or {last}, not {by!r}")
     if format not in ("table", "json", "csv"):
         _fail(f"--format must be table, json or csv, not {format!r}")
     cat = _open_catalog(catalog)

@@ -209,7 +209,7 @@ class Extractor:
             torch.set_flush_denormal(True)
             # Winograd's minimal filtering for the 256- and 512-filter convolutions: equal to float32 rounding, and
             # the forward pass measured 1.3x faster on this project's 2-core CPU (docs/benchmarks.md).
-            self.net.use_winograd(256)
+            self.net.use_winograd()
 
     def prepare(self, im: Image.Image) -> torch.Tensor:
         """Resize an RGB image to the spec's square input and return it as a (3, S, S) tensor in [0, 1]."""

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["TRANSFORMS", "tile_size", "winograd_weights", "conv3x3_winograd", "WinogradConv2d"]
+__all__ = ["TRANSFORMS", "MIN_FILTERS", "tile_size", "winograd_weights", "conv3x3_winograd", "WinogradConv2d"]
 
 #: (Bᵀ, G, Aᵀ) for F(2×2, 3×3) and F(4×4, 3×3) (Lavin & Gray 2016, with interpolation points 0, ±1, ±2, ∞).
 TRANSFORMS = {
@@ -44,6 +44,10 @@ TRANSFORMS = {
         ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1))),
 }
 
+
+#: Convolutions with at least this many filters run by Winograd on CPUs (VGG-19's 256- and 512-filter layers; the
+#: 64- and 128-filter ones are faster directly: ``benchmarks/bench_index.py winograd``).
+MIN_FILTERS = 256
 
 # Guards the transformed-weight caches: the indexer runs batches on two threads at once.
 _CACHE_LOCK = threading.Lock()

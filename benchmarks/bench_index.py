@@ -173,7 +173,7 @@ def winograd(args) -> None:
     import torch.nn.functional as F
 
     from artspace.backbone import CHANNELS, CONV_LAYERS
-    from artspace.winograd import conv3x3_winograd, tile_size, winograd_weights
+    from artspace.winograd import MIN_FILTERS, conv3x3_winograd, tile_size, winograd_weights
 
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
@@ -205,7 +205,7 @@ def winograd(args) -> None:
                 u = winograd_weights(w, m)
                 row[f"F({m}x{m}) ms"] = median_ms(lambda: conv3x3_winograd(x, u, b))
                 row[f"F({m}x{m}) dev"] = float((conv3x3_winograd(x, u, b).double() - ref).abs().max()) / scale
-            row["artspace uses"] = f"F({tile_size(size, size)}x{tile_size(size, size)})" if out_ch >= 256 else "direct"
+            row["artspace uses"] = f"F({tile_size(size, size)}x{tile_size(size, size)})" if out_ch >= MIN_FILTERS else "direct"
         rows.append(row)
         in_ch = out_ch
         if name in ("conv1_2", "conv2_2", "conv3_4", "conv4_4"):
