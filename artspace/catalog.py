@@ -30,6 +30,7 @@ import datetime as _dt
 import fcntl
 import hashlib
 import json
+import math
 import os
 import platform
 import re
@@ -50,12 +51,14 @@ from .atomic import atomic_write
 from .errors import ArtspaceError, CatalogLocked, CatalogNotFound, IncompatibleCatalog, UnreadableImage, WorkNotFound
 from .features import Extractor, FeatureSpec
 from .images import walk_images
-from .index import ContentModel, VectorIndex
+from .index import CONTEXT_K, ContentModel, VectorIndex, neighbourhood_scales, relative_search, scale_floor
 from .projection import SKETCH_DIM, CountSketch, StyleProjection
 
 __all__ = ["FORMAT_VERSION", "CATALOG_DIRNAME", "Catalog", "IndexReport", "index", "find_catalog"]
 
-FORMAT_VERSION = 2  # 2: style signatures added (similar --by style ranks by them)
+FORMAT_VERSION = 3  # 2: style signatures added (similar --by style ranks by them); 3: their neighbourhood scales
+#: Older formats that `artspace index` brings up to date without extracting anything again.
+UPGRADABLE_FORMATS = (2,)
 CATALOG_DIRNAME = ".artspace"
 SIG_PROJECTION = "signature_projection.npz"
 #: Columns artspace itself writes in the works table; metadata columns with these names get a ``meta_`` prefix.
@@ -399,7 +402,7 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
                 p.unlink(missing_ok=True)
             old = None
         if old is not None:
-            _check_format(old, cdir)
+            _check_format(old, cdir, upgrading=True)
             old_spec = FeatureSpec.from_dict(old["spec"])
             if spec is not None and spec != old_spec:
                 raise IncompatibleCatalog(
@@ -580,9 +583,13 @@ def _project_fit_shards(shard_dir: Path, projections: tuple) -> None:
         shard.unlink()
 
 
-def _check_format(manifest: dict, cdir: Path) -> None:
+def _check_format(manifest: dict, cdir: Path, *, upgrading: bool = False) -> None:
     v = manifest.get("format_version")
-    if v != FORMAT_VERSION:
+    if v in UPGRADABLE_FORMATS and not upgrading:
+        raise IncompatibleCatalog(
+            f"the catalog {cdir} has format version {v}, and artspace {__version__} reads format {FORMAT_VERSION}; "
+            f"run `artspace index <folder> --catalog {cdir}` once to bring it up to date (no image is read again)")
+    if v != FORMAT_VERSION and not (upgrading and v in UPGRADABLE_FORMATS):
         raise IncompatibleCatalog(
             f"the catalog {cdir} has format version {v}, but artspace {__version__} reads format {FORMAT_VERSION}; "
             f"rebuild it with `artspace index <folder> --catalog {cdir} --rebuild`")
@@ -658,12 +665,15 @@ def _finalize(root: Path, cdir: Path, spec: FeatureSpec, metadata: Path | None, 
     content = content_model.transform(style, desc)
     style_index = VectorIndex.build(ids, style, metric="l2")
     sig_index = VectorIndex.build(ids, sig, metric="l2")
+    sig_scale = neighbourhood_scales(sig_index, ids, sig)
+    sig_scale = np.maximum(sig_scale, scale_floor(sig_scale))
     content_index = VectorIndex.build(ids, content, metric="ip")
 
     atomic_write(cdir / "works.parquet", lambda p: works.to_parquet(p, index=False))
     skipped_df = pd.DataFrame({"path": [s[0] for s in skipped], "reason": [s[1] for s in skipped]})
     atomic_write(cdir / "skipped.csv", lambda p: skipped_df.to_csv(p, index=False))
-    _write_npz(cdir / "embeddings.npz", ids=ids, style=style, signature=sig, content=content)
+    _write_npz(cdir / "embeddings.npz", ids=ids, style=style, signature=sig, content=content,
+               signature_scale=sig_scale)
     content_model.save(cdir / "content_model.npz")
     style_index.save(cdir / "style.faiss")
     sig_index.save(cdir / "signature.faiss")
@@ -692,7 +702,9 @@ def _finalize(root: Path, cdir: Path, spec: FeatureSpec, metadata: Path | None, 
         "signature_embedding": {"dim": sig_projection.dim, "sketch_dim": SKETCH_DIM,
                                 "sketch_seed": sig_projection.seed, "fitted_on": sig_projection.n_fit,
                                 "variance_kept": sig_projection.explained,
-                                "distance": "squared L2 = mean squared Hellinger distance estimate"},
+                                "distance": "squared L2 = mean squared Hellinger distance estimate",
+                                "neighbours": CONTEXT_K, "scale_floor": scale_floor(sig_scale),
+                                "ranking": "distance / sqrt(scale_query * scale_work)"},
         "content_embedding": {"dim": int(content.shape[1]), "groups": int(len(content_model.centroids)),
                               "distance": "1 - cosine"},
         "index": {"style": style_index.kind, "signature": sig_index.kind, "content": content_index.kind},
@@ -779,6 +791,25 @@ class Catalog:
             with np.load(self.dir / "embeddings.npz") as z:
                 self._emb = {k: z[k] for k in z.files}
         return self._emb["ids"], self._emb[by]
+
+    def neighbourhood_scale(self, query) -> float:
+        r"""The neighbourhood scale :math:`\rho` of *query* in the style-signature space: its mean estimated
+        signature distance to its 10 nearest works of the catalog (itself left out), as stored for a catalogued
+        work and computed for an outside image. ``similar(by="style")`` divides distances by
+        :math:`\sqrt{\rho_q\rho_y}`."""
+        vecs, wid = self.query_vectors(query)
+        return self._query_scale(vecs["signature"], wid)
+
+    def _scales(self) -> tuple[np.ndarray, np.ndarray]:
+        ids, _ = self.embeddings("signature")
+        return ids, self._emb["signature_scale"]
+
+    def _query_scale(self, vec: np.ndarray, wid: int | None) -> float:
+        ids, scales = self._scales()
+        if wid is not None:
+            return float(scales[np.searchsorted(ids, wid)])
+        s = neighbourhood_scales(self._index("signature"), np.array([-1]), vec[None], k=CONTEXT_K)
+        return max(float(s[0]), self.manifest["signature_embedding"]["scale_floor"])
 
     def _index(self, space: str) -> VectorIndex:
         _check_space(space)
@@ -890,18 +921,20 @@ class Catalog:
             An image file (inside or outside the collection) or a catalogued work.
         by : {"style", "l_style", "content"}
             ``style`` ranks by the style signature (mean squared Hellinger distance between Gram matrices,
-            :func:`artspace.features.style_signature`), ``l_style`` by the seeds' :math:`L_{style}` itself,
-            ``content`` by the style-free content embedding.
+            :func:`artspace.features.style_signature`) relative to the two works' neighbourhoods, ``l_style`` by
+            the seeds' :math:`L_{style}` itself, ``content`` by the style-free content embedding.
         k : int
         where : str, optional
             A pandas query on the works table, e.g. ``"style == 'Baroque'"``.
 
         Returns
         -------
-        DataFrame with ``rank``, ``id``, ``path``, ``distance`` (style: the signature distance, between 0 and 1;
-        l_style: :math:`L_{style}`; content: :math:`1-\\cos`; all estimated from the compact embeddings), for
-        ``by="style"`` also ``l_style`` (:math:`L_{style}`, estimated), then ``width``, ``height`` and the metadata
-        columns. ``artspace distance`` gives the exact figures of a pair.
+        DataFrame with ``rank``, ``id``, ``path``, ``distance``, then for ``by="style"`` ``signature`` and
+        ``l_style``, then ``width``, ``height`` and the metadata columns. ``distance`` is, for style, the relative
+        signature distance :math:`d_{sig}/\\sqrt{\\rho_q\\rho_y}` (1: as far apart as the two works' 10 nearest
+        works are on average; :meth:`neighbourhood_scale`), with the signature distance :math:`d_{sig}` (0 to 1)
+        and :math:`L_{style}` beside it; for l_style :math:`L_{style}`; for content :math:`1-\\cos`. All are
+        estimated from the compact embeddings; ``artspace distance`` gives the exact figures of a pair.
         """
         _check_by(by)
         if k < 1:
@@ -917,18 +950,26 @@ class Catalog:
                 raise ArtspaceError(f"--where {where!r} is not a valid filter on the works table ({e}); columns: "
                                     f"{', '.join(self.works.columns)}") from None
             allowed = sel["id"].to_numpy(np.int64)
-        extra = 1 if wid is not None else 0
-        d, i = self._index(space).search(vec[None], k + extra, allowed=allowed)
-        pairs = [(float(dd), int(ii)) for dd, ii in zip(d[0], i[0]) if ii >= 0 and ii != wid][:k]
+        if by == "style":
+            ids, scales = self._scales()
+            distance, signature, found = relative_search(
+                self._index(space), vec, k, query_scale=self._query_scale(vec, wid),
+                scales=lambda f: scales[np.searchsorted(ids, f)], max_scale=float(scales.max()), allowed=allowed,
+                exclude=wid)
+        else:
+            extra = 1 if wid is not None else 0
+            d, i = self._index(space).search(vec[None], k + extra, allowed=allowed)
+            keep = (i[0] >= 0) & (i[0] != (-1 if wid is None else wid))
+            distance, found = np.maximum(d[0][keep], 0.0)[:k].astype(float), i[0][keep][:k]
         works = self.works.set_index("id", drop=False)
-        found = [ii for _, ii in pairs]
         rows = works.loc[found].drop(columns=["size", "mtime_ns", "checksum"])
-        rows.insert(0, "rank", np.arange(1, len(pairs) + 1))
-        rows.insert(3, "distance", [max(dd, 0.0) for dd, _ in pairs])
+        rows.insert(0, "rank", np.arange(1, len(found) + 1))
+        rows.insert(3, "distance", distance)
         if by == "style":
             ids, x = self.embeddings("style")
             l_style = ((x[np.searchsorted(ids, np.asarray(found, np.int64))] - vecs["style"]) ** 2).sum(1)
-            rows.insert(4, "l_style", l_style.astype(float))
+            rows.insert(4, "signature", signature)
+            rows.insert(5, "l_style", l_style.astype(float))
         return rows.reset_index(drop=True)
 
     def sheet(self, query, results: pd.DataFrame, *, by: str = "style") -> Image.Image:
@@ -948,8 +989,18 @@ class Catalog:
         ``signature`` is the style-signature distance (mean over its layers of the squared Hellinger distance
         :math:`H^2_l` between Gram matrices, ``signature_layers``) that ``similar --by style`` ranks by;
         ``content`` is :math:`\\tfrac12\\sum(F-P)^2` on the content layer; all at the catalog's input size.
+
+        ``relative`` is the figure ``similar(by="style")`` ranks by and prints as its distance:
+        ``{"distance": d / sqrt(scale_a * scale_b), "signature": d, "scale_a": …, "scale_b": …}``, with *d* the
+        signature distance estimated from the catalog's compact signatures and the scales each work's mean *d* to
+        its 10 nearest works (:meth:`neighbourhood_scale`).
         """
-        return self.extractor.distance(self.image_path(a), self.image_path(b))
+        out = self.extractor.distance(self.image_path(a), self.image_path(b))
+        (va, wa), (vb, wb) = self.query_vectors(a), self.query_vectors(b)
+        d = float(((va["signature"].astype(np.float64) - vb["signature"]) ** 2).sum())
+        ra, rb = self._query_scale(va["signature"], wa), self._query_scale(vb["signature"], wb)
+        out["relative"] = {"distance": d / math.sqrt(ra * rb), "signature": d, "scale_a": ra, "scale_b": rb}
+        return out
 
 
 #: Stored embedding spaces, and the space each ``similar(by=...)`` ranking searches.

@@ -144,8 +144,10 @@ def similar(
 ):
     """The works nearest to QUERY by style or by content.
 
-    --by style ranks by the style signature: the mean squared Hellinger distance between the two works' Gram
-    matrices on relu4_1 and relu5_1 (0 = same statistics, 1 = nothing in common), and also lists L_style.
+    --by style ranks by the style signature: the mean squared Hellinger distance d_sig between the two works'
+    Gram matrices on relu4_1 and relu5_1 (0 = same statistics, 1 = nothing in common), divided by
+    sqrt(rho_query rho_work), rho being a work's mean d_sig to its 10 nearest works (1 = as far apart as their
+    nearest neighbours usually are); it also lists d_sig itself (signature) and L_style.
     --by l_style ranks by the seeds' L_style; --by content by 1 - cos of the style-free content embeddings.
 
     Example: artspace similar dots/star_0.png --by content -k 5 --catalog data/demo
@@ -216,6 +218,12 @@ def distance(
     for name, v in result["signature_layers"].items():
         typer.echo(f"  {name:8s} H^2 = 1 - sum sqrt(P Q) = {v:.6g}")
     typer.echo(f"content distance  1/2 sum (F - P)^2 at {spec.content_layer} = {result['content']:.6g}")
+    if "relative" in result:
+        r = result["relative"]
+        typer.echo(f"relative signature distance (what `similar --by style` ranks by)  d / sqrt(rho_a rho_b) = "
+                   f"{r['distance']:.6g}")
+        typer.echo(f"  from the catalog's compact signatures: d = {r['signature']:.6g}; rho = mean d to the 10 "
+                   f"nearest works: rho_a = {r['scale_a']:.6g}, rho_b = {r['scale_b']:.6g}")
     typer.echo(f"(inputs resized to {spec.size}x{spec.size}; weights: {spec.weights})")
 
 

@@ -3,6 +3,9 @@ r"""faiss indexes over the catalog's embeddings, and the style-free content embe
 Style index: squared Euclidean distance between compact style embeddings — an estimate of :math:`L_{style}`.
 Content index: inner product between unit content embeddings; the reported distance is :math:`1-\cos`.
 
+The style-signature ranking divides each distance by the two works' neighbourhood scales
+(:func:`relative_search`), which evens out the density of the space.
+
 Which faiss index: up to :data:`EXACT_LIMIT` works an exact flat index (every distance computed); above it an
 inverted-file index (``IVF{4√n},Flat``, 16 lists probed), which searches millions of works in milliseconds at a
 small cost in recall; the choice is recorded in the manifest.
@@ -13,13 +16,14 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from typing import Callable
 
 import faiss
 import numpy as np
 
 from .atomic import atomic_write
 
-__all__ = ["EXACT_LIMIT", "VectorIndex", "ContentModel"]
+__all__ = ["EXACT_LIMIT", "CONTEXT_K", "VectorIndex", "ContentModel", "neighbourhood_scales", "relative_search"]
 
 #: Largest collection searched with an exact (flat) index. 200,000 works × 1,024 float32 numbers (style and content) fit in 0.8 GB.
 EXACT_LIMIT = 200_000
@@ -96,6 +100,73 @@ class VectorIndex:
     @classmethod
     def load(cls, path: str | os.PathLike, metric: str) -> "VectorIndex":
         return cls(faiss.read_index(str(path)), metric)
+
+
+#: How many nearest works define a work's neighbourhood scale (the literature's usual choice: Jégou et al. 2010;
+#: Schnitzer et al. 2012).
+CONTEXT_K = 10
+#: Neighbourhood scales are at least this fraction of the collection's median scale.
+SCALE_FLOOR = 1e-3
+
+
+def neighbourhood_scales(index: VectorIndex, ids: np.ndarray, vectors: np.ndarray, *, k: int = CONTEXT_K,
+                         batch: int = 8192) -> np.ndarray:
+    r"""Each work's neighbourhood scale :math:`\rho`: its mean distance (the index's) to its *k* nearest other works.
+
+    *vectors* are the works' own embeddings, *ids* their labels in *index*; a work is never its own neighbour (an
+    identical copy under another id is); an image from outside the index takes an id the index does not hold, such
+    as -1. An index of *n* ≤ *k* works gives each its *n* − 1 others. Use :func:`scale_floor` to keep a work with
+    many exact copies (scale 0) findable.
+    """
+    ids = np.asarray(ids, np.int64)
+    if index.ntotal < 2:
+        raise ValueError(f"neighbourhood scales need an index of at least 2 works, not {index.ntotal}")
+    kk = min(k, index.ntotal - 1)
+    n = len(ids)
+    out = np.empty(n, np.float64)
+    for s in range(0, n, batch):
+        d, i = index.search(vectors[s:s + batch], kk + 1)
+        keep = (i >= 0) & (i != ids[s:s + batch, None])
+        keep &= np.cumsum(keep, axis=1) <= kk  # the first kk neighbours other than the work itself
+        out[s:s + batch] = (np.maximum(d, 0) * keep).sum(1) / np.maximum(keep.sum(1), 1)
+    return out
+
+
+def scale_floor(scales: np.ndarray) -> float:
+    """The least neighbourhood scale a collection with these *scales* uses: :data:`SCALE_FLOOR` times their median."""
+    return max(float(np.median(scales)) * SCALE_FLOOR, np.finfo(np.float32).tiny)
+
+
+def relative_search(index: VectorIndex, query: np.ndarray, k: int, *, query_scale: float,
+                    scales: Callable[[np.ndarray], np.ndarray], max_scale: float,
+                    allowed: np.ndarray | None = None, exclude: int | None = None):
+    r"""The *k* works nearest to *query* by the distance relative to both neighbourhoods, :math:`d/\sqrt{\rho_q\rho_y}`.
+
+    Dividing by the neighbourhood scales (the non-iterative contextual dissimilarity measure of Jégou et al.,
+    PAMI 2010) evens out the density of the space. Ranked by the raw distance, a few works ("hubs") turn up in a
+    large share of all result lists and others in none: on wikiart-dev one painting is among the 10 nearest of 56
+    of the 210 paintings, and at most 24 after the division (docs/benchmarks.md). *scales* maps work ids to
+    :math:`\rho`; *max_scale* is the largest :math:`\rho` of the collection. The raw nearest works are fetched in growing pools until no
+    work outside the pool could rank among the *k*: the result is the one an exhaustive ranking gives (over what
+    the index finds, for an approximate index).
+
+    Returns ``(relative, raw, ids)`` arrays, nearest first; *exclude* (the query's own id) is left out.
+    """
+    n = index.ntotal
+    pool = min(n, max(4 * (k + 1), 64))
+    q = np.ascontiguousarray(query, np.float32)[None]
+    while True:
+        d, i = index.search(q, pool, allowed=allowed)
+        d, i = d[0], i[0]
+        ok = (i >= 0) & (i != (-1 if exclude is None else exclude))
+        raw, found = np.maximum(d[ok], 0.0).astype(np.float64), i[ok]
+        rel = raw / np.sqrt(query_scale * scales(found))
+        order = np.argsort(rel, kind="stable")[:k]
+        complete = pool >= n or (i < 0).any()
+        # Works beyond the pool are at least d[-1] away raw, so at least d[-1] / sqrt(rho_q max rho) relative.
+        if complete or (len(order) == k and rel[order[-1]] <= d[-1] / np.sqrt(query_scale * max_scale)):
+            return rel[order], raw[order], found[order]
+        pool = min(n, pool * 4)
 
 
 def choose_groups(style: np.ndarray, *, max_groups: int = 32, sample: int = 4000, seed: int = 0) -> int:

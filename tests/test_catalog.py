@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from artspace.catalog import Catalog, _Lock, index
+from artspace.catalog import FORMAT_VERSION, Catalog, _Lock, index
 from artspace.errors import CatalogLocked, CatalogNotFound, IncompatibleCatalog, WorkNotFound
 
 from conftest import TINY_SPEC
@@ -31,7 +31,8 @@ def test_catalog_layout_and_works_table(demo_catalog):
     import hashlib
     assert row["checksum"] == hashlib.sha256((cat.root / row["path"]).read_bytes()).hexdigest()
     m = cat.manifest
-    assert m["format_version"] == 2 and m["spec"]["weights"] == "original" and m["index"]["style"] == "exact"
+    assert m["format_version"] == FORMAT_VERSION and m["spec"]["weights"] == "original"
+    assert m["index"]["style"] == "exact" and m["signature_embedding"]["neighbours"] == 10
     assert m["index"]["signature"] == "exact" and m["spec"]["signature_layers"] == ["relu4_1", "relu5_1"]
     ids, style = cat.embeddings("style")
     sig_ids, sig = cat.embeddings("signature")
@@ -73,17 +74,45 @@ def test_similar_distances_estimate_the_exact_ones(demo_catalog):
     q = "stripes/circle_0.png"
     by_style = cat.similar(q, by="style", k=4)
     by_l_style = cat.similar(q, by="l_style", k=4)
-    assert list(by_style.columns[:5]) == ["rank", "id", "path", "distance", "l_style"]
+    assert list(by_style.columns[:6]) == ["rank", "id", "path", "distance", "signature", "l_style"]
     assert "l_style" not in by_l_style.columns and by_l_style["distance"].is_monotonic_increasing
     for row in by_style.itertuples():
         exact = cat.distance(q, row.id)
         # the compact embeddings keep every axis of this small catalog: only the sketch's ~1 % error remains
-        assert row.distance == pytest.approx(exact["signature"], rel=0.05)
+        assert row.signature == pytest.approx(exact["signature"], rel=0.05)
         assert row.l_style == pytest.approx(exact["style"], rel=0.05)
     for row in by_l_style.itertuples():
         assert row.distance == pytest.approx(cat.distance(q, row.id)["style"], rel=0.05)
     with pytest.raises(ValueError, match="by must be one of style, l_style, content"):
         cat.similar(q, by="signature")
+
+
+def test_style_search_ranks_by_the_signature_relative_to_both_neighbourhoods(demo_catalog, tmp_path):
+    cat = demo_catalog
+    ids, sig = cat.embeddings("signature")
+    d2 = ((sig[:, None, :].astype(np.float64) - sig[None]) ** 2).sum(-1)
+    np.fill_diagonal(d2, np.inf)
+    rho = np.sort(d2, axis=1)[:, :10].mean(1)  # each work's mean signature distance to its 10 nearest others
+    for q in (0, 7, 13):
+        qi = int(np.searchsorted(ids, q))
+        assert cat.neighbourhood_scale(q) == pytest.approx(rho[qi], rel=1e-4)
+        res = cat.similar(q, by="style", k=6)
+        rel = d2[qi] / np.sqrt(rho[qi] * rho)
+        want = ids[np.argsort(rel, kind="stable")[:6]]
+        assert list(res["id"]) == list(want) and res["distance"].is_monotonic_increasing
+        pos = np.searchsorted(ids, res["id"].to_numpy())
+        assert np.allclose(res["distance"], rel[pos], rtol=1e-4) and np.allclose(res["signature"], d2[qi, pos],
+                                                                                 rtol=1e-4)
+        # `distance` reproduces the figure `similar` printed, with what it is made of
+        r = cat.distance(q, int(res["id"].iloc[0]))["relative"]
+        assert r["distance"] == pytest.approx(res["distance"].iloc[0], rel=1e-4)
+        assert r["scale_a"] == pytest.approx(rho[qi], rel=1e-4) and r["signature"] == pytest.approx(
+            res["signature"].iloc[0], rel=1e-4)
+    # An outside image's scale is measured against the whole catalog (a copy of a work has that work at distance 0)
+    outside = tmp_path / "copy.png"
+    outside.write_bytes((cat.root / cat.works["path"].iloc[0]).read_bytes())
+    row = np.sort(np.where(np.isinf(d2[0]), 0.0, d2[0]))[:10]
+    assert cat.neighbourhood_scale(outside) == pytest.approx(row.mean(), rel=1e-3, abs=1e-7)
 
 
 def test_content_search_finds_the_shape_more_often_than_the_texture(demo_catalog):
@@ -158,6 +187,27 @@ def test_incompatible_catalogs_are_refused(demo_copy):
         Catalog.open(demo_copy / "dots")
 
 
+def test_format_2_catalog_is_brought_up_to_date_without_reading_images(demo_copy):
+    index(demo_copy, spec=TINY_SPEC, quiet=True)
+    cdir = demo_copy / ".artspace"
+    before = Catalog.open(demo_copy).similar(3, by="style", k=5)
+    # What format 2 lacked: the neighbourhood scales
+    m = json.loads((cdir / "manifest.json").read_text())
+    m["format_version"] = 2
+    del m["signature_embedding"]["neighbours"], m["signature_embedding"]["scale_floor"]
+    (cdir / "manifest.json").write_text(json.dumps(m))
+    with np.load(cdir / "embeddings.npz") as z:
+        arrays = {k: z[k] for k in z.files if k != "signature_scale"}
+    np.savez(cdir / "embeddings.npz", **arrays)
+    with pytest.raises(IncompatibleCatalog, match="format version 2.*run `artspace index .*no image is read again"):
+        Catalog.open(demo_copy)
+    rep = index(demo_copy, quiet=True)
+    assert (rep.extracted, rep.added, rep.unchanged) == (0, 0, 18)
+    cat = Catalog.open(demo_copy)
+    assert cat.manifest["format_version"] == FORMAT_VERSION
+    pd.testing.assert_frame_equal(cat.similar(3, by="style", k=5), before)
+
+
 def test_metadata_joined_by_file_name_and_remembered(demo_copy, tmp_path):
     md = pd.read_csv(demo_copy / "metadata.csv")
     md["file"] = md["path"].str.split("/").str[-1] + ""
@@ -230,3 +280,73 @@ def test_streams_compute_the_same_catalog_as_one_thread(demo_source, tmp_path):
 def test_streams_must_be_positive(demo_source, tmp_path):
     with pytest.raises(ValueError, match="streams"):
         index(demo_source, catalog=tmp_path / "c", spec=TINY_SPEC, quiet=True, streams=0)
+
+
+def _clustered(n: int, seed: int = 0) -> np.ndarray:
+    """Points in clusters of very different spreads: neighbourhood scales vary, as between PACS domains."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((8, 16)) * 3
+    spread = np.geomspace(0.05, 2.0, 8)
+    c = rng.integers(0, 8, n)
+    return (centres[c] + rng.standard_normal((n, 16)) * spread[c, None]).astype(np.float32)
+
+
+def test_relative_search_equals_an_exhaustive_ranking():
+    from artspace.index import VectorIndex, neighbourhood_scales, relative_search
+
+    x = _clustered(1500)
+    ids = np.arange(1500, dtype=np.int64) * 3 + 7  # labels that are not positions
+    idx = VectorIndex.build(ids, x, metric="l2")
+    d2 = ((x[:, None, :].astype(np.float64) - x[None]) ** 2).sum(-1)
+    np.fill_diagonal(d2, np.inf)
+    rho = np.sort(d2, axis=1)[:, :10].mean(1)
+    assert np.allclose(neighbourhood_scales(idx, ids, x), rho, rtol=1e-4)
+    allowed = ids[::2]
+    for q in range(0, 1500, 37):
+        rel = d2[q] / np.sqrt(rho[q] * rho)
+        got_rel, got_raw, got = relative_search(idx, x[q], 10, query_scale=rho[q],
+                                                scales=lambda f: rho[(f - 7) // 3], max_scale=rho.max(),
+                                                exclude=ids[q])
+        want = np.argsort(rel, kind="stable")[:10]
+        assert list(got) == list(ids[want]) and np.allclose(got_rel, rel[want], rtol=1e-4)
+        assert np.allclose(got_raw, d2[q, want], rtol=1e-4, atol=1e-6)
+        # restricted to some works
+        got_rel, _, got = relative_search(idx, x[q], 5, query_scale=rho[q], scales=lambda f: rho[(f - 7) // 3],
+                                          max_scale=rho.max(), allowed=allowed, exclude=ids[q])
+        masked = np.where(np.isin(ids, allowed), rel, np.inf)
+        assert list(got) == list(ids[np.argsort(masked, kind="stable")[:5]])
+
+
+def test_relative_search_reaches_beyond_the_first_pool_of_raw_neighbours():
+    """A work in a sparse region, 130th by raw distance, is the nearest relative to the neighbourhoods."""
+    from artspace.index import VectorIndex, neighbourhood_scales, relative_search
+
+    rng = np.random.default_rng(1)
+    directions = np.eye(16)[:13]
+    dense = np.concatenate([d + 0.01 * rng.standard_normal((10, 16)) for d in directions])  # 130 points at ~1
+    sparse = np.zeros((1, 16))
+    sparse[0, 13] = 2.0  # at 2 from the query, 2.2 or more from everything else
+    query = np.zeros((1, 16))
+    x = np.concatenate([query, dense, sparse]).astype(np.float32)
+    ids = np.arange(len(x), dtype=np.int64)
+    idx = VectorIndex.build(ids, x)
+    rho = neighbourhood_scales(idx, ids, x)
+    rel, raw, got = relative_search(idx, x[0], 3, query_scale=rho[0], scales=lambda f: rho[f],
+                                    max_scale=rho.max(), exclude=0)
+    assert got[0] == len(x) - 1 and raw[0] == pytest.approx(4.0)
+    assert (((x[1:] - x[0]) ** 2).sum(1) < 4.0).sum() == 130  # all the dense points are nearer by raw distance
+    d2 = ((x[:, None].astype(np.float64) - x[None]) ** 2).sum(-1)
+    assert list(got) == list(np.argsort(np.where(ids == 0, np.inf, d2[0] / np.sqrt(rho[0] * rho)))[:3])
+
+
+def test_neighbourhood_scales_of_tiny_collections_and_copies():
+    from artspace.index import VectorIndex, neighbourhood_scales, scale_floor
+
+    x = np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 0.0]], np.float32)
+    idx = VectorIndex.build(np.array([1, 2, 3]), x)
+    # two others each; the copies (ids 1 and 3) are at distance 0 from each other
+    assert np.allclose(neighbourhood_scales(idx, np.array([1, 2, 3]), x), [12.5, 25.0, 12.5])
+    assert np.allclose(neighbourhood_scales(idx, np.array([-1]), x[:1], k=1), [0.0])  # an outside copy
+    assert scale_floor(np.array([0.0, 2.0, 4.0])) == pytest.approx(2e-3)
+    with pytest.raises(ValueError, match="at least 2 works"):
+        neighbourhood_scales(VectorIndex.build(np.array([1]), x[:1]), np.array([1]), x[:1])

@@ -38,7 +38,7 @@ def test_demo_then_index_then_similar(tmp_path):
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout)
     assert [x["rank"] for x in rows] == [1, 2, 3] and {x["texture"] for x in rows} == {"waves"}
-    assert {"id", "path", "distance"} <= set(rows[0])
+    assert {"id", "path", "distance", "signature", "l_style"} <= set(rows[0])
     assert Image.open(tmp_path / "sheet.jpg").size[0] > 200
 
     r = runner.invoke(app, ["similar", "3", "-c", str(root), "--format", "csv", "-k", "2"])
@@ -69,7 +69,8 @@ def test_distance_table_and_json(demo_catalog):
     r = runner.invoke(app, ["distance", "0", "5", "-c", str(cat.dir), "--format", "json"])
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
-    assert set(d) == {"style", "style_layers", "signature", "signature_layers", "content"}
+    assert set(d) == {"style", "style_layers", "signature", "signature_layers", "content", "relative"}
+    assert set(d["relative"]) == {"distance", "signature", "scale_a", "scale_b"}
     assert len(d["style_layers"]) == 5 and list(d["signature_layers"]) == ["relu4_1", "relu5_1"]
     assert abs(sum(d["style_layers"].values()) - d["style"]) <= 1e-6 * d["style"]
     assert 0 < d["signature"] < 1 and abs(sum(d["signature_layers"].values()) / 2 - d["signature"]) <= 1e-9
@@ -78,6 +79,7 @@ def test_distance_table_and_json(demo_catalog):
     r = runner.invoke(app, ["distance", str(cat.root / "dots/star_0.png"), str(cat.root / "dots/star_1.png"),
                             "-c", str(cat.dir)])
     assert r.exit_code == 0 and "L_style" in r.output and "relu4_1" in r.output and "relu4_2" in r.output
+    assert "relative signature distance (what `similar --by style` ranks by)" in r.output
     assert "H^2" in r.output
 
 
