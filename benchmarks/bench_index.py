@@ -35,6 +35,7 @@ def _precision(labels: np.ndarray, neighbours: np.ndarray) -> float:
 
 def quality(args) -> None:
     from artspace.catalog import Catalog, index
+    from artspace.index import CONTEXT_K
 
     cdir = Path(args.catalog or tempfile.mkdtemp(prefix="artspace-bench-")) 
     if not (cdir / "manifest.json").is_file():
@@ -52,11 +53,22 @@ def quality(args) -> None:
         if not label:
             continue
         ids, x = cat.embeddings(space)
-        d, nn = cat._index(space).search(x, k + 1)
-        nn = np.array([[pos[j] for j in row if j != wid][:k] for wid, row in zip(ids, nn)])
+        if by == "style":  # ranked relative to neighbourhoods: what `similar` returns, work by work
+            nn = np.array([[pos[j] for j in cat.similar(int(wid), by=by, k=k)["id"]] for wid in ids])
+            d, raw = cat._index(space).search(x, k + 1)
+            raw = np.array([[pos[j] for j in row if j != wid][:k] for wid, row in zip(ids, raw)])
+        else:
+            d, nn = cat._index(space).search(x, k + 1)
+            nn = np.array([[pos[j] for j in row if j != wid][:k] for wid, row in zip(ids, nn)])
         labels = works.set_index("id").loc[ids, label].to_numpy()
-        compact[space] = nn
+        compact[space] = raw if by == "style" else nn
         print(f"similar --by {by}: precision@{k} for the same {label!r}: {_precision(labels, nn):.3f}")
+        if by == "style":
+            print(f"  ranked by the signature distance alone: {_precision(labels, raw):.3f}")
+            for name, lists in (("relative", nn), ("signature alone", raw)):
+                counts = np.bincount(lists.ravel(), minlength=len(ids))
+                print(f"  hubs ({name}): most frequent work in {counts.max()} of {len(ids)} top-{k} lists, "
+                      f"{np.mean(counts == 0):.1%} of works in none")
     if args.exact:
         # Exact distances: full style vectors (305,888 numbers, L_style) and signatures (262,656), exhaustive.
         ex = cat.extractor
@@ -77,6 +89,16 @@ def quality(args) -> None:
                 print(f"compact {space} index recall@{k} against the exact {name}: {recall:.3f}")
             if labels is not None:
                 print(f"exact {name} precision@{k} for the same {args.style_label!r}: {_precision(labels, exact):.3f}")
+            if space == "signature" and labels is not None:
+                # The same relative ranking as `similar --by style`, on the exact signatures: d / sqrt(rho_q rho_y).
+                gram = vecs.astype(np.float64) @ vecs.T.astype(np.float64)
+                sq = np.diag(gram)
+                d2 = np.maximum(sq[:, None] + sq[None] - 2 * gram, 0)
+                np.fill_diagonal(d2, np.inf)
+                rho = np.sort(d2, axis=1)[:, :CONTEXT_K].mean(1)
+                rel = np.argsort(d2 / np.sqrt(rho[:, None] * rho[None]), axis=1, kind="stable")[:, :k]
+                print(f"exact relative signature distance precision@{k} for the same {args.style_label!r}: "
+                      f"{_precision(labels, rel):.3f}")
     m = cat.manifest
     dims = m["style_embedding"]["dim"], m["signature_embedding"]["dim"]
     print(f"embeddings: L_style {dims[0]} + signature {dims[1]} float32 = {4 * sum(dims)} bytes/work; variance kept "
@@ -138,14 +160,15 @@ def _rss_mb() -> float:
 
 def memory(args) -> None:
     """Resident memory of the three search indexes for N works (synthetic embeddings of the real dimensions)."""
-    from artspace.index import VectorIndex
+    from artspace.index import VectorIndex, neighbourhood_scales, relative_search
 
     rng = np.random.default_rng(0)
     base = _rss_mb()
     ids = np.arange(args.n, dtype=np.int64)
     t = time.time()
     style = VectorIndex.build(ids, rng.standard_normal((args.n, 384), dtype=np.float32), metric="l2")
-    signature = VectorIndex.build(ids, rng.standard_normal((args.n, 128), dtype=np.float32), metric="l2")
+    signature = VectorIndex.build(ids, np.random.default_rng(1).standard_normal((args.n, 128), dtype=np.float32),
+                                  metric="l2")
     content = rng.standard_normal((args.n, 512), dtype=np.float32)
     content /= np.linalg.norm(content, axis=1, keepdims=True)
     content_index = VectorIndex.build(ids, content, metric="ip")
@@ -154,13 +177,25 @@ def memory(args) -> None:
     used = _rss_mb() - base
     q = rng.standard_normal((100, 128), dtype=np.float32)
     t = time.time()
-    signature.search(q, 10)
+    for row in q:
+        signature.search(row[None], 10)
     per_query = (time.time() - t) / 100
+    # What index adds at the end of every run, and what `similar --by style` does per query
+    sig = np.random.default_rng(1).standard_normal((args.n, 128), dtype=np.float32)  # the indexed vectors again
+    t = time.time()
+    scales = neighbourhood_scales(signature, ids, sig)
+    scaling = time.time() - t
+    del sig
+    t = time.time()
+    for row in q:
+        relative_search(signature, row, 10, query_scale=float(np.median(scales)), scales=lambda f: scales[f],
+                        max_scale=float(scales.max()))
+    per_relative = (time.time() - t) / 100
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{args.n} works: L_style index {style.kind}, signature index {signature.kind}, content index "
           f"{content_index.kind}; resident memory of the three indexes {used:.0f} MB (process peak {peak:.0f} MB); "
-          f"built in {built:.1f} s; signature (similar --by style) query "
-          f"{per_query * 1e3:.1f} ms")
+          f"built in {built:.1f} s; neighbourhood scales of all works in {scaling:.1f} s; signature query "
+          f"{per_query * 1e3:.1f} ms raw, {per_relative * 1e3:.1f} ms relative (similar --by style)")
     print(f"machine: {_machine()}")
 
 
