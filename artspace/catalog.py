@@ -51,7 +51,8 @@ from .atomic import atomic_write
 from .errors import ArtspaceError, CatalogLocked, CatalogNotFound, IncompatibleCatalog, UnreadableImage, WorkNotFound
 from .features import Extractor, FeatureSpec
 from .images import walk_images
-from .index import CONTEXT_K, ContentModel, VectorIndex, neighbourhood_scales, relative_search, scale_floor
+from .index import (CONTEXT_K, ContentModel, NeighbourLists, VectorIndex, neighbourhood_scales, relative_search,
+                    scale_floor)
 from .projection import SKETCH_DIM, CountSketch, StyleProjection
 
 __all__ = ["FORMAT_VERSION", "CATALOG_DIRNAME", "Catalog", "IndexReport", "index", "find_catalog"]
@@ -61,6 +62,8 @@ FORMAT_VERSION = 3  # 2: style signatures added (similar --by style ranks by the
 UPGRADABLE_FORMATS = (2,)
 CATALOG_DIRNAME = ".artspace"
 SIG_PROJECTION = "signature_projection.npz"
+#: Each work's nearest works in the signature space, kept so that a re-run updates the neighbourhood scales cheaply.
+NEIGHBOURS = "signature_neighbours.npz"
 #: Columns artspace itself writes in the works table; metadata columns with these names get a ``meta_`` prefix.
 WORK_COLUMNS = ("id", "path", "size", "mtime_ns", "checksum", "width", "height")
 
@@ -149,6 +152,8 @@ class IndexReport:
     seconds: float = 0.0
     extracted: int = 0
     notes: list = field(default_factory=list)
+    #: works whose signature neighbours were searched in the whole collection (the others were updated in place)
+    neighbours_searched: int = 0
 
     @property
     def images_per_second(self) -> float:
@@ -398,7 +403,8 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
                 metadata = root / old["metadata"]
             # The manifest goes first: a rebuild interrupted half-way is then a fresh catalog, never a mixture.
             manifest_path.unlink()
-            for p in list(shard_dir.glob("part-*.npz")) + [cdir / "projection.npz", cdir / SIG_PROJECTION]:
+            for p in list(shard_dir.glob("part-*.npz")) + [cdir / "projection.npz", cdir / SIG_PROJECTION,
+                                                             cdir / NEIGHBOURS]:
                 p.unlink(missing_ok=True)
             old = None
         if old is not None:
@@ -665,7 +671,9 @@ def _finalize(root: Path, cdir: Path, spec: FeatureSpec, metadata: Path | None, 
     content = content_model.transform(style, desc)
     style_index = VectorIndex.build(ids, style, metric="l2")
     sig_index = VectorIndex.build(ids, sig, metric="l2")
-    sig_scale = neighbourhood_scales(sig_index, ids, sig)
+    neighbours, report.neighbours_searched = NeighbourLists.build(
+        sig_index, ids, sig, previous=NeighbourLists.load(cdir / NEIGHBOURS))
+    sig_scale = neighbours.scales
     sig_scale = np.maximum(sig_scale, scale_floor(sig_scale))
     content_index = VectorIndex.build(ids, content, metric="ip")
 
@@ -674,6 +682,7 @@ def _finalize(root: Path, cdir: Path, spec: FeatureSpec, metadata: Path | None, 
     atomic_write(cdir / "skipped.csv", lambda p: skipped_df.to_csv(p, index=False))
     _write_npz(cdir / "embeddings.npz", ids=ids, style=style, signature=sig, content=content,
                signature_scale=sig_scale)
+    neighbours.save(cdir / NEIGHBOURS)
     content_model.save(cdir / "content_model.npz")
     style_index.save(cdir / "style.faiss")
     sig_index.save(cdir / "signature.faiss")

@@ -350,3 +350,51 @@ def test_neighbourhood_scales_of_tiny_collections_and_copies():
     assert scale_floor(np.array([0.0, 2.0, 4.0])) == pytest.approx(2e-3)
     with pytest.raises(ValueError, match="at least 2 works"):
         neighbourhood_scales(VectorIndex.build(np.array([1]), x[:1]), np.array([1]), x[:1])
+
+
+def test_neighbour_lists_updated_in_place_equal_lists_from_scratch():
+    from artspace.index import NeighbourLists, VectorIndex
+
+    x = _clustered(800, seed=3)
+    ids = np.arange(800, dtype=np.int64)
+    first, searched = NeighbourLists.build(VectorIndex.build(ids, x), ids, x)
+    assert searched == 800 and first.neighbours.shape == (800, 10)
+    d2 = ((x[:, None, :].astype(np.float64) - x[None]) ** 2).sum(-1)
+    np.fill_diagonal(d2, np.inf)
+    assert np.allclose(first.scales, np.sort(d2, axis=1)[:, :10].mean(1), rtol=1e-4)
+    # A second run: 20 works removed, 15 changed, 25 added (ids grow, as index gives them)
+    rng = np.random.default_rng(4)
+    gone = rng.choice(800, 20, replace=False)
+    keep = np.setdiff1d(ids, gone)
+    x2 = x[keep].copy()
+    changed = rng.choice(len(keep), 15, replace=False)
+    x2[changed] += rng.standard_normal((15, 16)).astype(np.float32)
+    ids2 = np.concatenate([keep, np.arange(800, 825)])
+    x2 = np.concatenate([x2, _clustered(25, seed=5)])
+    index2 = VectorIndex.build(ids2, x2)
+    updated, searched = NeighbourLists.build(index2, ids2, x2, previous=first)
+    scratch, _ = NeighbourLists.build(index2, ids2, x2)
+    assert np.array_equal(updated.neighbours, scratch.neighbours)
+    assert np.allclose(updated.distances, scratch.distances, rtol=1e-5, atol=1e-6)
+    # only the new and changed works and those whose lists lost a neighbour were searched in the whole collection
+    lost = np.concatenate([gone, keep[changed]])
+    untouched = np.setdiff1d(keep, keep[changed])
+    damaged = np.isin(first.neighbours[untouched], lost).any(1).sum()
+    assert searched == 15 + 25 + damaged < 800
+    # nothing changed: nothing searched
+    again, searched = NeighbourLists.build(index2, ids2, x2, previous=updated)
+    assert searched == 0 and np.array_equal(again.neighbours, scratch.neighbours)
+
+
+def test_index_reruns_update_the_neighbourhood_scales(demo_copy):
+    first = index(demo_copy, spec=TINY_SPEC, quiet=True)
+    assert first.neighbours_searched == 18
+    assert index(demo_copy, quiet=True).neighbours_searched == 0
+    (demo_copy / "extra.png").write_bytes((demo_copy / "dots/star_0.png").read_bytes())
+    rep = index(demo_copy, quiet=True)
+    assert rep.added == 1 and rep.neighbours_searched < 19
+    cat = Catalog.open(demo_copy)
+    ids, sig = cat.embeddings("signature")
+    d2 = ((sig[:, None, :].astype(np.float64) - sig[None]) ** 2).sum(-1)
+    np.fill_diagonal(d2, np.inf)
+    assert np.allclose(cat._scales()[1], np.sort(d2, axis=1)[:, :10].mean(1), rtol=1e-4)
