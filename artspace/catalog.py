@@ -986,8 +986,10 @@ class Catalog:
         from .sheets import contact_sheet, thumbnail
 
         items = [(thumbnail(self.image_path(query), 320), f"query\n{Path(str(query)).name}")]
+        label = "relative style d" if by == "style" else f"{by} d"
         for row in results.itertuples(index=False):
-            items.append((thumbnail(self.root / row.path, 320), f"#{row.rank} id {row.id}\n{by} d = {row.distance:.4g}"))
+            items.append((thumbnail(self.root / row.path, 320),
+                          f"#{row.rank} id {row.id}\n{label} = {row.distance:.4g}"))
         return contact_sheet(items, columns=min(6, len(items)), title=f"nearest by {by}")
 
     def distance(self, a, b) -> dict:

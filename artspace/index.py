@@ -240,10 +240,10 @@ def relative_search(index: VectorIndex, query: np.ndarray, k: int, *, query_scal
     Dividing by the neighbourhood scales (the non-iterative contextual dissimilarity measure of Jégou et al.,
     PAMI 2010) evens out the density of the space. Ranked by the raw distance, a few works ("hubs") turn up in a
     large share of all result lists and others in none: on wikiart-dev one painting is among the 10 nearest of 56
-    of the 210 paintings, and at most 24 after the division (docs/benchmarks.md). *scales* maps work ids to
-    :math:`\rho`; *max_scale* is the largest :math:`\rho` of the collection. The raw nearest works are fetched in growing pools until no
-    work outside the pool could rank among the *k*: the result is the one an exhaustive ranking gives (over what
-    the index finds, for an approximate index).
+    of the 210 paintings, and at most 23 after the division (docs/benchmarks.md). *scales* maps work ids to
+    :math:`\rho`; *max_scale* is the largest :math:`\rho` of the collection. The raw nearest works are fetched in
+    growing pools until no work outside the pool could rank among the *k*: the result is the one an exhaustive
+    ranking gives (over what the index finds, for an approximate index).
 
     Returns ``(relative, raw, ids)`` arrays, nearest first; *exclude* (the query's own id) is left out.
     """
