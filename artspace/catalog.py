@@ -591,14 +591,15 @@ def _project_fit_shards(shard_dir: Path, projections: tuple) -> None:
 
 def _check_format(manifest: dict, cdir: Path, *, upgrading: bool = False) -> None:
     v = manifest.get("format_version")
-    if v in UPGRADABLE_FORMATS and not upgrading:
+    if v == FORMAT_VERSION or (upgrading and v in UPGRADABLE_FORMATS):
+        return
+    if v in UPGRADABLE_FORMATS:
         raise IncompatibleCatalog(
             f"the catalog {cdir} has format version {v}, and artspace {__version__} reads format {FORMAT_VERSION}; "
             f"run `artspace index <folder> --catalog {cdir}` once to bring it up to date (no image is read again)")
-    if v != FORMAT_VERSION and not (upgrading and v in UPGRADABLE_FORMATS):
-        raise IncompatibleCatalog(
-            f"the catalog {cdir} has format version {v}, but artspace {__version__} reads format {FORMAT_VERSION}; "
-            f"rebuild it with `artspace index <folder> --catalog {cdir} --rebuild`")
+    raise IncompatibleCatalog(
+        f"the catalog {cdir} has format version {v}, but artspace {__version__} reads format {FORMAT_VERSION}; "
+        f"rebuild it with `artspace index <folder> --catalog {cdir} --rebuild`")
 
 
 def _finalize(root: Path, cdir: Path, spec: FeatureSpec, metadata: Path | None, report: IndexReport,
@@ -674,7 +675,6 @@ def _finalize(root: Path, cdir: Path, spec: FeatureSpec, metadata: Path | None, 
     neighbours, report.neighbours_searched = NeighbourLists.build(
         sig_index, ids, sig, previous=NeighbourLists.load(cdir / NEIGHBOURS))
     sig_scale = neighbours.scales
-    sig_scale = np.maximum(sig_scale, scale_floor(sig_scale))
     content_index = VectorIndex.build(ids, content, metric="ip")
 
     atomic_write(cdir / "works.parquet", lambda p: works.to_parquet(p, index=False))
@@ -712,8 +712,7 @@ def _finalize(root: Path, cdir: Path, spec: FeatureSpec, metadata: Path | None, 
                                 "sketch_seed": sig_projection.seed, "fitted_on": sig_projection.n_fit,
                                 "variance_kept": sig_projection.explained,
                                 "distance": "squared L2 = mean squared Hellinger distance estimate",
-                                "neighbours": CONTEXT_K, "scale_floor": scale_floor(sig_scale),
-                                "ranking": "distance / sqrt(scale_query * scale_work)"},
+                                "neighbours": CONTEXT_K, "ranking": "distance / sqrt(scale_query * scale_work)"},
         "content_embedding": {"dim": int(content.shape[1]), "groups": int(len(content_model.centroids)),
                               "distance": "1 - cosine"},
         "index": {"style": style_index.kind, "signature": sig_index.kind, "content": content_index.kind},
@@ -818,7 +817,7 @@ class Catalog:
         if wid is not None:
             return float(scales[np.searchsorted(ids, wid)])
         s = neighbourhood_scales(self._index("signature"), np.array([-1]), vec[None], k=CONTEXT_K)
-        return max(float(s[0]), self.manifest["signature_embedding"]["scale_floor"])
+        return max(float(s[0]), scale_floor(scales))
 
     def _index(self, space: str) -> VectorIndex:
         _check_space(space)

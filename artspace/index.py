@@ -120,9 +120,10 @@ def _nearest_others(index: VectorIndex, ids: np.ndarray, vectors: np.ndarray, kk
     for s in range(0, n, batch):
         d, i = index.search(vectors[s:s + batch], kk + 1)
         keep = (i >= 0) & (i != ids[s:s + batch, None])
-        keep &= np.cumsum(keep, axis=1) <= kk  # the first kk neighbours other than the work itself
+        count = np.cumsum(keep, axis=1)
+        keep &= count <= kk  # the first kk neighbours other than the work itself
         rows, cols = np.nonzero(keep)
-        slot = np.cumsum(keep, axis=1)[rows, cols] - 1
+        slot = count[rows, cols] - 1
         nbr[s + rows, slot] = i[rows, cols]
         dist[s + rows, slot] = np.maximum(d[rows, cols], 0)
     return nbr, dist
@@ -156,7 +157,7 @@ def fingerprints(vectors: np.ndarray) -> np.ndarray:
 class NeighbourLists:
     """Each work's *k* nearest other works in one space, kept from one ``index`` run to the next.
 
-    A work's neighbourhood scale is the mean of its row of :attr:`distances`. Computing every list from scratch costs
+    A work's neighbourhood scale is the mean of its row of :attr:`distances` (:attr:`scales`). Computing every list from scratch costs
     a search of the whole collection by every work: O(n²), about 2 minutes for 100,000 works on 2 cores. A run that
     adds or changes *m* works and keeps the rest instead searches only the new and changed works, and the works whose
     lists held a removed or changed work, against the whole collection; every other list merges in its nearest among
@@ -171,7 +172,9 @@ class NeighbourLists:
 
     @property
     def scales(self) -> np.ndarray:
-        return np.nanmean(self.distances, axis=1).astype(np.float64)
+        """Each work's neighbourhood scale, at least :func:`scale_floor` of them all."""
+        scales = np.nanmean(self.distances, axis=1).astype(np.float64)
+        return np.maximum(scales, scale_floor(scales))
 
     @classmethod
     def build(cls, index: VectorIndex, ids: np.ndarray, vectors: np.ndarray, *, k: int = CONTEXT_K,

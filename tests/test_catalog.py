@@ -194,7 +194,7 @@ def test_format_2_catalog_is_brought_up_to_date_without_reading_images(demo_copy
     # What format 2 lacked: the neighbourhood scales
     m = json.loads((cdir / "manifest.json").read_text())
     m["format_version"] = 2
-    del m["signature_embedding"]["neighbours"], m["signature_embedding"]["scale_floor"]
+    del m["signature_embedding"]["neighbours"]
     (cdir / "manifest.json").write_text(json.dumps(m))
     with np.load(cdir / "embeddings.npz") as z:
         arrays = {k: z[k] for k in z.files if k != "signature_scale"}
