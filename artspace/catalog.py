@@ -888,15 +888,16 @@ class Catalog:
 
     def _all_vectors(self, images: Iterable) -> dict[str, np.ndarray]:
         """Every space's embeddings of *images*, from one forward pass."""
+        return self._embed(self.extractor.encode(self.extractor.batch(images)))
+
+    def _embed(self, out: dict) -> dict[str, np.ndarray]:
+        """Every space's embeddings of the images whose :meth:`Extractor.encode` output is *out*."""
         if self._projections is None:
             self._projections = (StyleProjection.load(self.dir / "projection.npz"),
                                  StyleProjection.load(self.dir / SIG_PROJECTION))
             self._content_model = ContentModel.load(self.dir / "content_model.npz")
             self._sketches = (CountSketch(sum(self.spec.style_dims), SKETCH_DIM, seed=self._projections[0].seed),
                               CountSketch(sum(self.spec.signature_dims), SKETCH_DIM, seed=self._projections[1].seed))
-        ex = self.extractor
-        xs = torch.stack([ex.prepare(i) if isinstance(i, Image.Image) else ex.load(i) for i in images])
-        out = ex.encode(xs)
         style = self._projections[0].embed(self._sketches[0](out["style"]))
         return {"style": style, "signature": self._projections[1].embed(self._sketches[1](out["signature"])),
                 "content": self._content_model.transform(style, out["descriptor"].numpy())}
@@ -1005,12 +1006,18 @@ class Catalog:
         signature distance estimated from the catalog's compact signatures and the scales each work's mean *d* to
         its 10 nearest works (:meth:`neighbourhood_scale`).
         """
-        out = self.extractor.distance(self.image_path(a), self.image_path(b))
-        (va, wa), (vb, wb) = self.query_vectors(a), self.query_vectors(b)
-        d = float(((va["signature"].astype(np.float64) - vb["signature"]) ** 2).sum())
-        ra, rb = self._query_scale(va["signature"], wa), self._query_scale(vb["signature"], wb)
-        out["relative"] = {"distance": d / math.sqrt(ra * rb), "signature": d, "scale_a": ra, "scale_b": rb}
-        return out
+        ex = self.extractor
+        out = ex.encode(ex.batch([self.image_path(a), self.image_path(b)]), content_maps=True)
+        result = ex.exact_distances(out)
+        # Compact signatures: a catalogued work's stored one, an outside image's from the same forward pass.
+        wids = self.lookup(a), self.lookup(b)
+        computed = self._embed(out)["signature"] if None in wids else None
+        ids, stored = self.embeddings("signature")
+        va, vb = [stored[np.searchsorted(ids, w)] if w is not None else computed[j] for j, w in enumerate(wids)]
+        d = float(((va.astype(np.float64) - vb) ** 2).sum())
+        ra, rb = self._query_scale(va, wids[0]), self._query_scale(vb, wids[1])
+        result["relative"] = {"distance": d / math.sqrt(ra * rb), "signature": d, "scale_a": ra, "scale_b": rb}
+        return result
 
 
 #: Stored embedding spaces, and the space each ``similar(by=...)`` ranking searches.

@@ -49,6 +49,11 @@ DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 DEFAULT_SIGNATURE_LAYERS = ("relu4_1", "relu5_1")
 
 
+def _triangle_dims(layers) -> tuple[int, ...]:
+    """Length of the upper triangle of each layer's Gram matrix, :math:`N(N+1)/2`."""
+    return tuple(CHANNELS[n] * (CHANNELS[n] + 1) // 2 for n in layers)
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
     """Everything that decides the numbers a catalog stores; two catalogs compare only if their specs are equal.
@@ -100,12 +105,12 @@ class FeatureSpec:
     @property
     def style_dims(self) -> tuple[int, ...]:
         """Length of each style layer's upper-triangle vector, :math:`N(N+1)/2`."""
-        return tuple(CHANNELS[n] * (CHANNELS[n] + 1) // 2 for n in self.style_layers)
+        return _triangle_dims(self.style_layers)
 
     @property
     def signature_dims(self) -> tuple[int, ...]:
         """Length of each signature layer's part of the signature, :math:`N(N+1)/2`."""
-        return tuple(CHANNELS[n] * (CHANNELS[n] + 1) // 2 for n in self.signature_layers)
+        return _triangle_dims(self.signature_layers)
 
     @property
     def descriptor_dim(self) -> int:
@@ -218,6 +223,10 @@ class Extractor:
             im = im.resize((s, s), Image.BICUBIC, reducing_gap=3.0)
         return to_tensor(im)
 
+    def batch(self, images) -> torch.Tensor:
+        """A (B, 3, S, S) batch of images given as paths or PIL images (:meth:`load`, :meth:`prepare`)."""
+        return torch.stack([self.prepare(i) if isinstance(i, Image.Image) else self.load(i) for i in images])
+
     def load(self, path) -> torch.Tensor:
         """:func:`open_image` then :meth:`prepare` (decoding huge JPEGs at reduced scale)."""
         return self.prepare(open_image(path, max_side=2 * self.spec.size))
@@ -257,8 +266,10 @@ class Extractor:
         Returns ``{"style": L_style, "style_layers": {layer: w_l E_l}, "signature": mean H², "signature_layers":
         {layer: H²_l}, "content": ½Σ(F−P)²}``, every number a Python float, computed at this spec's input size.
         """
-        xs = torch.stack([self.prepare(i) if isinstance(i, Image.Image) else self.load(i) for i in (a, b)])
-        out = self.encode(xs, content_maps=True)
+        return self.exact_distances(self.encode(self.batch((a, b)), content_maps=True))
+
+    def exact_distances(self, out: dict[str, torch.Tensor]) -> dict:
+        """:meth:`distance` of the two images whose :meth:`encode` output (with ``content_maps=True``) is *out*."""
         per_layer = {
             name: float((va[0] - va[1]).double().pow(2).sum())
             for name, va in self.style_per_layer(out["style"]).items()
