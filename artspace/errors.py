@@ -16,6 +16,12 @@ __all__ = [
     "IncompatibleCatalog",
     "WorkNotFound",
     "OutOfMemoryAdvice",
+    "InvalidOption",
+    "InvalidFilter",
+    "NoMatch",
+    "InvalidMetadata",
+    "CorruptCatalog",
+    "OutputConflict",
 ]
 
 
@@ -65,3 +71,27 @@ class WorkNotFound(ArtspaceError, KeyError):
 
 class OutOfMemoryAdvice(ArtspaceError, MemoryError):
     """A computation that does not fit in memory, with advice on what to change."""
+
+
+class InvalidOption(ArtspaceError, ValueError):
+    """An argument out of its allowed range or set; the message quotes the bad value and the allowed ones."""
+
+
+class InvalidFilter(InvalidOption):
+    """A ``where`` filter that does not parse, or names a column the works table does not have."""
+
+
+class NoMatch(ArtspaceError):
+    """A filter or selection that matches no work (so there is nothing to answer with)."""
+
+
+class InvalidMetadata(ArtspaceError, ValueError):
+    """A metadata CSV that cannot be read or joined (named with the row or column at fault)."""
+
+
+class CorruptCatalog(ArtspaceError):
+    """A catalog file that is damaged or unreadable; the message names the file and the command that repairs it."""
+
+
+class OutputConflict(ArtspaceError):
+    """An output path that would overwrite one of the command's inputs or a file of the catalog."""
