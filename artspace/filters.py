@@ -308,7 +308,7 @@ class _Compare(_Node):
         return [(self.column, self.pos)]
 
     def evaluate(self, table):
-        return table.column(self.column, self.pos).compare(self.op, self.value, self.value_pos)
+        return table.column(self.column).compare(self.op, self.value, self.value_pos)
 
 
 @dataclass(frozen=True)
@@ -327,10 +327,8 @@ class _In(_Node):
         return [(self.column, self.pos)]
 
     def evaluate(self, table):
-        col = table.column(self.column, self.pos)
-        hit = np.zeros(table.n, dtype=bool)
-        for value, pos in zip(self.values, self.value_pos or (-1,) * len(self.values)):
-            hit |= col.compare("==", value, pos)[0]
+        col = table.column(self.column)
+        hit = col.isin(self.values, self.value_pos)
         false = col.known & ~hit  # equality is never unknown on a present value
         return (false, hit) if self.negated else (hit, false)
 
@@ -348,7 +346,7 @@ class _IsNull(_Node):
         return [(self.column, self.pos)]
 
     def evaluate(self, table):
-        known = table.column(self.column, self.pos).known
+        known = table.column(self.column).known
         return (known.copy(), ~known) if self.negated else (~known, known.copy())
 
 
@@ -647,7 +645,7 @@ class _Column:
         elif self.kind == "boolean":
             example = f"{name} == true"
         elif self.kind == "datetime":
-            example = f"{name} {op} '1650-01-31'"
+            example = f"{name} {op} '1700-01-31'"
         else:
             return InvalidFilter(f"{_quote(self.table.text)}{_at(value_pos)}: column {self.name!r} holds "
                                  f"{self.describe()}, which a filter cannot compare; only isnull({name}) and "
@@ -656,28 +654,68 @@ class _Column:
                              f"{self.describe()}, so {_literal_text(value)} cannot be compared with it; e.g. "
                              f"--where \"{example}\"")
 
-    def compare(self, op: str, value: _Value, value_pos: int = -1) -> tuple[np.ndarray, np.ndarray]:
-        """Where ``column op value`` is true and where it is false (missing values are neither)."""
+    def check(self, op: str, value: _Value, value_pos: int = -1):
+        """Raise :class:`InvalidFilter` where ``column op value`` compares things of different kinds."""
         kind = _literal_kind(value)
         if self.kind == "empty":
-            result = np.zeros(0, dtype=bool)
-            decided = result
-        elif self.kind == "mixed":
-            result, decided = self.compare_mixed(op, value, kind, value_pos)
-        elif self.kind == "datetime":
-            stamp = self.timestamp(op, value, value_pos)
-            result = np.asarray(_FUNCS[op](self.values, stamp), dtype=bool)
-            decided = np.ones(len(result), dtype=bool)
-        elif self.kind != kind or (kind == "boolean" and op not in ("==", "!=")):
+            return
+        if kind == "boolean" and op not in ("==", "!=") and self.kind in ("boolean", "mixed"):
+            raise InvalidFilter(f"{_quote(self.table.text)}{_at(value_pos)}: true and false can only be compared "
+                                f"with == or != (column {self.name!r}); e.g. --where "
+                                f"\"{_column_text(self.name)} == true\"")
+        if self.kind == "datetime":
+            self.timestamp(op, value, value_pos)
+        elif self.kind != "mixed" and self.kind != kind:
             raise self.mismatch(op, value, value_pos)
+
+    def compare(self, op: str, value: _Value, value_pos: int = -1) -> tuple[np.ndarray, np.ndarray]:
+        """Where ``column op value`` is true and where it is false (missing values are neither)."""
+        self.check(op, value, value_pos)
+        if self.kind == "empty":
+            return self.spread(np.zeros(0, dtype=bool))
+        if self.kind == "mixed":
+            # Only values of the literal's kind compare: the others are unequal to it, and not comparable (unknown)
+            # for <, <=, >, >=.
+            same = self.kinds == _literal_kind(value)
+            result = np.full(len(self.values), op == "!=")
+            result[same] = [bool(_FUNCS[op](x, value)) for x in self.values[same]]
+            return self.spread(result, None if op in ("==", "!=") else same)
+        if self.kind == "datetime":
+            return self.spread(np.asarray(_FUNCS[op](self.values, self.timestamp(op, value, value_pos)), dtype=bool))
+        return self.spread(np.asarray(_FUNCS[op](self.numbers_for(value), value), dtype=bool))
+
+    def isin(self, values: tuple, positions: tuple) -> np.ndarray:
+        """Where the column holds one of *values* (one pass over the column where it can)."""
+        for value, pos in zip(values, positions or (-1,) * len(values)):
+            self.check("==", value, pos)
+        present = self.values
+        if self.kind == "text":
+            wanted = set(values)
+            hit = np.fromiter((x in wanted for x in present), dtype=bool, count=len(present))
+        elif (self.kind == "numeric" and present.dtype.kind in "iu"
+              and all(type(v) is int and np.iinfo(present.dtype).min <= v <= np.iinfo(present.dtype).max
+                      for v in values)):
+            hit = np.isin(present, np.array(values, dtype=present.dtype))
+        elif self.kind == "numeric" and present.dtype.kind == "f":
+            hit = np.isin(present, np.array(values, dtype=np.float64))
         else:
-            result = np.asarray(_FUNCS[op](self.numbers_for(value), value), dtype=bool)
-            decided = np.ones(len(result), dtype=bool)
+            hit = np.zeros(self.table.n, dtype=bool)
+            for value in values:
+                hit |= self.compare("==", value)[0]
+            return hit
+        return self.spread(hit)[0]
+
+    def spread(self, result: np.ndarray, decided: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(true, false) over all rows from *result* over the present values, of which only *decided* ones count."""
         true = np.zeros(self.table.n, dtype=bool)
         false = np.zeros(self.table.n, dtype=bool)
         where = np.flatnonzero(self.known)
-        true[where[decided & result]] = True
-        false[where[decided & ~result]] = True
+        if decided is None:
+            true[where[result]] = True
+            false[where[~result]] = True
+        else:
+            true[where[decided & result]] = True
+            false[where[decided & ~result]] = True
         return true, false
 
     def numbers_for(self, value: _Value) -> np.ndarray:
@@ -686,21 +724,6 @@ class _Column:
                 and not np.iinfo(self.values.dtype).min <= value <= np.iinfo(self.values.dtype).max):
             return self.values.astype(object)  # numpy 1.x would overflow; Python integers compare exactly
         return self.values
-
-    def compare_mixed(self, op: str, value: _Value, kind: str, value_pos: int) -> tuple[np.ndarray, np.ndarray]:
-        """A column of values of several kinds: only values of the literal's kind compare; the others are unequal
-        to it (``==``, ``!=``) and not comparable to it (``<``..., unknown)."""
-        same = self.kinds == kind
-        result = np.zeros(len(self.values), dtype=bool)
-        if kind == "boolean" and op not in ("==", "!="):
-            raise InvalidFilter(f"{_quote(self.table.text)}{_at(value_pos)}: true and false can only be compared "
-                                f"with == or != (column {self.name!r}); e.g. --where \"{_column_text(self.name)} == true\"")
-        func = _FUNCS[op]
-        result[same] = [bool(func(x, value)) for x in self.values[same]]
-        if op in ("==", "!="):
-            result[~same] = op == "!="
-            return result, np.ones(len(result), dtype=bool)
-        return result, same
 
     def timestamp(self, op: str, value: _Value, value_pos: int):
         if not isinstance(value, str):
@@ -721,7 +744,7 @@ class _Column:
         except (ValueError, TypeError, OverflowError):
             raise InvalidFilter(f"{_quote(self.table.text)}{_at(value_pos)}: {_literal_text(value)} is not a date "
                                 f"or time, which column {self.name!r} holds; e.g. --where "
-                                f"\"{_column_text(self.name)} {op} '1650-01-31'\"") from None
+                                f"\"{_column_text(self.name)} {op} '1700-01-31'\"") from None
 
 
 class _Table:
@@ -744,7 +767,7 @@ class _Table:
             raise InvalidFilter(f"{_quote(self.text)}{_at(pos)}: the works table has no column {name!r}"
                                 f"{_suggestion(name, names)} Its columns: {_listing(names)}")
 
-    def column(self, name: str, pos: int) -> _Column:
+    def column(self, name: str) -> _Column:
         if name not in self.prepared:
             self.prepared[name] = _Column(self, name, self.df[name])
         return self.prepared[name]
