@@ -244,7 +244,8 @@ def _unexpected_character(c: str) -> str:
         return ("'.' (attribute access) is not part of the filter language (for missing values write "
                 "isnull(column), not column.isnull())")
     if c in "+-":
-        return f"{c!r} must touch the number it signs (-5); arithmetic is not part of the filter language"
+        return (f"{c!r} must touch the number it signs (-5); arithmetic is not part of the filter language, and a "
+                f"column name with {c!r} in it is written in backquotes (`a{c}b`)")
     if c in "*/%^":
         return f"{c!r}: arithmetic is not part of the filter language"
     return f"unexpected character {c!r}"
@@ -260,14 +261,14 @@ def _read_string(text: str, i: int) -> tuple[str, int]:
             return "".join(out), i + 1
         if c == "\\":
             nxt = text[i + 1] if i + 1 < len(text) else ""
-            if nxt not in ("\\", "'", '"') or not nxt:
+            if nxt not in ("\\", "'", '"'):
                 raise _syntax_error(text, "unknown escape in a string (only \\\\, \\' and \\\" are allowed)", i)
             out.append(nxt)
             i += 2
             continue
         out.append(c)
         i += 1
-    raise _syntax_error(text, f"a string is not closed (expected {quote}) from its start", start)
+    raise _syntax_error(text, f"the string that starts here is not closed (expected {quote})", start)
 
 
 def _read_number(text: str, digits: str, pos: int) -> int | float:
@@ -546,7 +547,10 @@ class _Parser:
             self.advance()
             values, positions = self.value_list()
             return _In(name.value, tuple(values), negated=negated, pos=name.pos, value_pos=tuple(positions))
-        self.fail(f"an operator (==, !=, <, <=, >, >=, in or not in) after column {name.source}")
+        hint = ""
+        if self.tok.kind == "name" and not name.source.startswith("`") and not self.tok.source.startswith("`"):
+            hint = f" (a column name with spaces is written in backquotes: `{name.source} {self.tok.source}`)"
+        self.fail(f"an operator (==, !=, <, <=, >, >=, in or not in) after column {name.source}", hint=hint)
 
     def comparison_from_literal(self) -> _Node:
         value, value_pos = self.literal()

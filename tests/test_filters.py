@@ -390,6 +390,8 @@ def test_a_long_flat_filter_is_not_limited_by_nesting(works):
     ("year < 17x", 10, "cannot run into 'x'"),
     ("year ! 5", 6, "'!' is not an operator"),
     ("year between 1 and 2", 6, "expected an operator"),
+    ("painter name == 'Monet'", 9, "written in backquotes: `painter name`"),
+    ("painter-name == 'Monet'", 8, "written in backquotes (`a-b`)"),
     ("isnull year", 8, "'(' after isnull"),
     ("isnull('year')", 8, "expected a column name"),
     ("style in 'Baroque'", 10, "'[' to open the list"),
