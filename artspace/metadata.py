@@ -221,11 +221,8 @@ def read_metadata(path: str | os.PathLike, root: str | os.PathLike) -> Metadata:
     path = Path(path).expanduser()
     data = _read_bytes(path)
     text, encoding, notes = _decode(data, path)
-    if not text.strip():
-        raise InvalidMetadata(f"{path} is empty; export the spreadsheet again with a header row naming "
-                              f"{' or '.join(KEY_COLUMNS)} and the metadata columns")
     delimiter = _sniff(text)
-    header, rows = _split(_parse(text, delimiter, path))
+    header, rows = _split(_parse(text, delimiter, path), path)
     names, keep = _header(header, rows, path)
     key_at = _find_key(names, path)
     keys, cells, numbers = _rows(rows, len(header), keep, key_at, names[key_at], path)
@@ -263,6 +260,16 @@ def _read_bytes(path: Path) -> bytes:
 
 def _decode(data: bytes, path: Path) -> tuple[str, str, list[str]]:
     """Text, encoding name and notes: UTF-8 (BOM or not), UTF-16 with BOM, else Windows-1252 or Latin-1."""
+    text, encoding, notes = _decode_text(data, path)
+    if "\x00" in text:
+        # No spreadsheet writes NUL into a CSV: this is UTF-16 without its BOM, or not a CSV at all.
+        line = text[:text.index("\x00")].count("\n") + 1
+        raise InvalidMetadata(f"{path}: line {line} holds a NUL character, so this is not a text CSV; save the "
+                              f"spreadsheet as 'CSV UTF-8'")
+    return text, encoding, notes
+
+
+def _decode_text(data: bytes, path: Path) -> tuple[str, str, list[str]]:
     # Excel's "Unicode text" export is UTF-16 with a BOM; without this check it would decode as Latin-1 garbage
     # and fail later with a baffling "no key column".
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -293,7 +300,7 @@ def _sniff(text: str) -> str:
     sample = text[:_SNIFF_CHARS]
     if len(text) > _SNIFF_CHARS and "\n" in sample:
         sample = sample[:sample.rindex("\n") + 1]  # a cut line would look like a row with fewer fields
-    first = sample.splitlines()[0] if sample.strip() else ""
+    first = next((line for line in sample.splitlines() if line.strip()), "")
     try:
         delimiter = csv.Sniffer().sniff(sample, delimiters=_DELIMITERS).delimiter
     except csv.Error:
@@ -310,19 +317,23 @@ def _sniff(text: str) -> str:
 def _parse(text: str, delimiter: str, path: Path) -> list[list[str]]:
     """Every record of the file (quoted line breaks stay inside their cell), header first."""
     records: list[list[str]] = []
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    # strict: a lenient reader lets an unclosed quote swallow every later row into one cell, silently.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         for record in reader:
             records.append(record)
     except csv.Error as e:
-        raise InvalidMetadata(f"{path}: row {len(records) + 1} cannot be read as CSV ({e}); check its quotes") from None
+        raise InvalidMetadata(f"{path}: row {len(records) + 1} cannot be read as CSV ({e}); a cell that starts "
+                              f"with a quote must end with one, and quotes inside it must be doubled") from None
     return records
 
 
-def _split(records: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+def _split(records: list[list[str]], path: Path) -> tuple[list[str], list[list[str]]]:
     """Header (the first non-blank record) and the data records after it, blank ones kept for row numbering."""
-    # Only leading blank lines can precede the header; the text is known not to be blank.
-    start = next(i for i, r in enumerate(records) if any(c.strip() for c in r))
+    start = next((i for i, r in enumerate(records) if "".join(r).strip()), None)
+    if start is None:
+        raise InvalidMetadata(f"{path} is empty; export the spreadsheet again with a header row naming "
+                              f"{' or '.join(KEY_COLUMNS)} and the metadata columns")
     return records[start], records[start + 1:]
 
 
@@ -366,7 +377,7 @@ def _find_key(names: list[str], path: Path) -> int:
         if candidate in lowered:
             return lowered.index(candidate)
     raise InvalidMetadata(f"{path}: no column names the images; rename the one that does to "
-                          f"{' or '.join(KEY_COLUMNS)} (the columns are: {', '.join(names) or 'none'})")
+                          f"{' or '.join(KEY_COLUMNS)} (the columns are: {', '.join(map(repr, names)) or 'none'})")
 
 
 def _rows(rows: list[list[str]], width: int, keep: list[int], key_at: int, key: str,
@@ -374,7 +385,7 @@ def _rows(rows: list[list[str]], width: int, keep: list[int], key_at: int, key: 
     """Keys (stripped), the other kept cells, and spreadsheet row numbers of the non-blank records."""
     keys, cells, numbers = [], [], []
     for number, record in enumerate(rows, start=2):  # the header is the spreadsheet's row 1
-        if not "".join(record).strip():
+        if not "".join(record).strip():  # spreadsheets export trailing empty rows
             continue
         if len(record) > width and any(c.strip() for c in record[width:]):
             raise InvalidMetadata(f"{path}: row {number} has {len(record)} cells but the header names {width} "

@@ -104,6 +104,12 @@ def test_utf16_export_with_bom_is_read(tmp_path):
     assert md.table.loc["a.png", "title"] == "Étude"
 
 
+def test_utf16_without_bom_is_rejected_not_misread(tmp_path):
+    csv = tmp_path / "works.csv"
+    csv.write_bytes("path,title\na.png,A\n".encode("utf-16-le"))
+    assert "NUL character" in rejected(csv, tmp_path)
+
+
 def test_checksum_is_the_files_sha256(tmp_path):
     csv = write(tmp_path / "works.csv", "path,title\na.png,A\n")
     first = read_metadata(csv, tmp_path).checksum
@@ -240,7 +246,7 @@ def test_directory_is_rejected(tmp_path):
     assert "is a folder" in rejected(tmp_path / "folder.csv", tmp_path)
 
 
-@pytest.mark.parametrize("content", [b"", b"\n\n", b"\xef\xbb\xbf", b"  \r\n"])
+@pytest.mark.parametrize("content", [b"", b"\n\n", b"\xef\xbb\xbf", b"  \r\n", b",,\n", b'""\n'])
 def test_empty_file_is_rejected(tmp_path, content):
     csv = tmp_path / "works.csv"
     csv.write_bytes(content)
@@ -249,7 +255,7 @@ def test_empty_file_is_rejected(tmp_path, content):
 
 def test_no_key_column_lists_the_columns(tmp_path):
     message = rejected(write(tmp_path / "works.csv", "title;year\nStar;1650\n"), tmp_path)
-    assert "path or file or filename or image" in message and "the columns are: title, year" in message
+    assert "path or file or filename or image" in message and "the columns are: 'title', 'year'" in message
 
 
 def test_empty_key_cell_names_the_spreadsheet_row(tmp_path):
@@ -271,6 +277,16 @@ def test_unnamed_column_with_values_is_rejected(tmp_path):
 def test_row_longer_than_the_header_is_rejected(tmp_path):
     message = rejected(write(tmp_path / "works.csv", "path,title\na.png,A\nb.png,Still life, lemons\n"), tmp_path)
     assert "row 3 has 3 cells" in message and "quote" in message
+
+
+def test_unclosed_quote_is_rejected_instead_of_swallowing_the_rows_after_it(tmp_path):
+    message = rejected(write(tmp_path / "works.csv", 'path,title\na.png,A\nb.png,"Untitled\nc.png,C\n'), tmp_path)
+    assert "row 3 cannot be read as CSV" in message and "quote" in message
+
+
+def test_leading_blank_lines_before_the_header(tmp_path):
+    md = read_metadata(write(tmp_path / "works.csv", "\n\npath;title\na.png;A, B\n"), tmp_path)
+    assert md.delimiter == ";" and md.table.loc["a.png", "title"] == "A, B"
 
 
 def test_duplicate_rows_keep_the_last_and_are_reported(tmp_path):
