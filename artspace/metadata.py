@@ -1,8 +1,8 @@
 """The metadata CSV: read, sniffed and checked before any image is touched, then joined onto the works table.
 
 A collection's metadata comes from a spreadsheet export, so this module expects what spreadsheets write: ``,``,
-``;`` (European Excel) or tab separators, UTF-8 with or without a byte-order mark, or Windows-1252 from older
-Excel; blank trailing rows; empty cells for missing values. It rejects what cannot be joined safely (no key column,
+``;`` (European Excel) or tab separators, UTF-8 with or without a byte-order mark, UTF-16 with one (Excel's
+"Unicode text"), or Windows-1252 from older Excel; blank trailing rows; empty cells for missing values. It rejects what cannot be joined safely (no key column,
 an empty key cell, two columns with one name) with one line naming the file, the row as the spreadsheet shows it
 and the fix.
 
@@ -17,7 +17,8 @@ The caller's order of calls::
     manifest["metadata_checksum"] = md.checksum # so that the next run knows whether the CSV changed
 
 Dropping the previous CSV's columns is the caller's job because only the catalog's manifest knows which columns of
-an existing works table came from a CSV and which from analyses (cluster labels, map coordinates).
+an existing works table came from a CSV and which from analyses (cluster labels, map coordinates). The catalog
+imports :data:`WORK_COLUMNS` from here, so that this module never imports the catalog.
 
 Examples
 --------
