@@ -32,7 +32,7 @@ import pandas as pd
 from .atomic import atomic_write
 from .images import save_image
 from .sheets import thumbnail
-from .errors import ArtspaceError, WorkNotFound
+from .errors import ArtspaceError, InvalidOption, WorkNotFound
 
 __all__ = [
     "BY",
@@ -63,7 +63,7 @@ _BOOKKEEPING = ("size", "mtime_ns", "checksum")
 
 def _check_by(by: str) -> str:
     if by not in BY:
-        raise ValueError(f"by must be 'style' or 'content', not {by!r}")
+        raise InvalidOption(f"by must be 'style' or 'content', not {by!r}")
     return by
 
 
@@ -108,15 +108,15 @@ def works_and_vectors(source, *, by: str = "style") -> tuple[pd.DataFrame, np.nd
         works, X = source
         if isinstance(X, dict):
             if by not in X:
-                raise ValueError(f"no {by!r} embeddings in the source (it has {', '.join(X)})")
+                raise InvalidOption(f"no {by!r} embeddings in the source (it has {', '.join(X)})")
             X = X[by]
         X = np.ascontiguousarray(np.asarray(X, np.float32))
         if X.ndim != 2:
-            raise ValueError(f"embeddings must be a 2-d matrix (works x dimensions), not shape {X.shape}")
+            raise InvalidOption(f"embeddings must be a 2-d matrix (works x dimensions), not shape {X.shape}")
         if not isinstance(works, pd.DataFrame):
             raise TypeError(f"the works table must be a pandas DataFrame, not {type(works).__name__}")
         if len(works) != len(X):
-            raise ValueError(f"{len(works)} works but {len(X)} embedding rows; they must match row by row")
+            raise InvalidOption(f"{len(works)} works but {len(X)} embedding rows; they must match row by row")
         works = works.reset_index(drop=True)
         if "id" not in works.columns:
             works = works.assign(id=np.arange(len(works), dtype=np.int64))
@@ -196,7 +196,7 @@ def neighbors(source, *, by: str = "style", k: int = 8, exact_limit: int = 30_00
     n = len(X)
     k = int(k)
     if k < 1:
-        raise ValueError(f"k must be at least 1, not {k}")
+        raise InvalidOption(f"k must be at least 1, not {k}")
     k = min(k, n - 1)
     if k < 1:
         return np.zeros((n, 0), np.int64), np.zeros((n, 0), np.float32)
@@ -459,7 +459,7 @@ def cluster(source, *, by: str = "style", k: int | None = None, method: str = "k
     t0 = time.perf_counter()
     _check_by(by)
     if method not in CLUSTER_METHODS:
-        raise ValueError(f"method must be one of {', '.join(CLUSTER_METHODS)}, not {method!r}")
+        raise InvalidOption(f"method must be one of {', '.join(CLUSTER_METHODS)}, not {method!r}")
     works, X = works_and_vectors(source, by=by)
     n = len(X)
     if label_column is not None and label_column not in works.columns:
@@ -471,8 +471,8 @@ def cluster(source, *, by: str = "style", k: int | None = None, method: str = "k
     scores = None
     if method == "hdbscan":
         if k is not None:
-            raise ValueError("hdbscan finds the number of clusters itself; leave k out, or use method='kmeans' "
-                             "or 'agglomerative' to fix it")
+            raise InvalidOption(f"hdbscan finds the number of clusters itself, so k={k} cannot be used; leave k out, "
+                                "or use method='kmeans' or 'agglomerative' to fix it")
         from sklearn.cluster import HDBSCAN
         from sklearn.decomposition import PCA
 
@@ -499,7 +499,7 @@ def cluster(source, *, by: str = "style", k: int | None = None, method: str = "k
         else:
             k = int(k)
             if not 1 <= k <= n:
-                raise ValueError(f"k must be between 1 and the number of works ({n}), not {k}")
+                raise InvalidOption(f"k must be between 1 and the number of works ({n}), not {k}")
             how = f"k={k} as requested"
         if method == "kmeans":
             labels = _kmeans(X, k, seed)
@@ -638,7 +638,7 @@ def plane(cat, query, *, split: float = 0.5, top: int = 5, color: str | None = N
     PlaneResult
     """
     if not 0 < split < 1:
-        raise ValueError(f"split must be a quantile strictly between 0 and 1, not {split}")
+        raise InvalidOption(f"split must be a quantile strictly between 0 and 1, not {split}")
     is_cat = _is_catalog(cat)
     works, Xc = works_and_vectors(cat, by="content")
     _, Xs = works_and_vectors(cat, by="style")
@@ -919,12 +919,12 @@ def compare(source, *, group_by: str, by: str = "style", permutations: int = 999
     """
     t0 = time.perf_counter()
     _check_by(by)
+    if permutations < 0:
+        raise InvalidOption(f"permutations must be 0 or more, not {permutations}")
     works, X = works_and_vectors(source, by=by)
     if group_by not in works.columns:
         raise ArtspaceError(f"no column {group_by!r} in the works table; columns: "
                             f"{', '.join(_metadata_columns(works))}")
-    if permutations < 0:
-        raise ValueError(f"permutations must be 0 or more, not {permutations}")
     notes = []
     values = works[group_by]
     present = values.notna().to_numpy()
@@ -1107,7 +1107,9 @@ def export(cat, path, *, neighbors: int = 5, by: Sequence[str] = BY) -> pd.DataF
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet"):
-        raise ArtspaceError(f"{path}: export writes .csv or .parquet, not {path.suffix or 'a file without suffix'!r}")
+        raise InvalidOption(f"{path}: export writes .csv or .parquet, not {path.suffix or 'a file without suffix'!r}")
+    if int(neighbors) < 0:
+        raise InvalidOption(f"neighbors must be 0 (none) or more, not {neighbors}")
     by = [by] if isinstance(by, str) else list(by)
     for b in by:
         _check_by(b)

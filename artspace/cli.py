@@ -317,20 +317,17 @@ def transfer_cmd(
     """
     from .transfer import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, synthesise
 
-    try:
-        result = synthesise(
-            content, style, catalog=catalog, size=size, style_scale=style_scale, style_blend=style_blend,
-            content_layers=_names(content_layers) or list(DEFAULT_CONTENT_LAYERS),
-            style_layers=_names(style_layers) or list(DEFAULT_STYLE_LAYERS),
-            content_layer_weights=content_layer_weights, style_layer_weights=style_layer_weights,
-            content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight, loss=loss,
-            optimizer=optimizer, lr=lr, iterations=_ints(iterations, "--iterations"), tolerance=tolerance,
-            init=init, seed=seed, preserve_colors=preserve_colors, match_histogram=match_histogram, scales=scales,
-            tile=tile, tile_overlap=tile_overlap, save_every=save_every, weights=weights, pooling=pooling,
-            device=device, output=output, progress=not quiet, log=None if quiet else _echo_err,
-        )
-    except ValueError as e:  # an option out of range: the library's message names it
-        _fail(str(e))
+    result = synthesise(
+        content, style, catalog=catalog, size=size, style_scale=style_scale, style_blend=style_blend,
+        content_layers=_names(content_layers) or list(DEFAULT_CONTENT_LAYERS),
+        style_layers=_names(style_layers) or list(DEFAULT_STYLE_LAYERS),
+        content_layer_weights=content_layer_weights, style_layer_weights=style_layer_weights,
+        content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight, loss=loss,
+        optimizer=optimizer, lr=lr, iterations=_ints(iterations, "--iterations"), tolerance=tolerance,
+        init=init, seed=seed, preserve_colors=preserve_colors, match_histogram=match_histogram, scales=scales,
+        tile=tile, tile_overlap=tile_overlap, save_every=save_every, weights=weights, pooling=pooling,
+        device=device, output=output, progress=not quiet, log=None if quiet else _echo_err,
+    )
     typer.echo(f"wrote {output} ({result.image.width}x{result.image.height}) and {output}.json: "
                f"loss {result.losses.get('total', float('nan')):.6g} after {result.evaluations} evaluations "
                f"in {result.elapsed_s:.1f} s ({result.stopped})")
@@ -375,13 +372,10 @@ def reconstruct_cmd(
     options = dict(catalog=catalog, size=size, iterations=_ints(iterations, "--iterations"), optimizer=optimizer,
                    lr=lr, tolerance=tolerance, loss=loss, init=init, seed=seed, scales=scales, weights=weights,
                    pooling=pooling, device=device, progress=not quiet, log=None if quiet else _echo_err)
-    try:
-        if together or not names or len(names) == 1:
-            runs = [(None, reconstruct(image, only=only, layers=names, output=output, **options))]
-        else:
-            runs = reconstruct_layers(image, only=only, layers=names, output=output, **options)
-    except ValueError as e:
-        _fail(str(e))
+    if together or not names or len(names) == 1:
+        runs = [(None, reconstruct(image, only=only, layers=names, output=output, **options))]
+    else:
+        runs = reconstruct_layers(image, only=only, layers=names, output=output, **options)
     for name, r in runs:
         used = r.settings["content_layers"] if only == "content" else r.settings["style_layers"]
         typer.echo(f"wrote {r.output} from {only} of {','.join(used)}: loss {r.losses.get('total', float('nan')):.6g}"

@@ -35,7 +35,7 @@ from .analysis import (
     works_and_vectors,
     write_csv,
 )
-from .errors import ArtspaceError
+from .errors import ArtspaceError, InvalidOption
 
 __all__ = ["LAYOUT_METHODS", "MapResult", "layout", "map_collection", "map_figure", "map_html"]
 
@@ -84,7 +84,7 @@ def layout(source, *, by: str = "style", method: str = "umap", n_neighbors: int 
     """
     _check_by(by)
     if method not in LAYOUT_METHODS:
-        raise ValueError(f"method must be one of {', '.join(LAYOUT_METHODS)}, not {method!r}")
+        raise InvalidOption(f"method must be one of {', '.join(LAYOUT_METHODS)}, not {method!r}")
     works, X = works_and_vectors(source, by=by)
     n = len(X)
     if n < 2:
@@ -283,7 +283,7 @@ def map_html(source, path, *, by: str = "style", coords: pd.DataFrame | None = N
     Path of the file written.
     """
     if thumbs not in ("auto", "embed", "beside", "none"):
-        raise ValueError(f"thumbs must be auto, embed, beside or none, not {thumbs!r}")
+        raise InvalidOption(f"thumbs must be auto, embed, beside or none, not {thumbs!r}")
     path = Path(path)
     works, P = _works_and_layout(source, by=by, coords=coords)
     n = len(works)
