@@ -33,6 +33,7 @@ from .errors import ArtspaceError, InvalidOption, OutOfMemoryAdvice, UnreadableI
 from .images import image_format, open_image, save_image, to_pil, to_tensor
 from .losses import LOSS_KINDS, ContentLoss, StyleLoss, gram, total_variation
 from .optim import LBFGS, Adam
+from .outputs import check_output
 
 __all__ = [
     "DEFAULT_CONTENT_LAYERS",
@@ -189,6 +190,22 @@ def _check_output(path: Path) -> None:
         raise InvalidOption(str(e)) from None
     if path.exists() and path.is_dir():
         raise InvalidOption(f"output {path} is a directory; give a file name such as {path / 'pastiche.png'}")
+
+
+def _step_path(output: Path, name: str) -> Path:
+    """Where ``save_every`` writes an intermediate image: ``out.png`` → ``out-s1-00050.png``."""
+    return output.with_name(f"{output.stem}-{name}{output.suffix}")
+
+
+def _check_targets(targets: Sequence[Path], inputs: Sequence, catalog) -> None:
+    """Refuse before any work when a file about to be written is one of the run's inputs or lies in the catalog."""
+    protected = []
+    if catalog is not None:
+        from .catalog import find_catalog
+
+        protected.append(find_catalog(catalog))
+    for target in targets:
+        check_output(target, inputs=inputs, protected_dirs=protected)
 
 
 # ---- memory --------------------------------------------------------------------------------------------------------
@@ -772,6 +789,19 @@ def synthesise(
             _check_memory(min(tile, hw[0]), min(tile, hw[1]), last_layer=last_layer, optimizer=optimizer,
                           device=dev, tile=tile, max_memory=max_memory)
     init_im = _open(Path(init), size) if init_is_path else None
+    if output is not None:
+        # Every file this run may write, checked now rather than after minutes of optimisation: the image, its
+        # sidecar and the save_every intermediates (one per tile on tiled levels, else one per save_every).
+        targets = [output, sidecar_path(output)]
+        for k, side in enumerate(level_sides if save_every else []):
+            hw = _dims(content_im.size, side)
+            n_tiles = len(tile_grid(*hw, tile, tile_overlap)) if tile and max(hw) > tile else 1
+            names = [f"s{k + 1}-tile{t + 1:03d}" for t in range(n_tiles)] if n_tiles > 1 else \
+                [f"s{k + 1}-{n:05d}" for n in range(save_every, iters[k] + 1, save_every)]
+            targets += [_step_path(output, name) for name in names]
+        state_dict = weights if str(weights) not in _WEIGHT_DESCRIPTIONS else None
+        inputs = [c_src, *(src for src, _ in s_srcs), Path(init) if init_is_path else None, state_dict]
+        _check_targets(targets, inputs, catalog)
 
     settings = {
         "content": c_desc, "styles": [d for _, d in s_srcs], "catalog": str(catalog) if catalog else None,
@@ -809,7 +839,7 @@ def synthesise(
     step_files = output is not None and save_every > 0
 
     def save_step(name: str, img: torch.Tensor) -> None:
-        save_image(to_pil(img), output.with_name(f"{output.stem}-{name}{output.suffix}"))
+        save_image(to_pil(img), _step_path(output, name))
 
     try:
         for k, side in enumerate(level_sides):
@@ -1048,13 +1078,16 @@ def reconstruct_layers(image, *, only: str = "content", layers: Sequence[str] | 
     if only not in ("content", "style"):
         raise InvalidOption(f"only must be 'content' or 'style', not {only!r}")
     layers = check_layers(layers or (DEFAULT_CONTENT_LAYERS if only == "content" else DEFAULT_STYLE_LAYERS))
+    paths = [None] * len(layers)
+    if output is not None:
+        output = Path(output)
+        paths = [_step_path(output, name) for name in layers]
+        # all the series' files before the first layer runs (each run checks its own again, intermediates too)
+        source, _ = _resolve_image(image, options.get("catalog"), "image")
+        _check_targets([p for path in paths for p in (path, sidecar_path(path))], [source], options.get("catalog"))
     out = []
-    for i, name in enumerate(layers):
+    for i, (name, path) in enumerate(zip(layers, paths)):
         use = [name] if only == "content" else layers[: i + 1]
-        path = None
-        if output is not None:
-            output = Path(output)
-            path = output.with_name(f"{output.stem}-{name}{output.suffix}")
         r = reconstruct(image, only=only, layers=use, output=path, **options)
         out.append((name, r))
         if r.stopped == "interrupted":
