@@ -123,8 +123,10 @@ def _print_table(df, fmt: str):
 
     if fmt == "json":
         typer.echo(_json.dumps(_json.loads(df.to_json(orient="records")), indent=2, ensure_ascii=False))
-    elif fmt == "csv":
-        typer.echo(df.to_csv(index=False), nl=False)
+    elif fmt == "csv":  # often redirected into a .csv and opened in a spreadsheet: no cell may run as a formula
+        from .outputs import neutralise_formulas
+
+        typer.echo(neutralise_formulas(df).to_csv(index=False), nl=False)
     else:
         typer.echo(df.to_string(index=False, float_format=lambda v: f"{v:.6g}"))
 
@@ -538,13 +540,14 @@ def units_cmd(
 
     Example: artspace units --layer relu3_1 --unit 42 ; artspace units --layer relu4_1 --group Baroque --column style
     """
-    from .analysis import write_csv
+    from .analysis import _check_out, write_csv
     from .units import characteristic_units, units
 
     cat = _open_catalog(catalog)
     if group is not None:
         if column is None:
             _fail("--group needs --column (the metadata column the group is a value of)")
+        out = _check_out(cat, out)  # the CSV below is written here, not by the library
         df = characteristic_units(cat, layer=layer, column=column, group=group, top=top or 10)
         typer.echo(f"units of {layer} most characteristic of {column} == {group!r} (Cohen's d of mean response):")
         _print_table(df, "table")

@@ -28,6 +28,7 @@ from .atomic import atomic_write
 from .analysis import (
     _BOOKKEEPING,
     _check_by,
+    _check_out,
     _is_catalog,
     _thumbnail,
     neighbors,
@@ -284,7 +285,7 @@ def map_html(source, path, *, by: str = "style", coords: pd.DataFrame | None = N
     """
     if thumbs not in ("auto", "embed", "beside", "none"):
         raise InvalidOption(f"thumbs must be auto, embed, beside or none, not {thumbs!r}")
-    path = Path(path)
+    path = _check_out(source, path)
     works, P = _works_and_layout(source, by=by, coords=coords)
     n = len(works)
     lo, hi = P.min(0), P.max(0)
@@ -362,7 +363,7 @@ def map_collection(source, out, *, by: str = "style", color: str | None = None, 
     MapResult
     """
     t0 = time.perf_counter()
-    out = Path(out)
+    out = _check_out(source, out)
     coords = None if recompute else stored_layout(source, by=by)
     computed = coords is None
     if computed:

@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from .atomic import atomic_write
-from .analysis import _metadata_columns, write_csv
+from .analysis import _check_out, _metadata_columns, write_csv
 from .images import save_image
 from .backbone import CHANNELS, LAYERS, check_layers
 from .errors import ArtspaceError, InvalidOption
@@ -184,6 +184,8 @@ def units(cat, *, layer: str = "relu3_1", unit: int = 0, top: int = 9, column: s
     layer = check_layers([layer])[0]
     unit = _check_unit(layer, unit)
     top = _check_top(top, "patches shown")
+    if out is not None:
+        out = _check_out(cat, out)
     if column is not None and column not in cat.works.columns:
         raise ArtspaceError(f"no column {column!r} in the works table; columns: "
                             f"{', '.join(_metadata_columns(cat.works))}")
@@ -218,7 +220,6 @@ def units(cat, *, layer: str = "relu3_1", unit: int = 0, top: int = 9, column: s
                           title=f"{layer} unit {unit}: the {len(items)} patches that excite it most")
     result = UnitsResult(layer=layer, unit=unit, patches=patches, sheet=sheet, receptive_field=(size, stride, offset))
     if out is not None:
-        out = Path(out)
         result.files.append(save_image(sheet, out / f"units-{layer}-{unit}.png"))
         result.files.append(write_csv(patches, out / f"units-{layer}-{unit}.csv"))
     result.seconds = time.perf_counter() - t0

@@ -142,3 +142,15 @@ def test_transfer_options_out_of_range_are_one_error_line(tmp_path):
     r = runner.invoke(app, ["reconstruct", str(tmp_path / "a.png"), "--only", "both", "-o", str(tmp_path / "r.png")])
     assert_one_error_line(r, "only must be 'content' or 'style'", "'both'")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png"]
+
+
+def test_analysis_output_inside_the_catalog_is_refused(analysis_catalog, tmp_path):
+    c = str(analysis_catalog.dir)
+    inside = str(analysis_catalog.dir / "clusters")
+    for args in (["cluster", "-k", "2"], ["map", "--method", "pca"], ["compare", "--group-by", "texture"],
+                 ["units", "--layer", "relu1_1", "--group", "dots", "--column", "texture"]):
+        r = runner.invoke(app, args + ["-o", inside, "--catalog", c])
+        assert_one_error_line(r, "clusters lies inside", "choose another output (-o)")
+    r = runner.invoke(app, ["export", "-o", str(analysis_catalog.dir / "works.csv"), "--catalog", c])
+    assert_one_error_line(r, "works.csv lies inside")
+    assert not (analysis_catalog.dir / "clusters").exists() and not (analysis_catalog.dir / "works.csv").exists()

@@ -8,10 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from artspace.analysis import cluster, compare, export, plane, write_csv
 from artspace.catalog import CATALOG_DIRNAME
 from artspace.errors import ArtspaceError, OutputConflict
+from artspace.mapping import map_collection, map_html
 from artspace.outputs import CATALOG_DIRNAME as GUARDED_DIRNAME
 from artspace.outputs import FORMULA_PREFIXES, check_output, neutralise_formulas
+from artspace.units import units
 
 
 @pytest.fixture
@@ -105,3 +108,61 @@ def test_categorical_cells_and_column_names_are_escaped_too():
     out = neutralise_formulas(df)
     assert out["style"].tolist() == ["'=evil()", "Baroque", "'=evil()"]
     assert list(out.columns) == ["style", "'=HYPERLINK(\"x\")"]
+
+
+def test_csv_files_are_escaped_and_parquet_keeps_the_raw_values(tmp_path):
+    rng = np.random.default_rng(0)
+    works = pd.DataFrame({"title": ["=HYPERLINK(\"http://x\")", "@A1", "Nachtwacht", "-note"],
+                          "year": [1642.0, -350.0, np.nan, 1650.0]})
+    X = {"style": rng.normal(size=(4, 3)), "content": rng.normal(size=(4, 3))}
+    export((works, X), tmp_path / "w.csv", neighbors=1)
+    back = pd.read_csv(tmp_path / "w.csv")
+    assert back["title"].tolist() == ["'=HYPERLINK(\"http://x\")", "'@A1", "Nachtwacht", "'-note"]
+    assert back["year"].iloc[1] == -350.0 and back["year"].dtype == np.float64
+    export((works, X), tmp_path / "w.parquet", neighbors=1)
+    assert pd.read_parquet(tmp_path / "w.parquet")["title"].tolist() == works["title"].tolist()
+    write_csv(pd.DataFrame({"g": ["+x"]}), tmp_path / "t.csv")
+    assert (tmp_path / "t.csv").read_text().splitlines() == ["g", "'+x"]
+
+
+def test_cli_csv_tables_are_escaped(capsys):
+    from artspace.cli import _print_table
+
+    df = pd.DataFrame({"path": ["=a.png", "b.png"], "distance": [-0.5, 1.0]})
+    _print_table(df, "csv")
+    assert capsys.readouterr().out.splitlines() == ["path,distance", "'=a.png,-0.5", "b.png,1.0"]
+    _print_table(df, "json")  # JSON is data, not a spreadsheet: raw values
+    assert '"=a.png"' in capsys.readouterr().out
+
+
+# ---- analyses and export refuse the catalog folder and the metadata they read ------------------------------------
+
+
+def test_analyses_refuse_an_output_folder_inside_the_catalog(analysis_catalog):
+    cat = analysis_catalog
+    before = sorted(p.name for p in cat.dir.iterdir())
+    query = cat.works["path"].iloc[0]
+    calls = {
+        "cluster": lambda out: cluster(cat, k=2, out=out),
+        "map": lambda out: map_collection(cat, out, method="pca", picture=False),
+        "map_html": lambda out: map_html(cat, out / "m.html"),
+        "plane": lambda out: plane(cat, query, out=out),
+        "compare": lambda out: compare(cat, group_by="texture", permutations=0, out=out),
+        "units": lambda out: units(cat, layer="relu1_1", unit=0, out=out),
+    }
+    for name, call in calls.items():
+        for out in (cat.dir, cat.dir / name):
+            with pytest.raises(OutputConflict, match="whose files artspace manages"):
+                call(out)
+    assert sorted(p.name for p in cat.dir.iterdir()) == before
+
+
+def test_export_refuses_the_catalog_folder_and_the_metadata_csv(analysis_catalog):
+    cat = analysis_catalog
+    metadata = cat.root / "metadata.csv"
+    original = metadata.read_bytes()
+    with pytest.raises(OutputConflict, match="metadata.csv would overwrite the input"):
+        export(cat, metadata)
+    assert metadata.read_bytes() == original
+    with pytest.raises(OutputConflict, match="whose files artspace manages"):
+        export(cat, cat.dir / "works.parquet")
