@@ -32,7 +32,8 @@ import pandas as pd
 from .atomic import atomic_write
 from .images import save_image
 from .sheets import thumbnail
-from .errors import ArtspaceError, WorkNotFound
+from .errors import ArtspaceError, InvalidOption, WorkNotFound
+from .outputs import check_output, neutralise_formulas
 
 __all__ = [
     "BY",
@@ -63,7 +64,7 @@ _BOOKKEEPING = ("size", "mtime_ns", "checksum")
 
 def _check_by(by: str) -> str:
     if by not in BY:
-        raise ValueError(f"by must be 'style' or 'content', not {by!r}")
+        raise InvalidOption(f"by must be 'style' or 'content', not {by!r}")
     return by
 
 
@@ -108,15 +109,15 @@ def works_and_vectors(source, *, by: str = "style") -> tuple[pd.DataFrame, np.nd
         works, X = source
         if isinstance(X, dict):
             if by not in X:
-                raise ValueError(f"no {by!r} embeddings in the source (it has {', '.join(X)})")
+                raise InvalidOption(f"no {by!r} embeddings in the source (it has {', '.join(X)})")
             X = X[by]
         X = np.ascontiguousarray(np.asarray(X, np.float32))
         if X.ndim != 2:
-            raise ValueError(f"embeddings must be a 2-d matrix (works x dimensions), not shape {X.shape}")
+            raise InvalidOption(f"embeddings must be a 2-d matrix (works x dimensions), not shape {X.shape}")
         if not isinstance(works, pd.DataFrame):
             raise TypeError(f"the works table must be a pandas DataFrame, not {type(works).__name__}")
         if len(works) != len(X):
-            raise ValueError(f"{len(works)} works but {len(X)} embedding rows; they must match row by row")
+            raise InvalidOption(f"{len(works)} works but {len(X)} embedding rows; they must match row by row")
         works = works.reset_index(drop=True)
         if "id" not in works.columns:
             works = works.assign(id=np.arange(len(works), dtype=np.int64))
@@ -126,8 +127,25 @@ def works_and_vectors(source, *, by: str = "style") -> tuple[pd.DataFrame, np.nd
 
 
 def write_csv(df: pd.DataFrame, path) -> Path:
-    """Write *df* as CSV atomically."""
-    return atomic_write(Path(path), lambda tmp: df.to_csv(tmp, index=False))
+    """Write *df* as CSV atomically, its text cells escaped so that no spreadsheet runs them as formulas.
+
+    Metadata values and file names come from the collection, so a cell such as ``=HYPERLINK(...)`` is escaped to
+    ``'=HYPERLINK(...)`` (see :func:`artspace.outputs.neutralise_formulas`); numbers are written as they are.
+    """
+    path = check_output(Path(path))  # never inside a catalog folder
+    return atomic_write(path, lambda tmp: neutralise_formulas(df).to_csv(tmp, index=False))
+
+
+def _check_out(source, out) -> Path:
+    """The output folder (or file) *out* as a Path; :class:`~artspace.errors.OutputConflict` when it is or lies
+    inside *source*'s catalog folder, whose files only artspace writes. Checked before any work is done."""
+    return check_output(Path(out), protected_dirs=[source.dir] if _is_catalog(source) else [])
+
+
+def _metadata_file(source) -> Path | None:
+    """The metadata CSV a catalog joins on every ``artspace index`` (an input no export may overwrite)."""
+    rel = source.manifest.get("metadata") if _is_catalog(source) else None
+    return source.root / rel if rel else None
 
 
 def save_figure(fig, path, *, dpi: int = 110) -> Path:
@@ -196,7 +214,7 @@ def neighbors(source, *, by: str = "style", k: int = 8, exact_limit: int = 30_00
     n = len(X)
     k = int(k)
     if k < 1:
-        raise ValueError(f"k must be at least 1, not {k}")
+        raise InvalidOption(f"k must be at least 1, not {k}")
     k = min(k, n - 1)
     if k < 1:
         return np.zeros((n, 0), np.int64), np.zeros((n, 0), np.float32)
@@ -459,7 +477,9 @@ def cluster(source, *, by: str = "style", k: int | None = None, method: str = "k
     t0 = time.perf_counter()
     _check_by(by)
     if method not in CLUSTER_METHODS:
-        raise ValueError(f"method must be one of {', '.join(CLUSTER_METHODS)}, not {method!r}")
+        raise InvalidOption(f"method must be one of {', '.join(CLUSTER_METHODS)}, not {method!r}")
+    if out is not None:
+        out = _check_out(source, out)
     works, X = works_and_vectors(source, by=by)
     n = len(X)
     if label_column is not None and label_column not in works.columns:
@@ -471,8 +491,8 @@ def cluster(source, *, by: str = "style", k: int | None = None, method: str = "k
     scores = None
     if method == "hdbscan":
         if k is not None:
-            raise ValueError("hdbscan finds the number of clusters itself; leave k out, or use method='kmeans' "
-                             "or 'agglomerative' to fix it")
+            raise InvalidOption(f"hdbscan finds the number of clusters itself, so k={k} cannot be used; leave k out, "
+                                "or use method='kmeans' or 'agglomerative' to fix it")
         from sklearn.cluster import HDBSCAN
         from sklearn.decomposition import PCA
 
@@ -499,7 +519,7 @@ def cluster(source, *, by: str = "style", k: int | None = None, method: str = "k
         else:
             k = int(k)
             if not 1 <= k <= n:
-                raise ValueError(f"k must be between 1 and the number of works ({n}), not {k}")
+                raise InvalidOption(f"k must be between 1 and the number of works ({n}), not {k}")
             how = f"k={k} as requested"
         if method == "kmeans":
             labels = _kmeans(X, k, seed)
@@ -531,7 +551,6 @@ def cluster(source, *, by: str = "style", k: int | None = None, method: str = "k
     if save and _is_catalog(source):
         source.update_columns(pd.DataFrame({column: labels}, index=pd.Index(table["id"].to_numpy(), name="id")))
     if out is not None:
-        out = Path(out)
         result.files.append(write_csv(table, out / f"clusters-{by}.csv"))
         if _is_catalog(source):
             result.files += _cluster_sheets(source, result, out, sheet_size=sheet_size, caption=label_column)
@@ -638,7 +657,9 @@ def plane(cat, query, *, split: float = 0.5, top: int = 5, color: str | None = N
     PlaneResult
     """
     if not 0 < split < 1:
-        raise ValueError(f"split must be a quantile strictly between 0 and 1, not {split}")
+        raise InvalidOption(f"split must be a quantile strictly between 0 and 1, not {split}")
+    if out is not None:
+        out = _check_out(cat, out)
     is_cat = _is_catalog(cat)
     works, Xc = works_and_vectors(cat, by="content")
     _, Xs = works_and_vectors(cat, by="style")
@@ -681,7 +702,6 @@ def plane(cat, query, *, split: float = 0.5, top: int = 5, color: str | None = N
     result = PlaneResult(works=df, query=label, query_id=qid, thresholds={"content": tc, "style": ts}, top=tops)
     result.figure = _plane_figure(cat if is_cat else None, result, color=color, thumbs=thumbs, query=query)
     if out is not None:
-        out = Path(out)
         result.files.append(write_csv(df, out / "plane.csv"))
         result.files.append(save_figure(result.figure, out / "plane.png"))
     return result
@@ -919,12 +939,14 @@ def compare(source, *, group_by: str, by: str = "style", permutations: int = 999
     """
     t0 = time.perf_counter()
     _check_by(by)
+    if permutations < 0:
+        raise InvalidOption(f"permutations must be 0 or more, not {permutations}")
+    if out is not None:
+        out = _check_out(source, out)
     works, X = works_and_vectors(source, by=by)
     if group_by not in works.columns:
         raise ArtspaceError(f"no column {group_by!r} in the works table; columns: "
                             f"{', '.join(_metadata_columns(works))}")
-    if permutations < 0:
-        raise ValueError(f"permutations must be 0 or more, not {permutations}")
     notes = []
     values = works[group_by]
     present = values.notna().to_numpy()
@@ -997,7 +1019,6 @@ def compare(source, *, group_by: str, by: str = "style", permutations: int = 999
     result = CompareResult(matrix=matrix, groups=groups, test=test, pairs=pairs, by=by, group_by=group_by,
                            notes=notes)
     if out is not None:
-        out = Path(out)
         result.files.append(write_csv(matrix.reset_index(), out / f"compare-{by}-matrix.csv"))
         result.files.append(write_csv(groups, out / f"compare-{by}-groups.csv"))
         result.files.append(write_csv(pairs, out / f"compare-{by}-pairs.csv"))
@@ -1088,11 +1109,17 @@ def _holm(p: np.ndarray) -> np.ndarray:
 def export(cat, path, *, neighbors: int = 5, by: Sequence[str] = BY) -> pd.DataFrame:
     """Write the works table, with cluster labels, map coordinates and each work's nearest neighbours.
 
+    A CSV is safe to open in a spreadsheet: a text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a
+    carriage return (a title such as ``=HYPERLINK(...)`` in the collection's metadata) is written with a leading
+    ``'``, so that Excel, LibreOffice or Google Sheets shows it as text instead of running it as a formula
+    (:func:`artspace.outputs.neutralise_formulas`); numbers are written as they are. Parquet keeps the raw values.
+
     Parameters
     ----------
     cat : Catalog or (works, {"style": Xs, "content": Xc})
     path : path
-        ``.csv`` or ``.parquet`` (written atomically).
+        ``.csv`` or ``.parquet`` (written atomically); neither inside the catalog folder nor over the metadata CSV
+        the catalog joins (:class:`~artspace.errors.OutputConflict`).
     neighbors : int
         Neighbours per work and per space (0: none).
     by : sequence of {"style", "content"}
@@ -1107,7 +1134,10 @@ def export(cat, path, *, neighbors: int = 5, by: Sequence[str] = BY) -> pd.DataF
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet"):
-        raise ArtspaceError(f"{path}: export writes .csv or .parquet, not {path.suffix or 'a file without suffix'!r}")
+        raise InvalidOption(f"{path}: export writes .csv or .parquet, not {path.suffix or 'a file without suffix'!r}")
+    check_output(path, inputs=[_metadata_file(cat)], protected_dirs=[cat.dir] if _is_catalog(cat) else [])
+    if int(neighbors) < 0:
+        raise InvalidOption(f"neighbors must be 0 (none) or more, not {neighbors}")
     by = [by] if isinstance(by, str) else list(by)
     for b in by:
         _check_by(b)

@@ -16,7 +16,7 @@ from typing import Iterable, Mapping
 import torch
 from torch import nn
 
-from .errors import UnknownLayer, WeightsUnavailable
+from .errors import InvalidOption, UnknownLayer, WeightsUnavailable
 from .winograd import MIN_FILTERS, WinogradConv2d
 
 __all__ = [
@@ -87,9 +87,9 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError as e:
-        raise ValueError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps") from e
+        raise InvalidOption(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps") from e
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but this torch build sees no CUDA GPU; use --device cpu")
+        raise InvalidOption(f"device {device!r} asked for, but this torch build sees no CUDA GPU; use --device cpu")
     return dev
 
 
@@ -238,7 +238,7 @@ class VGG19(nn.Module):
                  pooling: str = "max", preprocessing: str | None = None):
         super().__init__()
         if pooling not in ("max", "avg"):
-            raise ValueError(f"pooling must be 'max' or 'avg', not {pooling!r}")
+            raise InvalidOption(f"pooling must be 'max' or 'avg', not {pooling!r}")
         weights_name = str(weights)
         if weights_name == "original":
             state, convention = _original_state(), "caffe"
@@ -248,7 +248,7 @@ class VGG19(nn.Module):
             state, convention = _path_state(Path(weights_name).expanduser()), "torchvision"
         if preprocessing is not None:
             if preprocessing not in PREPROCESSING:
-                raise ValueError(f"preprocessing must be one of {list(PREPROCESSING)}, not {preprocessing!r}")
+                raise InvalidOption(f"preprocessing must be one of {list(PREPROCESSING)}, not {preprocessing!r}")
             convention = preprocessing
         last = check_layers([last_layer])[0] if last_layer else LAYERS[-1]
         self.weights = weights_name
@@ -295,7 +295,7 @@ class VGG19(nn.Module):
         wanted = set(check_layers(layers))
         missing = wanted - set(self.layer_names)
         if missing:
-            raise ValueError(
+            raise InvalidOption(
                 f"layers {sorted(missing)} lie beyond this network's last layer {self.layer_names[-1]!r}; "
                 f"build it with a deeper last_layer"
             )

@@ -123,8 +123,10 @@ def _print_table(df, fmt: str):
 
     if fmt == "json":
         typer.echo(_json.dumps(_json.loads(df.to_json(orient="records")), indent=2, ensure_ascii=False))
-    elif fmt == "csv":
-        typer.echo(df.to_csv(index=False), nl=False)
+    elif fmt == "csv":  # often redirected into a .csv and opened in a spreadsheet: no cell may run as a formula
+        from .outputs import neutralise_formulas
+
+        typer.echo(neutralise_formulas(df).to_csv(index=False), nl=False)
     else:
         typer.echo(df.to_string(index=False, float_format=lambda v: f"{v:.6g}"))
 
@@ -317,20 +319,17 @@ def transfer_cmd(
     """
     from .transfer import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, synthesise
 
-    try:
-        result = synthesise(
-            content, style, catalog=catalog, size=size, style_scale=style_scale, style_blend=style_blend,
-            content_layers=_names(content_layers) or list(DEFAULT_CONTENT_LAYERS),
-            style_layers=_names(style_layers) or list(DEFAULT_STYLE_LAYERS),
-            content_layer_weights=content_layer_weights, style_layer_weights=style_layer_weights,
-            content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight, loss=loss,
-            optimizer=optimizer, lr=lr, iterations=_ints(iterations, "--iterations"), tolerance=tolerance,
-            init=init, seed=seed, preserve_colors=preserve_colors, match_histogram=match_histogram, scales=scales,
-            tile=tile, tile_overlap=tile_overlap, save_every=save_every, weights=weights, pooling=pooling,
-            device=device, output=output, progress=not quiet, log=None if quiet else _echo_err,
-        )
-    except ValueError as e:  # an option out of range: the library's message names it
-        _fail(str(e))
+    result = synthesise(
+        content, style, catalog=catalog, size=size, style_scale=style_scale, style_blend=style_blend,
+        content_layers=_names(content_layers) or list(DEFAULT_CONTENT_LAYERS),
+        style_layers=_names(style_layers) or list(DEFAULT_STYLE_LAYERS),
+        content_layer_weights=content_layer_weights, style_layer_weights=style_layer_weights,
+        content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight, loss=loss,
+        optimizer=optimizer, lr=lr, iterations=_ints(iterations, "--iterations"), tolerance=tolerance,
+        init=init, seed=seed, preserve_colors=preserve_colors, match_histogram=match_histogram, scales=scales,
+        tile=tile, tile_overlap=tile_overlap, save_every=save_every, weights=weights, pooling=pooling,
+        device=device, output=output, progress=not quiet, log=None if quiet else _echo_err,
+    )
     typer.echo(f"wrote {output} ({result.image.width}x{result.image.height}) and {output}.json: "
                f"loss {result.losses.get('total', float('nan')):.6g} after {result.evaluations} evaluations "
                f"in {result.elapsed_s:.1f} s ({result.stopped})")
@@ -375,13 +374,10 @@ def reconstruct_cmd(
     options = dict(catalog=catalog, size=size, iterations=_ints(iterations, "--iterations"), optimizer=optimizer,
                    lr=lr, tolerance=tolerance, loss=loss, init=init, seed=seed, scales=scales, weights=weights,
                    pooling=pooling, device=device, progress=not quiet, log=None if quiet else _echo_err)
-    try:
-        if together or not names or len(names) == 1:
-            runs = [(None, reconstruct(image, only=only, layers=names, output=output, **options))]
-        else:
-            runs = reconstruct_layers(image, only=only, layers=names, output=output, **options)
-    except ValueError as e:
-        _fail(str(e))
+    if together or not names or len(names) == 1:
+        runs = [(None, reconstruct(image, only=only, layers=names, output=output, **options))]
+    else:
+        runs = reconstruct_layers(image, only=only, layers=names, output=output, **options)
     for name, r in runs:
         used = r.settings["content_layers"] if only == "content" else r.settings["style_layers"]
         typer.echo(f"wrote {r.output} from {only} of {','.join(used)}: loss {r.losses.get('total', float('nan')):.6g}"
@@ -544,13 +540,14 @@ def units_cmd(
 
     Example: artspace units --layer relu3_1 --unit 42 ; artspace units --layer relu4_1 --group Baroque --column style
     """
-    from .analysis import write_csv
+    from .analysis import _check_out, write_csv
     from .units import characteristic_units, units
 
     cat = _open_catalog(catalog)
     if group is not None:
         if column is None:
             _fail("--group needs --column (the metadata column the group is a value of)")
+        out = _check_out(cat, out)  # the CSV below is written here, not by the library
         df = characteristic_units(cat, layer=layer, column=column, group=group, top=top or 10)
         typer.echo(f"units of {layer} most characteristic of {column} == {group!r} (Cohen's d of mean response):")
         _print_table(df, "table")

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import torch
 
+from .errors import InvalidOption
+
 __all__ = ["rgb_to_yiq", "yiq_to_rgb", "preserve_colors", "match_histograms"]
 
 _RGB_TO_YIQ = torch.tensor([
@@ -54,7 +56,7 @@ def preserve_colors(pastiche: torch.Tensor, content: torch.Tensor) -> torch.Tens
     True
     """
     if content.shape[-2:] != pastiche.shape[-2:]:
-        raise ValueError(f"content {tuple(content.shape)} and pastiche {tuple(pastiche.shape)} differ in size")
+        raise InvalidOption(f"content {tuple(content.shape)} and pastiche {tuple(pastiche.shape)} differ in size")
     y = rgb_to_yiq(pastiche)[..., :1, :, :]
     iq = rgb_to_yiq(content)[..., 1:, :, :]
     return yiq_to_rgb(torch.cat([y, iq], dim=-3)).clamp(0, 1)

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from .atomic import atomic_write
+from .errors import InvalidOption
 
 __all__ = ["SHAPES", "TEXTURES", "make_demo"]
 
@@ -67,7 +68,7 @@ def _texture(name: str, size: int, rng: np.random.Generator) -> np.ndarray:
                    width=max(1, size // 40))
         t = np.asarray(img.filter(ImageFilter.GaussianBlur(size / 200)), dtype=float) / 255.0
     else:
-        raise ValueError(f"unknown texture {name!r}; known: {', '.join(TEXTURES)}")
+        raise InvalidOption(f"unknown texture {name!r}; known: {', '.join(TEXTURES)}")
     return t
 
 
@@ -107,7 +108,7 @@ def _mask(shape: str, size: int, rng: np.random.Generator) -> Image.Image:
         d.ellipse([cx - r + o * math.cos(rot), cy - r + o * math.sin(rot) - r * 0.1,
                    cx + r + o * math.cos(rot), cy + r + o * math.sin(rot) - r * 0.1], fill=0)
     else:
-        raise ValueError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
+        raise InvalidOption(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
     return m
 
 

@@ -32,6 +32,7 @@ from PIL import Image
 
 from . import losses
 from .backbone import CHANNELS, LAYERS, VGG19, check_layers, ieee_float32, resolve_device
+from .errors import InvalidOption
 from .images import open_image, to_tensor
 
 __all__ = [
@@ -90,10 +91,11 @@ class FeatureSpec:
         check_layers(self.signature_layers)
         check_layers([self.content_layer, self.descriptor_layer])
         if not 32 <= int(self.size) <= 4096:
-            raise ValueError(f"size must be between 32 and 4096 pixels, not {self.size}")
+            raise InvalidOption(f"size must be between 32 and 4096 pixels, not {self.size}")
         if self.style_weights is not None and len(self.style_weights) != len(self.style_layers):
-            raise ValueError(
-                f"{len(self.style_layers)} style layers but {len(self.style_weights)} style weights")
+            raise InvalidOption(
+                f"{len(self.style_layers)} style layers but {len(self.style_weights)} style weights "
+                f"{tuple(self.style_weights)}; give one weight per layer")
 
     @property
     def layer_weights(self) -> tuple[float, ...]:

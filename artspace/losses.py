@@ -27,6 +27,8 @@ from typing import Mapping, Sequence
 
 import torch
 
+from .errors import InvalidOption
+
 __all__ = [
     "LOSS_KINDS",
     "gram",
@@ -43,7 +45,7 @@ LOSS_KINDS = ("l2", "l1")
 
 def _check_kind(kind: str) -> None:
     if kind not in LOSS_KINDS:
-        raise ValueError(f"loss kind must be one of {LOSS_KINDS}, not {kind!r}")
+        raise InvalidOption(f"loss kind must be one of {LOSS_KINDS}, not {kind!r}")
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:
@@ -135,7 +137,7 @@ class ContentLoss(torch.nn.Module):
         self.layers = list(layers)
         self.weights = list(weights) if weights is not None else [1.0] * len(self.layers)
         if len(self.weights) != len(self.layers):
-            raise ValueError(f"{len(self.layers)} content layers but {len(self.weights)} weights")
+            raise InvalidOption(f"{len(self.layers)} content layers but {len(self.weights)} weights")
         self.kind = kind
         self.targets: dict[str, torch.Tensor] = {}
 
@@ -163,7 +165,7 @@ class StyleLoss(torch.nn.Module):
         self.layers = list(layers)
         self.weights = list(weights) if weights is not None else [1.0 / len(self.layers)] * len(self.layers)
         if len(self.weights) != len(self.layers):
-            raise ValueError(f"{len(self.layers)} style layers but {len(self.weights)} weights")
+            raise InvalidOption(f"{len(self.layers)} style layers but {len(self.weights)} weights")
         self.kind = kind
         self.targets: dict[str, torch.Tensor] = {}
 
@@ -173,7 +175,7 @@ class StyleLoss(torch.nn.Module):
         many = list(features) if not isinstance(features, Mapping) else [features]
         blend = list(blend) if blend is not None else [1.0 / len(many)] * len(many)
         if len(blend) != len(many):
-            raise ValueError(f"{len(many)} style images but {len(blend)} blend weights")
+            raise InvalidOption(f"{len(many)} style images but {len(blend)} blend weights")
         total = float(sum(blend))
         self.set_gram_targets({
             name: sum(b / total * gram(f[name]).mean(0, keepdim=True) for b, f in zip(blend, many))

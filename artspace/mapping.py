@@ -17,6 +17,7 @@ import base64
 import html
 import io
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from .atomic import atomic_write
 from .analysis import (
     _BOOKKEEPING,
     _check_by,
+    _check_out,
     _is_catalog,
     _thumbnail,
     neighbors,
@@ -35,7 +37,7 @@ from .analysis import (
     works_and_vectors,
     write_csv,
 )
-from .errors import ArtspaceError
+from .errors import ArtspaceError, InvalidOption
 
 __all__ = ["LAYOUT_METHODS", "MapResult", "layout", "map_collection", "map_figure", "map_html"]
 
@@ -84,7 +86,7 @@ def layout(source, *, by: str = "style", method: str = "umap", n_neighbors: int 
     """
     _check_by(by)
     if method not in LAYOUT_METHODS:
-        raise ValueError(f"method must be one of {', '.join(LAYOUT_METHODS)}, not {method!r}")
+        raise InvalidOption(f"method must be one of {', '.join(LAYOUT_METHODS)}, not {method!r}")
     works, X = works_and_vectors(source, by=by)
     n = len(X)
     if n < 2:
@@ -283,8 +285,8 @@ def map_html(source, path, *, by: str = "style", coords: pd.DataFrame | None = N
     Path of the file written.
     """
     if thumbs not in ("auto", "embed", "beside", "none"):
-        raise ValueError(f"thumbs must be auto, embed, beside or none, not {thumbs!r}")
-    path = Path(path)
+        raise InvalidOption(f"thumbs must be auto, embed, beside or none, not {thumbs!r}")
+    path = _check_out(source, path)
     works, P = _works_and_layout(source, by=by, coords=coords)
     n = len(works)
     lo, hi = P.min(0), P.max(0)
@@ -331,10 +333,26 @@ def map_html(source, path, *, by: str = "style", coords: pd.DataFrame | None = N
         "nbrDist": [float(f"{d:.4g}") for d in np.asarray(dist, float).ravel()],
         "thumbs": thumb_list,
     }
-    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False).replace("</", "<\\/")
-    page = (_PAGE.replace("__TITLE__", html.escape(data["title"])).replace("__DATA__", payload))
+    payload = _script_json(data)
+    # one pass, so that a title containing "__DATA__" (or data containing "__TITLE__") stays as it is
+    fill = {"__TITLE__": html.escape(data["title"]), "__DATA__": payload}
+    page = re.sub("__TITLE__|__DATA__", lambda m: fill[m.group(0)], _PAGE)
     atomic_write(path, lambda tmp: tmp.write_text(page, encoding="utf-8"))
     return path
+
+
+#: Characters escaped in the JSON embedded in the page. Inside <script>, the HTML parser looks for "</script" and,
+#: after "<!--", for "<script" (a metadata value "<!--<script>" swallows the rest of the page); with no "<" left
+#: it finds neither. ">" and "&" go too, so that no "-->" or entity is left for any parser to misread, and
+#: U+2028/U+2029, which older JavaScript engines take for line ends. Each becomes a JSON \u escape inside a JSON
+#: string (the only place these characters can occur), so JSON.parse gives back the original text.
+_SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def _script_json(data) -> str:
+    """*data* as JSON text safe to place inside ``<script type="application/json">`` (see _SCRIPT_ESCAPES)."""
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return text.translate(str.maketrans(_SCRIPT_ESCAPES))
 
 
 @dataclass
@@ -362,7 +380,7 @@ def map_collection(source, out, *, by: str = "style", color: str | None = None, 
     MapResult
     """
     t0 = time.perf_counter()
-    out = Path(out)
+    out = _check_out(source, out)
     coords = None if recompute else stored_layout(source, by=by)
     computed = coords is None
     if computed:

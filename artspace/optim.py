@@ -19,6 +19,8 @@ from typing import Callable
 
 import torch
 
+from .errors import InvalidOption
+
 __all__ = ["LBFGS", "Adam"]
 
 #: Sufficient-decrease constant of the Armijo condition f(x + t d) ≤ f(x) + c₁ t ∇f·d.
@@ -51,9 +53,9 @@ class LBFGS:
     def __init__(self, x: torch.Tensor, *, lr: float = 1.0, history_size: int = 100,
                  bounds: tuple[float, float] | None = None):
         if not x.requires_grad:
-            raise ValueError("LBFGS needs a tensor with requires_grad=True")
+            raise InvalidOption("LBFGS needs a tensor with requires_grad=True")
         if bounds is not None and not bounds[0] < bounds[1]:
-            raise ValueError(f"bounds must be (low, high) with low < high, not {bounds!r}")
+            raise InvalidOption(f"bounds must be (low, high) with low < high, not {bounds!r}")
         self.x = x
         self.bounds = bounds
         self.lr = float(lr)

@@ -29,10 +29,11 @@ from PIL import Image
 from .atomic import atomic_write
 from .backbone import LAYERS, VGG19, CHANNELS, check_layers, resolve_device
 from .color import match_histograms, preserve_colors as _preserve_colors
-from .errors import OutOfMemoryAdvice, UnreadableImage, WorkNotFound
+from .errors import ArtspaceError, InvalidOption, OutOfMemoryAdvice, UnreadableImage, WorkNotFound
 from .images import image_format, open_image, save_image, to_pil, to_tensor
 from .losses import LOSS_KINDS, ContentLoss, StyleLoss, gram, total_variation
 from .optim import LBFGS, Adam
+from .outputs import check_output
 
 __all__ = [
     "DEFAULT_CONTENT_LAYERS",
@@ -181,9 +182,30 @@ def _json_default(o):
 
 
 def _check_output(path: Path) -> None:
-    image_format(path)
+    try:
+        image_format(path)
+    except ValueError as e:  # images.image_format says which suffixes work; make it an option error the CLI shows
+        if isinstance(e, ArtspaceError):
+            raise
+        raise InvalidOption(str(e)) from None
     if path.exists() and path.is_dir():
-        raise ValueError(f"output {path} is a directory; give a file name such as {path / 'pastiche.png'}")
+        raise InvalidOption(f"output {path} is a directory; give a file name such as {path / 'pastiche.png'}")
+
+
+def _step_path(output: Path, name: str) -> Path:
+    """Where ``save_every`` writes an intermediate image: ``out.png`` → ``out-s1-00050.png``."""
+    return output.with_name(f"{output.stem}-{name}{output.suffix}")
+
+
+def _check_targets(targets: Sequence[Path], inputs: Sequence, catalog) -> None:
+    """Refuse before any work when a file about to be written is one of the run's inputs or lies in the catalog."""
+    protected = []
+    if catalog is not None:
+        from .catalog import find_catalog
+
+        protected.append(find_catalog(catalog))
+    for target in targets:
+        check_output(target, inputs=inputs, protected_dirs=protected)
 
 
 # ---- memory --------------------------------------------------------------------------------------------------------
@@ -319,23 +341,24 @@ def _resized_tensor(im: Image.Image, hw: tuple[int, int]) -> torch.Tensor:
 def _parse_floats(values, name: str, n: int | None = None) -> list[float] | None:
     if values is None:
         return None
+    given = values  # quoted as the user wrote it
     if isinstance(values, str):
         values = [v for v in values.replace(" ", ",").split(",") if v]
     try:
         out = [float(v) for v in values]
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be numbers, e.g. 0.7,0.3; got {values!r}") from None
+        raise InvalidOption(f"{name} must be numbers, e.g. 0.7,0.3; got {given!r}") from None
     if any(not math.isfinite(v) or v < 0 for v in out):
-        raise ValueError(f"{name} must be finite and non-negative; got {out}")
+        raise InvalidOption(f"{name} must be finite and non-negative; got {out}")
     if n is not None and len(out) != n:
-        raise ValueError(f"{name} has {len(out)} values for {n} entries; give one each")
+        raise InvalidOption(f"{name} has {len(out)} values {out} for {n} entries; give one each")
     return out
 
 
 def _check_weight(value: float, name: str) -> float:
     value = float(value)
     if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, not {value}")
+        raise InvalidOption(f"{name} must be a finite number >= 0, not {value}")
     return value
 
 
@@ -677,52 +700,53 @@ def synthesise(
     content_layers = check_layers(content_layers or [])
     style_layers = check_layers(style_layers or [])
     if not content_layers and not style_layers:
-        raise ValueError("no content layers and no style layers: give at least one layer to match")
+        raise InvalidOption("no content layers and no style layers: give at least one layer to match")
     if len(set(content_layers)) != len(content_layers) or len(set(style_layers)) != len(style_layers):
-        raise ValueError("a layer is listed twice in content_layers or style_layers")
+        twice = sorted({n for names in (content_layers, style_layers) for n in names if names.count(n) > 1})
+        raise InvalidOption(f"{', '.join(twice)} listed twice in content_layers or style_layers; list each layer once")
     if loss not in LOSS_KINDS:
-        raise ValueError(f"loss must be one of {LOSS_KINDS}, not {loss!r}")
+        raise InvalidOption(f"loss must be one of {LOSS_KINDS}, not {loss!r}")
     if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {optimizer!r}")
+        raise InvalidOption(f"optimizer must be one of {OPTIMIZERS}, not {optimizer!r}")
     if pooling not in ("max", "avg"):
-        raise ValueError(f"pooling must be 'max' or 'avg', not {pooling!r}")
+        raise InvalidOption(f"pooling must be 'max' or 'avg', not {pooling!r}")
     content_weight = _check_weight(content_weight, "content_weight")
     style_weight = _check_weight(style_weight, "style_weight")
     tv_weight = _check_weight(tv_weight, "tv_weight")
     if not (isinstance(scales, int) and scales >= 1):
-        raise ValueError(f"scales must be an integer >= 1, not {scales!r}")
+        raise InvalidOption(f"scales must be an integer >= 1, not {scales!r}")
     iters = [int(iterations)] * scales if isinstance(iterations, (int, float)) else [int(i) for i in iterations]
     if len(iters) != scales:
-        raise ValueError(f"iterations gives {len(iters)} counts for {scales} pyramid levels; give one or {scales}")
+        raise InvalidOption(f"iterations gives {len(iters)} counts for {scales} pyramid levels; give one or {scales}")
     if any(i < 1 for i in iters):
-        raise ValueError(f"iterations must be >= 1, not {iterations!r}")
+        raise InvalidOption(f"iterations must be >= 1, not {iterations!r}")
     tolerance = float(tolerance)
     if not (math.isfinite(tolerance) and 0 <= tolerance < 1):
-        raise ValueError(f"tolerance must be in [0, 1), not {tolerance}")
+        raise InvalidOption(f"tolerance must be in [0, 1), not {tolerance}")
     lr = DEFAULT_LR[optimizer] if lr is None else float(lr)
     if not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a positive number, not {lr}")
+        raise InvalidOption(f"lr must be a positive number, not {lr}")
     style_scale = float(style_scale)
     if not (math.isfinite(style_scale) and 0 < style_scale <= 16):
-        raise ValueError(f"style_scale must be in (0, 16], not {style_scale}")
+        raise InvalidOption(f"style_scale must be in (0, 16], not {style_scale}")
     if save_every < 0:
-        raise ValueError(f"save_every must be >= 0, not {save_every}")
+        raise InvalidOption(f"save_every must be >= 0, not {save_every}")
     if save_every and output is None:
-        raise ValueError("save_every writes next to the output: give output= (or -o) too")
+        raise InvalidOption("save_every writes next to the output: give output= (or -o) too")
     if output is not None:
         output = Path(output)
         _check_output(output)
     init_is_path = str(init) not in INITS
     if init_is_path and not Path(init).exists():
-        raise ValueError(f"init must be one of {INITS} or an image file; {str(init)!r} is neither")
+        raise InvalidOption(f"init must be one of {INITS} or an image file; {str(init)!r} is neither")
     c_weights = _parse_floats(content_layer_weights, "content_layer_weights", len(content_layers))
     s_weights = _parse_floats(style_layer_weights, "style_layer_weights", len(style_layers))
     styles = list(style) if isinstance(style, (list, tuple)) else [style]
     if not styles:
-        raise ValueError("no style image given")
+        raise InvalidOption("no style image given")
     blend = _parse_floats(style_blend, "style_blend", len(styles)) or [1.0] * len(styles)
     if sum(blend) <= 0:
-        raise ValueError("style_blend weights sum to 0")
+        raise InvalidOption(f"style_blend weights {blend} sum to 0; give at least one positive weight")
 
     dev = resolve_device(device)
     if dev.type == "cpu":
@@ -732,18 +756,18 @@ def synthesise(
         say(f"size {size} px (default on {dev.type}; 512 on a GPU, 256 on a CPU — set --size to change)")
     size = int(size)
     if size < MIN_SIDE:
-        raise ValueError(f"size must be at least {MIN_SIDE} px, not {size}")
+        raise InvalidOption(f"size must be at least {MIN_SIDE} px, not {size}")
     if tile is not None:
         tile = int(tile)
         if tile < 32:
-            raise ValueError(f"tile must be at least 32 px, not {tile}")
+            raise InvalidOption(f"tile must be at least 32 px, not {tile}")
         tile_overlap = tile // 4 if tile_overlap is None else int(tile_overlap)
         if not 0 < tile_overlap < tile // 2 + 1:
-            raise ValueError(f"tile_overlap must be between 1 and tile/2 = {tile // 2}, not {tile_overlap}")
+            raise InvalidOption(f"tile_overlap must be between 1 and tile/2 = {tile // 2}, not {tile_overlap}")
     level_sides = [max(1, round(size / 2 ** (scales - 1 - k))) for k in range(scales)]
     if level_sides[0] < MIN_SIDE:
-        raise ValueError(f"scales={scales} is too many for size {size}: the coarsest level would be "
-                         f"{level_sides[0]} px (at least {MIN_SIDE}); use fewer scales")
+        raise InvalidOption(f"scales={scales} is too many for size {size}: the coarsest level would be "
+                            f"{level_sides[0]} px (at least {MIN_SIDE}); use fewer scales")
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "little")
     seed = int(seed)
@@ -765,6 +789,19 @@ def synthesise(
             _check_memory(min(tile, hw[0]), min(tile, hw[1]), last_layer=last_layer, optimizer=optimizer,
                           device=dev, tile=tile, max_memory=max_memory)
     init_im = _open(Path(init), size) if init_is_path else None
+    if output is not None:
+        # Every file this run may write, checked now rather than after minutes of optimisation: the image, its
+        # sidecar and the save_every intermediates (one per tile on tiled levels, else one per save_every).
+        targets = [output, sidecar_path(output)]
+        for k, side in enumerate(level_sides if save_every else []):
+            hw = _dims(content_im.size, side)
+            n_tiles = len(tile_grid(*hw, tile, tile_overlap)) if tile and max(hw) > tile else 1
+            names = [f"s{k + 1}-tile{t + 1:03d}" for t in range(n_tiles)] if n_tiles > 1 else \
+                [f"s{k + 1}-{n:05d}" for n in range(save_every, iters[k] + 1, save_every)]
+            targets += [_step_path(output, name) for name in names]
+        state_dict = weights if str(weights) not in _WEIGHT_DESCRIPTIONS else None
+        inputs = [c_src, *(src for src, _ in s_srcs), Path(init) if init_is_path else None, state_dict]
+        _check_targets(targets, inputs, catalog)
 
     settings = {
         "content": c_desc, "styles": [d for _, d in s_srcs], "catalog": str(catalog) if catalog else None,
@@ -802,7 +839,7 @@ def synthesise(
     step_files = output is not None and save_every > 0
 
     def save_step(name: str, img: torch.Tensor) -> None:
-        save_image(to_pil(img), output.with_name(f"{output.stem}-{name}{output.suffix}"))
+        save_image(to_pil(img), _step_path(output, name))
 
     try:
         for k, side in enumerate(level_sides):
@@ -1018,7 +1055,7 @@ def reconstruct(image, *, only: str = "content", layers: Sequence[str] | None = 
         layers = list(layers) if layers else list(DEFAULT_STYLE_LAYERS)
         options.setdefault("style_weight", DEFAULT_STYLE_WEIGHT)
         return synthesise(image, image, content_layers=[], style_layers=layers, init=init, **options)
-    raise ValueError(f"only must be 'content' or 'style', not {only!r}")
+    raise InvalidOption(f"only must be 'content' or 'style', not {only!r}")
 
 
 def reconstruct_layers(image, *, only: str = "content", layers: Sequence[str] | None = None,
@@ -1039,15 +1076,18 @@ def reconstruct_layers(image, *, only: str = "content", layers: Sequence[str] | 
     [('relu1_1', ['relu1_1']), ('relu2_1', ['relu1_1', 'relu2_1'])]
     """
     if only not in ("content", "style"):
-        raise ValueError(f"only must be 'content' or 'style', not {only!r}")
+        raise InvalidOption(f"only must be 'content' or 'style', not {only!r}")
     layers = check_layers(layers or (DEFAULT_CONTENT_LAYERS if only == "content" else DEFAULT_STYLE_LAYERS))
+    paths = [None] * len(layers)
+    if output is not None:
+        output = Path(output)
+        paths = [_step_path(output, name) for name in layers]
+        # all the series' files before the first layer runs (each run checks its own again, intermediates too)
+        source, _ = _resolve_image(image, options.get("catalog"), "image")
+        _check_targets([p for path in paths for p in (path, sidecar_path(path))], [source], options.get("catalog"))
     out = []
-    for i, name in enumerate(layers):
+    for i, (name, path) in enumerate(zip(layers, paths)):
         use = [name] if only == "content" else layers[: i + 1]
-        path = None
-        if output is not None:
-            output = Path(output)
-            path = output.with_name(f"{output.stem}-{name}{output.suffix}")
         r = reconstruct(image, only=only, layers=use, output=path, **options)
         out.append((name, r))
         if r.stopped == "interrupted":

@@ -22,10 +22,10 @@ import pandas as pd
 import torch
 
 from .atomic import atomic_write
-from .analysis import _metadata_columns, write_csv
+from .analysis import _check_out, _metadata_columns, write_csv
 from .images import save_image
 from .backbone import CHANNELS, LAYERS, check_layers
-from .errors import ArtspaceError
+from .errors import ArtspaceError, InvalidOption
 from .images import to_pil
 
 __all__ = ["UnitsResult", "receptive_field", "unit_responses", "units", "characteristic_units"]
@@ -140,8 +140,14 @@ class UnitsResult:
 def _check_unit(layer: str, unit: int) -> int:
     C = CHANNELS[layer]
     if not 0 <= int(unit) < C:
-        raise ArtspaceError(f"{layer} has units 0..{C - 1}; {unit} is not one of them")
+        raise InvalidOption(f"{layer} has units 0..{C - 1}; {unit} is not one of them")
     return int(unit)
+
+
+def _check_top(top: int, what: str) -> int:
+    if int(top) < 1:
+        raise InvalidOption(f"top must be at least 1 ({what}), not {top}")
+    return int(top)
 
 
 def units(cat, *, layer: str = "relu3_1", unit: int = 0, top: int = 9, column: str | None = None,
@@ -177,6 +183,9 @@ def units(cat, *, layer: str = "relu3_1", unit: int = 0, top: int = 9, column: s
 
     layer = check_layers([layer])[0]
     unit = _check_unit(layer, unit)
+    top = _check_top(top, "patches shown")
+    if out is not None:
+        out = _check_out(cat, out)
     if column is not None and column not in cat.works.columns:
         raise ArtspaceError(f"no column {column!r} in the works table; columns: "
                             f"{', '.join(_metadata_columns(cat.works))}")
@@ -211,7 +220,6 @@ def units(cat, *, layer: str = "relu3_1", unit: int = 0, top: int = 9, column: s
                           title=f"{layer} unit {unit}: the {len(items)} patches that excite it most")
     result = UnitsResult(layer=layer, unit=unit, patches=patches, sheet=sheet, receptive_field=(size, stride, offset))
     if out is not None:
-        out = Path(out)
         result.files.append(save_image(sheet, out / f"units-{layer}-{unit}.png"))
         result.files.append(write_csv(patches, out / f"units-{layer}-{unit}.csv"))
     result.seconds = time.perf_counter() - t0
@@ -231,6 +239,7 @@ def characteristic_units(cat, *, layer: str = "relu3_1", column: str, group, top
     first.
     """
     layer = check_layers([layer])[0]
+    top = _check_top(top, "units listed")
     works = cat.works
     if column not in works.columns:
         raise ArtspaceError(f"no column {column!r} in the works table; columns: "

@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import InvalidOption
+
 __all__ = ["TRANSFORMS", "MIN_FILTERS", "tile_size", "winograd_weights", "conv3x3_winograd", "WinogradConv2d"]
 
 #: (Bᵀ, G, Aᵀ) for F(2×2, 3×3) and F(4×4, 3×3) (Lavin & Gray 2016, with interpolation points 0, ±1, ±2, ∞).
@@ -68,9 +70,9 @@ def tile_size(height: int, width: int) -> int:
 def winograd_weights(weight: torch.Tensor, m: int = 2) -> torch.Tensor:
     """Transformed kernels :math:`U = G g G^\\top` of a (C_out, C_in, 3, 3) weight, as ((m+2)², C_in, C_out)."""
     if weight.shape[-2:] != (3, 3):
-        raise ValueError(f"Winograd F(mxm, 3x3) needs 3x3 kernels, not {tuple(weight.shape[-2:])}")
+        raise InvalidOption(f"Winograd F(mxm, 3x3) needs 3x3 kernels, not {tuple(weight.shape[-2:])}")
     if m not in TRANSFORMS:
-        raise ValueError(f"tile size m must be one of {sorted(TRANSFORMS)}, not {m!r}")
+        raise InvalidOption(f"tile size m must be one of {sorted(TRANSFORMS)}, not {m!r}")
     g = torch.tensor(TRANSFORMS[m][1], dtype=torch.float64, device=weight.device)
     # Exact in float64, rounded once. Indexed (column, row) of the tile, the order conv3x3_winograd builds V in.
     u = torch.einsum("ai,kcij,bj->back", g, weight.double(), g)
@@ -136,7 +138,7 @@ class WinogradConv2d(nn.Conv2d):
         """The same convolution, sharing *conv*'s weight and bias tensors."""
         if (conv.kernel_size, conv.stride, conv.padding, conv.dilation, conv.groups) != ((3, 3), (1, 1), (1, 1),
                                                                                          (1, 1), 1):
-            raise ValueError(f"Winograd F(mxm, 3x3) covers 3x3 convolutions of stride 1 and padding 1, not {conv}")
+            raise InvalidOption(f"Winograd F(mxm, 3x3) covers 3x3 convolutions of stride 1 and padding 1, not {conv}")
         new = torch.nn.utils.skip_init(cls, conv.in_channels, conv.out_channels, 3, padding=1,
                                        bias=conv.bias is not None, device=conv.weight.device, dtype=conv.weight.dtype)
         new.weight = conv.weight

@@ -278,6 +278,26 @@ def test_map_html_is_self_contained(tmp_path):
     assert "default-src 'none'" in text
 
 
+def test_map_data_cannot_break_out_of_its_script_block(tmp_path):
+    hostile = ["<!--<script>", "</script><script>alert(1)</script>", "a & b > c", "line\u2028sep\u2029end",
+               "<!-- -->", "plain"]
+    works, X = blobs(groups=2, per=3)
+    works["title"] = hostile
+    works["</script>"] = hostile[::-1]  # a column name is data too
+    out = map_html((works, X), tmp_path / "map.html", coords=layout((works, X), method="pca"), color="title",
+                   neighbors_k=2, title="<!--<script> & co")
+    text = out.read_text(encoding="utf-8")
+    start = text.index('<script type="application/json" id="artspace-data">') + len(
+        '<script type="application/json" id="artspace-data">')
+    block = text[start:text.index("</script>", start)]
+    for bad in ("<!--", "<script", "</", "<", ">", "&", "\u2028", "\u2029"):
+        assert bad not in block, bad
+    data = json.loads(block)
+    assert data["columns"]["title"]["levels"] == hostile and data["columns"]["</script>"]["levels"] == hostile[::-1]
+    assert data["title"] == "<!--<script> & co" and "<title>&lt;!--&lt;script&gt; &amp; co</title>" in text
+    assert text.count("<script") == 2 and text.rstrip().endswith("</html>")  # the page's own two scripts only
+
+
 @pytest.mark.slow
 def test_map_collection_on_the_demo(analysis_catalog, tmp_path):
     r = map_collection(analysis_catalog, tmp_path, by="style", color="texture", recompute=True)

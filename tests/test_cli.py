@@ -91,3 +91,66 @@ def test_distance_without_catalog_uses_default_spec(tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
     assert d["style"] > 0 and d["content"] > 0
+
+
+# ---- invalid options are one Error: line, never a traceback -------------------------------------------------------
+
+
+def assert_one_error_line(r, *needles):
+    """Exit code 1 or 2, exactly one ``Error:`` line naming the problem, no traceback (CliRunner keeps an escaped
+    exception in ``r.exception`` instead of printing it, so that is checked too)."""
+    assert r.exit_code in (1, 2), r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    assert "Traceback" not in r.output
+    errors = [line for line in r.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, r.output
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+
+
+def test_out_of_range_options_are_one_error_line(analysis_catalog, tmp_path):
+    c = str(analysis_catalog.dir)
+    n = len(analysis_catalog.works)
+    r = runner.invoke(app, ["cluster", "-k", "0", "-o", str(tmp_path / "cl"), "--catalog", c])
+    assert_one_error_line(r, "k must be between 1 and the number of works", f"({n})", "not 0")
+    r = runner.invoke(app, ["compare", "--group-by", "texture", "--permutations", "-1", "-o", str(tmp_path / "cmp"),
+                            "--catalog", c])
+    assert_one_error_line(r, "permutations must be 0 or more", "not -1")
+    r = runner.invoke(app, ["index", str(tmp_path), "--size", "16"])
+    assert_one_error_line(r, "size must be between 32 and 4096", "not 16")
+    r = runner.invoke(app, ["units", "--layer", "relu1_1", "--unit", "64", "-o", str(tmp_path / "u"), "--catalog", c])
+    assert_one_error_line(r, "units 0..63", "64")
+    r = runner.invoke(app, ["export", "-o", str(tmp_path / "w.csv"), "--neighbors", "-1", "--catalog", c])
+    assert_one_error_line(r, "neighbors must be 0", "-1")
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_transfer_options_out_of_range_are_one_error_line(tmp_path):
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (24, 24), (90, 40, 200)).save(tmp_path / name)
+    base = ["transfer", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o", str(tmp_path / "out.png"),
+            "--size", "32", "--iterations", "1", "-q"]
+    for extra, needles in ((["--tolerance", "2"], ("tolerance must be in [0, 1)", "2.0")),
+                           (["--tile", "8"], ("tile must be at least 32 px", "8")),
+                           (["--style-blend", "1,x"], ("style_blend must be numbers", "1,x")),
+                           (["--device", "tpu"], ("unknown device 'tpu'", "cpu")),
+                           (["--init", "zeros"], ("init must be one of", "'zeros'"))):
+        assert_one_error_line(runner.invoke(app, base + extra), *needles)
+    r = runner.invoke(app, ["transfer", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o",
+                            str(tmp_path / "out.xyz")])
+    assert_one_error_line(r, "unknown image extension '.xyz'")
+    r = runner.invoke(app, ["reconstruct", str(tmp_path / "a.png"), "--only", "both", "-o", str(tmp_path / "r.png")])
+    assert_one_error_line(r, "only must be 'content' or 'style'", "'both'")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png"]
+
+
+def test_analysis_output_inside_the_catalog_is_refused(analysis_catalog, tmp_path):
+    c = str(analysis_catalog.dir)
+    inside = str(analysis_catalog.dir / "clusters")
+    for args in (["cluster", "-k", "2"], ["map", "--method", "pca"], ["compare", "--group-by", "texture"],
+                 ["units", "--layer", "relu1_1", "--group", "dots", "--column", "texture"]):
+        r = runner.invoke(app, args + ["-o", inside, "--catalog", c])
+        assert_one_error_line(r, "clusters lies inside", "choose another output (-o)")
+    r = runner.invoke(app, ["export", "-o", str(analysis_catalog.dir / "works.csv"), "--catalog", c])
+    assert_one_error_line(r, "works.csv lies inside")
+    assert not (analysis_catalog.dir / "clusters").exists() and not (analysis_catalog.dir / "works.csv").exists()

@@ -104,15 +104,26 @@ def open_map(browser, path):
         raise AssertionError(f"the map never became ready; console: {browser.logs('browser')}")
 
 
+#: URL schemes of the browser's own pages. Chromium loads some of them by itself, whatever page it shows (Debian's
+#: Chromium 150 fetches chrome-untrusted://new-tab-page/one-google-bar for the new tab it opens first); neither such
+#: a page nor what it fetches is the map's doing.
+BROWSER_SCHEMES = ("chrome:", "chrome-untrusted:", "chrome-search:", "chrome-extension:", "devtools:", "about:")
+#: What the map itself may load: its own file, the thumbnails beside it, and inline data.
+LOCAL_SCHEMES = ("file:", "data:", "blob:")
+
+
 def problems(browser):
-    """Console errors and warnings, and every request that left the file system."""
+    """Console errors and warnings, and every request the map page made that left the file system."""
     console = [e for e in browser.logs("browser") if e["level"] in ("SEVERE", "WARNING")]
     requests = []
     for e in browser.logs("performance"):
         msg = json.loads(e["message"])["message"]
         if msg["method"] == "Network.requestWillBeSent":
             url = msg["params"]["request"]["url"]
-            if not url.startswith(("file:", "data:", "chrome:", "about:")):
+            page = msg["params"].get("documentURL", "")  # the document that made the request
+            if page.startswith(BROWSER_SCHEMES) or url.startswith(BROWSER_SCHEMES):
+                continue
+            if not url.startswith(LOCAL_SCHEMES):
                 requests.append(url)
     return console, requests
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +15,7 @@ from typer.testing import CliRunner
 
 from artspace.cli import app
 from artspace.color import match_histograms, preserve_colors, rgb_to_yiq
-from artspace.errors import OutOfMemoryAdvice, UnknownLayer, UnreadableImage
+from artspace.errors import OutOfMemoryAdvice, OutputConflict, UnknownLayer, UnreadableImage
 from artspace.images import to_pil, to_tensor
 from artspace.transfer import (
     _optimise,
@@ -394,6 +396,53 @@ def test_cli_errors_are_one_line_with_exit_1(images, tmp_path):
                               str(tmp_path / "x.png"), "--size", "100000"])
     assert res.exit_code == 1 and "--tile" in res.output
     assert not (tmp_path / "x.png").exists()
+
+
+def test_cli_transfer_refuses_to_overwrite_its_input(images, tmp_path):
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    shutil.copy(images / "content.png", a)
+    shutil.copy(images / "style.png", b)
+    original = a.read_bytes()
+    res = runner.invoke(app, ["transfer", str(a), str(b), "-o", str(a), "--iterations", "1", "--size", "32", "-q"])
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    errors = [line for line in res.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and f"{a} would overwrite the input {a}; choose another output (-o)" in errors[0]
+    assert a.read_bytes() == original and not sidecar_path(a).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png"]
+
+
+def test_every_file_a_run_writes_is_checked_before_it_starts(images, tmp_path):
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    shutil.copy(images / "content.png", a)
+    shutil.copy(images / "style.png", b)
+    (tmp_path / "link.png").symlink_to(b)
+    for output, extra in ((b, {}),  # the (second) style image
+                          (tmp_path / "link.png", {}),  # a symlink to it
+                          (a, {"init": str(b)}),  # the content, with another init
+                          (tmp_path / "i.png", {"init": str(tmp_path / "i.png")})):  # the init image
+        if not Path(output).exists():
+            shutil.copy(images / "content.png", output)
+        with pytest.raises(OutputConflict, match="would overwrite the input"):
+            synthesise(a, [images / "style2.jpg", b], size=32, iterations=1, output=output, **extra, **FAST)
+    # an intermediate image of --save-every
+    step = tmp_path / "out-s1-00002.png"
+    shutil.copy(images / "content.png", step)
+    with pytest.raises(OutputConflict, match="out-s1-00002.png would overwrite the input"):
+        synthesise(step, b, size=32, iterations=4, save_every=2, output=tmp_path / "out.png", **FAST)
+    # a later layer of a reconstruction series: refused before the first layer is written
+    shutil.copy(images / "content.png", tmp_path / "rec-relu2_1.png")
+    res = runner.invoke(app, ["reconstruct", str(tmp_path / "rec-relu2_1.png"), "--layers", "relu1_1,relu2_1",
+                              "-o", str(tmp_path / "rec.png"), "--size", "32", "-n", "1", "-q"])
+    assert res.exit_code == 1 and "rec-relu2_1.png would overwrite the input" in res.output, res.output
+    assert not (tmp_path / "rec-relu1_1.png").exists() and not (tmp_path / "out.png").exists()
+
+
+def test_transfer_never_writes_into_the_catalog(demo_catalog, images, tmp_path):
+    wid = str(int(demo_catalog.works["id"].iloc[0]))
+    with pytest.raises(OutputConflict, match="whose files artspace manages"):
+        synthesise(wid, images / "style.png", catalog=demo_catalog.root, size=32, iterations=1,
+                   output=demo_catalog.dir / "pastiche.png", **FAST)
+    assert not (demo_catalog.dir / "pastiche.png").exists()
 
 
 def test_cli_reconstruct_one_file_per_layer(images, tmp_path):

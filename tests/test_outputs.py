@@ -1,0 +1,168 @@
+"""No command writes over one of its inputs or into the catalog; CSV exports are safe to open in a spreadsheet."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from artspace.analysis import cluster, compare, export, plane, write_csv
+from artspace.catalog import CATALOG_DIRNAME
+from artspace.errors import ArtspaceError, OutputConflict
+from artspace.mapping import map_collection, map_html
+from artspace.outputs import CATALOG_DIRNAME as GUARDED_DIRNAME
+from artspace.outputs import FORMULA_PREFIXES, check_output, neutralise_formulas
+from artspace.units import units
+
+
+@pytest.fixture
+def files(tmp_path):
+    (tmp_path / "in.png").write_bytes(b"painting")
+    (tmp_path / "other").mkdir()
+    return tmp_path
+
+
+# ---- check_output --------------------------------------------------------------------------------------------------
+
+
+def test_the_same_file_is_refused_however_it_is_spelled(files, monkeypatch):
+    with pytest.raises(OutputConflict, match=r"in\.png would overwrite the input .*in\.png; choose another output"):
+        check_output(files / "in.png", inputs=[files / "in.png"])
+    monkeypatch.chdir(files / "other")
+    with pytest.raises(OutputConflict):
+        check_output("../in.png", inputs=[files / "in.png"])
+    with pytest.raises(OutputConflict):  # neither exists yet: compared by resolved path
+        check_output(files / "other" / ".." / "new.png", inputs=[str(files / "new.png")])
+
+
+def test_a_symlink_to_an_input_is_the_input(files):
+    os.symlink(files / "in.png", files / "link.png")
+    with pytest.raises(OutputConflict, match="link.png would overwrite the input"):
+        check_output(files / "link.png", inputs=[files / "in.png"])
+    with pytest.raises(OutputConflict):  # the input given through the link, the output by its real name
+        check_output(files / "in.png", inputs=[files / "link.png"])
+    os.symlink(files, files / "other" / "up")  # a symlinked folder above the output
+    with pytest.raises(OutputConflict):
+        check_output(files / "other" / "up" / "in.png", inputs=[files / "in.png"])
+
+
+def test_a_hard_link_to_an_input_is_the_input(files):
+    os.link(files / "in.png", files / "other" / "hard.png")
+    with pytest.raises(OutputConflict, match="hard.png would overwrite the input"):
+        check_output(files / "other" / "hard.png", inputs=[files / "in.png"])
+
+
+def test_nothing_may_be_written_inside_a_catalog_folder(files):
+    cat = files / CATALOG_DIRNAME
+    (cat / "sub").mkdir(parents=True)
+    assert GUARDED_DIRNAME == CATALOG_DIRNAME
+    for target in (cat, cat / "works.csv", cat / "sub" / "deeper" / "x.png"):
+        with pytest.raises(OutputConflict, match="whose files artspace manages; choose another output"):
+            check_output(target)  # a folder named .artspace is protected without being named
+    custom = files / "my-catalog"
+    custom.mkdir()
+    with pytest.raises(OutputConflict, match="my-catalog"):
+        check_output(custom / "x.png", protected_dirs=[custom])
+    os.symlink(custom, files / "other" / "alias")
+    with pytest.raises(OutputConflict):
+        check_output(files / "other" / "alias" / "x.png", protected_dirs=[custom])
+
+
+def test_new_files_elsewhere_are_fine(files):
+    assert check_output(files / "out.png", inputs=[files / "in.png", None, object()],
+                        protected_dirs=[files / CATALOG_DIRNAME, None]) == files / "out.png"
+    assert check_output(str(files / "other" / "in.png"), inputs=[files / "in.png"]).name == "in.png"
+    # a folder beside the catalog, or the collection folder holding it, is not inside it
+    assert check_output(files / "clusters", protected_dirs=[files / CATALOG_DIRNAME]) == files / "clusters"
+    assert check_output(files, protected_dirs=[files / CATALOG_DIRNAME]) == files
+    assert issubclass(OutputConflict, ArtspaceError)
+
+
+# ---- neutralise_formulas -------------------------------------------------------------------------------------------
+
+
+def test_text_cells_that_would_run_as_formulas_are_escaped():
+    cells = ["=1+1", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A2)", "\t=1", "\r=1"]
+    assert [c[0] for c in cells] == list(FORMULA_PREFIXES)
+    df = pd.DataFrame({"title": cells, "n": range(6)})
+    out = neutralise_formulas(df)
+    assert out["title"].tolist() == ["'" + c for c in cells]
+    assert df["title"].tolist() == cells  # the input is not changed
+
+
+def test_numbers_missing_values_and_plain_text_are_left_alone():
+    df = pd.DataFrame({"x": [-3.5, 2.0, np.nan], "k": [-1, 0, 1], "year": ["-350", "+1.5e3", None],
+                       "mixed": [-3.5, "Vue de Delft", np.nan], "ok": ["a=b", "Judith - II", "x@y"]})
+    out = neutralise_formulas(df)
+    assert out["x"].dtype == np.float64 and out["x"].iloc[:2].tolist() == [-3.5, 2.0] and np.isnan(out["x"].iloc[2])
+    assert out["k"].dtype == df["k"].dtype and out["k"].tolist() == [-1, 0, 1]
+    assert out["year"].tolist()[:2] == ["-350", "+1.5e3"] and pd.isna(out["year"].iloc[2])  # numbers as text
+    assert out["mixed"].iloc[0] == -3.5 and out["mixed"].iloc[1] == "Vue de Delft" and pd.isna(out["mixed"].iloc[2])
+    assert out["ok"].tolist() == df["ok"].tolist()
+
+
+def test_categorical_cells_and_column_names_are_escaped_too():
+    df = pd.DataFrame({"style": pd.Categorical(["=evil()", "Baroque", "=evil()"]), "=HYPERLINK(\"x\")": [1, 2, 3]})
+    out = neutralise_formulas(df)
+    assert out["style"].tolist() == ["'=evil()", "Baroque", "'=evil()"]
+    assert list(out.columns) == ["style", "'=HYPERLINK(\"x\")"]
+
+
+def test_csv_files_are_escaped_and_parquet_keeps_the_raw_values(tmp_path):
+    rng = np.random.default_rng(0)
+    works = pd.DataFrame({"title": ["=HYPERLINK(\"http://x\")", "@A1", "Nachtwacht", "-note"],
+                          "year": [1642.0, -350.0, np.nan, 1650.0]})
+    X = {"style": rng.normal(size=(4, 3)), "content": rng.normal(size=(4, 3))}
+    export((works, X), tmp_path / "w.csv", neighbors=1)
+    back = pd.read_csv(tmp_path / "w.csv")
+    assert back["title"].tolist() == ["'=HYPERLINK(\"http://x\")", "'@A1", "Nachtwacht", "'-note"]
+    assert back["year"].iloc[1] == -350.0 and back["year"].dtype == np.float64
+    export((works, X), tmp_path / "w.parquet", neighbors=1)
+    assert pd.read_parquet(tmp_path / "w.parquet")["title"].tolist() == works["title"].tolist()
+    write_csv(pd.DataFrame({"g": ["+x"]}), tmp_path / "t.csv")
+    assert (tmp_path / "t.csv").read_text().splitlines() == ["g", "'+x"]
+
+
+def test_cli_csv_tables_are_escaped(capsys):
+    from artspace.cli import _print_table
+
+    df = pd.DataFrame({"path": ["=a.png", "b.png"], "distance": [-0.5, 1.0]})
+    _print_table(df, "csv")
+    assert capsys.readouterr().out.splitlines() == ["path,distance", "'=a.png,-0.5", "b.png,1.0"]
+    _print_table(df, "json")  # JSON is data, not a spreadsheet: raw values
+    assert '"=a.png"' in capsys.readouterr().out
+
+
+# ---- analyses and export refuse the catalog folder and the metadata they read ------------------------------------
+
+
+def test_analyses_refuse_an_output_folder_inside_the_catalog(analysis_catalog):
+    cat = analysis_catalog
+    before = sorted(p.name for p in cat.dir.iterdir())
+    query = cat.works["path"].iloc[0]
+    calls = {
+        "cluster": lambda out: cluster(cat, k=2, out=out),
+        "map": lambda out: map_collection(cat, out, method="pca", picture=False),
+        "map_html": lambda out: map_html(cat, out / "m.html"),
+        "plane": lambda out: plane(cat, query, out=out),
+        "compare": lambda out: compare(cat, group_by="texture", permutations=0, out=out),
+        "units": lambda out: units(cat, layer="relu1_1", unit=0, out=out),
+    }
+    for name, call in calls.items():
+        for out in (cat.dir, cat.dir / name):
+            with pytest.raises(OutputConflict, match="whose files artspace manages"):
+                call(out)
+    assert sorted(p.name for p in cat.dir.iterdir()) == before
+
+
+def test_export_refuses_the_catalog_folder_and_the_metadata_csv(analysis_catalog):
+    cat = analysis_catalog
+    metadata = cat.root / "metadata.csv"
+    original = metadata.read_bytes()
+    with pytest.raises(OutputConflict, match="metadata.csv would overwrite the input"):
+        export(cat, metadata)
+    assert metadata.read_bytes() == original
+    with pytest.raises(OutputConflict, match="whose files artspace manages"):
+        export(cat, cat.dir / "works.parquet")
