@@ -7,8 +7,9 @@ Everything that turns a file into pixels lives here: the recursive walk, format 
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -31,7 +32,7 @@ __all__ = [
 
 #: File extensions treated as images (lower case). Anything else in a folder is ignored.
 IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp", ".dib"}
+    {".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp", ".dib", ".gif"}
 )
 
 #: Largest image (in pixels) artspace agrees to decode: 1.5 gigapixels, enough for the largest museum scans,
@@ -47,20 +48,117 @@ if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_PIXELS:
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
-def walk_images(root: str | os.PathLike, *, exclude: tuple[str, ...] = (".artspace",)) -> Iterator[Path]:
-    """Yield image files below *root*, recursively, in a stable (sorted) order.
+#: A callback told about each file or folder that walk_images leaves out: ``on_skip(path, reason)``.
+OnSkip = Callable[[Path, str], None]
 
-    Hidden folders and the catalog folders named in *exclude* are skipped; files without an image extension are
-    ignored.
+
+def walk_images(root: str | os.PathLike, *, exclude: tuple[str, ...] = (".artspace",),
+                on_skip: OnSkip | None = None) -> Iterator[Path]:
+    """Yield the image files below *root*, recursively, in a stable order.
+
+    Each folder's files come first, sorted by name, then its subfolders, likewise. Hidden names (``.x``) and the
+    folders named in *exclude* are passed over silently, as are files without an image extension.
+
+    Only regular files (or symbolic links to one) are yielded. Whatever else would have been an image — a broken
+    link, a FIFO, socket or device with an image extension, a folder that cannot be read, a symbolic link to a
+    folder (never followed: links can loop), a name that is not valid UTF-8 — is reported once through
+    ``on_skip(path, reason)`` and left out; without *on_skip* it is left out silently.
+
+    Parameters
+    ----------
+    root : path
+        The collection's folder.
+    exclude : tuple of str
+        Folder names never entered, at any depth (the catalog folders).
+    on_skip : callable, optional
+        Called as ``on_skip(path, reason)`` with a :class:`~pathlib.Path` and a one-line reason saying the fix. A
+        non-UTF-8 path holds lone surrogates and cannot be printed to a strict stream; its reason quotes its bytes.
     """
-    root = Path(root)
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in exclude)
-        for name in sorted(filenames):
-            if name.startswith("."):
+    skip = on_skip if on_skip is not None else (lambda path, reason: None)
+    stack = [Path(root)]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            skip(folder, f"cannot read folder ({e.strerror or e}); the images in it are left out: "
+                         f"give read access (chmod u+rx) or move them elsewhere")
+            continue
+        subfolders = []
+        for entry in entries:
+            if entry.name.startswith("."):
                 continue
-            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
-                yield Path(dirpath) / name
+            path = folder / entry.name
+            try:
+                kind = _classify(entry, exclude)
+            except OSError as e:
+                kind = f"cannot read ({e.strerror or e})"
+            if kind == "folder":
+                subfolders.append(path)
+            elif kind == "image":
+                yield path
+            elif kind is not None:
+                skip(path, kind)
+        stack.extend(reversed(subfolders))  # popped in sorted order
+
+
+def _classify(entry: os.DirEntry, exclude: tuple[str, ...]) -> str | None:
+    """``"folder"`` to enter, ``"image"`` to yield, None to pass over silently, or the reason to report it."""
+    name = entry.name
+    if entry.is_dir(follow_symlinks=False):
+        if name in exclude:
+            return None
+        return "folder" if _is_utf8(name) else _name_reason(name, "folder")
+    if entry.is_symlink() and entry.is_dir():
+        if name in exclude:
+            return None
+        return ("symbolic link to a folder, not followed (links can loop); "
+                "index the target folder itself or move the folder here")
+    if os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
+        return None
+    if not _is_utf8(name):
+        return _name_reason(name, "file")
+    if entry.is_file():  # follows symbolic links: a link to a regular file is an image like any other
+        return "image"
+    return _not_regular_reason(entry.path)
+
+
+def _is_utf8(name: str) -> bool:
+    # os.scandir decodes undecodable bytes to lone surrogates (surrogateescape); those cannot be encoded back.
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _name_reason(name: str, what: str) -> str:
+    return (f"{what} name {os.fsencode(name)!r} is not valid UTF-8; rename it to UTF-8, e.g. "
+            f"`convmv -f latin1 -t utf8 --notest NAME` (latin1 being its likely encoding)")
+
+
+def _not_regular_reason(path: str | os.PathLike) -> str:
+    """Why *path* (which has an image extension) is not a regular file, with what to do about it."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return f"broken symbolic link (its target {os.readlink(path)!r} does not exist); remove or repair it"
+        return "no such file (removed while reading?)"
+    return f"{_kind(mode)}, not a regular file; remove it or rename it without an image extension"
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return f"a special file ({stat.filemode(mode)})"
 
 
 def open_image(path: str | os.PathLike, *, max_side: int | None = None) -> Image.Image:

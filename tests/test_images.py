@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import struct
+import threading
+import zlib
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from artspace import images
 from artspace.errors import UnreadableImage
+from artspace.images import open_image, to_pil, to_tensor, walk_images
 from artspace.images import open_image, to_pil, to_tensor, walk_images
 
 
@@ -99,3 +105,124 @@ def test_tensor_round_trip():
     x = to_tensor(im)
     assert x.shape == (3, 5, 7) and 0 <= x.min() and x.max() <= 1
     assert np.array_equal(np.asarray(to_pil(x)), np.asarray(im))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Hostile files: every one is refused or reported, none stops, hangs or blows up a walk or a decode.
+
+def write_png(path, width: int, height: int):
+    """A real black 1-bit PNG of any size, written by streaming compressed zero rows (never held in memory)."""
+    row = bytes(1 + (width + 7) // 8)  # filter type 0, then the row's bits
+    batch = max(1, (1 << 22) // len(row))
+    z = zlib.compressobj(1)  # level 1: fastest, and zeros still shrink a thousandfold
+
+    def chunk(f, kind: bytes, data: bytes):
+        f.write(struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data)))
+
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n")
+        chunk(f, b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+        for start in range(0, height, batch):
+            chunk(f, b"IDAT", z.compress(row * min(batch, height - start)))
+        chunk(f, b"IDAT", z.flush())
+        chunk(f, b"IEND", b"")
+    return path
+
+
+def within(seconds: float, fn, *args, release=None):
+    """fn(*args) in a daemon thread; a test failure, not a hung suite, if it takes longer (then *release* it)."""
+    out = {}
+
+    def target():
+        try:
+            out["value"] = fn(*args)
+        except BaseException as e:  # re-raised in the test's thread
+            out["error"] = e
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(seconds)
+    if t.is_alive():
+        if release is not None:
+            release()
+        pytest.fail(f"{fn.__name__} still running after {seconds} s: it blocks")
+    if "error" in out:
+        raise out["error"]
+    return out.get("value")
+
+
+def animated(path, colours=("red", "blue")):
+    frames = [Image.new("RGB", (8, 8), c) for c in colours]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0,
+                   **({"lossless": True} if path.suffix == ".webp" else {}))
+    return path
+
+
+@pytest.fixture
+def hostile(tmp_path):
+    """A folder holding one of each kind of hostile entry, beside two good images and a link to one."""
+    Image.new("RGB", (8, 8), "green").save(tmp_path / "good.png")
+    (tmp_path / "link.png").symlink_to(tmp_path / "good.png")
+    (tmp_path / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    os.mkfifo(tmp_path / "x.png")
+    fd = os.open(os.fsencode(str(tmp_path)) + b"/latin1_\xe9.png", os.O_WRONLY | os.O_CREAT, 0o644)
+    os.close(fd)
+    (tmp_path / "loop").symlink_to(tmp_path, target_is_directory=True)
+    write_png(tmp_path / "bomb.png", 30000, 30000)
+    animated(tmp_path / "anim.gif")
+    return tmp_path
+
+
+def test_walk_yields_regular_files_and_reports_every_other_entry_once(hostile):
+    skipped = []
+    found = within(10, lambda: list(walk_images(hostile, on_skip=lambda p, r: skipped.append((p, r)))))
+    assert [p.name for p in found] == ["anim.gif", "bomb.png", "good.png", "link.png"]
+    reasons = {p.name: r for p, r in skipped}
+    assert len(skipped) == len(reasons) == 4
+    assert "broken symbolic link" in reasons["gone.png"] and "nowhere.png" in reasons["gone.png"]
+    assert "named pipe (FIFO)" in reasons["x.png"] and "not a regular file" in reasons["x.png"]
+    assert "symbolic link to a folder, not followed" in reasons["loop"]
+    bad_name = os.fsdecode(b"latin1_\xe9.png")
+    assert "not valid UTF-8" in reasons[bad_name] and "convmv" in reasons[bad_name]
+    assert repr(b"latin1_\xe9.png") in reasons[bad_name]
+    reasons[bad_name].encode("utf-8")  # the reason itself is printable, unlike the path
+    assert all(isinstance(p, type(hostile)) for p, _ in skipped)
+
+
+def test_walk_without_on_skip_is_silent(hostile):
+    assert [p.name for p in walk_images(hostile)] == ["anim.gif", "bomb.png", "good.png", "link.png"]
+
+
+def test_unreadable_folder_is_reported(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root reads folders whatever their mode; test_folder_that_cannot_be_listed covers the path")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    Image.new("RGB", (4, 4)).save(locked / "inside.png")
+    Image.new("RGB", (4, 4)).save(tmp_path / "outside.png")
+    locked.chmod(0)
+    try:
+        skipped = []
+        found = list(walk_images(tmp_path, on_skip=lambda p, r: skipped.append((p, r))))
+    finally:
+        locked.chmod(0o755)
+    assert [p.name for p in found] == ["outside.png"]
+    assert skipped == [(locked, skipped[0][1])] and "cannot read folder" in skipped[0][1]
+
+
+def test_folder_that_cannot_be_listed(tmp_path, monkeypatch):
+    # The same path as a chmod 000 folder, also when the tests run as root (whom chmod does not stop).
+    (tmp_path / "locked").mkdir()
+    Image.new("RGB", (4, 4)).save(tmp_path / "locked" / "inside.png")
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if os.path.basename(path) == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    skipped = []
+    assert list(walk_images(tmp_path, on_skip=lambda p, r: skipped.append((p, r)))) == []
+    assert len(skipped) == 1 and skipped[0][0] == tmp_path / "locked"
+    assert "cannot read folder (Permission denied)" in skipped[0][1] and "chmod" in skipped[0][1]
