@@ -16,7 +16,7 @@ import torch
 from PIL import Image, ImageFile, ImageOps
 
 from .atomic import atomic_write
-from .errors import UnreadableImage
+from .errors import InvalidOption, UnreadableImage
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -35,18 +35,17 @@ IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp", ".dib", ".gif"}
 )
 
-#: Largest image (in pixels) artspace agrees to decode: 1.5 gigapixels, enough for the largest museum scans,
-#: which are reduced while decoding. Pillow's own guard (89 Mpx) would refuse ordinary high-resolution scans;
-#: above this limit the file is refused with a message instead of exhausting memory.
-MAX_PIXELS = 1_500_000_000
+#: Largest image, in decoded pixels, that :func:`open_image` agrees to decode unless told otherwise (``max_pixels=``,
+#: ``--max-pixels``): 100 megapixels, a 10000 x 10000 scan, above Pillow's own 89 Mpx warning. A small file whose
+#: header claims more (a decompression bomb) is refused before a pixel is decoded, at no cost. JPEGs count at the
+#: reduced scale they are decoded at (``max_side``), so huge JPEG scans still pass.
+MAX_PIXELS = 100_000_000
 
 # Truncated files must fail loudly, not decode half-grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
-# Pillow's decompression-bomb guard (89 Mpx warning, 179 Mpx error) refuses ordinary museum scans. artspace replaces
-# it with its own explicit limit, checked on the header before any pixel is decoded (see open_image).
-if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_PIXELS:
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-
+# Pillow's decompression-bomb guard (a warning on stderr above 89 Mpx, an error above 179 Mpx) is switched off:
+# open_image checks every header against its own, per-call limit before a pixel is decoded, and says what to do.
+Image.MAX_IMAGE_PIXELS = None
 
 #: A callback told about each file or folder that walk_images leaves out: ``on_skip(path, reason)``.
 OnSkip = Callable[[Path, str], None]
@@ -161,52 +160,119 @@ def _kind(mode: int) -> str:
     return f"a special file ({stat.filemode(mode)})"
 
 
-def open_image(path: str | os.PathLike, *, max_side: int | None = None) -> Image.Image:
-    """Decode *path* into an 8-bit RGB :class:`PIL.Image.Image`.
+def open_image(path: str | os.PathLike, *, max_side: int | None = None,
+               max_pixels: int | None = None) -> Image.Image:
+    """Decode *path* into an 8-bit RGB :class:`PIL.Image.Image`, refusing anything unsafe before decoding it.
 
     EXIF orientation is applied; CMYK, 16-bit, palette, greyscale and alpha images become RGB (alpha over white).
-    With *max_side*, the image is reduced so that its long side is at most *max_side* pixels — JPEGs are reduced
-    while decoding (``draft``), so huge scans never occupy full-resolution memory.
+    Animated images (GIF, APNG, animated WebP) give their first frame. With *max_side*, the image is reduced so that
+    its long side is at most *max_side* pixels — JPEGs are reduced while decoding (``draft``: 1/2, 1/4 or 1/8
+    scale), so huge scans never occupy full-resolution memory.
+
+    Only regular files are opened (checked with ``stat`` first, so a FIFO never blocks), and the size in the header
+    is checked against the pixel budget before any pixel is decoded, so a small file claiming a huge image costs
+    nothing.
+
+    Parameters
+    ----------
+    path : path
+        The image file.
+    max_side : int, optional
+        Longest side of the result, in pixels.
+    max_pixels : int, optional
+        Largest image decoded, in pixels (default :data:`MAX_PIXELS`); for a JPEG, the pixels decoded after the
+        reduction that *max_side* allows.
 
     Raises
     ------
     UnreadableImage
-        With the file and the reason: missing, empty, not an image, truncated, or larger than :data:`MAX_PIXELS`.
+        With the file and the reason: missing, not a regular file, empty, not an image, truncated, or above the
+        pixel budget (with the fix).
+    InvalidOption
+        If *max_pixels* is not a positive number.
     """
     path = Path(path)
-    try:
-        size = path.stat().st_size
-    except OSError as e:
-        raise UnreadableImage(path, f"cannot read file ({e.strerror or e})") from None
-    if size == 0:
-        raise UnreadableImage(path, "file is empty (0 bytes)")
-    try:
-        im = Image.open(path)
-        w, h = im.size
-        if w * h > MAX_PIXELS:
-            raise UnreadableImage(
-                path,
-                f"{w}x{h} is {w * h / 1e6:.0f} megapixels, above artspace's limit of "
-                f"{MAX_PIXELS / 1e6:.0f}; downscale it first (e.g. `vips resize`)",
-            )
-        if max_side and im.format == "JPEG" and max(w, h) > 2 * max_side:
-            # Decode at 1/2, 1/4 or 1/8 scale directly: fast and memory-light for huge scans.
-            scale = max(w, h) / max_side
-            im.draft("RGB", (int(w / scale) + 1, int(h / scale) + 1))
-        im.load()
-        im = ImageOps.exif_transpose(im)
-        im = _to_rgb(im)
-    except UnreadableImage:
-        raise
-    except Image.DecompressionBombError as e:
-        raise UnreadableImage(path, f"image too large to decode safely ({e})") from None
-    except Image.UnidentifiedImageError:
-        raise UnreadableImage(path, "not an image Pillow can decode (wrong extension or corrupt header)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise UnreadableImage(path, f"cannot decode image: {e}") from None
+    limit = _pixel_limit(max_pixels)
+    with _open_regular(path) as f:
+        try:
+            im = Image.open(f)
+            im.seek(0)  # animated images: the first frame, whichever frame a plugin opened on
+            size = im.size
+            if max_side and im.format == "JPEG" and max(size) > 2 * max_side:
+                # Decode at 1/2, 1/4 or 1/8 scale directly: fast and memory-light for huge scans.
+                scale = max(size) / max_side
+                im.draft("RGB", (int(size[0] / scale) + 1, int(size[1] / scale) + 1))
+            _check_budget(path, size, im.size, limit)
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            im = _to_rgb(im)
+        except UnreadableImage:
+            raise
+        except Image.DecompressionBombError as e:  # only if someone switched Pillow's guard back on
+            raise UnreadableImage(path, f"image too large to decode safely ({e})") from None
+        except Image.UnidentifiedImageError:
+            raise UnreadableImage(path, "not an image Pillow can decode (wrong extension or corrupt header)") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as e:
+            raise UnreadableImage(path, f"cannot decode image: {e}") from None
     if max_side and max(im.size) > max_side:
         im = resize_long_side(im, max_side)
     return im
+
+
+def _pixel_limit(max_pixels: int | None) -> int:
+    if max_pixels is None:
+        return MAX_PIXELS  # read at call time, so that changing images.MAX_PIXELS takes effect
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, float)) or max_pixels < 1:
+        raise InvalidOption(f"max_pixels must be a positive number of pixels, not {max_pixels!r}")
+    return int(max_pixels)
+
+
+def _open_regular(path: Path):
+    """Open *path* for reading if it is a regular file with data; :class:`UnreadableImage` saying what it is if not.
+
+    ``stat`` comes first, so a FIFO or device is never opened at all (opening a FIFO blocks until a writer comes).
+    The file is then opened non-blocking and checked again, in case it was swapped for a FIFO in between.
+    """
+    try:
+        _require_regular(path, os.stat(path))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError as e:
+        reason = _not_regular_reason(path) if os.path.islink(path) else f"cannot read file ({e.strerror})"
+        raise UnreadableImage(path, reason) from None
+    except OSError as e:
+        raise UnreadableImage(path, f"cannot read file ({e.strerror or e})") from None
+    try:
+        _require_regular(path, os.fstat(fd))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _require_regular(path: Path, st: os.stat_result) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        raise UnreadableImage(path, f"{_kind(st.st_mode)}, not a regular file; artspace only reads image files")
+    if st.st_size == 0:
+        raise UnreadableImage(path, "file is empty (0 bytes)")
+
+
+def _check_budget(path: Path, size: tuple[int, int], decoded: tuple[int, int], limit: int) -> None:
+    """Refuse, before decoding, an image whose *decoded* size is above *limit* pixels, saying how to proceed."""
+    w, h = decoded
+    if w * h <= limit:
+        return
+    what = f"{w}x{h}" if decoded == size else f"{size[0]}x{size[1]}, even read at reduced scale as {w}x{h},"
+    raise UnreadableImage(
+        path,
+        f"{what} is {_megapixels(w * h)} megapixels, above the limit of {_megapixels(limit)} megapixels decoded at once; "
+        f"downscale it first (e.g. `vips resize FILE smaller.tif 0.5`) or raise the limit with --max-pixels "
+        f"(max_pixels= in Python) if the memory is there",
+    )
+
+
+def _megapixels(n: int) -> str:
+    return f"{n / 1e6:,.0f}" if n >= 10_000_000 else f"{n / 1e6:.2g}"
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:

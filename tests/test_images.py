@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import struct
 import threading
+import warnings
 import zlib
 
 import numpy as np
@@ -12,8 +13,7 @@ import pytest
 from PIL import Image
 
 from artspace import images
-from artspace.errors import UnreadableImage
-from artspace.images import open_image, to_pil, to_tensor, walk_images
+from artspace.errors import InvalidOption, UnreadableImage
 from artspace.images import open_image, to_pil, to_tensor, walk_images
 
 
@@ -110,6 +110,7 @@ def test_tensor_round_trip():
 # ---------------------------------------------------------------------------------------------------------------
 # Hostile files: every one is refused or reported, none stops, hangs or blows up a walk or a decode.
 
+
 def write_png(path, width: int, height: int):
     """A real black 1-bit PNG of any size, written by streaming compressed zero rows (never held in memory)."""
     row = bytes(1 + (width + 7) // 8)  # filter type 0, then the row's bits
@@ -149,6 +150,14 @@ def within(seconds: float, fn, *args, release=None):
     if "error" in out:
         raise out["error"]
     return out.get("value")
+
+
+def unblock_fifo(path):
+    """Let a reader blocked on opening the FIFO *path* go (a non-blocking writer opens and closes it)."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:
+        pass
 
 
 def animated(path, colours=("red", "blue")):
@@ -193,6 +202,37 @@ def test_walk_without_on_skip_is_silent(hostile):
     assert [p.name for p in walk_images(hostile)] == ["anim.gif", "bomb.png", "good.png", "link.png"]
 
 
+def test_opening_what_the_walk_yields_never_blocks_nor_warns(hostile):
+    def open_all():
+        results = {}
+        for p in list(walk_images(hostile)) + [hostile / "x.png", hostile / "gone.png"]:
+            try:
+                results[p.name] = open_image(p, max_side=64)
+            except UnreadableImage as e:
+                results[p.name] = e
+        return results
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = within(10, open_all, release=lambda: unblock_fifo(hostile / "x.png"))
+    assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
+    assert results["link.png"].getpixel((0, 0)) == results["good.png"].getpixel((0, 0)) == (0, 128, 0)
+    assert results["anim.gif"].getpixel((0, 0)) == (255, 0, 0)
+    assert "named pipe (FIFO), not a regular file" in str(results["x.png"])
+    assert "broken symbolic link" in str(results["gone.png"])
+    bomb = str(results["bomb.png"])
+    assert "bomb.png" in bomb and "30000x30000 is 900 megapixels" in bomb
+    assert f"limit of {images.MAX_PIXELS / 1e6:.0f} megapixels" in bomb
+    assert "vips resize" in bomb and "--max-pixels" in bomb and "max_pixels=" in bomb
+
+
+def test_fifo_is_refused_before_it_is_opened(tmp_path):
+    fifo = tmp_path / "x.png"
+    os.mkfifo(fifo)
+    with pytest.raises(UnreadableImage, match="FIFO"):
+        within(5, open_image, fifo, release=lambda: unblock_fifo(fifo))
+
+
 def test_unreadable_folder_is_reported(tmp_path):
     if os.geteuid() == 0:
         pytest.skip("root reads folders whatever their mode; test_folder_that_cannot_be_listed covers the path")
@@ -226,3 +266,44 @@ def test_folder_that_cannot_be_listed(tmp_path, monkeypatch):
     assert list(walk_images(tmp_path, on_skip=lambda p, r: skipped.append((p, r)))) == []
     assert len(skipped) == 1 and skipped[0][0] == tmp_path / "locked"
     assert "cannot read folder (Permission denied)" in skipped[0][1] and "chmod" in skipped[0][1]
+
+
+def test_pillow_guard_never_warns(tmp_path):
+    # 100 Mpx sits between Pillow's warning (89 Mpx) and its error (179 Mpx); artspace's own check speaks instead.
+    p = write_png(tmp_path / "wide.png", 10000, 10000)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(UnreadableImage, match="100 megapixels, above the limit of 1 megapixels"):
+            open_image(p, max_pixels=1_000_000)
+    assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+def test_max_pixels_raises_or_lowers_the_limit_per_call(tmp_path, monkeypatch):
+    p = tmp_path / "mid.png"
+    Image.new("RGB", (300, 300), "white").save(p)
+    with pytest.raises(UnreadableImage, match="300x300 is 0.09 megapixels, above the limit of 0.05 megapixels"):
+        open_image(p, max_pixels=50_000)
+    monkeypatch.setattr(images, "MAX_PIXELS", 50_000)
+    assert open_image(p, max_pixels=90_000).size == (300, 300)
+    with pytest.raises(InvalidOption, match="max_pixels"):
+        open_image(p, max_pixels=0)
+
+
+def test_jpeg_budget_counts_the_reduced_decode(tmp_path):
+    p = tmp_path / "scan.jpg"
+    Image.new("RGB", (4000, 3000), "white").save(p)  # 12 Mpx; for max_side=400 read at 1/8 scale: 500x375
+    assert max(open_image(p, max_side=400, max_pixels=200_000).size) == 400
+    with pytest.raises(UnreadableImage, match="4000x3000 is 12 megapixels, above the limit of 1 megapixels"):
+        open_image(p, max_pixels=1_000_000)
+    with pytest.raises(UnreadableImage, match="even read at reduced scale as 500x375"):
+        open_image(p, max_side=400, max_pixels=100_000)
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".png", ".webp"])
+def test_animated_images_give_their_first_frame(tmp_path, suffix):
+    p = animated(tmp_path / f"anim{suffix}")
+    with Image.open(p) as im:
+        assert getattr(im, "n_frames", 1) == 2
+    im = open_image(p)
+    assert im.mode == "RGB" and im.size == (8, 8)
+    assert np.array_equal(np.asarray(im), np.full((8, 8, 3), (255, 0, 0), np.uint8))
