@@ -36,9 +36,11 @@ IMAGE_EXTENSIONS = frozenset(
 )
 
 #: Largest image, in decoded pixels, that :func:`open_image` agrees to decode unless told otherwise (``max_pixels=``,
-#: ``--max-pixels``): 100 megapixels, a 10000 x 10000 scan, above Pillow's own 89 Mpx warning. A small file whose
-#: header claims more (a decompression bomb) is refused before a pixel is decoded, at no cost. JPEGs count at the
-#: reduced scale they are decoded at (``max_side``), so huge JPEG scans still pass.
+#: ``--max-pixels``): 100 megapixels, a 10000 x 10000 scan. Pillow holds 8-bit RGB at 4 bytes a pixel, so at this
+#: limit one decode adds about 0.4 GB (measured: 380 MiB for RGB, 650 MiB for 16-bit grey, 750 MiB with alpha;
+#: benchmarks/bench_hostile.py), which with the 1.5-1.8 GB the rest of `artspace index` takes stays near 2 GB.
+#: A small file whose header claims more (a decompression bomb) is refused before a pixel is decoded, at no cost.
+#: JPEGs count at the reduced scale they are decoded at (``max_side``), so huge JPEG scans still pass.
 MAX_PIXELS = 100_000_000
 
 # Truncated files must fail loudly, not decode half-grey.
@@ -204,7 +206,7 @@ def open_image(path: str | os.PathLike, *, max_side: int | None = None,
                 im.draft("RGB", (int(size[0] / scale) + 1, int(size[1] / scale) + 1))
             _check_budget(path, size, im.size, limit)
             im.load()
-            im = ImageOps.exif_transpose(im)
+            ImageOps.exif_transpose(im, in_place=True)  # in place: a copy would double the peak memory
             im = _to_rgb(im)
         except UnreadableImage:
             raise
@@ -276,27 +278,62 @@ def _megapixels(n: int) -> str:
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
-    """Convert any Pillow mode to 8-bit RGB, scaling 16-bit and float data to the full 0-255 range."""
-    mode = im.mode
-    if mode == "RGB":
+    """Convert any Pillow mode to 8-bit RGB, scaling 16-bit and float data to the full 0-255 range.
+
+    Conversions go a band of rows at a time into one RGB image, so that the peak memory is the input plus the
+    output (4 bytes a pixel), not the three or four full-size intermediates that compositing alpha would take: at
+    the pixel budget each full-size copy is hundreds of megabytes. Every conversion is per pixel, so banding
+    changes no value.
+    """
+    if im.mode == "RGB":
         return im
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        a = np.asarray(im, dtype=np.float64)
-        if mode.startswith("I;16"):
-            a = a / 65535.0
-        else:
-            lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
-            a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
-        a = np.clip(np.nan_to_num(a) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return Image.fromarray(a, "L").convert("RGB")
+    if im.mode in ("I", "F"):
+        return _scaled_to_rgb(im)
+    w, h = im.size
+    out = Image.new("RGB", im.size)
+    rows = max(1, _BAND_BYTES // (4 * w))
+    for y in range(0, h, rows):
+        out.paste(_band_to_rgb(im.crop((0, y, w, min(h, y + rows)))), (0, y))
+    return out
+
+
+#: Size of the RGB bands _to_rgb converts at a time: small next to any image worth banding, large enough that the
+#: per-band overhead does not show.
+_BAND_BYTES = 8 << 20
+
+
+def _band_to_rgb(im: Image.Image) -> Image.Image:
+    """One band of :func:`_to_rgb` (crop keeps the palette and transparency)."""
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        return Image.fromarray(_sixteen_to_eight(np.asarray(im)), "L").convert("RGB")
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
-        im = im.convert("RGBA")
+        if mode != "RGBA":
+            im = im.convert("RGBA")
         background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, im).convert("RGB")
-    if mode in ("RGB;16", "RGBA;16", "RGBX"):
-        return im.convert("RGB")
-    # CMYK (JPEG and TIFF), YCbCr, LAB, L, 1, P: Pillow's own conversions.
+        return Image.alpha_composite(background, im).convert("RGB")  # alpha over white paper
+    # CMYK (JPEG and TIFF), YCbCr, LAB, RGBX, L, 1, P: Pillow's own conversions.
     return im.convert("RGB")
+
+
+def _scaled_to_rgb(im: Image.Image) -> Image.Image:
+    """32-bit integer or float samples stretched from their own minimum and maximum to 0-255 (rare: whole image)."""
+    a = np.asarray(im, dtype=np.float64)
+    lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
+    a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+    a = np.clip(np.nan_to_num(a) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return Image.fromarray(a, "L").convert("RGB")
+
+
+def _sixteen_to_eight(a: np.ndarray) -> np.ndarray:
+    """round(v / 65535 * 255) = round(v / 257) for 16-bit samples, in integers: 4 bytes a pixel, not float64's 8+.
+
+    257 is odd, so v / 257 is never halfway between two integers and no rounding tie can arise.
+    """
+    out = a.astype(np.uint32)
+    out += 128
+    out //= 257
+    return out.astype(np.uint8)
 
 
 def resize_long_side(im: Image.Image, long_side: int) -> Image.Image:

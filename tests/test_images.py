@@ -307,3 +307,39 @@ def test_animated_images_give_their_first_frame(tmp_path, suffix):
     im = open_image(p)
     assert im.mode == "RGB" and im.size == (8, 8)
     assert np.array_equal(np.asarray(im), np.full((8, 8, 3), (255, 0, 0), np.uint8))
+
+
+def test_sixteen_bit_conversion_is_the_rounded_scale_for_every_value():
+    v = np.arange(65536, dtype=np.uint16)
+    expected = np.floor(v.astype(np.float64) / 65535.0 * 255.0 + 0.5).astype(np.uint8)
+    assert np.array_equal(images._sixteen_to_eight(v), expected)
+
+
+def banded_modes():
+    rng = np.random.default_rng(2)
+    rgba = Image.fromarray(rng.integers(0, 256, (37, 23, 4), dtype=np.uint8), "RGBA")
+    pal = rgba.convert("RGB").quantize(16)
+    pal.info["transparency"] = 3
+    return {
+        "RGBA": rgba,
+        "LA": rgba.convert("LA"),
+        "P+transparency": pal,
+        "CMYK": rgba.convert("CMYK"),
+        "I;16": Image.fromarray(rng.integers(0, 65536, (37, 23), dtype=np.uint16)),
+        "1": rgba.convert("1"),
+    }
+
+
+@pytest.mark.parametrize("mode", list(banded_modes()))
+def test_banded_conversion_matches_whole_image_conversion(mode, monkeypatch):
+    im = banded_modes()[mode]
+    whole = np.asarray(images._band_to_rgb(im))  # the conversion applied to the whole image at once
+    monkeypatch.setattr(images, "_BAND_BYTES", 4 * 23 * 5)  # five rows a band, the last one short
+    assert np.array_equal(np.asarray(images._to_rgb(im)), whole)
+
+
+def test_alpha_is_composited_over_white():
+    rgba = banded_modes()["RGBA"]
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    assert np.array_equal(np.asarray(images._to_rgb(rgba)),
+                          np.asarray(Image.alpha_composite(white, rgba).convert("RGB")))
