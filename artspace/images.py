@@ -36,11 +36,12 @@ IMAGE_EXTENSIONS = frozenset(
 )
 
 #: Largest image, in decoded pixels, that :func:`open_image` agrees to decode unless told otherwise (``max_pixels=``,
-#: ``--max-pixels``): 100 megapixels, a 10000 x 10000 scan. Pillow holds 8-bit RGB at 4 bytes a pixel, so at this
-#: limit one decode adds about 0.4 GB (measured: 380 MiB for RGB, 650 MiB for 16-bit grey, 750 MiB with alpha;
-#: benchmarks/bench_hostile.py), which with the 1.5-1.8 GB the rest of `artspace index` takes stays near 2 GB.
-#: A small file whose header claims more (a decompression bomb) is refused before a pixel is decoded, at no cost.
-#: JPEGs count at the reduced scale they are decoded at (``max_side``), so huge JPEG scans still pass.
+#: ``--max-pixels``): 100 megapixels, a 10000 x 10000 scan, above Pillow's own 89 Mpx warning. Pillow holds 8-bit
+#: RGB at 4 bytes a pixel, so one decode at this limit adds, measured with max_side=448 as index reads: 390 MiB for
+#: RGB, 590 MiB for 16-bit grey, 800 MiB with alpha (benchmarks/bench_hostile.py). With the 1.5-1.8 GB the rest of
+#: `artspace index` takes, an RGB image at the limit keeps it near 2 GB; a small file whose header claims more (a
+#: decompression bomb) is refused before a pixel is decoded, at no cost. JPEGs count at the reduced scale they are
+#: decoded at (``max_side``), so huge JPEG scans still pass.
 MAX_PIXELS = 100_000_000
 
 # Truncated files must fail loudly, not decode half-grey.
