@@ -170,7 +170,9 @@ def open_image(path: str | os.PathLike, *, max_side: int | None = None,
     EXIF orientation is applied; CMYK, 16-bit, palette, greyscale and alpha images become RGB (alpha over white).
     Animated images (GIF, APNG, animated WebP) give their first frame. With *max_side*, the image is reduced so that
     its long side is at most *max_side* pixels — JPEGs are reduced while decoding (``draft``: 1/2, 1/4 or 1/8
-    scale), so huge scans never occupy full-resolution memory.
+    scale), so huge scans never occupy full-resolution memory. The result's ``info["source_size"]`` is the file's
+    own (width, height) as displayed, after EXIF orientation and before any reduction: what a catalog records,
+    without opening the file a second time.
 
     Only regular files are opened (checked with ``stat`` first, so a FIFO never blocks), and the size in the header
     is checked against the pixel budget before any pixel is decoded, so a small file claiming a huge image costs
@@ -207,7 +209,9 @@ def open_image(path: str | os.PathLike, *, max_side: int | None = None,
                 im.draft("RGB", (int(size[0] / scale) + 1, int(size[1] / scale) + 1))
             _check_budget(path, size, im.size, limit)
             im.load()
+            decoded = im.size
             ImageOps.exif_transpose(im, in_place=True)  # in place: a copy would double the peak memory
+            source_size = size if im.size == decoded else size[::-1]  # a quarter turn swaps the sides
             im = _to_rgb(im)
         except UnreadableImage:
             raise
@@ -219,6 +223,7 @@ def open_image(path: str | os.PathLike, *, max_side: int | None = None,
             raise UnreadableImage(path, f"cannot decode image: {e}") from None
     if max_side and max(im.size) > max_side:
         im = resize_long_side(im, max_side)
+    im.info["source_size"] = source_size
     return im
 
 

@@ -92,6 +92,17 @@ def test_huge_scans_are_reduced_while_decoding(tmp_path):
     assert max(im.size) == 400 and im.size[0] / im.size[1] == pytest.approx(4 / 3, rel=0.01)
 
 
+def test_source_size_is_the_full_size_as_displayed(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    p = tmp_path / "turned.jpg"
+    Image.new("RGB", (4000, 3000), "white").save(p, exif=exif)
+    im = open_image(p, max_side=400)  # read at 1/8 scale, turned, reduced
+    assert im.size == (300, 400) and im.info["source_size"] == (3000, 4000)
+    Image.new("RGB", (40, 20)).save(tmp_path / "plain.png")
+    assert open_image(tmp_path / "plain.png", max_side=10).info["source_size"] == (40, 20)
+
+
 def test_larger_than_limit_is_refused_with_advice(tmp_path, monkeypatch):
     p = tmp_path / "big.png"
     Image.new("RGB", (300, 300)).save(p)
