@@ -7,15 +7,16 @@ Everything that turns a file into pixels lives here: the recursive walk, format 
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 from PIL import Image, ImageFile, ImageOps
 
 from .atomic import atomic_write
-from .errors import UnreadableImage
+from .errors import InvalidOption, UnreadableImage
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -31,108 +32,314 @@ __all__ = [
 
 #: File extensions treated as images (lower case). Anything else in a folder is ignored.
 IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp", ".dib"}
+    {".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp", ".dib", ".gif"}
 )
 
-#: Largest image (in pixels) artspace agrees to decode: 1.5 gigapixels, enough for the largest museum scans,
-#: which are reduced while decoding. Pillow's own guard (89 Mpx) would refuse ordinary high-resolution scans;
-#: above this limit the file is refused with a message instead of exhausting memory.
-MAX_PIXELS = 1_500_000_000
+#: Largest image, in decoded pixels, that :func:`open_image` agrees to decode unless told otherwise (``max_pixels=``,
+#: ``--max-pixels``): 100 megapixels, a 10000 x 10000 scan, above Pillow's own 89 Mpx warning. Pillow holds 8-bit
+#: RGB at 4 bytes a pixel, so one decode at this limit adds, measured with max_side=448 as index reads: 390 MiB for
+#: RGB, 590 MiB for 16-bit grey, 800 MiB with alpha (benchmarks/bench_hostile.py). With the 1.5-1.8 GB the rest of
+#: `artspace index` takes, an RGB image at the limit keeps it near 2 GB; a small file whose header claims more (a
+#: decompression bomb) is refused before a pixel is decoded, at no cost. JPEGs count at the reduced scale they are
+#: decoded at (``max_side``), so huge JPEG scans still pass.
+MAX_PIXELS = 100_000_000
 
 # Truncated files must fail loudly, not decode half-grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
-# Pillow's decompression-bomb guard (89 Mpx warning, 179 Mpx error) refuses ordinary museum scans. artspace replaces
-# it with its own explicit limit, checked on the header before any pixel is decoded (see open_image).
-if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_PIXELS:
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# Pillow's decompression-bomb guard (a warning on stderr above 89 Mpx, an error above 179 Mpx) is switched off:
+# open_image checks every header against its own, per-call limit before a pixel is decoded, and says what to do.
+Image.MAX_IMAGE_PIXELS = None
+
+#: A callback told about each file or folder that walk_images leaves out: ``on_skip(path, reason)``.
+OnSkip = Callable[[Path, str], None]
 
 
-def walk_images(root: str | os.PathLike, *, exclude: tuple[str, ...] = (".artspace",)) -> Iterator[Path]:
-    """Yield image files below *root*, recursively, in a stable (sorted) order.
+def walk_images(root: str | os.PathLike, *, exclude: tuple[str, ...] = (".artspace",),
+                on_skip: OnSkip | None = None) -> Iterator[Path]:
+    """Yield the image files below *root*, recursively, in a stable order.
 
-    Hidden folders and the catalog folders named in *exclude* are skipped; files without an image extension are
-    ignored.
+    Each folder's files come first, sorted by name, then its subfolders, likewise. Hidden names (``.x``) and the
+    folders named in *exclude* are passed over silently, as are files without an image extension.
+
+    Only regular files (or symbolic links to one) are yielded. Whatever else would have been an image — a broken
+    link, a FIFO, socket or device with an image extension, a folder that cannot be read, a symbolic link to a
+    folder (never followed: links can loop), a name that is not valid UTF-8 — is reported once through
+    ``on_skip(path, reason)`` and left out; without *on_skip* it is left out silently.
+
+    Parameters
+    ----------
+    root : path
+        The collection's folder.
+    exclude : tuple of str
+        Folder names never entered, at any depth (the catalog folders).
+    on_skip : callable, optional
+        Called as ``on_skip(path, reason)`` with a :class:`~pathlib.Path` and a one-line reason saying the fix. A
+        non-UTF-8 path holds lone surrogates and cannot be printed to a strict stream; its reason quotes its bytes.
     """
-    root = Path(root)
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in exclude)
-        for name in sorted(filenames):
-            if name.startswith("."):
+    skip = on_skip if on_skip is not None else (lambda path, reason: None)
+    stack = [Path(root)]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            skip(folder, f"cannot read folder ({e.strerror or e}); the images in it are left out: "
+                         f"give read access (chmod u+rx) or move them elsewhere")
+            continue
+        subfolders = []
+        for entry in entries:
+            if entry.name.startswith("."):
                 continue
-            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
-                yield Path(dirpath) / name
+            path = folder / entry.name
+            try:
+                kind = _classify(entry, exclude)
+            except OSError as e:
+                kind = f"cannot read ({e.strerror or e})"
+            if kind == "folder":
+                subfolders.append(path)
+            elif kind == "image":
+                yield path
+            elif kind is not None:
+                skip(path, kind)
+        stack.extend(reversed(subfolders))  # popped in sorted order
 
 
-def open_image(path: str | os.PathLike, *, max_side: int | None = None) -> Image.Image:
-    """Decode *path* into an 8-bit RGB :class:`PIL.Image.Image`.
+def _classify(entry: os.DirEntry, exclude: tuple[str, ...]) -> str | None:
+    """``"folder"`` to enter, ``"image"`` to yield, None to pass over silently, or the reason to report it."""
+    name = entry.name
+    if entry.is_dir(follow_symlinks=False):
+        if name in exclude:
+            return None
+        return "folder" if _is_utf8(name) else _name_reason(name, "folder")
+    if entry.is_symlink() and entry.is_dir():
+        if name in exclude:
+            return None
+        return ("symbolic link to a folder, not followed (links can loop); "
+                "index the target folder itself or move the folder here")
+    if os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
+        return None
+    if not _is_utf8(name):
+        return _name_reason(name, "file")
+    if entry.is_file():  # follows symbolic links: a link to a regular file is an image like any other
+        return "image"
+    return _not_regular_reason(entry.path)
+
+
+def _is_utf8(name: str) -> bool:
+    # os.scandir decodes undecodable bytes to lone surrogates (surrogateescape); those cannot be encoded back.
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _name_reason(name: str, what: str) -> str:
+    return (f"{what} name {os.fsencode(name)!r} is not valid UTF-8; rename it to UTF-8, e.g. "
+            f"`convmv -f latin1 -t utf8 --notest NAME` (latin1 being its likely encoding)")
+
+
+def _not_regular_reason(path: str | os.PathLike) -> str:
+    """Why *path* (which has an image extension) is not a regular file, with what to do about it."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return f"broken symbolic link (its target {os.readlink(path)!r} does not exist); remove or repair it"
+        return "no such file (removed while reading?)"
+    return f"{_kind(mode)}, not a regular file; remove it or rename it without an image extension"
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return f"a special file ({stat.filemode(mode)})"
+
+
+def open_image(path: str | os.PathLike, *, max_side: int | None = None,
+               max_pixels: int | None = None) -> Image.Image:
+    """Decode *path* into an 8-bit RGB :class:`PIL.Image.Image`, refusing anything unsafe before decoding it.
 
     EXIF orientation is applied; CMYK, 16-bit, palette, greyscale and alpha images become RGB (alpha over white).
-    With *max_side*, the image is reduced so that its long side is at most *max_side* pixels — JPEGs are reduced
-    while decoding (``draft``), so huge scans never occupy full-resolution memory.
+    Animated images (GIF, APNG, animated WebP) give their first frame. With *max_side*, the image is reduced so that
+    its long side is at most *max_side* pixels — JPEGs are reduced while decoding (``draft``: 1/2, 1/4 or 1/8
+    scale), so huge scans never occupy full-resolution memory. The result's ``info["source_size"]`` is the file's
+    own (width, height) as displayed, after EXIF orientation and before any reduction: what a catalog records,
+    without opening the file a second time.
+
+    Only regular files are opened (checked with ``stat`` first, so a FIFO never blocks), and the size in the header
+    is checked against the pixel budget before any pixel is decoded, so a small file claiming a huge image costs
+    nothing.
+
+    Parameters
+    ----------
+    path : path
+        The image file.
+    max_side : int, optional
+        Longest side of the result, in pixels.
+    max_pixels : int, optional
+        Largest image decoded, in pixels (default :data:`MAX_PIXELS`); for a JPEG, the pixels decoded after the
+        reduction that *max_side* allows.
 
     Raises
     ------
     UnreadableImage
-        With the file and the reason: missing, empty, not an image, truncated, or larger than :data:`MAX_PIXELS`.
+        With the file and the reason: missing, not a regular file, empty, not an image, truncated, or above the
+        pixel budget (with the fix).
+    InvalidOption
+        If *max_pixels* is not a positive number.
     """
     path = Path(path)
-    try:
-        size = path.stat().st_size
-    except OSError as e:
-        raise UnreadableImage(path, f"cannot read file ({e.strerror or e})") from None
-    if size == 0:
-        raise UnreadableImage(path, "file is empty (0 bytes)")
-    try:
-        im = Image.open(path)
-        w, h = im.size
-        if w * h > MAX_PIXELS:
-            raise UnreadableImage(
-                path,
-                f"{w}x{h} is {w * h / 1e6:.0f} megapixels, above artspace's limit of "
-                f"{MAX_PIXELS / 1e6:.0f}; downscale it first (e.g. `vips resize`)",
-            )
-        if max_side and im.format == "JPEG" and max(w, h) > 2 * max_side:
-            # Decode at 1/2, 1/4 or 1/8 scale directly: fast and memory-light for huge scans.
-            scale = max(w, h) / max_side
-            im.draft("RGB", (int(w / scale) + 1, int(h / scale) + 1))
-        im.load()
-        im = ImageOps.exif_transpose(im)
-        im = _to_rgb(im)
-    except UnreadableImage:
-        raise
-    except Image.DecompressionBombError as e:
-        raise UnreadableImage(path, f"image too large to decode safely ({e})") from None
-    except Image.UnidentifiedImageError:
-        raise UnreadableImage(path, "not an image Pillow can decode (wrong extension or corrupt header)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise UnreadableImage(path, f"cannot decode image: {e}") from None
+    limit = _pixel_limit(max_pixels)
+    with _open_regular(path) as f:
+        try:
+            im = Image.open(f)
+            im.seek(0)  # animated images: the first frame, whichever frame a plugin opened on
+            size = im.size
+            if max_side and im.format == "JPEG" and max(size) > 2 * max_side:
+                # Decode at 1/2, 1/4 or 1/8 scale directly: fast and memory-light for huge scans.
+                scale = max(size) / max_side
+                im.draft("RGB", (int(size[0] / scale) + 1, int(size[1] / scale) + 1))
+            _check_budget(path, size, im.size, limit)
+            im.load()
+            decoded = im.size
+            ImageOps.exif_transpose(im, in_place=True)  # in place: a copy would double the peak memory
+            source_size = size if im.size == decoded else size[::-1]  # a quarter turn swaps the sides
+            im = _to_rgb(im)
+        except UnreadableImage:
+            raise
+        except Image.DecompressionBombError as e:  # only if someone switched Pillow's guard back on
+            raise UnreadableImage(path, f"image too large to decode safely ({e})") from None
+        except Image.UnidentifiedImageError:
+            raise UnreadableImage(path, "not an image Pillow can decode (wrong extension or corrupt header)") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as e:
+            raise UnreadableImage(path, f"cannot decode image: {e}") from None
     if max_side and max(im.size) > max_side:
         im = resize_long_side(im, max_side)
+    im.info["source_size"] = source_size
     return im
 
 
+def _pixel_limit(max_pixels: int | None) -> int:
+    if max_pixels is None:
+        return MAX_PIXELS  # read at call time, so that changing images.MAX_PIXELS takes effect
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, float)) or max_pixels < 1:
+        raise InvalidOption(f"max_pixels must be a positive number of pixels, not {max_pixels!r}")
+    return int(max_pixels)
+
+
+def _open_regular(path: Path):
+    """Open *path* for reading if it is a regular file with data; :class:`UnreadableImage` saying what it is if not.
+
+    ``stat`` comes first, so a FIFO or device is never opened at all (opening a FIFO blocks until a writer comes).
+    The file is then opened non-blocking and checked again, in case it was swapped for a FIFO in between.
+    """
+    try:
+        _require_regular(path, os.stat(path))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError as e:
+        reason = _not_regular_reason(path) if os.path.islink(path) else f"cannot read file ({e.strerror})"
+        raise UnreadableImage(path, reason) from None
+    except OSError as e:
+        raise UnreadableImage(path, f"cannot read file ({e.strerror or e})") from None
+    try:
+        _require_regular(path, os.fstat(fd))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _require_regular(path: Path, st: os.stat_result) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        raise UnreadableImage(path, f"{_kind(st.st_mode)}, not a regular file; artspace only reads image files")
+    if st.st_size == 0:
+        raise UnreadableImage(path, "file is empty (0 bytes)")
+
+
+def _check_budget(path: Path, size: tuple[int, int], decoded: tuple[int, int], limit: int) -> None:
+    """Refuse, before decoding, an image whose *decoded* size is above *limit* pixels, saying how to proceed."""
+    w, h = decoded
+    if w * h <= limit:
+        return
+    what = f"{w}x{h}" if decoded == size else f"{size[0]}x{size[1]}, even read at reduced scale as {w}x{h},"
+    raise UnreadableImage(
+        path,
+        f"{what} is {_megapixels(w * h)} megapixels, above the limit of {_megapixels(limit)} megapixels decoded at once; "
+        f"downscale it first (e.g. `vips resize FILE smaller.tif 0.5`) or raise the limit with --max-pixels "
+        f"(max_pixels= in Python) if the memory is there",
+    )
+
+
+def _megapixels(n: int) -> str:
+    return f"{n / 1e6:,.0f}" if n >= 10_000_000 else f"{n / 1e6:.2g}"
+
+
 def _to_rgb(im: Image.Image) -> Image.Image:
-    """Convert any Pillow mode to 8-bit RGB, scaling 16-bit and float data to the full 0-255 range."""
-    mode = im.mode
-    if mode == "RGB":
+    """Convert any Pillow mode to 8-bit RGB, scaling 16-bit and float data to the full 0-255 range.
+
+    Conversions go a band of rows at a time into one RGB image, so that the peak memory is the input plus the
+    output (4 bytes a pixel), not the three or four full-size intermediates that compositing alpha would take: at
+    the pixel budget each full-size copy is hundreds of megabytes. Every conversion is per pixel, so banding
+    changes no value.
+    """
+    if im.mode == "RGB":
         return im
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        a = np.asarray(im, dtype=np.float64)
-        if mode.startswith("I;16"):
-            a = a / 65535.0
-        else:
-            lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
-            a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
-        a = np.clip(np.nan_to_num(a) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return Image.fromarray(a, "L").convert("RGB")
+    if im.mode in ("I", "F"):
+        return _scaled_to_rgb(im)
+    w, h = im.size
+    out = Image.new("RGB", im.size)
+    rows = max(1, _BAND_BYTES // (4 * w))
+    for y in range(0, h, rows):
+        out.paste(_band_to_rgb(im.crop((0, y, w, min(h, y + rows)))), (0, y))
+    return out
+
+
+#: Size of the RGB bands _to_rgb converts at a time: small next to any image worth banding, large enough that the
+#: per-band overhead does not show.
+_BAND_BYTES = 8 << 20
+
+
+def _band_to_rgb(im: Image.Image) -> Image.Image:
+    """One band of :func:`_to_rgb` (crop keeps the palette and transparency)."""
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        return Image.fromarray(_sixteen_to_eight(np.asarray(im)), "L").convert("RGB")
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
-        im = im.convert("RGBA")
+        if mode != "RGBA":
+            im = im.convert("RGBA")
         background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, im).convert("RGB")
-    if mode in ("RGB;16", "RGBA;16", "RGBX"):
-        return im.convert("RGB")
-    # CMYK (JPEG and TIFF), YCbCr, LAB, L, 1, P: Pillow's own conversions.
+        return Image.alpha_composite(background, im).convert("RGB")  # alpha over white paper
+    # CMYK (JPEG and TIFF), YCbCr, LAB, RGBX, L, 1, P: Pillow's own conversions.
     return im.convert("RGB")
+
+
+def _scaled_to_rgb(im: Image.Image) -> Image.Image:
+    """32-bit integer or float samples stretched from their own minimum and maximum to 0-255 (rare: whole image)."""
+    a = np.asarray(im, dtype=np.float64)
+    lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
+    a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+    a = np.clip(np.nan_to_num(a) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return Image.fromarray(a, "L").convert("RGB")
+
+
+def _sixteen_to_eight(a: np.ndarray) -> np.ndarray:
+    """round(v / 65535 * 255) = round(v / 257) for 16-bit samples, in integers: 4 bytes a pixel, not float64's 8+.
+
+    257 is odd, so v / 257 is never halfway between two integers and no rounding tie can arise.
+    """
+    out = a.astype(np.uint32)
+    out += 128
+    out //= 257
+    return out.astype(np.uint8)
 
 
 def resize_long_side(im: Image.Image, long_side: int) -> Image.Image:

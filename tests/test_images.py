@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import struct
+import threading
+import warnings
+import zlib
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from artspace import images
-from artspace.errors import UnreadableImage
+from artspace.errors import InvalidOption, UnreadableImage
 from artspace.images import open_image, to_pil, to_tensor, walk_images
 
 
@@ -86,6 +92,17 @@ def test_huge_scans_are_reduced_while_decoding(tmp_path):
     assert max(im.size) == 400 and im.size[0] / im.size[1] == pytest.approx(4 / 3, rel=0.01)
 
 
+def test_source_size_is_the_full_size_as_displayed(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    p = tmp_path / "turned.jpg"
+    Image.new("RGB", (4000, 3000), "white").save(p, exif=exif)
+    im = open_image(p, max_side=400)  # read at 1/8 scale, turned, reduced
+    assert im.size == (300, 400) and im.info["source_size"] == (3000, 4000)
+    Image.new("RGB", (40, 20)).save(tmp_path / "plain.png")
+    assert open_image(tmp_path / "plain.png", max_side=10).info["source_size"] == (40, 20)
+
+
 def test_larger_than_limit_is_refused_with_advice(tmp_path, monkeypatch):
     p = tmp_path / "big.png"
     Image.new("RGB", (300, 300)).save(p)
@@ -99,3 +116,241 @@ def test_tensor_round_trip():
     x = to_tensor(im)
     assert x.shape == (3, 5, 7) and 0 <= x.min() and x.max() <= 1
     assert np.array_equal(np.asarray(to_pil(x)), np.asarray(im))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Hostile files: every one is refused or reported, none stops, hangs or blows up a walk or a decode.
+
+
+def write_png(path, width: int, height: int):
+    """A real black 1-bit PNG of any size, written by streaming compressed zero rows (never held in memory)."""
+    row = bytes(1 + (width + 7) // 8)  # filter type 0, then the row's bits
+    batch = max(1, (1 << 22) // len(row))
+    z = zlib.compressobj(1)  # level 1: fastest, and zeros still shrink a thousandfold
+
+    def chunk(f, kind: bytes, data: bytes):
+        f.write(struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data)))
+
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n")
+        chunk(f, b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+        for start in range(0, height, batch):
+            chunk(f, b"IDAT", z.compress(row * min(batch, height - start)))
+        chunk(f, b"IDAT", z.flush())
+        chunk(f, b"IEND", b"")
+    return path
+
+
+def within(seconds: float, fn, *args, release=None):
+    """fn(*args) in a daemon thread; a test failure, not a hung suite, if it takes longer (then *release* it)."""
+    out = {}
+
+    def target():
+        try:
+            out["value"] = fn(*args)
+        except BaseException as e:  # re-raised in the test's thread
+            out["error"] = e
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(seconds)
+    if t.is_alive():
+        if release is not None:
+            release()
+        pytest.fail(f"{fn.__name__} still running after {seconds} s: it blocks")
+    if "error" in out:
+        raise out["error"]
+    return out.get("value")
+
+
+def unblock_fifo(path):
+    """Let a reader blocked on opening the FIFO *path* go (a non-blocking writer opens and closes it)."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:
+        pass
+
+
+def animated(path, colours=("red", "blue")):
+    frames = [Image.new("RGB", (8, 8), c) for c in colours]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0,
+                   **({"lossless": True} if path.suffix == ".webp" else {}))
+    return path
+
+
+@pytest.fixture
+def hostile(tmp_path):
+    """A folder holding one of each kind of hostile entry, beside two good images and a link to one."""
+    Image.new("RGB", (8, 8), "green").save(tmp_path / "good.png")
+    (tmp_path / "link.png").symlink_to(tmp_path / "good.png")
+    (tmp_path / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    os.mkfifo(tmp_path / "x.png")
+    fd = os.open(os.fsencode(str(tmp_path)) + b"/latin1_\xe9.png", os.O_WRONLY | os.O_CREAT, 0o644)
+    os.close(fd)
+    (tmp_path / "loop").symlink_to(tmp_path, target_is_directory=True)
+    write_png(tmp_path / "bomb.png", 30000, 30000)
+    animated(tmp_path / "anim.gif")
+    return tmp_path
+
+
+def test_walk_yields_regular_files_and_reports_every_other_entry_once(hostile):
+    skipped = []
+    found = within(10, lambda: list(walk_images(hostile, on_skip=lambda p, r: skipped.append((p, r)))))
+    assert [p.name for p in found] == ["anim.gif", "bomb.png", "good.png", "link.png"]
+    reasons = {p.name: r for p, r in skipped}
+    assert len(skipped) == len(reasons) == 4
+    assert "broken symbolic link" in reasons["gone.png"] and "nowhere.png" in reasons["gone.png"]
+    assert "named pipe (FIFO)" in reasons["x.png"] and "not a regular file" in reasons["x.png"]
+    assert "symbolic link to a folder, not followed" in reasons["loop"]
+    bad_name = os.fsdecode(b"latin1_\xe9.png")
+    assert "not valid UTF-8" in reasons[bad_name] and "convmv" in reasons[bad_name]
+    assert repr(b"latin1_\xe9.png") in reasons[bad_name]
+    reasons[bad_name].encode("utf-8")  # the reason itself is printable, unlike the path
+    assert all(isinstance(p, type(hostile)) for p, _ in skipped)
+
+
+def test_walk_without_on_skip_is_silent(hostile):
+    assert [p.name for p in walk_images(hostile)] == ["anim.gif", "bomb.png", "good.png", "link.png"]
+
+
+def test_opening_what_the_walk_yields_never_blocks_nor_warns(hostile):
+    def open_all():
+        results = {}
+        for p in list(walk_images(hostile)) + [hostile / "x.png", hostile / "gone.png"]:
+            try:
+                results[p.name] = open_image(p, max_side=64)
+            except UnreadableImage as e:
+                results[p.name] = e
+        return results
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = within(10, open_all, release=lambda: unblock_fifo(hostile / "x.png"))
+    assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
+    assert results["link.png"].getpixel((0, 0)) == results["good.png"].getpixel((0, 0)) == (0, 128, 0)
+    assert results["anim.gif"].getpixel((0, 0)) == (255, 0, 0)
+    assert "named pipe (FIFO), not a regular file" in str(results["x.png"])
+    assert "broken symbolic link" in str(results["gone.png"])
+    bomb = str(results["bomb.png"])
+    assert "bomb.png" in bomb and "30000x30000 is 900 megapixels" in bomb
+    assert f"limit of {images.MAX_PIXELS / 1e6:.0f} megapixels" in bomb
+    assert "vips resize" in bomb and "--max-pixels" in bomb and "max_pixels=" in bomb
+
+
+def test_fifo_is_refused_before_it_is_opened(tmp_path):
+    fifo = tmp_path / "x.png"
+    os.mkfifo(fifo)
+    with pytest.raises(UnreadableImage, match="FIFO"):
+        within(5, open_image, fifo, release=lambda: unblock_fifo(fifo))
+
+
+def test_unreadable_folder_is_reported(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root reads folders whatever their mode; test_folder_that_cannot_be_listed covers the path")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    Image.new("RGB", (4, 4)).save(locked / "inside.png")
+    Image.new("RGB", (4, 4)).save(tmp_path / "outside.png")
+    locked.chmod(0)
+    try:
+        skipped = []
+        found = list(walk_images(tmp_path, on_skip=lambda p, r: skipped.append((p, r))))
+    finally:
+        locked.chmod(0o755)
+    assert [p.name for p in found] == ["outside.png"]
+    assert skipped == [(locked, skipped[0][1])] and "cannot read folder" in skipped[0][1]
+
+
+def test_folder_that_cannot_be_listed(tmp_path, monkeypatch):
+    # The same path as a chmod 000 folder, also when the tests run as root (whom chmod does not stop).
+    (tmp_path / "locked").mkdir()
+    Image.new("RGB", (4, 4)).save(tmp_path / "locked" / "inside.png")
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if os.path.basename(path) == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    skipped = []
+    assert list(walk_images(tmp_path, on_skip=lambda p, r: skipped.append((p, r)))) == []
+    assert len(skipped) == 1 and skipped[0][0] == tmp_path / "locked"
+    assert "cannot read folder (Permission denied)" in skipped[0][1] and "chmod" in skipped[0][1]
+
+
+def test_pillow_guard_never_warns(tmp_path):
+    # 100 Mpx sits between Pillow's warning (89 Mpx) and its error (179 Mpx); artspace's own check speaks instead.
+    p = write_png(tmp_path / "wide.png", 10000, 10000)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(UnreadableImage, match="100 megapixels, above the limit of 1 megapixels"):
+            open_image(p, max_pixels=1_000_000)
+    assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+def test_max_pixels_raises_or_lowers_the_limit_per_call(tmp_path, monkeypatch):
+    p = tmp_path / "mid.png"
+    Image.new("RGB", (300, 300), "white").save(p)
+    with pytest.raises(UnreadableImage, match="300x300 is 0.09 megapixels, above the limit of 0.05 megapixels"):
+        open_image(p, max_pixels=50_000)
+    monkeypatch.setattr(images, "MAX_PIXELS", 50_000)
+    assert open_image(p, max_pixels=90_000).size == (300, 300)
+    with pytest.raises(InvalidOption, match="max_pixels"):
+        open_image(p, max_pixels=0)
+
+
+def test_jpeg_budget_counts_the_reduced_decode(tmp_path):
+    p = tmp_path / "scan.jpg"
+    Image.new("RGB", (4000, 3000), "white").save(p)  # 12 Mpx; for max_side=400 read at 1/8 scale: 500x375
+    assert max(open_image(p, max_side=400, max_pixels=200_000).size) == 400
+    with pytest.raises(UnreadableImage, match="4000x3000 is 12 megapixels, above the limit of 1 megapixels"):
+        open_image(p, max_pixels=1_000_000)
+    with pytest.raises(UnreadableImage, match="even read at reduced scale as 500x375"):
+        open_image(p, max_side=400, max_pixels=100_000)
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".png", ".webp"])
+def test_animated_images_give_their_first_frame(tmp_path, suffix):
+    p = animated(tmp_path / f"anim{suffix}")
+    with Image.open(p) as im:
+        assert getattr(im, "n_frames", 1) == 2
+    im = open_image(p)
+    assert im.mode == "RGB" and im.size == (8, 8)
+    assert np.array_equal(np.asarray(im), np.full((8, 8, 3), (255, 0, 0), np.uint8))
+
+
+def test_sixteen_bit_conversion_is_the_rounded_scale_for_every_value():
+    v = np.arange(65536, dtype=np.uint16)
+    expected = np.floor(v.astype(np.float64) / 65535.0 * 255.0 + 0.5).astype(np.uint8)
+    assert np.array_equal(images._sixteen_to_eight(v), expected)
+
+
+def banded_modes():
+    rng = np.random.default_rng(2)
+    rgba = Image.fromarray(rng.integers(0, 256, (37, 23, 4), dtype=np.uint8), "RGBA")
+    pal = rgba.convert("RGB").quantize(16)
+    pal.info["transparency"] = 3
+    return {
+        "RGBA": rgba,
+        "LA": rgba.convert("LA"),
+        "P+transparency": pal,
+        "CMYK": rgba.convert("CMYK"),
+        "I;16": Image.fromarray(rng.integers(0, 65536, (37, 23), dtype=np.uint16)),
+        "1": rgba.convert("1"),
+    }
+
+
+@pytest.mark.parametrize("mode", list(banded_modes()))
+def test_banded_conversion_matches_whole_image_conversion(mode, monkeypatch):
+    im = banded_modes()[mode]
+    whole = np.asarray(images._band_to_rgb(im))  # the conversion applied to the whole image at once
+    monkeypatch.setattr(images, "_BAND_BYTES", 4 * 23 * 5)  # five rows a band, the last one short
+    assert np.array_equal(np.asarray(images._to_rgb(im)), whole)
+
+
+def test_alpha_is_composited_over_white():
+    rgba = banded_modes()["RGBA"]
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    assert np.array_equal(np.asarray(images._to_rgb(rgba)),
+                          np.asarray(Image.alpha_composite(white, rgba).convert("RGB")))
