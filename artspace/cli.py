@@ -88,13 +88,19 @@ def index_cmd(
     workers: int = typer.Option(2, help="Image-decoding threads."),
     streams: Optional[int] = typer.Option(
         None, min=1, help="Batches computed at once, each on its share of the CPU threads [default: 2 on a CPU, 1 on a GPU]."),
-    rebuild: bool = typer.Option(False, help="Discard stored features and start over (to change weights or size)."),
+    rebuild: bool = typer.Option(False, help="Discard stored features and start over (to change weights or size); "
+                                 "the catalog stays readable until the new one is published."),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help="Largest image decoded, in pixels "
+                                             "(default 100,000,000: a 10000 x 10000 scan); larger files are skipped with the reason."),
+    exclude: Optional[List[str]] = typer.Option(None, "--exclude", help="Leave out files or folders matching this "
+                                                "glob (repeatable): --exclude drafts --exclude '*/thumbs/*'."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Index a folder: style and content features of every image, a catalog beside them, faiss indexes.
 
-    Incremental (only new or changed files) and resumable (an interrupted run continues). Exit code 0: every image
-    indexed; 3: some files could not be read (listed, and kept in the catalog's skipped.csv).
+    Incremental (only new or changed files) and resumable (an interrupted run continues). Queries keep answering
+    from the previous state until the run publishes the new one, whole. Exit code 0: every image indexed; 3: some
+    files could not be read (listed, and kept in the catalog's skipped.csv).
 
     Example: artspace index ./paintings --metadata works.csv
     """
@@ -109,8 +115,8 @@ def index_cmd(
         typer.echo(f"skipped {path}: {reason}", err=True)
 
     report = index(folder, catalog=catalog, metadata=metadata, spec=spec, batch_size=batch_size, device=device,
-                   workers=workers, streams=streams, rebuild=rebuild, quiet=quiet,
-                   on_skip=on_skip)
+                   workers=workers, streams=streams, rebuild=rebuild, quiet=quiet, max_pixels=max_pixels,
+                   exclude=tuple(exclude or ()), on_skip=on_skip)
     for note in report.notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo(report.summary())
@@ -140,7 +146,8 @@ def similar(
                            "itself) or content."),
     k: int = typer.Option(10, "-k", help="Number of works to return."),
     catalog: Optional[Path] = CatalogOpt,
-    where: Optional[str] = typer.Option(None, help="Filter on metadata, e.g. \"style == 'Baroque'\"."),
+    where: Optional[str] = typer.Option(None, help="Filter on the works table: comparisons, in [...], and/or/not, "
+                                        "isnull(col); e.g. \"style == 'Baroque' and year < 1700\"."),
     format: str = typer.Option("table", "--format", "-f", help="table, json or csv."),
     sheet: Optional[Path] = typer.Option(None, help="Also write a contact sheet of the query and its neighbours."),
 ):
@@ -162,6 +169,10 @@ def similar(
     if format not in ("table", "json", "csv"):
         _fail(f"--format must be table, json or csv, not {format!r}")
     cat = _open_catalog(catalog)
+    if sheet is not None:
+        from .outputs import check_output
+
+        check_output(sheet, inputs=[cat.image_path(query)], protected_dirs=[cat.dir])
     result = cat.similar(query, by=by, k=k, where=where)
     _print_table(result, format)
     if sheet is not None:

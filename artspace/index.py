@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import zipfile
 from dataclasses import dataclass
 from typing import Callable
 
@@ -226,7 +227,7 @@ class NeighbourLists:
             with np.load(path) as z:
                 return cls(ids=z["ids"], fingerprints=z["fingerprints"], neighbours=z["neighbours"],
                            distances=z["distances"])
-        except (OSError, KeyError, ValueError):
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # missing or damaged: from scratch
             return None
 
 

@@ -53,7 +53,7 @@ def receptive_field(layer: str) -> tuple[int, int, float]:
 
 
 def _cache_path(cat, layer: str) -> Path:
-    return cat.dir / f"units-{layer}.npz"
+    return cat.cache_dir / f"units-{layer}.npz"
 
 
 def unit_responses(cat, *, layer: str, batch_size: int = 8, cache: bool = True, progress: bool = False) -> dict:

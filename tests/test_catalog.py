@@ -13,17 +13,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from artspace.catalog import FORMAT_VERSION, Catalog, _Lock, index
-from artspace.errors import CatalogLocked, CatalogNotFound, IncompatibleCatalog, WorkNotFound
+from artspace.catalog import FORMAT_VERSION, Catalog, index
+from artspace.catalog.store import WriterLock
+from artspace.errors import CatalogLocked, CatalogNotFound, IncompatibleCatalog, NoMatch, WorkNotFound
+from artspace.features import FeatureSpec
 
-from conftest import TINY_SPEC
+TINY_SPEC = FeatureSpec(size=64)  # the spec of the demo_catalog fixture
 
 
 def test_catalog_layout_and_works_table(demo_catalog):
     cat = demo_catalog
+    assert cat.files.parent == cat.dir / "generations" and (cat.dir / "CURRENT").is_file()
     for name in ("manifest.json", "works.parquet", "skipped.csv", "embeddings.npz", "projection.npz",
-                 "signature_projection.npz", "style.faiss", "signature.faiss", "content.faiss", "content_model.npz"):
-        assert (cat.dir / name).is_file(), name
+                 "signature_projection.npz", "style.faiss", "signature.faiss", "content.faiss", "content_model.npz",
+                 "signature_neighbours.npz"):
+        assert (cat.files / name).is_file(), name
     w = cat.works
     assert len(w) == 18 and list(w.columns[:7]) == ["id", "path", "size", "mtime_ns", "checksum", "width", "height"]
     assert set(w["shape"]) == {"circle", "star", "cross"} and (w["width"] == 64).all()
@@ -31,7 +35,8 @@ def test_catalog_layout_and_works_table(demo_catalog):
     import hashlib
     assert row["checksum"] == hashlib.sha256((cat.root / row["path"]).read_bytes()).hexdigest()
     m = cat.manifest
-    assert m["format_version"] == FORMAT_VERSION and m["spec"]["weights"] == "original"
+    assert m["format_version"] == FORMAT_VERSION == 4 and m["spec"]["weights"] == "original"
+    assert m["generation"] == cat.generation and m["files"]["works.parquet"] > 0
     assert m["index"]["style"] == "exact" and m["signature_embedding"]["neighbours"] == 10
     assert m["index"]["signature"] == "exact" and m["spec"]["signature_layers"] == ["relu4_1", "relu5_1"]
     ids, style = cat.embeddings("style")
@@ -40,7 +45,7 @@ def test_catalog_layout_and_works_table(demo_catalog):
     # the default compact embeddings together stay within the issue's 2 KB a work (384 + 128 float32 at scale;
     # this 18-work catalog keeps fewer axes)
     assert (style.shape[1] + sig.shape[1]) * 4 <= 2048
-    assert not list(cat.dir.rglob("*.tmp"))
+    assert not [p for p in cat.dir.rglob("*") if ".tmp" in p.name or p.name.startswith(".building")]
 
 
 def test_similar_style_and_content(demo_catalog):
@@ -145,7 +150,7 @@ def test_incremental_add_change_delete_keeps_ids(demo_copy):
     ids_after = dict(zip(cat.works["path"], cat.works["id"]))
     assert "dots/star_0.png" not in ids_after and ids_after["stripes/cross_1.png"] == ids_before["stripes/cross_1.png"]
     assert ids_after["new/extra.png"] == max(ids_before.values()) + 1
-    assert len(list((cat.dir / "shards").glob("*.npz"))) == 1  # compacted
+    assert len(list((cat.dir / "log/shards").glob("*.npz"))) == 1  # compacted
 
 
 def test_bad_files_are_skipped_recorded_and_not_retried(demo_copy):
@@ -165,7 +170,7 @@ def test_bad_files_are_skipped_recorded_and_not_retried(demo_copy):
 def test_second_index_run_is_refused_while_one_holds_the_lock(demo_copy):
     index(demo_copy, spec=TINY_SPEC, quiet=True)
     cdir = demo_copy / ".artspace"
-    with _Lock(cdir):
+    with WriterLock(cdir):
         with pytest.raises(CatalogLocked, match="being written by pid"):
             index(demo_copy, quiet=True)
     index(demo_copy, quiet=True)  # released
@@ -177,7 +182,7 @@ def test_incompatible_catalogs_are_refused(demo_copy):
 
     with pytest.raises(IncompatibleCatalog, match="--rebuild"):
         index(demo_copy, spec=FeatureSpec(size=96), quiet=True)
-    mpath = demo_copy / ".artspace/manifest.json"
+    mpath = Catalog.open(demo_copy).files / "manifest.json"
     m = json.loads(mpath.read_text())
     m["format_version"] = 999
     mpath.write_text(json.dumps(m))
@@ -187,25 +192,51 @@ def test_incompatible_catalogs_are_refused(demo_copy):
         Catalog.open(demo_copy / "dots")
 
 
-def test_format_2_catalog_is_brought_up_to_date_without_reading_images(demo_copy):
+def _make_single_folder_catalog(cdir, version: int) -> None:
+    """Turn a catalog into the single-folder layout of formats 2 and 3 (what earlier artspace versions wrote)."""
+    import shutil
+
+    folder = Catalog.open(cdir.parent).files
+    for f in folder.iterdir():
+        if f.name not in ("projection.npz", "signature_projection.npz"):
+            shutil.copy2(f, cdir / f.name)
+    (cdir / "log/shards").rename(cdir / "shards")
+    for name in ("projection.npz", "signature_projection.npz"):
+        (cdir / "log" / name).rename(cdir / name)
+    m = json.loads((folder / "manifest.json").read_text())
+    for key in ("generation", "files", "parent", "metadata_file", "skipped_digest", "analysis_columns"):
+        m.pop(key, None)
+    m["format_version"] = version
+    if version == 2:  # what format 2 lacked: the neighbourhood scales
+        del m["signature_embedding"]["neighbours"]
+        with np.load(cdir / "embeddings.npz") as z:
+            arrays = {k: z[k] for k in z.files if k != "signature_scale"}
+        np.savez(cdir / "embeddings.npz", **arrays)
+        (cdir / "signature_neighbours.npz").unlink()
+    (cdir / "manifest.json").write_text(json.dumps(m))
+    for name in ("CURRENT", "generations", "log"):
+        shutil.rmtree(cdir / name) if (cdir / name).is_dir() else (cdir / name).unlink()
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_single_folder_catalogs_are_converted_without_reading_images(demo_copy, version):
     index(demo_copy, spec=TINY_SPEC, quiet=True)
     cdir = demo_copy / ".artspace"
-    before = Catalog.open(demo_copy).similar(3, by="style", k=5)
-    # What format 2 lacked: the neighbourhood scales
-    m = json.loads((cdir / "manifest.json").read_text())
-    m["format_version"] = 2
-    del m["signature_embedding"]["neighbours"]
-    (cdir / "manifest.json").write_text(json.dumps(m))
-    with np.load(cdir / "embeddings.npz") as z:
-        arrays = {k: z[k] for k in z.files if k != "signature_scale"}
-    np.savez(cdir / "embeddings.npz", **arrays)
-    with pytest.raises(IncompatibleCatalog, match="format version 2.*run `artspace index .*no image is read again"):
+    cat = Catalog.open(demo_copy)
+    before = cat.similar(3, by="style", k=5)
+    cat.update_columns(pd.DataFrame({"cluster_style": cat.works["id"] % 2}).set_index(cat.works["id"]))
+    cat.close()
+    _make_single_folder_catalog(cdir, version)
+    with pytest.raises(IncompatibleCatalog, match=f"format version {version}.*run `artspace index .*no image is "
+                                                  f"read again"):
         Catalog.open(demo_copy)
     rep = index(demo_copy, quiet=True)
     assert (rep.extracted, rep.added, rep.unchanged) == (0, 0, 18)
     cat = Catalog.open(demo_copy)
     assert cat.manifest["format_version"] == FORMAT_VERSION
-    pd.testing.assert_frame_equal(cat.similar(3, by="style", k=5), before)
+    pd.testing.assert_frame_equal(cat.similar(3, by="style", k=5).drop(columns="cluster_style"), before)
+    assert (cat.works["cluster_style"] == cat.works["id"] % 2).all()  # what an analysis stored is kept
+    assert sorted(p.name for p in cdir.iterdir()) == ["CURRENT", "generations", "lock", "log"]
 
 
 def test_metadata_joined_by_file_name_and_remembered(demo_copy, tmp_path):
@@ -232,16 +263,18 @@ def test_killed_index_process_resumes_without_recomputing(demo_copy):
            "--quiet", "--workers", "0"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
-    while time.time() < deadline and len(list((cdir / "shards").glob("part-*.npz"))) < 3:
+    while time.time() < deadline and len(list((cdir / "log/shards").glob("part-*.npz"))) < 3:
         time.sleep(0.05)
     assert proc.poll() is None, proc.stderr.read().decode()
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    done = len(list((cdir / "shards").glob("part-*.npz")))
-    assert done >= 3 and not (cdir / "works.parquet").exists()
+    done = len(list((cdir / "log/shards").glob("part-*.npz")))
+    assert done >= 3 and not (cdir / "CURRENT").exists()
+    with pytest.raises(CatalogNotFound, match="no finished index yet.*artspace index"):
+        Catalog.open(demo_copy)
     rep = index(demo_copy, quiet=True)
-    assert rep.works == 18 and rep.extracted <= 18 - 2 * 3 and rep.unchanged >= 6
-    assert not list(cdir.rglob("*.tmp"))
+    assert (rep.works, rep.added) == (18, 18) and rep.extracted <= 18 - 2 * 3  # the shards were reused
+    assert not [p for p in cdir.rglob("*") if ".tmp" in p.name]
     again = Catalog.open(demo_copy)
     assert sorted(again.works["id"]) == list(range(18))
 
@@ -260,7 +293,7 @@ def test_reindexing_keeps_columns_analyses_added(demo_copy):
 def test_rebuild_remembers_metadata(demo_copy):
     index(demo_copy, spec=TINY_SPEC, metadata=demo_copy / "metadata.csv", quiet=True)
     rep = index(demo_copy, spec=TINY_SPEC, rebuild=True, quiet=True)
-    assert rep.added == 18 and Catalog.open(demo_copy).works["shape"].notna().all()
+    assert (rep.extracted, rep.unchanged) == (18, 18) and Catalog.open(demo_copy).works["shape"].notna().all()
 
 
 def test_streams_compute_the_same_catalog_as_one_thread(demo_source, tmp_path):

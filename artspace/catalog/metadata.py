@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import InvalidMetadata
+from ..errors import InvalidMetadata
 
 __all__ = ["WORK_COLUMNS", "KEY_COLUMNS", "Metadata", "JoinReport", "read_metadata", "join_metadata"]
 

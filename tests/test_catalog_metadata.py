@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from artspace.errors import InvalidMetadata
-from artspace.metadata import WORK_COLUMNS, join_metadata, read_metadata
+from artspace.catalog.metadata import WORK_COLUMNS, join_metadata, read_metadata
 
 
 def works_table(*paths: str) -> pd.DataFrame:

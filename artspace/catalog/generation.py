@@ -1,0 +1,370 @@
+"""What one catalog generation holds, and how the writer builds the next one.
+
+A generation's folder holds, each written once::
+
+    manifest.json       format, generation number, feature spec, projections, index kinds, versions, file sizes,
+                        the metadata CSV (path, checksum, columns) and the columns analyses added
+    works.parquet       one row per work: id, path, size, mtime_ns, checksum, width, height, + metadata columns
+    skipped.csv         files of the folder that are not works: path, reason
+    embeddings.npz      ids, style (n × 384 compact L_style embedding), signature (n × 128 compact style
+                        signature), content (n × 512 style-free content embedding), signature_scale (n)
+    projection.npz, signature_projection.npz    the fitted projections (see artspace.projection)
+    content_model.npz   style-group means removed from content descriptors (see artspace.index)
+    style.faiss, signature.faiss, content.faiss  faiss indexes of the three spaces
+    signature_neighbours.npz   each work's 10 nearest works by signature (updated in place by the next run)
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+from ..atomic import atomic_write
+from ..errors import ArtspaceError, CorruptCatalog, InvalidMetadata, InvalidOption
+from ..features import FeatureSpec
+from ..index import CONTEXT_K, ContentModel, NeighbourLists, VectorIndex
+from ..projection import SKETCH_DIM
+from .metadata import WORK_COLUMNS, join_metadata, read_metadata
+from .shards import Log, compact
+from .store import (FORMAT_VERSION, LEGACY_FORMATS, GenerationBuilder, WriterLock, collect_garbage, damaged_files,
+                    open_generation, read_json, read_pointer_quiet, repair_hint, _generations)
+
+NEIGHBOURS = "signature_neighbours.npz"
+SIG_PROJECTION = "signature_projection.npz"
+#: Files of a single-folder catalog (formats 2 and 3) that a conversion replaces by a generation.
+LEGACY_FILES = ("works.parquet", "skipped.csv", "embeddings.npz", "content_model.npz", "style.faiss",
+                "signature.faiss", "content.faiss", NEIGHBOURS, "manifest.json")
+
+
+def load(folder: Path, name: str, loader: Callable[[Path], object], cdir: Path):
+    """``loader(folder / name)``, or :class:`CorruptCatalog` naming the file and the command that repairs it."""
+    path = folder / name
+    try:
+        return loader(path)
+    except FileNotFoundError:
+        raise CorruptCatalog(f"catalog file {path} is missing; {repair_hint(cdir)}") from None
+    except ArtspaceError:
+        raise
+    except Exception as e:  # noqa: BLE001 - parquet, zip, faiss and numpy each raise their own kinds
+        reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        raise CorruptCatalog(f"catalog file {path} is damaged ({reason}); {repair_hint(cdir)}") from None
+
+
+def skip_digest(skipped: list) -> str:
+    """A checksum of the skipped files and reasons, to tell whether they changed since the last generation."""
+    h = hashlib.sha256()
+    for rel, reason in sorted(skipped):
+        h.update(f"{rel}\0{reason}\n".encode("utf-8", "backslashreplace"))
+    return h.hexdigest()
+
+
+def works_digest(rows) -> str:
+    """A checksum of the works a generation holds, from ``(path, size, mtime_ns, id)`` rows: tells whether the
+    extraction log holds anything the published generation lacks (say, after a run killed before publishing)."""
+    h = hashlib.sha256()
+    for rel, size, mtime, wid in sorted(rows):
+        h.update(f"{rel}\0{size}\0{mtime}\0{wid}\n".encode("utf-8", "backslashreplace"))
+    return h.hexdigest()
+
+
+def write_log_state(log: Log, spec: FeatureSpec, next_id: int) -> None:
+    atomic_write(log.state, lambda p: p.write_text(json.dumps({"spec": spec.to_dict(), "next_id": int(next_id)},
+                                                              indent=2, sort_keys=True)))
+
+
+class Previous:
+    """The published generation as the writer finds it: its manifest, its works, whether it is intact."""
+
+    def __init__(self, cdir: Path, number: int = 0, folder: Path | None = None, manifest: dict | None = None,
+                 legacy: dict | None = None, healthy: bool = False):
+        self.cdir, self.number, self.folder = cdir, number, folder
+        self.manifest = manifest or {}
+        self.legacy = legacy
+        self.healthy = healthy
+        self._works = None
+
+    @classmethod
+    def find(cls, cdir: Path, notes: list) -> "Previous":
+        """The published generation (or the newest intact one when ``CURRENT`` is damaged), a single-folder catalog
+        of an older format, or nothing."""
+        gens = _generations(cdir)
+        n = read_pointer_quiet(cdir)
+        if n is None and (cdir / "CURRENT").exists():
+            notes.append(f"{cdir / 'CURRENT'} was damaged; the catalog is published again")
+        candidates = [n] if n in gens else sorted(gens, reverse=True)
+        for number in candidates:
+            try:
+                manifest = read_json(gens[number] / "manifest.json", cdir)
+            except CorruptCatalog as e:
+                notes.append(f"{e.args[0].split(';')[0]}; a new generation is built from the extraction log")
+                continue
+            bad = damaged_files(gens[number], manifest)
+            if bad:
+                notes.append(f"generation {number} is damaged ({', '.join(f'{f}: {w}' for f, w in bad)}); a new "
+                             f"generation is built from the extraction log")
+            healthy = not bad and n == number and manifest.get("format_version") == FORMAT_VERSION
+            return cls(cdir, number, gens[number], manifest, healthy=healthy)
+        legacy = cdir / "manifest.json"
+        if legacy.is_file():
+            try:
+                old = read_json(legacy, cdir)
+            except CorruptCatalog:
+                old = {}
+                notes.append(f"{legacy} was damaged; the catalog is rebuilt from its extraction log")
+            return cls(cdir, 0, cdir, old, legacy=old)
+        return cls(cdir)
+
+    @property
+    def works(self) -> pd.DataFrame | None:
+        """The previous works table, or ``None`` where there is none or it cannot be read."""
+        if self._works is None and self.folder is not None:
+            try:
+                self._works = pd.read_parquet(self.folder / "works.parquet")
+            except Exception:  # noqa: BLE001 - a damaged table is rebuilt; ids then start afresh
+                self._works = None
+        return self._works
+
+    @property
+    def ids_by_path(self) -> dict:
+        w = self.works
+        return {} if w is None else dict(zip(w["path"].astype(str), w["id"].astype(int)))
+
+    @property
+    def next_id(self) -> int:
+        n = int(self.manifest.get("next_id", 0) or 0)
+        w = self.works if n == 0 else None
+        return max(n, int(w["id"].max()) + 1 if w is not None and len(w) else 0)
+
+    def remembered_metadata(self, root: Path):
+        rel = self.manifest.get("metadata")
+        if not rel:
+            return None
+        path = root / rel
+        if not path.is_file():
+            raise InvalidMetadata(f"the metadata file {path} that this catalog was indexed with is gone; restore "
+                                  f"it, or pass --metadata with the file to use now")
+        return read_metadata(path, root)
+
+    def analysis_columns(self, metadata) -> list[str]:
+        if "analysis_columns" in self.manifest:
+            cols = list(self.manifest["analysis_columns"])
+        else:  # a single-folder catalog did not record them: every column that is neither ours nor the CSV's
+            w = self.works
+            cols = [] if w is None else [c for c in w.columns if c not in WORK_COLUMNS]
+            if metadata is not None:
+                cols = [c for c in cols if c not in metadata.columns]
+        return cols
+
+    def differs(self, metadata, works: str, skipped: str) -> bool:
+        """Whether a generation made now would differ from this one (digests of :func:`works_digest` and
+        :func:`skip_digest`)."""
+        m = self.manifest
+        md = (m.get("metadata_file") or {}).get("checksum")
+        return (not self.healthy or md != (metadata.checksum if metadata is not None else None)
+                or m.get("works_digest") != works or m.get("skipped_digest") != skipped)
+
+
+def adopt_legacy_log(cdir: Path, log: Log, prev: Previous) -> None:
+    """Move a single-folder catalog's shards and projections into the extraction log (no image is read)."""
+    log.dir.mkdir(parents=True, exist_ok=True)
+    if (cdir / "shards").is_dir() and not log.shards.exists():
+        os.rename(cdir / "shards", log.shards)
+    for name, target in (("projection.npz", log.projection), (SIG_PROJECTION, log.signature_projection)):
+        if (cdir / name).is_file() and not target.exists():
+            os.rename(cdir / name, target)
+    spec = prev.legacy.get("spec")
+    if spec and not log.state.exists():
+        write_log_state(log, FeatureSpec.from_dict(spec), int(prev.legacy.get("next_id", 0) or 0))
+
+
+def remove_legacy_files(cdir: Path) -> None:
+    """After a generation is published, the files of a single-folder catalog go (the manifest last)."""
+    if not (cdir / "CURRENT").exists():
+        return
+    for name in LEGACY_FILES:
+        (cdir / name).unlink(missing_ok=True)
+    shutil.rmtree(cdir / "shards", ignore_errors=True)
+
+
+# ---- building a generation from the log ---------------------------------------------------------------------------
+
+
+def _read_shards(by_shard: dict, spec: FeatureSpec, projections: tuple):
+    works, style, sig, desc = [], [], [], []
+    for shard, entries in by_shard.items():
+        with np.load(shard) as z:
+            idx = np.array([j for _, j in entries])
+            works.append(pd.DataFrame({k: z[k][idx] for k in WORK_COLUMNS}))
+            style.append(z["style"][idx])
+            sig.append(z["signature"][idx])
+            desc.append(z["descriptor"][idx])
+    if not works:
+        return None, None, None, None
+    works = pd.concat(works, ignore_index=True)
+    order = np.argsort(works["id"].to_numpy(), kind="stable")
+    works = works.iloc[order].reset_index(drop=True)
+    works["path"] = works["path"].astype(str)
+    works["checksum"] = works["checksum"].astype(str)
+    return works, np.concatenate(style)[order], np.concatenate(sig)[order], np.concatenate(desc)[order]
+
+
+def _count(report, prev: Previous, works: pd.DataFrame) -> None:
+    """Added / updated / removed / unchanged: the new works compared with the previous generation's."""
+    old = prev.works
+    if old is None or not prev.healthy and prev.legacy is None and old is None:
+        report.added, report.updated, report.removed, report.unchanged = len(works), 0, 0, 0
+        return
+    before = dict(zip(old["path"].astype(str), old["checksum"].astype(str)))
+    now = dict(zip(works["path"], works["checksum"]))
+    report.added = sum(1 for p in now if p not in before)
+    report.removed = sum(1 for p in before if p not in now)
+    report.updated = sum(1 for p, c in now.items() if p in before and before[p] != c)
+    report.unchanged = len(now) - report.added - report.updated
+
+
+def _with_columns(run, works: pd.DataFrame) -> tuple[pd.DataFrame, list]:
+    """The works table with the metadata CSV joined and the columns analyses added carried over by id."""
+    md, prev = run.metadata, run.previous
+    if md is not None:
+        works, join = join_metadata(works, md)
+        run.report.notes.extend(md.notes + join.notes())
+    extra = [c for c in prev.analysis_columns(md) if c not in works.columns and c not in WORK_COLUMNS]
+    old = prev.works
+    extra = [c for c in extra if old is not None and c in old.columns]
+    if extra:
+        works = works.join(old.set_index("id")[extra], on="id")
+    return works, extra
+
+
+def publish(run) -> int:
+    """Consolidate the log into a new generation and publish it; returns its number."""
+    present = {rel for rel, _, _ in run.files}
+    by_shard, skipped = run.state.live(present)
+    works, style, sig, desc = _read_shards(by_shard, run.spec, run.projections)
+    if works is None or len(works) < 2:
+        raise ArtspaceError(f"{run.root} holds {0 if works is None else len(works)} readable image(s); a catalog "
+                            f"needs at least 2 to compare")
+    skipped_all = [(s[0], s[1]) for s in skipped] + list(run.walk_skips)
+    works, analysis_cols = _with_columns(run, works)
+    report = run.report
+    _count(report, run.previous, works)
+    removed_from_log = any(rel not in present for rel, r in run.state.records.items() if r.ok)
+    if len(run.state.shards) > 1 or removed_from_log:
+        compact(run.state, works, style, sig, desc, skipped)
+
+    builder = GenerationBuilder(run.cdir, base=run.previous.folder)
+    try:
+        manifest = _write_files(builder, run, works, style, sig, desc, skipped_all)
+        manifest["analysis_columns"] = analysis_cols
+        n = builder.publish(manifest)
+    except BaseException:
+        builder.discard()
+        raise
+    report.generation = n
+    report.works = len(works)
+    report.skipped = skipped_all
+    n_fit = run.projections[0].n_fit
+    if len(works) > 4 * n_fit and n_fit < 2048:
+        report.notes.append(f"the style projections were fitted on {n_fit} works and the catalog now has "
+                            f"{len(works)}: `--rebuild` refits them on the larger collection")
+    return n
+
+
+def _write_files(builder: GenerationBuilder, run, works, style, sig, desc, skipped_all) -> dict:
+    import faiss
+    import torch
+
+    ids = works["id"].to_numpy(np.int64)
+    content_model = ContentModel.fit(style, desc)
+    content = content_model.transform(style, desc)
+    indexes = {"style": VectorIndex.build(ids, style, metric="l2"),
+               "signature": VectorIndex.build(ids, sig, metric="l2"),
+               "content": VectorIndex.build(ids, content, metric="ip")}
+    previous = NeighbourLists.load(run.previous.folder / NEIGHBOURS) if run.previous.folder else None
+    neighbours, run.report.neighbours_searched = NeighbourLists.build(indexes["signature"], ids, sig,
+                                                                      previous=previous)
+    works.to_parquet(builder.path("works.parquet"), index=False)
+    pd.DataFrame({"path": [s[0] for s in skipped_all], "reason": [s[1] for s in skipped_all]}).to_csv(
+        builder.path("skipped.csv"), index=False)
+    np.savez(builder.path("embeddings.npz"), ids=ids, style=style, signature=sig, content=content,
+             signature_scale=neighbours.scales)
+    neighbours.save(builder.path(NEIGHBOURS))
+    content_model.save(builder.path("content_model.npz"))
+    for space, ix in indexes.items():
+        ix.save(builder.path(f"{space}.faiss"))
+    for src, name in ((run.log.projection, "projection.npz"), (run.log.signature_projection, SIG_PROJECTION)):
+        shutil.copy2(src, builder.path(name))
+    projection, sig_projection = run.projections
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    md = run.metadata
+    return {
+        "artspace_version": __version__, "torch_version": torch.__version__, "faiss_version": faiss.__version__,
+        "python_version": platform.python_version(),
+        "created": run.previous.manifest.get("created", now), "updated": now, "parent": run.previous.number,
+        "root": os.path.relpath(run.root.resolve(), builder.folder.parent.parent.resolve()),
+        "metadata": os.path.relpath(Path(md.path).resolve(), run.root.resolve()) if md is not None else None,
+        "metadata_file": {"path": str(md.path), "checksum": md.checksum, "columns": list(md.columns)} if md else None,
+        "skipped_digest": skip_digest(skipped_all),
+        "works_digest": works_digest(zip(works["path"], works["size"].astype(int), works["mtime_ns"].astype(int),
+                                         works["id"].astype(int))),
+        "spec": run.spec.to_dict(), "model": "vgg19", "works": int(len(works)), "skipped": len(skipped_all),
+        "next_id": int(max(run.next_id, int(ids.max()) + 1)),
+        "style_embedding": {"dim": projection.dim, "sketch_dim": SKETCH_DIM, "sketch_seed": projection.seed,
+                            "fitted_on": projection.n_fit, "variance_kept": projection.explained,
+                            "distance": "squared L2 = L_style estimate"},
+        "signature_embedding": {"dim": sig_projection.dim, "sketch_dim": SKETCH_DIM,
+                                "sketch_seed": sig_projection.seed, "fitted_on": sig_projection.n_fit,
+                                "variance_kept": sig_projection.explained,
+                                "distance": "squared L2 = mean squared Hellinger distance estimate",
+                                "neighbours": CONTEXT_K, "ranking": "distance / sqrt(scale_query * scale_work)"},
+        "content_embedding": {"dim": int(content.shape[1]), "groups": int(len(content_model.centroids)),
+                              "distance": "1 - cosine"},
+        "index": {space: ix.kind for space, ix in indexes.items()},
+    }
+
+
+# ---- storing analysis results -----------------------------------------------------------------------------------
+
+
+def commit_columns(cdir: Path, columns: pd.DataFrame, *, reason: str,
+                   notify: Callable[[str], None] | None = None) -> int:
+    """Publish a generation whose works table adds or replaces *columns* (indexed by work id) of the current one.
+
+    Waits for a running ``index`` to finish and applies the columns to whatever generation is current then, so that
+    no work that it added is lost (works the columns do not cover get missing values). Returns the new generation.
+    """
+    reserved = set(WORK_COLUMNS) & set(columns.columns)
+    if reserved:
+        raise InvalidOption(f"columns {sorted(reserved)} are artspace's own and cannot be replaced")
+    with WriterLock(cdir, wait=True, notify=notify):
+        n, folder, manifest, lease = open_generation(cdir)
+        try:
+            works = load(folder, "works.parquet", pd.read_parquet, cdir)
+            for c in columns.columns:
+                works[c] = works["id"].map(columns[c])
+            builder = GenerationBuilder(cdir, base=folder)
+            try:
+                builder.keep(name for name in manifest.get("files", {}) if name != "works.parquet")
+                works.to_parquet(builder.path("works.parquet"), index=False)
+                metadata_cols = set((manifest.get("metadata_file") or {}).get("columns", []))
+                cols = [c for c in manifest.get("analysis_columns", []) if c not in columns.columns]
+                cols += [c for c in columns.columns if c not in metadata_cols]
+                new = builder.publish({**manifest, "analysis_columns": cols, "parent": n, "reason": reason,
+                                       "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+            except BaseException:
+                builder.discard()
+                raise
+        finally:
+            lease.release()
+        collect_garbage(cdir)
+    return new

@@ -1,0 +1,547 @@
+"""``artspace index``: extract every image's features into the log, then publish them as a new generation.
+
+A run, under the catalog's writer lock:
+
+1. *plan* — read and check the metadata CSV (before any image is touched), list the collection's files, and compare
+   them with the extraction log (:mod:`.shards`): which files are new or changed, which were removed;
+2. *extract* — decode images in worker threads and run VGG-19 on batches in parallel streams, writing one shard per
+   batch as it finishes (a killed run resumes from them). The first run first extracts a seeded random sample and
+   fits the compact style projections on it (:mod:`artspace.projection`);
+3. *publish* — consolidate the log into the works table, embeddings, content model, faiss indexes and neighbour
+   lists of a new generation (:mod:`.generation`), publish it with one rename (:mod:`.store`) and remove the
+   generations no reader holds. A run that finds nothing changed publishes nothing.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures as cf
+import fnmatch
+import hashlib
+import os
+import stat
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import ArtspaceError, IncompatibleCatalog, InvalidOption, UnreadableImage
+from ..features import Extractor, FeatureSpec
+from ..images import open_image, walk_images
+from ..projection import SKETCH_DIM, CountSketch, StyleProjection
+from . import generation as gen
+from .metadata import read_metadata
+from .shards import Log, ShardLog, project_fit_shards, write_npz
+from .store import CATALOG_DIRNAME, WriterLock, collect_garbage, read_json
+
+__all__ = ["index", "IndexReport"]
+
+
+@dataclass
+class IndexReport:
+    """What an :func:`index` run did.
+
+    ``added``, ``updated``, ``removed`` and ``unchanged`` compare the works of the new generation with the previous
+    one; ``skipped`` lists (path, reason) of every file of the folder that is not a work.
+    """
+
+    catalog: Path
+    works: int = 0
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    skipped: list = field(default_factory=list)
+    newly_skipped: list = field(default_factory=list)
+    seconds: float = 0.0
+    extracted: int = 0
+    notes: list = field(default_factory=list)
+    #: works whose signature neighbours were searched in the whole collection (the others were updated in place)
+    neighbours_searched: int = 0
+    #: the generation the catalog publishes after the run (unchanged when nothing changed)
+    generation: int = 0
+    published: bool = False
+
+    @property
+    def images_per_second(self) -> float:
+        return self.extracted / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        s = (f"{self.works} works in {self.catalog}: {self.added} added, {self.updated} updated, {self.removed} removed, "
+             f"{self.unchanged} unchanged, {len(self.skipped)} skipped")
+        if self.extracted:
+            s += f"; {self.extracted} images read in {self.seconds:.1f} s ({self.images_per_second:.2f} img/s)"
+        if self.skipped:
+            s += f" (skipped files listed in {self.catalog / 'generations'}/…/skipped.csv)"
+        s += f"; generation {self.generation}" + ("" if self.published else " (nothing changed)")
+        return s
+
+
+@dataclass
+class _Item:
+    rel: str
+    id: int
+    size: int
+    mtime_ns: int
+
+
+def _check_int(name: str, value, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise InvalidOption(f"{name} must be a whole number of at least {low}, not {value!r}")
+    return int(value)
+
+
+def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
+          metadata: str | os.PathLike | None = None, spec: FeatureSpec | None = None, batch_size: int = 8,
+          device: str = "auto", workers: int = 2, fit_size: int = 2048, embed_dim: int = 384,
+          signature_dim: int = 128, rebuild: bool = False, quiet: bool = False, streams: int | None = None,
+          max_pixels: int | None = None, exclude: Sequence[str] = (),
+          on_skip: Callable[[str, str], None] | None = None) -> IndexReport:
+    """Index every image below *root* into a catalog: extract, store, fit, and build the search indexes.
+
+    Incremental and resumable: only new or changed files (path, size, modification time) are processed, deleted
+    files are dropped, and an interrupted run continues where it stopped. Queries running meanwhile keep reading the
+    previous generation; the new one appears at once, whole, when the run publishes it.
+
+    Parameters
+    ----------
+    root : path
+        The collection folder, walked recursively (hidden folders and the catalog are left out).
+    catalog : path, optional
+        Catalog directory; default ``<root>/.artspace``.
+    metadata : path, optional
+        A CSV (``,`` ``;`` or tab) joined on relative path (or bare file name) to the works table; checked before
+        any image is read, and remembered for later runs.
+    spec : FeatureSpec, optional
+        Backbone weights, input size and layers; must match an existing catalog's (or use *rebuild*).
+    batch_size, device, workers
+        Images per forward pass; ``auto``/``cpu``/``cuda``/``mps``; image-decoding threads.
+    fit_size : int
+        Works sampled to fit the style projections (the first run fits them; see :mod:`artspace.projection`).
+    embed_dim, signature_dim : int
+        Dimensions of the compact L_style embedding and of the compact style signature (float32: the defaults,
+        384 + 128, make 2 KB a work).
+    rebuild : bool
+        Discard the extraction log and start over (to change the spec or refit); works keep their ids, and the
+        catalog stays readable until the new generation is published.
+    streams : int, optional
+        Batches computed at once, each by its own thread with an equal share of the CPU threads. Default: 2 on a
+        CPU with at least 2 threads, 1 on a GPU.
+    max_pixels : int, optional
+        Largest image decoded, in pixels (default :data:`artspace.images.MAX_PIXELS`); larger files are skipped.
+    exclude : sequence of str
+        Glob patterns of files or folders to leave out, matched against each relative path and each folder name
+        (``"drafts"``, ``"*/thumbs/*"``).
+    on_skip : callable(path, reason), optional
+        Called for each file that is not catalogued.
+
+    Returns
+    -------
+    IndexReport
+    """
+    t0 = time.time()
+    for name, value, low in (("batch_size", batch_size, 1), ("workers", workers, 0), ("fit_size", fit_size, 2),
+                             ("embed_dim", embed_dim, 1), ("signature_dim", signature_dim, 1)):
+        _check_int(name, value, low)
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise ArtspaceError(f"{root} is not a folder; `artspace index` takes the folder that holds the images")
+    cdir = Path(catalog).expanduser() if catalog else root / CATALOG_DIRNAME
+    md = read_metadata(Path(metadata).expanduser(), root) if metadata else None  # checked before any image
+    cdir.mkdir(parents=True, exist_ok=True)
+    report = IndexReport(catalog=cdir)
+    with WriterLock(cdir):
+        collect_garbage(cdir)
+        run = _Run(root, cdir, report, quiet=quiet, on_skip=on_skip)
+        run.prepare(spec, md, rebuild)
+        run.plan(exclude)
+        if run.needs_publishing():
+            run.extract(batch_size=batch_size, device=device, workers=workers, streams=streams,
+                        max_pixels=max_pixels, fit_size=fit_size, embed_dim=embed_dim, signature_dim=signature_dim)
+            gen.publish(run)
+            report.published = True
+        else:
+            run.report_unchanged()
+        collect_garbage(cdir)
+        gen.remove_legacy_files(cdir)
+    report.seconds = time.time() - t0
+    return report
+
+
+class _Run:
+    """The state of one :func:`index` run, filled in step by step."""
+
+    def __init__(self, root: Path, cdir: Path, report: IndexReport, *, quiet: bool, on_skip):
+        self.root, self.cdir, self.report = root, cdir, report
+        self.quiet, self.on_skip = quiet, on_skip
+        self.log = Log(cdir)
+        self.previous = gen.Previous.find(cdir, report.notes)
+        self.spec: FeatureSpec | None = None
+        self.metadata = None
+        self.files: list[tuple[str, int, int]] = []
+        self.walk_skips: list[tuple[str, str]] = []
+        self.todo: list[_Item] = []
+        self.next_id = 0
+        self.projections = None
+        self.state: ShardLog | None = None
+
+    # ---- 1. plan ------------------------------------------------------------------------------------------------
+
+    def prepare(self, spec: FeatureSpec | None, md, rebuild: bool) -> None:
+        """Settle the spec, the metadata and the extraction log (discarding it on *rebuild* or damage)."""
+        prev = self.previous
+        if rebuild:
+            self.log.discard()
+        elif prev.legacy is not None:
+            gen.adopt_legacy_log(self.cdir, self.log, prev)
+        logged = self._read_log_state()
+        known = logged.get("spec") or (None if rebuild else prev.manifest.get("spec"))
+        known = FeatureSpec.from_dict(known) if known else None
+        if known is not None and spec is not None and spec != known:
+            raise IncompatibleCatalog(
+                f"the catalog {self.cdir} was built with {known.describe()}; this run asks for {spec.describe()}. "
+                f"Use the same settings, another --catalog, or --rebuild to start over")
+        self.spec = spec or known or FeatureSpec()
+        self.metadata = md if md is not None else prev.remembered_metadata(self.root)
+        self.next_id = max(int(logged.get("next_id", 0)), prev.next_id)
+        self.log.create()
+        gen.write_log_state(self.log, self.spec, self.next_id)
+
+    def _read_log_state(self) -> dict:
+        if not self.log.state.is_file():
+            if self.log.shards.is_dir() and any(self.log.shards.iterdir()):
+                self.report.notes.append("the extraction log had no log.json; it was started again")
+                self.log.discard()
+            return {}
+        try:
+            return read_json(self.log.state, self.cdir)
+        except ArtspaceError as e:
+            self.report.notes.append(f"{e}: the extraction log was started again")
+            self.log.discard()
+            return {}
+
+    def plan(self, exclude: Sequence[str]) -> None:
+        """List the collection and decide what to extract."""
+        self.files, self.walk_skips = _list_files(self.root, self.cdir, exclude)
+        for rel, reason in self.walk_skips:
+            self._skip(rel, reason)
+        self._check_projections()
+        self.state = ShardLog(self.log.shards)
+        for d in self.state.damaged:
+            self.report.notes.append(f"damaged extraction shard {d} removed; its images are read again")
+        ids = self.previous.ids_by_path
+        self.next_id = max(self.next_id, self.state.max_id + 1)
+        for rel, size, mtime in self.files:
+            if self.state.is_current(rel, size, mtime):
+                continue
+            r = self.state.records.get(rel)
+            wid = r.id if r is not None and r.ok else ids.get(rel)
+            if wid is None:
+                wid, self.next_id = self.next_id, self.next_id + 1
+            self.todo.append(_Item(rel, wid, size, mtime))
+
+    def _check_projections(self) -> None:
+        if not (self.log.projection.exists() or self.log.signature_projection.exists()):
+            return
+        try:
+            self.projections = (StyleProjection.load(self.log.projection),
+                                StyleProjection.load(self.log.signature_projection))
+        except Exception as e:  # noqa: BLE001 - any damage: the shards were made with them, so all goes
+            self.report.notes.append(f"the style projections in {self.log.dir} could not be read ({e}); every "
+                                     f"image is read again")
+            self.log.discard()
+            self.log.create()
+            gen.write_log_state(self.log, self.spec, self.next_id)
+            self.projections = None
+
+    def needs_publishing(self) -> bool:
+        """Whether a generation made now would differ from the published one (works, skips, metadata, damage)."""
+        if self.todo or self.state.damaged or self.projections is None:
+            return True
+        present = {rel for rel, _, _ in self.files}
+        works = [(rel, r.size, r.mtime_ns, r.id) for rel, r in self.state.records.items() if r.ok and rel in present]
+        _, skipped = self.state.live(present)
+        skips = gen.skip_digest([(s[0], s[1]) for s in skipped] + self.walk_skips)
+        removed = any(r.ok and rel not in present for rel, r in self.state.records.items())
+        return removed or self.previous.differs(self.metadata, gen.works_digest(works), skips)
+
+    def report_unchanged(self) -> None:
+        prev, r = self.previous, self.report
+        r.works = r.unchanged = int(prev.manifest.get("works", 0))
+        r.generation = prev.number
+        present = {rel for rel, _, _ in self.files}
+        _, skipped = self.state.live(present)
+        r.skipped = [(s[0], s[1]) for s in skipped] + list(self.walk_skips)
+
+    def _skip(self, rel: str, reason: str) -> None:
+        if self.on_skip is not None:
+            self.on_skip(rel, reason)
+
+    # ---- 2. extract ---------------------------------------------------------------------------------------------
+
+    def extract(self, *, batch_size, device, workers, streams, max_pixels, fit_size, embed_dim, signature_dim):
+        """Extract the planned files into shards, fitting the projections first on a new catalog."""
+        extractor = Extractor(self.spec, device=device) if self.todo else None
+        ex = _Extraction(self, extractor, batch_size=batch_size, workers=workers, max_pixels=max_pixels,
+                         streams=_stream_count(streams, extractor.device if extractor else torch.device("cpu")))
+        with ex:
+            if self.projections is None:
+                self._fit(ex, fit_size, embed_dim, signature_dim)
+            project_fit_shards(self.log.shards, self.projections)
+            ex.run(self.todo, self.projections)
+        self.state = ShardLog(self.log.shards)
+
+    def _fit(self, ex: "_Extraction", fit_size: int, embed_dim: int, signature_dim: int) -> None:
+        """Extract a seeded random sample of the collection first and fit the projections on it."""
+        order = np.random.default_rng(0).permutation(len(self.files))
+        sample = {self.files[i][0] for i in order[:fit_size]}
+        ex.run([t for t in self.todo if t.rel in sample], None)
+        self.todo = [t for t in self.todo if t.rel not in sample]
+        state = ShardLog(self.log.shards)
+        sk_rows, sig_rows = [], []
+        for rel in sorted(sample):
+            r = state.records.get(rel)
+            if r is not None and r.ok:
+                with np.load(r.shard) as z:
+                    if "sketch" in z.files:
+                        sk_rows.append(z["sketch"][r.row].astype(np.float32))
+                        sig_rows.append(z["sig_sketch"][r.row].astype(np.float32))
+        if len(sk_rows) < 2:
+            raise ArtspaceError(
+                f"{self.root} holds {len(sk_rows)} readable image(s); a catalog needs at least 2 to compare")
+        StyleProjection.fit(np.stack(sig_rows), k=signature_dim, seed=ex.sig_sketch.seed).save(
+            self.log.signature_projection)
+        StyleProjection.fit(np.stack(sk_rows), k=embed_dim, seed=ex.sketch.seed).save(self.log.projection)
+        self.projections = (StyleProjection.load(self.log.projection),
+                            StyleProjection.load(self.log.signature_projection))
+
+
+def _excluded(rel: str, patterns: Sequence[str]) -> bool:
+    parts = rel.split("/")
+    return any(fnmatch.fnmatchcase(rel, pat) or any(fnmatch.fnmatchcase(p, pat) for p in parts[:-1])
+               for pat in patterns)
+
+
+def _list_files(root: Path, cdir: Path, exclude: Sequence[str]) -> tuple[list, list]:
+    """``([(rel, size, mtime_ns)], [(rel, reason)])``: the collection's regular image files, and what was passed
+    over (dangling links, FIFOs, unreadable folders, names that are not UTF-8) with the reason."""
+    files, skips = [], []
+
+    def skipped(path, reason):
+        skips.append((_rel(path, root), reason))
+
+    for p in walk_images(root, exclude=(CATALOG_DIRNAME, cdir.name), on_skip=skipped):
+        if cdir in p.parents:
+            continue
+        rel = p.relative_to(root).as_posix()
+        if exclude and _excluded(rel, exclude):
+            continue
+        try:
+            st = p.stat()
+        except OSError as e:
+            skips.append((rel, f"cannot read file ({e.strerror or e})"))
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            skips.append((rel, "not a regular file"))
+            continue
+        files.append((rel, st.st_size, st.st_mtime_ns))
+    return files, skips
+
+
+def _rel(path, root: Path) -> str:
+    try:
+        rel = Path(path).relative_to(root).as_posix()
+    except ValueError:
+        rel = str(path)
+    # Names that are not UTF-8 are listed in a printable form (the work itself is skipped).
+    return rel.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+# ---- extraction machinery ----------------------------------------------------------------------------------------
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _load_one(root: Path, item: _Item, extractor: Extractor, max_pixels: int | None):
+    """``(item, tensor or None, skip reason or None, {checksum, width, height})`` of one file."""
+    path = root / item.rel
+    try:
+        im = open_image(path, max_side=2 * extractor.spec.size, max_pixels=max_pixels)
+        w, h = im.info.get("source_size", im.size)  # the file's own size, EXIF orientation applied
+        x = extractor.prepare(im)
+        checksum = _sha256(path)
+    except UnreadableImage as e:
+        return item, None, e.reason, None
+    except OSError as e:
+        return item, None, f"cannot read file ({e.strerror or e})", None
+    return item, x, None, {"checksum": checksum, "width": int(w), "height": int(h)}
+
+
+def _stream_count(streams: int | None, device: torch.device) -> int:
+    if streams is not None:
+        return _check_int("streams", streams, 1)
+    return 2 if device.type == "cpu" and torch.get_num_threads() >= 2 else 1
+
+
+class _Streams:
+    """Runs batches on *n* threads, each with ``total // n`` intra-op threads; inline (no thread) when *n* is 1."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.pool = None
+        self.total = torch.get_num_threads()
+
+    def __enter__(self):
+        if self.n > 1:
+            per = max(1, self.total // self.n)
+            self.pool = cf.ThreadPoolExecutor(max_workers=self.n, initializer=torch.set_num_threads,
+                                              initargs=(per,), thread_name_prefix="artspace-stream")
+        return self
+
+    def submit(self, fn, *args) -> cf.Future:
+        if self.pool is not None:
+            return self.pool.submit(fn, *args)
+        future: cf.Future = cf.Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as e:  # delivered where the result is read, as from a thread
+            future.set_exception(e)
+        return future
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            # torch keeps the last count set in any thread as the default for threads it meets next: restore it
+            torch.set_num_threads(self.total)
+        return False
+
+
+def _prefetch(items: Sequence[_Item], root: Path, extractor: Extractor, workers: int,
+              max_pixels: int | None) -> Iterator:
+    """Decode images in worker threads (Pillow releases the GIL) while the network runs on the previous batch."""
+    if workers <= 0:
+        for it in items:
+            yield _load_one(root, it, extractor, max_pixels)
+        return
+    with cf.ThreadPoolExecutor(max_workers=workers) as pool:
+        ahead = max(4 * workers, 16)
+        futures = [pool.submit(_load_one, root, it, extractor, max_pixels) for it in items[:ahead]]
+        nxt = len(futures)
+        for k in range(len(items)):
+            yield futures[k].result()
+            futures[k] = None
+            if nxt < len(items):
+                futures.append(pool.submit(_load_one, root, items[nxt], extractor, max_pixels))
+                nxt += 1
+
+
+class _Extraction:
+    """Batches through the network in streams, each batch written as a shard in order as it finishes."""
+
+    def __init__(self, run: _Run, extractor: Extractor | None, *, batch_size: int, workers: int, streams: int,
+                 max_pixels: int | None):
+        self.run_, self.extractor = run, extractor
+        self.batch_size, self.workers, self.streams, self.max_pixels = batch_size, workers, streams, max_pixels
+        spec = run.spec
+        self.sketch = CountSketch(sum(spec.style_dims), SKETCH_DIM)
+        self.sig_sketch = CountSketch(sum(spec.signature_dims), SKETCH_DIM)
+        self.progress = None
+
+    def __enter__(self):
+        if self.run_.todo:
+            from tqdm.auto import tqdm
+
+            self.progress = tqdm(total=len(self.run_.todo), unit="img", disable=self.run_.quiet, desc="index",
+                                 dynamic_ncols=True, file=sys.stderr)
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress is not None:
+            self.progress.close()
+        return False
+
+    def compute(self, ok: list, projections: tuple | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Compact style rows, signatures and content descriptors of the readable images *ok*.
+
+        Without *projections* (the fit phase) the style rows and signatures are the sketches themselves.
+        """
+        dims = (projections[0].dim, projections[1].dim) if projections is not None else (SKETCH_DIM, SKETCH_DIM)
+        style = np.zeros((len(ok), dims[0]), np.float32)
+        sig = np.zeros((len(ok), dims[1]), np.float32)
+        desc = np.zeros((len(ok), self.run_.spec.descriptor_dim), np.float32)
+        if ok:
+            out = self.extractor.encode(torch.stack([b[1] for b in ok]))
+            sk, sig_sk = self.sketch(out["style"]), self.sig_sketch(out["signature"])
+            if projections is not None:
+                style, sig = projections[0].embed(sk), projections[1].embed(sig_sk)
+            else:
+                style, sig = sk.numpy(), sig_sk.numpy()
+            desc = out["descriptor"].numpy()
+        return style, sig, desc
+
+    def write(self, ok: list, bad: list, computed: tuple, projections: tuple | None, number: int) -> None:
+        style, sig, desc = computed
+        arrays = {
+            "id": np.array([b[0].id for b in ok], np.int64),
+            "path": np.array([b[0].rel for b in ok], dtype=str),
+            "size": np.array([b[0].size for b in ok], np.int64),
+            "mtime_ns": np.array([b[0].mtime_ns for b in ok], np.int64),
+            "checksum": np.array([b[3]["checksum"] for b in ok], dtype=str),
+            "width": np.array([b[3]["width"] for b in ok], np.int32),
+            "height": np.array([b[3]["height"] for b in ok], np.int32),
+            "skip_path": np.array([b[0].rel for b in bad], dtype=str),
+            "skip_size": np.array([b[0].size for b in bad], np.int64),
+            "skip_mtime_ns": np.array([b[0].mtime_ns for b in bad], np.int64),
+            "skip_reason": np.array([b[2] for b in bad], dtype=str),
+            "descriptor": desc,
+        }
+        if projections is None:  # fit sample: the sketches are kept until the projections exist
+            arrays["sketch"], arrays["sig_sketch"] = style.astype(np.float16), sig.astype(np.float16)
+        else:
+            arrays["style"], arrays["signature"] = style, sig
+        write_npz(self.run_.log.shards / f"part-{number:06d}.npz", **arrays)
+        for b in bad:
+            self.run_.report.newly_skipped.append((b[0].rel, b[2]))
+            self.run_._skip(b[0].rel, b[2])
+        self.run_.report.extracted += len(ok) + len(bad)
+        self.progress.update(len(ok) + len(bad))
+
+    def run(self, items: list[_Item], projections: tuple | None) -> None:
+        """Extract *items* batch by batch; shards are written in order by this thread as batches finish."""
+        if not items:
+            return
+        number = ShardLog(self.run_.log.shards).next_number()
+        pending: collections.deque = collections.deque()
+        with _Streams(self.streams) as pool:
+            batch: list = []
+            for loaded in _prefetch(items, self.run_.root, self.extractor, self.workers, self.max_pixels):
+                batch.append(loaded)
+                if len(batch) >= self.batch_size:
+                    pending.append(self._start(pool, batch, projections))
+                    batch = []
+                    while len(pending) > self.streams:
+                        number = self._finish(pending.popleft(), projections, number)
+            if batch:
+                pending.append(self._start(pool, batch, projections))
+            while pending:
+                number = self._finish(pending.popleft(), projections, number)
+
+    def _start(self, pool, batch: list, projections):
+        ok = [b for b in batch if b[1] is not None]
+        bad = [b for b in batch if b[1] is None]
+        return ok, bad, pool.submit(self.compute, ok, projections)
+
+    def _finish(self, entry, projections, number: int) -> int:
+        ok, bad, future = entry
+        self.write(ok, bad, future.result(), projections, number)
+        return number + 1

@@ -1,0 +1,156 @@
+"""The extraction log: what the indexer has computed so far, kept in ``<catalog>/log/`` between runs.
+
+``shards/part-NNNNNN.npz`` hold one batch each (paths, sizes, modification times, checksums, compact embeddings,
+content descriptors, and the files that could not be read, with the reason), written atomically as batches finish:
+a killed run loses at most the batches in flight, and the next run skips every file already recorded with the same
+size and modification time. ``projection.npz`` and ``signature_projection.npz`` are the projections the shards'
+compact embeddings were made with; ``log.json`` the feature spec and the next free work id.
+
+The log is the writer's alone (it is read and written under the catalog's writer lock); queries read only the
+published generations built from it. Every part of it can be recomputed from the images, so a damaged shard is
+dropped (its images are extracted again) and damaged projections drop the whole log.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_write
+from .metadata import WORK_COLUMNS
+
+__all__ = ["Log", "ShardLog", "Record"]
+
+#: Columns of the works table that come from the shards.
+SHARD_COLUMNS = WORK_COLUMNS
+_DTYPES = {"id": np.int64, "size": np.int64, "mtime_ns": np.int64, "width": np.int32, "height": np.int32}
+
+
+def write_npz(target: Path, /, **arrays) -> None:
+    atomic_write(target, lambda p: np.savez(p, **arrays))
+
+
+@dataclass(frozen=True)
+class Record:
+    """The latest record of one file: a work (``shard``, ``row``, ``id``) or a skip (``reason``)."""
+
+    ok: bool
+    size: int
+    mtime_ns: int
+    shard: Path | None = None
+    row: int = -1
+    id: int = -1
+    reason: str = ""
+
+
+class Log:
+    """The paths of the extraction log of the catalog *cdir*."""
+
+    def __init__(self, cdir: Path):
+        self.dir = cdir / "log"
+        self.shards = self.dir / "shards"
+        self.projection = self.dir / "projection.npz"
+        self.signature_projection = self.dir / "signature_projection.npz"
+        self.state = self.dir / "log.json"
+
+    def create(self) -> None:
+        self.shards.mkdir(parents=True, exist_ok=True)
+
+    def discard(self) -> None:
+        """Forget everything extracted (``--rebuild``, or projections that cannot be read)."""
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def has_projections(self) -> bool:
+        return self.projection.is_file() and self.signature_projection.is_file()
+
+
+def shard_number(p: Path) -> int:
+    return int(re.search(r"part-(\d+)", p.name).group(1))
+
+
+class ShardLog:
+    """What the shards record: for each relative path, its latest :class:`Record`.
+
+    Shards that cannot be read (truncated, not an archive) are deleted and listed in :attr:`damaged`; the files
+    they recorded are then simply not known, and the indexer extracts them again.
+    """
+
+    def __init__(self, shard_dir: Path):
+        self.shard_dir = shard_dir
+        self.records: dict[str, Record] = {}
+        self.max_id = -1
+        self.damaged: list[str] = []
+        self.shards = []
+        for shard in sorted(shard_dir.glob("part-*.npz"), key=shard_number):
+            try:
+                self._read(shard)
+                self.shards.append(shard)
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+                self.damaged.append(f"{shard.name} ({e})")
+                shard.unlink(missing_ok=True)
+
+    def _read(self, shard: Path) -> None:
+        found = {}
+        with np.load(shard) as z:
+            for j, (rel, size, mtime, wid) in enumerate(zip(z["path"], z["size"], z["mtime_ns"], z["id"])):
+                found[str(rel)] = Record(True, int(size), int(mtime), shard, j, int(wid))
+            for rel, size, mtime, reason in zip(z["skip_path"], z["skip_size"], z["skip_mtime_ns"], z["skip_reason"]):
+                found[str(rel)] = Record(False, int(size), int(mtime), reason=str(reason))
+            for key in ("style", "signature", "descriptor"):
+                if key not in z.files and "sketch" not in z.files:
+                    raise KeyError(f"no {key} array")
+        self.records.update(found)
+        ids = [r.id for r in found.values() if r.ok]
+        self.max_id = max([self.max_id, *ids])
+
+    def next_number(self) -> int:
+        numbers = [shard_number(p) for p in self.shard_dir.glob("part-*.npz")]
+        return max(numbers) + 1 if numbers else 1
+
+    def is_current(self, rel: str, size: int, mtime: int) -> bool:
+        r = self.records.get(rel)
+        return r is not None and (r.size, r.mtime_ns) == (size, mtime)
+
+    def live(self, present: set) -> tuple[dict, list]:
+        """The records of files still *present*: ``({shard: [(rel, row)]}, [(rel, reason, size, mtime)])``."""
+        by_shard: dict[Path, list] = {}
+        skipped = []
+        for rel, r in self.records.items():
+            if rel not in present:
+                continue
+            if r.ok:
+                by_shard.setdefault(r.shard, []).append((rel, r.row))
+            else:
+                skipped.append((rel, r.reason, r.size, r.mtime_ns))
+        return by_shard, skipped
+
+
+def project_fit_shards(shard_dir: Path, projections: tuple) -> None:
+    """Rewrite fit-phase shards (sketches) as ordinary shards (compact style), then delete them. Idempotent."""
+    for shard in sorted(shard_dir.glob("part-*.npz"), key=shard_number):
+        with np.load(shard) as z:
+            if "sketch" not in z.files:
+                continue
+            arrays = {k: z[k] for k in z.files if k not in ("sketch", "sig_sketch")}
+            arrays["style"] = projections[0].embed(z["sketch"].astype(np.float32))
+            arrays["signature"] = projections[1].embed(z["sig_sketch"].astype(np.float32))
+        write_npz(shard_dir / f"part-{ShardLog(shard_dir).next_number():06d}.npz", **arrays)
+        shard.unlink()
+
+
+def compact(log: ShardLog, works, style, sig, desc, skipped) -> None:
+    """Replace the log by one shard holding every live record and current skip, so that it stays small."""
+    arrays = {c: works[c].to_numpy().astype(_DTYPES.get(c, str)) for c in SHARD_COLUMNS}
+    write_npz(log.shard_dir / f"part-{log.next_number():06d}.npz", **arrays,
+              style=style, signature=sig, descriptor=desc,
+              skip_path=np.array([s[0] for s in skipped], dtype=str),
+              skip_size=np.array([s[2] for s in skipped], np.int64),
+              skip_mtime_ns=np.array([s[3] for s in skipped], np.int64),
+              skip_reason=np.array([s[1] for s in skipped], dtype=str))
+    for shard in log.shards:
+        shard.unlink(missing_ok=True)

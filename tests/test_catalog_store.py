@@ -1,0 +1,310 @@
+"""The catalog never lies: generations, the writer lock, killed runs, concurrent readers, damage and its repair."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from artspace.catalog import Catalog, index
+from artspace.catalog.store import WriterLock
+from artspace.errors import ArtspaceError, CatalogNotFound, CorruptCatalog, IncompatibleCatalog
+from artspace.features import FeatureSpec
+
+TINY_SPEC = FeatureSpec(size=64)
+SPACES = ("style", "l_style", "content")
+
+
+@pytest.fixture(scope="module")
+def indexed(demo_source, tmp_path_factory) -> Path:
+    """The demo collection with its catalog, built once for this module: copy it before changing it."""
+    root = tmp_path_factory.mktemp("store") / "demo"
+    shutil.copytree(demo_source, root)
+    index(root, metadata=root / "metadata.csv", spec=TINY_SPEC, quiet=True, batch_size=4)
+    return root
+
+
+@pytest.fixture
+def collection(indexed, tmp_path) -> Path:
+    root = tmp_path / "demo"
+    shutil.copytree(indexed, root, symlinks=True)
+    return root
+
+
+def _consistent(root: Path) -> Catalog:
+    """Open the catalog and check that everything it reads belongs to one generation."""
+    cat = Catalog.open(root)
+    works = cat.works
+    assert len(works) == cat.manifest["works"]
+    for space in ("style", "signature", "content"):
+        ids, x = cat.embeddings(space)
+        assert list(ids) == list(works["id"]) and len(x) == len(works)
+    q = int(works["id"].iloc[0])
+    for by in SPACES:
+        res = cat.similar(q, by=by, k=5)
+        assert len(res) == 5 and set(res["id"]) <= set(works["id"])
+    return cat
+
+
+def _leftovers(cdir: Path) -> list[str]:
+    return [p.name for p in cdir.rglob("*") if ".tmp" in p.name or p.name.startswith((".building", ".trash"))]
+
+
+def _cli(*args, env=None, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "artspace.cli", *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=300, **kw)
+
+
+# ---- generations --------------------------------------------------------------------------------------------------
+
+
+def test_an_unchanged_collection_publishes_nothing(collection):
+    before = Catalog.open(collection).generation
+    rep = index(collection, quiet=True)
+    assert not rep.published and rep.generation == before and rep.extracted == 0
+    assert (rep.works, rep.unchanged, rep.added, rep.removed) == (18, 18, 0, 0)
+    assert "nothing changed" in rep.summary()
+
+
+def test_each_change_publishes_one_new_generation_and_old_ones_go(collection):
+    cdir = collection / ".artspace"
+    first = Catalog.open(collection)
+    (collection / "dots/star_0.png").unlink()
+    rep = index(collection, quiet=True)
+    assert rep.published and rep.generation == first.generation + 1
+    assert (rep.works, rep.removed, rep.unchanged, rep.added) == (17, 1, 17, 0)
+    # the first generation is still read by `first`, so the writer kept it; its answers are unchanged
+    assert len(first.works) == 18 and len(first.similar(0, by="content", k=17)) == 17
+    assert len(list((cdir / "generations").glob("0*[0-9]"))) == 2
+    first.close()
+    index(collection, metadata=collection / "metadata.csv", quiet=True)  # nothing changed: no new generation
+    (collection / "dots/star_1.png").unlink()
+    index(collection, quiet=True)
+    assert [p.name for p in (cdir / "generations").iterdir() if p.is_dir()] == [f"{rep.generation + 1:06d}"]
+    assert not _leftovers(cdir)
+
+
+def test_counts_add_up_when_some_new_files_are_unreadable(collection):
+    (collection / "new").mkdir()
+    shutil.copy(collection / "dots/star_0.png", collection / "new/copy.png")
+    (collection / "new/broken.png").write_bytes(b"not an image")
+    rep = index(collection, quiet=True)
+    assert (rep.works, rep.added, rep.unchanged, rep.removed) == (19, 1, 18, 0)
+    assert [p for p, _ in rep.skipped] == ["new/broken.png"]
+    assert "19 works" in rep.summary() and "1 added" in rep.summary() and "1 skipped" in rep.summary()
+
+
+def test_analyses_store_columns_as_a_new_generation(collection):
+    cat = Catalog.open(collection)
+    n = cat.generation
+    cat.update_columns(pd.DataFrame({"cluster_style": cat.works["id"] % 3}).set_index(cat.works["id"]))
+    assert cat.generation == n + 1 and (cat.works["cluster_style"] == cat.works["id"] % 3).all()
+    assert Catalog.open(collection).manifest["analysis_columns"] == ["cluster_style"]
+    with pytest.raises(ValueError, match="artspace's own"):
+        cat.update_columns(pd.DataFrame({"path": cat.works["path"]}).set_index(cat.works["id"]))
+
+
+def test_switching_metadata_files_drops_the_old_columns(collection, tmp_path):
+    md = pd.read_csv(collection / "metadata.csv")
+    md[["path", "shape"]].rename(columns={"shape": "subject"}).to_csv(tmp_path / "other.csv", index=False)
+    index(collection, metadata=tmp_path / "other.csv", quiet=True)
+    works = Catalog.open(collection).works
+    assert "subject" in works.columns and "texture" not in works.columns and "shape" not in works.columns
+
+
+def test_a_bad_metadata_file_is_refused_before_any_image_is_read(demo_copy, tmp_path):
+    (tmp_path / "bad.csv").write_text("title,year\nA,1650\n")
+    with pytest.raises(ArtspaceError, match="bad.csv"):
+        index(demo_copy, metadata=tmp_path / "bad.csv", spec=TINY_SPEC, quiet=True)
+    assert not list((demo_copy / ".artspace").rglob("part-*.npz"))
+
+
+def test_rebuild_keeps_work_ids_and_the_catalog_readable(collection):
+    cat = Catalog.open(collection)
+    ids = dict(zip(cat.works["path"], cat.works["id"]))
+    rep = index(collection, rebuild=True, quiet=True)
+    assert rep.extracted == 18 and rep.generation == cat.generation + 1
+    assert dict(zip(Catalog.open(collection).works["path"], Catalog.open(collection).works["id"])) == ids
+    assert len(cat.works) == 18  # the old generation stayed readable throughout
+
+
+# ---- damage and repair --------------------------------------------------------------------------------------------
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _damage(root: Path, what: str) -> str:
+    """Damage one catalog file; returns the file name the error must name."""
+    cdir = root / ".artspace"
+    folder = Catalog.open(root).files
+    if what == "CURRENT":
+        (cdir / "CURRENT").write_text("{garbage")
+        return "CURRENT"
+    if what == "manifest":
+        (folder / "manifest.json").write_text("{garbage")
+        return "manifest.json"
+    if what == "bare manifest":
+        (folder / "manifest.json").write_text(json.dumps({"format_version": 4}))
+        return "manifest.json"
+    _truncate(folder / what)
+    return what
+
+
+DAMAGE = ["works.parquet", "embeddings.npz", "style.faiss", "signature.faiss", "content.faiss", "content_model.npz",
+          "projection.npz", "signature_neighbours.npz", "CURRENT", "manifest", "bare manifest"]
+
+
+@pytest.mark.parametrize("what", DAMAGE)
+def test_damage_gives_one_line_naming_the_file_and_index_repairs_it(collection, what):
+    expected = {by: Catalog.open(collection).similar(3, by=by, k=5)[["id", "distance"]] for by in SPACES}
+    name = _damage(collection, what)
+    with pytest.raises((CorruptCatalog, IncompatibleCatalog)) as err:
+        cat = Catalog.open(collection)
+        for by in SPACES:
+            cat.similar(3, by=by, k=5)
+    message = str(err.value)
+    assert name in message and "artspace index" in message and "\n" not in message
+    rep = index(collection, quiet=True)
+    assert rep.published and rep.extracted == 0
+    cat = _consistent(collection)
+    for by in SPACES:
+        pd.testing.assert_frame_equal(cat.similar(3, by=by, k=5)[["id", "distance"]], expected[by], rtol=1e-5)
+
+
+def test_cli_reports_damage_in_one_error_line(collection):
+    _damage(collection, "works.parquet")
+    out = _cli("similar", "3", "--catalog", collection)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.startswith("Error: catalog file") and "works.parquet" in out.stderr
+
+
+@pytest.mark.parametrize("what", ["shard", "projection", "log.json"])
+def test_damaged_extraction_log_is_recomputed_from_the_images(collection, what):
+    log = collection / ".artspace/log"
+    target = {"shard": next((log / "shards").glob("part-*.npz")), "projection": log / "projection.npz",
+              "log.json": log / "log.json"}[what]
+    _truncate(target) if what != "log.json" else target.write_text("{garbage")
+    ids = dict(zip(Catalog.open(collection).works["path"], Catalog.open(collection).works["id"]))
+    rep = index(collection, quiet=True)
+    assert rep.extracted == 18 and rep.notes
+    cat = _consistent(collection)
+    assert dict(zip(cat.works["path"], cat.works["id"])) == ids
+
+
+def test_rebuild_works_from_any_state(collection):
+    folder = Catalog.open(collection).files
+    (folder / "manifest.json").write_text("{garbage")
+    (collection / ".artspace/CURRENT").write_text("{garbage")
+    (collection / ".artspace/log/log.json").write_text("[]")
+    rep = index(collection, rebuild=True, quiet=True)
+    assert rep.works == 18
+    _consistent(collection)
+
+
+def test_leftovers_of_killed_writers_are_removed(collection):
+    cdir = collection / ".artspace"
+    (cdir / "log/shards/.part-000009.123.tmp.npz").write_bytes(b"half")
+    (cdir / "generations/.building-999").mkdir()
+    (cdir / "generations/.building-999/works.parquet").write_bytes(b"half")
+    (collection / "dots/star_0.png").unlink()
+    index(collection, quiet=True)
+    assert not _leftovers(cdir)
+
+
+# ---- killed runs, concurrent readers and writers -------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_killed_at_every_file_replacement_the_catalog_is_old_or_new(indexed, tmp_path):
+    """`kill -9` (ARTSPACE_KILL_AT) before each rename of a run that removes one work and adds one: afterwards the
+    catalog is the old generation or the new one, whole, and the next run finishes the job."""
+    step, outcomes = 0, []
+    while True:
+        step += 1
+        root = tmp_path / f"run{step}"
+        shutil.copytree(indexed, root)
+        (root / "dots/star_0.png").unlink()
+        shutil.copy(root / "waves/circle_0.png" if (root / "waves").exists() else root / "checker/circle_0.png",
+                    root / "added.png")
+        out = _cli("index", root, "-q", env={"ARTSPACE_KILL_AT": str(step)})
+        if out.returncode == 0:
+            break
+        assert out.returncode == -9, out.stderr
+        works = len(_consistent(root).works)
+        assert works in (18, 19) and (works == 18) == ((root / ".artspace/CURRENT").read_text() ==
+                                                        (indexed / ".artspace/CURRENT").read_text())
+        outcomes.append(works)
+        rep = index(root, quiet=True)
+        assert rep.works == 18 and set(_consistent(root).works["path"]) == (
+            {p for p in Catalog.open(indexed).works["path"] if p != "dots/star_0.png"} | {"added.png"})
+        assert not _leftovers(root / ".artspace")
+        shutil.rmtree(root)
+    assert step > 5 and 18 in outcomes  # every fault point was reached, and the early ones left the old catalog
+
+
+@pytest.mark.slow
+def test_queries_during_index_each_come_from_one_generation(collection):
+    """Queries in this process while `artspace index` publishes in another: each sees one whole generation."""
+    for i in range(6):
+        shutil.copy(collection / "dots/star_0.png", collection / f"copy{i}.png")
+    proc = subprocess.Popen([sys.executable, "-m", "artspace.cli", "index", str(collection), "-q", "-b", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen = set()
+    while proc.poll() is None:
+        cat = _consistent(collection)
+        seen.add((cat.generation, len(cat.works)))
+        cat.close()
+    assert proc.returncode == 0, proc.stderr.read().decode()
+    cat = _consistent(collection)
+    seen.add((cat.generation, len(cat.works)))
+    assert {n for _, n in seen} <= {18, 24} and (cat.generation, 24) in seen
+
+
+@pytest.mark.slow
+def test_map_during_index_waits_and_loses_no_work(collection):
+    """An analysis storing a column while `artspace index` runs waits for it, then adds to the new generation."""
+    for i in range(4):
+        shutil.copy(collection / "dots/star_0.png", collection / f"copy{i}.png")
+    cat = Catalog.open(collection)
+    cdir = collection / ".artspace"
+    proc = subprocess.Popen([sys.executable, "-m", "artspace.cli", "index", str(collection), "-q", "-b", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (cdir / "lock").read_text():
+        time.sleep(0.02)  # the index run holds the lock
+    assert (cdir / "lock").read_text().startswith("pid"), proc.stderr.read().decode()
+    cat.update_columns(pd.DataFrame({"map_x": cat.works["id"] * 1.0}).set_index(cat.works["id"]))
+    assert proc.wait() == 0
+    works = _consistent(collection).works
+    assert len(works) == 22 and works["map_x"].notna().sum() == 18
+
+
+def test_a_writer_waits_for_the_lock_only_when_asked(collection):
+    cdir = collection / ".artspace"
+    cat = Catalog.open(collection)
+    with WriterLock(cdir):
+        t = threading.Thread(target=lambda: cat.update_columns(
+            pd.DataFrame({"x": cat.works["id"]}).set_index(cat.works["id"])))
+        t.start()
+        time.sleep(0.5)
+        assert t.is_alive()  # waiting, not failed
+    t.join(30)
+    assert not t.is_alive() and "x" in Catalog.open(collection).works.columns
+
+
+def test_catalog_without_a_published_generation_says_how_to_finish(demo_copy):
+    (demo_copy / ".artspace/log/shards").mkdir(parents=True)
+    with pytest.raises(CatalogNotFound, match="no artspace catalog|no finished index"):
+        Catalog.open(demo_copy)
