@@ -348,7 +348,7 @@ def test_units_top_patches_are_the_strongest_responses(analysis_catalog, tmp_pat
     # every other work responds less
     rest = unit_responses(analysis_catalog, layer="relu2_1")
     assert float(rest["max"][:, 5].max()) == pytest.approx(best["activation"], rel=1e-4)
-    assert (analysis_catalog.dir / "units-relu2_1.npz").is_file()
+    assert (analysis_catalog.cache_dir / "units-relu2_1.npz").is_file()
     assert r.sheet.size[0] > 300 and (tmp_path / "units-relu2_1-5.png").is_file()
     assert best["x1"] - best["x"] <= receptive_field("relu2_1")[0] + 2
     with pytest.raises(ArtspaceError, match="units 0..127"):

@@ -64,6 +64,20 @@ def test_similar_style_and_content(demo_catalog):
         cat.similar("no-such-thing.jpg")
 
 
+def test_where_filters_are_parsed_never_run(demo_catalog, tmp_path, monkeypatch):
+    cat = demo_catalog
+    monkeypatch.chdir(tmp_path)
+    res = cat.similar(0, by="content", k=20, where="texture in ['dots', 'checker'] and not shape == 'star'")
+    assert set(res["texture"]) <= {"dots", "checker"} and "star" not in set(res["shape"]) and len(res) >= 3
+    for payload in ("@pd.io.common.os.system('touch PWNED') == 0", "__import__('os').system('touch PWNED')",
+                    "texture.__class__ == 1"):
+        with pytest.raises(ValueError, match="--where"):
+            cat.similar(0, where=payload)
+    assert not (tmp_path / "PWNED").exists()
+    with pytest.raises(NoMatch, match="texture == 'nothing'.*18 works"):
+        cat.similar(0, where="texture == 'nothing'")
+
+
 def test_outside_image_query_matches_stored_embedding(demo_catalog, tmp_path):
     cat = demo_catalog
     outside = tmp_path / "copy.png"

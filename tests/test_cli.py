@@ -50,6 +50,17 @@ def test_demo_then_index_then_similar(tmp_path):
     r = runner.invoke(app, ["similar", "3", "-c", str(root), "--by", "colour"])
     assert r.exit_code == 1 and "style or content" in r.output
 
+    # --where is parsed, never evaluated: the payload is refused in one line, and nothing ran
+    payload = f"@pd.io.common.os.system('touch {tmp_path / 'PWNED'}') == 0"
+    r = runner.invoke(app, ["similar", "3", "-c", str(root), "--where", payload])
+    assert r.exit_code == 1 and r.output.startswith("Error: --where") and "Traceback" not in r.output
+    assert not (tmp_path / "PWNED").exists()
+    r = runner.invoke(app, ["similar", "3", "-c", str(root), "--where", "texture == 'gold'"])
+    assert r.exit_code == 1 and "Error:" in r.output and "36 works" in r.output
+    # the contact sheet may not overwrite the query's own image
+    r = runner.invoke(app, ["similar", "dots/star_0.png", "-c", str(root), "--sheet", str(root / "dots/star_0.png")])
+    assert r.exit_code == 1 and "would overwrite" in r.output
+
 
 def test_index_exit_code_says_files_were_skipped(demo_copy):
     (demo_copy / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")

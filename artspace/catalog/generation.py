@@ -36,7 +36,7 @@ from ..index import CONTEXT_K, ContentModel, NeighbourLists, VectorIndex
 from ..projection import SKETCH_DIM
 from .metadata import WORK_COLUMNS, join_metadata, read_metadata
 from .shards import Log, compact
-from .store import (FORMAT_VERSION, LEGACY_FORMATS, GenerationBuilder, WriterLock, collect_garbage, damaged_files,
+from .store import (FORMAT_VERSION, GenerationBuilder, WriterLock, collect_garbage, damaged_files,
                     open_generation, read_json, read_pointer_quiet, repair_hint, _generations)
 
 NEIGHBOURS = "signature_neighbours.npz"

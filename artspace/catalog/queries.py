@@ -23,7 +23,7 @@ from ..filters import parse_filter
 from ..index import CONTEXT_K, ContentModel, VectorIndex, neighbourhood_scales, relative_search, scale_floor
 from ..projection import SKETCH_DIM, CountSketch, StyleProjection
 from . import generation as gen
-from .generation import NEIGHBOURS, SIG_PROJECTION, WORK_COLUMNS
+from .generation import SIG_PROJECTION
 from .store import find_catalog, open_generation, repair_hint
 
 __all__ = ["Catalog", "SPACES", "SEARCH_SPACES"]
@@ -322,7 +322,7 @@ class Catalog:
 
     def sheet(self, query, results: pd.DataFrame, *, by: str = "style") -> Image.Image:
         """A contact sheet of *query* and the works of a :meth:`similar` result, captioned with their distances."""
-        from .sheets import contact_sheet, thumbnail
+        from ..sheets import contact_sheet, thumbnail
 
         items = [(thumbnail(self.image_path(query), 320), f"query\n{Path(str(query)).name}")]
         label = "relative style d" if by == "style" else f"{by} d"
