@@ -16,7 +16,8 @@ from typing import Iterable, Mapping
 import torch
 from torch import nn
 
-from .errors import InvalidOption, UnknownLayer, WeightsUnavailable
+from .errors import InvalidOption, WeightsUnavailable
+from .spec import _CFG, CHANNELS, CONV_LAYERS, LAYERS, check_layers  # noqa: F401 - re-exported
 from .winograd import MIN_FILTERS, WinogradConv2d
 
 __all__ = [
@@ -30,28 +31,6 @@ __all__ = [
     "check_layers",
 ]
 
-_CFG = [[64, 64], [128, 128], [256, 256, 256, 256], [512, 512, 512, 512], [512, 512, 512, 512]]
-
-
-def _layer_names() -> tuple[str, ...]:
-    names = []
-    for b, block in enumerate(_CFG, start=1):
-        for i in range(1, len(block) + 1):
-            names += [f"conv{b}_{i}", f"relu{b}_{i}"]
-        names.append(f"pool{b}")
-    return tuple(names)
-
-
-#: Every layer name, in forward order: conv1_1, relu1_1, conv1_2, relu1_2, pool1, ..., relu5_4, pool5.
-LAYERS: tuple[str, ...] = _layer_names()
-CONV_LAYERS: tuple[str, ...] = tuple(n for n in LAYERS if n.startswith("conv"))
-#: Channels (N, the number of filters) of each layer.
-CHANNELS: dict[str, int] = {}
-for _b, _block in enumerate(_CFG, start=1):
-    for _i, _c in enumerate(_block, start=1):
-        CHANNELS[f"conv{_b}_{_i}"] = CHANNELS[f"relu{_b}_{_i}"] = _c
-    CHANNELS[f"pool{_b}"] = _block[-1]
-
 WEIGHT_SOURCES = ("original", "torchvision")
 TORCHVISION_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 _TORCHVISION_CONV_INDEX = [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34]
@@ -63,16 +42,6 @@ PREPROCESSING = {
     # torchvision: RGB, 0-1, ImageNet mean and standard deviation.
     "torchvision": ((0, 1, 2), 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
-
-
-def check_layers(layers: Iterable[str]) -> list[str]:
-    """Return *layers* as a list, raising :class:`UnknownLayer` for any name VGG-19 does not have."""
-    out = []
-    for name in layers:
-        if name not in LAYERS:
-            raise UnknownLayer(name, LAYERS)
-        out.append(name)
-    return out
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:

@@ -44,14 +44,21 @@ def handle_errors(fn):
 
 # ---- index / similar / distance (issue: index and search) -------------------------------------------------------
 
-CatalogOpt = typer.Option(None, "--catalog", "-c", help="Catalog directory, or the collection folder holding .artspace "
-                          "(default: the current folder).")
+CatalogOpt = typer.Option(None, "--catalog", "-c", help="Catalog directory, or the collection folder holding "
+                          ".artspace (default: the nearest .artspace in the working folder or above it, else above "
+                          "the query's file).")
 
 
-def _open_catalog(catalog: Optional[Path]):
+def _open_catalog(catalog: Optional[Path], near=()):
+    """The catalog every command uses (one rule: --catalog, else the nearest .artspace), with a note on stored
+    analysis columns that predate the last change of the works."""
     from .catalog import Catalog
 
-    return Catalog.open(catalog if catalog is not None else Path("."))
+    cat = Catalog.locate(catalog, near=near)
+    for column, source in cat.stale_columns().items():
+        typer.echo(f"note: column {column!r} ({source}) was computed before the works last changed; run that "
+                   f"command again to update it", err=True)
+    return cat
 
 
 @app.command()
@@ -137,38 +144,43 @@ def _print_table(df, fmt: str):
         typer.echo(df.to_string(index=False, float_format=lambda v: f"{v:.6g}"))
 
 
+_BY_HELP = ("The space (the same in every command): style = the style signature relative to both works' "
+            "neighbourhoods (default), l_style = Gatys et al.'s L_style, content = 1 - cos of style-free content "
+            "embeddings.")
+
+
 @app.command()
 @handle_errors
 def similar(
-    query: str = typer.Argument(..., help="An image file (inside the collection or not), a work id, or a "
-                                "work's relative path."),
-    by: str = typer.Option("style", "--by", help="style (the style signature), l_style (the seeds' L_style "
-                           "itself) or content."),
+    query: str = typer.Argument(..., help="An image file (inside the collection or not), a work id, a work's "
+                                "relative path, or a file name one work has."),
+    by: str = typer.Option("style", "--by", help=_BY_HELP),
     k: int = typer.Option(10, "-k", help="Number of works to return."),
     catalog: Optional[Path] = CatalogOpt,
     where: Optional[str] = typer.Option(None, help="Filter on the works table: comparisons, in [...], and/or/not, "
                                         "isnull(col); e.g. \"style == 'Baroque' and year < 1700\"."),
     format: str = typer.Option("table", "--format", "-f", help="table, json or csv."),
     sheet: Optional[Path] = typer.Option(None, help="Also write a contact sheet of the query and its neighbours."),
+    caption: Optional[List[str]] = typer.Option(None, "--caption", help="Works-table column shown under each "
+                                                "thumbnail of --sheet (repeatable)."),
 ):
-    """The works nearest to QUERY by style or by content.
+    """The works nearest to QUERY in one space, with each distance and its percentile among the collection's pairs.
 
     --by style ranks by the style signature: the mean squared Hellinger distance d_sig between the two works'
     Gram matrices on relu4_1 and relu5_1 (0 = same statistics, 1 = nothing in common), divided by
-    sqrt(rho_query rho_work), rho being a work's mean d_sig to its 10 nearest works (1 = as far apart as their
-    nearest neighbours usually are); it also lists d_sig itself (signature) and L_style.
-    --by l_style ranks by the seeds' L_style; --by content by 1 - cos of the style-free content embeddings.
+    sqrt(rho_query rho_work), rho being a work's mean d_sig to its 10 nearest works (Jegou et al. 2010; 1 = as
+    far apart as their nearest neighbours usually are); it also lists d_sig itself (signature) and L_style.
+    --by l_style ranks by L_style (Gatys et al. 2016); --by content by 1 - cos of the style-free content
+    embeddings. percentile = the share of the collection's pairs that are nearer (0.8: closer than 99.2 %).
 
     Example: artspace similar dots/star_0.png --by content -k 5 --catalog data/demo
     """
-    from .catalog import SEARCH_SPACES
+    from .spaces import space
 
-    if by not in SEARCH_SPACES:
-        *first, last = SEARCH_SPACES
-        _fail(f"--by must be {', '.join(first)} or {last}, not {by!r}")
+    space(by)
     if format not in ("table", "json", "csv"):
         _fail(f"--format must be table, json or csv, not {format!r}")
-    cat = _open_catalog(catalog)
+    cat = _open_catalog(catalog, near=[query])
     if sheet is not None:
         from .outputs import check_output
 
@@ -178,36 +190,37 @@ def similar(
     if sheet is not None:
         from .images import save_image
 
-        save_image(cat.sheet(query, result, by=by), sheet)
+        save_image(cat.sheet(query, result, by=by, captions=caption or ()), sheet)
         typer.echo(f"wrote {sheet}", err=True)
 
 
 @app.command()
 @handle_errors
 def distance(
-    a: str = typer.Argument(..., help="First image (file, or work id/path with a catalog)."),
+    a: str = typer.Argument(..., help="First image (a file, or a catalogued work's id, path or file name)."),
     b: str = typer.Argument(..., help="Second image."),
-    catalog: Optional[Path] = typer.Option(None, "--catalog", "-c", help="Use this catalog's settings and ids "
-                                           "(default: the current folder's catalog if there is one)."),
+    catalog: Optional[Path] = typer.Option(None, "--catalog", "-c", help="Use this catalog's settings, ids and "
+                                           "spaces (default: the nearest catalog, if there is one)."),
     format: str = typer.Option("table", "--format", "-f", help="table or json."),
 ):
-    """Exact style distance (per layer and in total), style-signature distance and content distance of two images.
+    """Every distance of two images: what each space ranks by (the figure `similar` prints), and the exact ones.
 
-    style = L_style = sum_l w_l E_l, E_l = sum (G - A)^2 / (4 N^2 M^2) on Gram matrices of relu1_1 ... relu5_1;
-    signature = mean over relu4_1, relu5_1 of H^2 = 1 - sum sqrt(P Q), P and Q the Gram matrices scaled to sum 1;
-    content = 1/2 sum (F - P)^2 on relu4_2; all at the catalog's input size (default 224 x 224).
+    In a catalog: style, l_style and content as `similar --by ...` prints them, each with its percentile among the
+    collection's pairs. Always, from the full feature maps: L_style = sum_l w_l E_l, E_l = sum (G - A)^2 /
+    (4 N^2 M^2) on relu1_1 ... relu5_1 (Gatys et al. 2016), each layer's share; the signature distance = mean over
+    relu4_1, relu5_1 of H^2 = 1 - sum sqrt(P Q); the content loss 1/2 sum (F - P)^2 on relu4_2; all at the
+    catalog's input size (default 224 x 224).
 
     Example: artspace distance a.jpg b.jpg --format json
     """
     import json as _json
 
-    from .catalog import find_catalog
     from .errors import CatalogNotFound
 
     if format not in ("table", "json"):
         _fail(f"--format must be table or json, not {format!r}")
     try:
-        cat = _open_catalog(catalog) if catalog is not None or find_catalog(".") else None
+        cat = _open_catalog(catalog, near=[a, b])
     except CatalogNotFound:
         if catalog is not None:
             raise
@@ -218,26 +231,36 @@ def distance(
         from .features import Extractor, FeatureSpec
 
         spec = FeatureSpec()
-        result = Extractor(spec).distance(a, b)
+        result = {"exact": Extractor(spec).distance(a, b)}
     if format == "json":
         typer.echo(_json.dumps(result, indent=2))
         return
-    typer.echo(f"style distance  L_style = sum_l w_l E_l = {result['style']:.6g}")
-    for name, v in result["style_layers"].items():
-        share = v / result["style"] if result["style"] else 0.0
-        typer.echo(f"  {name:8s} w_l E_l = {v:.6g}  ({share:6.1%})")
-    typer.echo(f"style signature distance  mean_l H^2_l = {result['signature']:.6g}  (0: same Gram statistics, "
-               f"1: nothing in common)")
-    for name, v in result["signature_layers"].items():
-        typer.echo(f"  {name:8s} H^2 = 1 - sum sqrt(P Q) = {v:.6g}")
-    typer.echo(f"content distance  1/2 sum (F - P)^2 at {spec.content_layer} = {result['content']:.6g}")
-    if "relative" in result:
-        r = result["relative"]
-        typer.echo(f"relative signature distance (what `similar --by style` ranks by)  d / sqrt(rho_a rho_b) = "
-                   f"{r['distance']:.6g}")
-        typer.echo(f"  from the catalog's compact signatures: d = {r['signature']:.6g}; rho = mean d to the 10 "
-                   f"nearest works: rho_a = {r['scale_a']:.6g}, rho_b = {r['scale_b']:.6g}")
-    typer.echo(f"(inputs resized to {spec.size}x{spec.size}; weights: {spec.weights})")
+    _print_distance(result, spec)
+
+
+def _print_distance(result: dict, spec) -> None:
+    from .spaces import SPACES
+
+    for by, sp in SPACES.items():
+        if by in result:
+            r = result[by]
+            typer.echo(f"{sp.label:40s} {r['distance']:.6g}   closer than {100 - r['percentile']:.3g} % of the "
+                       f"collection's pairs")
+            if "scale_a" in r:
+                typer.echo(f"  = d / sqrt(rho_a rho_b): d = {r['signature']:.6g} (compact signatures); rho = mean d "
+                           f"to the 10 nearest works: {r['scale_a']:.6g}, {r['scale_b']:.6g}")
+    e = result["exact"]
+    typer.echo(f"exact, from the full feature maps at {spec.size}x{spec.size} (weights: {spec.weights}):")
+    typer.echo(f"  L_style = sum_l w_l E_l = {e['style']:.6g}")
+    for name, v in e["style_layers"].items():
+        share = v / e["style"] if e["style"] else 0.0
+        typer.echo(f"    {name:8s} w_l E_l = {v:.6g}  ({share:6.1%} of L_style)")
+    typer.echo(f"  signature distance = mean_l H^2_l = {e['signature']:.6g}  (0: same Gram statistics, 1: nothing in "
+               f"common)")
+    total = sum(e["signature_layers"].values())
+    for name, v in e["signature_layers"].items():
+        typer.echo(f"    {name:8s} H^2 = 1 - sum sqrt(P Q) = {v:.6g}  ({v / total if total else 0:6.1%})")
+    typer.echo(f"  content loss 1/2 sum (F - P)^2 at {spec.content_layer} = {e['content']:.6g}")
 
 
 # ---- transfer / reconstruct (issue: pastiches) ------------------------------------------------------------------

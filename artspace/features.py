@@ -22,18 +22,15 @@ what each style group shares (:mod:`artspace.index`).
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 from PIL import Image
 
 from . import losses
-from .backbone import CHANNELS, LAYERS, VGG19, check_layers, ieee_float32, resolve_device
-from .errors import InvalidOption
+from .backbone import VGG19, ieee_float32, resolve_device
 from .images import open_image, to_tensor
+from .spec import DEFAULT_SIGNATURE_LAYERS, DEFAULT_STYLE_LAYERS, FeatureSpec  # noqa: F401 - re-exported
 
 __all__ = [
     "DEFAULT_STYLE_LAYERS",
@@ -43,106 +40,6 @@ __all__ = [
     "content_descriptor",
     "style_signature",
 ]
-
-DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-#: Chosen on pacs-dev (same-domain precision@10: all five style layers 0.844, relu3_1-relu5_1 0.869, relu4_1 and
-#: relu5_1 0.875), compared on wikiart-dev too, and checked afterwards on the demo grid (docs/benchmarks.md).
-DEFAULT_SIGNATURE_LAYERS = ("relu4_1", "relu5_1")
-
-
-def _triangle_dims(layers) -> tuple[int, ...]:
-    """Length of the upper triangle of each layer's Gram matrix, :math:`N(N+1)/2`."""
-    return tuple(CHANNELS[n] * (CHANNELS[n] + 1) // 2 for n in layers)
-
-
-@dataclass(frozen=True)
-class FeatureSpec:
-    """Everything that decides the numbers a catalog stores; two catalogs compare only if their specs are equal.
-
-    Parameters
-    ----------
-    weights : str
-        Backbone weight source: ``original``, ``torchvision`` or a path (see :class:`artspace.backbone.VGG19`).
-    size : int
-        Every image is resized to ``size × size`` pixels before the network (a fixed input size makes the content
-        maps of any two works comparable position by position, and batches possible).
-    style_layers : tuple of str
-        Layers whose Gram matrices form the style representation.
-    style_weights : tuple of float, optional
-        :math:`w_l` for each style layer; default :math:`1/|L|`.
-    content_layer : str
-        Layer of the exact content distance (the seeds' conv4_2, taken after its relu).
-    descriptor_layer : str
-        Layer whose pooled responses form the content search descriptor.
-    signature_layers : tuple of str
-        Layers whose Gram matrices form the style signature (:func:`style_signature`).
-    """
-
-    weights: str = "original"
-    size: int = 224
-    style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
-    style_weights: tuple[float, ...] | None = None
-    content_layer: str = "relu4_2"
-    descriptor_layer: str = "relu5_4"
-    signature_layers: tuple[str, ...] = DEFAULT_SIGNATURE_LAYERS
-
-    def __post_init__(self):
-        check_layers(self.style_layers)
-        check_layers(self.signature_layers)
-        check_layers([self.content_layer, self.descriptor_layer])
-        if not 32 <= int(self.size) <= 4096:
-            raise InvalidOption(f"size must be between 32 and 4096 pixels, not {self.size}")
-        if self.style_weights is not None and len(self.style_weights) != len(self.style_layers):
-            raise InvalidOption(
-                f"{len(self.style_layers)} style layers but {len(self.style_weights)} style weights "
-                f"{tuple(self.style_weights)}; give one weight per layer")
-
-    @property
-    def layer_weights(self) -> tuple[float, ...]:
-        """:math:`w_l` of each style layer."""
-        if self.style_weights is not None:
-            return tuple(float(w) for w in self.style_weights)
-        return tuple(1.0 / len(self.style_layers) for _ in self.style_layers)
-
-    @property
-    def style_dims(self) -> tuple[int, ...]:
-        """Length of each style layer's upper-triangle vector, :math:`N(N+1)/2`."""
-        return _triangle_dims(self.style_layers)
-
-    @property
-    def signature_dims(self) -> tuple[int, ...]:
-        """Length of each signature layer's part of the signature, :math:`N(N+1)/2`."""
-        return _triangle_dims(self.signature_layers)
-
-    @property
-    def descriptor_dim(self) -> int:
-        return CHANNELS[self.descriptor_layer]
-
-    @property
-    def last_layer(self) -> str:
-        wanted = set(self.style_layers) | set(self.signature_layers) | {self.content_layer, self.descriptor_layer}
-        return max(wanted, key=LAYERS.index)
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["style_layers"] = list(self.style_layers)
-        d["style_weights"] = list(self.layer_weights)
-        d["signature_layers"] = list(self.signature_layers)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "FeatureSpec":
-        d = dict(d)
-        d["style_layers"] = tuple(d["style_layers"])
-        if d.get("style_weights") is not None:
-            d["style_weights"] = tuple(d["style_weights"])
-        if d.get("signature_layers") is not None:
-            d["signature_layers"] = tuple(d["signature_layers"])
-        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
-
-    def describe(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
 
 def content_descriptor(features: torch.Tensor) -> torch.Tensor:
     r"""Content search descriptor of deep feature maps (B, N, H, W): shape (B, N).

@@ -268,6 +268,45 @@ def relative_search(index: VectorIndex, query: np.ndarray, k: int, *, query_scal
         pool = min(n, pool * 4)
 
 
+def batch_search(index: VectorIndex, vectors: np.ndarray, k: int, *, ids: np.ndarray,
+                 scales: np.ndarray | None = None, scale_of: Callable[[np.ndarray], np.ndarray] | None = None,
+                 max_scale: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The *k* nearest works of many catalogued works at once (each one's own id left out), ranked as a single
+    query ranks them: by the raw distance, or with *scales* (the queries' neighbourhood scales, *scale_of* mapping
+    ids to theirs) by the relative distance of :func:`relative_search`.
+
+    Returns ``(neighbours, distances)``, (n, k) arrays; −1 and NaN where the collection has fewer works. A relative
+    query whose first pool of raw neighbours cannot prove its top *k* is answered by :func:`relative_search` itself,
+    so every row equals the single query's answer.
+    """
+    ids = np.asarray(ids, np.int64)
+    n = len(ids)
+    nbr = np.full((n, k), -1, np.int64)
+    dist = np.full((n, k), np.nan, np.float64)
+    relative = scales is not None
+    pool = min(index.ntotal, max(4 * (k + 1), 64) if relative else k + 1)
+    for s in range(0, n, 4096):
+        d, i = index.search(vectors[s:s + 4096], pool)
+        for r in range(len(d)):
+            row = s + r
+            ok = (i[r] >= 0) & (i[r] != ids[row])
+            raw, found = np.maximum(d[r][ok], 0.0).astype(np.float64), i[r][ok]
+            if relative:
+                rel = raw / np.sqrt(scales[row] * scale_of(found))
+                order = np.argsort(rel, kind="stable")[:k]
+                proven = pool >= index.ntotal or (i[r] < 0).any() or (
+                    len(order) == k and rel[order[-1]] <= d[r][-1] / np.sqrt(scales[row] * max_scale))
+                if not proven:
+                    rel_d, _, found_d = relative_search(index, vectors[row], k, query_scale=float(scales[row]),
+                                                        scales=scale_of, max_scale=max_scale, exclude=int(ids[row]))
+                    nbr[row, :len(found_d)], dist[row, :len(found_d)] = found_d, rel_d
+                    continue
+                found, raw = found[order], rel[order]
+            m = min(k, len(found))
+            nbr[row, :m], dist[row, :m] = found[:m], raw[:m]
+    return nbr, dist
+
+
 def choose_groups(style: np.ndarray, *, max_groups: int = 32, sample: int = 4000, seed: int = 0) -> int:
     """Number of style groups with the best silhouette score (k-means, k = 2 … max_groups, at least 4 works each)."""
     from sklearn.cluster import KMeans

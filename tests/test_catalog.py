@@ -24,9 +24,9 @@ TINY_SPEC = FeatureSpec(size=64)  # the spec of the demo_catalog fixture
 def test_catalog_layout_and_works_table(demo_catalog):
     cat = demo_catalog
     assert cat.files.parent == cat.dir / "generations" and (cat.dir / "CURRENT").is_file()
-    for name in ("manifest.json", "works.parquet", "skipped.csv", "embeddings.npz", "projection.npz",
-                 "signature_projection.npz", "style.faiss", "signature.faiss", "content.faiss", "content_model.npz",
-                 "signature_neighbours.npz"):
+    for name in ("manifest.json", "works.parquet", "skipped.csv", "embeddings.npz",
+                 "style_projection.npz", "l_style_projection.npz", "style.faiss", "l_style.faiss", "content.faiss",
+                 "content_model.npz", "style_neighbours.npz", "pairs.npz"):
         assert (cat.files / name).is_file(), name
     w = cat.works
     assert len(w) == 18 and list(w.columns[:7]) == ["id", "path", "size", "mtime_ns", "checksum", "width", "height"]
@@ -37,10 +37,11 @@ def test_catalog_layout_and_works_table(demo_catalog):
     m = cat.manifest
     assert m["format_version"] == FORMAT_VERSION == 4 and m["spec"]["weights"] == "original"
     assert m["generation"] == cat.generation and m["files"]["works.parquet"] > 0
-    assert m["index"]["style"] == "exact" and m["signature_embedding"]["neighbours"] == 10
-    assert m["index"]["signature"] == "exact" and m["spec"]["signature_layers"] == ["relu4_1", "relu5_1"]
-    ids, style = cat.embeddings("style")
-    sig_ids, sig = cat.embeddings("signature")
+    assert m["spaces"]["style"]["index"] == "exact" and m["spaces"]["style"]["neighbours"] == 10
+    assert m["spaces"]["l_style"]["index"] == "exact" and m["spec"]["signature_layers"] == ["relu4_1", "relu5_1"]
+    assert m["pairs_sampled"] == 18 * 17 // 2
+    ids, style = cat.embeddings("l_style")
+    sig_ids, sig = cat.embeddings("style")
     assert style.dtype == sig.dtype == np.float32 and list(ids) == list(sig_ids) == sorted(w["id"])
     # the default compact embeddings together stay within the 2 KB a work (384 + 128 float32 at scale;
     # this 18-work catalog keeps fewer axes)
@@ -93,22 +94,28 @@ def test_similar_distances_estimate_the_exact_ones(demo_catalog):
     q = "stripes/circle_0.png"
     by_style = cat.similar(q, by="style", k=4)
     by_l_style = cat.similar(q, by="l_style", k=4)
-    assert list(by_style.columns[:6]) == ["rank", "id", "path", "distance", "signature", "l_style"]
+    assert list(by_style.columns[:7]) == ["rank", "id", "path", "distance", "percentile", "signature", "l_style"]
     assert "l_style" not in by_l_style.columns and by_l_style["distance"].is_monotonic_increasing
     for row in by_style.itertuples():
-        exact = cat.distance(q, row.id)
+        d = cat.distance(q, row.id)
+        exact = d["exact"]
         # the compact embeddings keep every axis of this small catalog: only the sketch's ~1 % error remains
         assert row.signature == pytest.approx(exact["signature"], rel=0.05)
         assert row.l_style == pytest.approx(exact["style"], rel=0.05)
+        # `distance` prints, for each space, the very figure `similar` printed
+        assert d["style"]["distance"] == pytest.approx(row.distance, rel=1e-6)
+        assert d["style"]["percentile"] == pytest.approx(row.percentile, abs=1e-9)
     for row in by_l_style.itertuples():
-        assert row.distance == pytest.approx(cat.distance(q, row.id)["style"], rel=0.05)
-    with pytest.raises(ValueError, match="by must be one of style, l_style, content"):
+        d = cat.distance(q, row.id)
+        assert row.distance == pytest.approx(d["exact"]["style"], rel=0.05)
+        assert row.distance == pytest.approx(d["l_style"]["distance"], rel=1e-5)
+    with pytest.raises(ValueError, match="by must be style, l_style or content"):
         cat.similar(q, by="signature")
 
 
 def test_style_search_ranks_by_the_signature_relative_to_both_neighbourhoods(demo_catalog, tmp_path):
     cat = demo_catalog
-    ids, sig = cat.embeddings("signature")
+    ids, sig = cat.embeddings("style")
     d2 = ((sig[:, None, :].astype(np.float64) - sig[None]) ** 2).sum(-1)
     np.fill_diagonal(d2, np.inf)
     rho = np.sort(d2, axis=1)[:, :10].mean(1)  # each work's mean signature distance to its 10 nearest others
@@ -123,7 +130,7 @@ def test_style_search_ranks_by_the_signature_relative_to_both_neighbourhoods(dem
         assert np.allclose(res["distance"], rel[pos], rtol=1e-4) and np.allclose(res["signature"], d2[qi, pos],
                                                                                  rtol=1e-4)
         # `distance` reproduces the figure `similar` printed, with what it is made of
-        r = cat.distance(q, int(res["id"].iloc[0]))["relative"]
+        r = cat.distance(q, int(res["id"].iloc[0]))["style"]
         assert r["distance"] == pytest.approx(res["distance"].iloc[0], rel=1e-4)
         assert r["scale_a"] == pytest.approx(rho[qi], rel=1e-4) and r["signature"] == pytest.approx(
             res["signature"].iloc[0], rel=1e-4)
@@ -212,21 +219,27 @@ def _make_single_folder_catalog(cdir, version: int) -> None:
 
     folder = Catalog.open(cdir.parent).files
     for f in folder.iterdir():
-        if f.name not in ("projection.npz", "signature_projection.npz"):
+        if f.name not in ("l_style_projection.npz", "style_projection.npz"):
             shutil.copy2(f, cdir / f.name)
     (cdir / "log/shards").rename(cdir / "shards")
     for name in ("projection.npz", "signature_projection.npz"):
         (cdir / "log" / name).rename(cdir / name)
     m = json.loads((folder / "manifest.json").read_text())
-    for key in ("generation", "files", "parent", "metadata_file", "skipped_digest", "analysis_columns"):
+    for key in ("generation", "files", "parent", "metadata_file", "skipped_digest", "works_digest", "analyses",
+                "spaces", "pairs_sampled"):
         m.pop(key, None)
     m["format_version"] = version
-    if version == 2:  # what format 2 lacked: the neighbourhood scales
-        del m["signature_embedding"]["neighbours"]
-        with np.load(cdir / "embeddings.npz") as z:
-            arrays = {k: z[k] for k in z.files if k != "signature_scale"}
-        np.savez(cdir / "embeddings.npz", **arrays)
-        (cdir / "signature_neighbours.npz").unlink()
+    # the single-folder layout: embeddings under the names of the time, neighbour lists from format 3 on
+    with np.load(cdir / "embeddings.npz") as z:
+        arrays = {"ids": z["ids"], "style": z["l_style"], "signature": z["style"], "content": z["content"],
+                  **({"signature_scale": z["style_scale"]} if version == 3 else {})}
+    np.savez(cdir / "embeddings.npz", **arrays)
+    (cdir / "style.faiss").rename(cdir / "signature.faiss")
+    (cdir / "l_style.faiss").rename(cdir / "style.faiss")
+    if version == 3:
+        (cdir / "style_neighbours.npz").rename(cdir / "signature_neighbours.npz")
+    for name in ("style_neighbours.npz", "pairs.npz"):
+        (cdir / name).unlink(missing_ok=True)
     (cdir / "manifest.json").write_text(json.dumps(m))
     for name in ("CURRENT", "generations", "log"):
         shutil.rmtree(cdir / name) if (cdir / name).is_dir() else (cdir / name).unlink()
@@ -317,7 +330,7 @@ def test_streams_compute_the_same_catalog_as_one_thread(demo_source, tmp_path):
     assert one.extracted == two.extracted > 8
     a, b = Catalog.open(tmp_path / "one"), Catalog.open(tmp_path / "two")
     assert list(a.works["path"]) == list(b.works["path"]) and list(a.works["id"]) == list(b.works["id"])
-    for by in ("style", "content"):
+    for by in ("style", "l_style", "content"):
         ia, va = a.embeddings(by)
         ib, vb = b.embeddings(by)
         assert np.array_equal(ia, ib)
@@ -441,7 +454,8 @@ def test_index_reruns_update_the_neighbourhood_scales(demo_copy):
     rep = index(demo_copy, quiet=True)
     assert rep.added == 1 and rep.neighbours_searched < 19
     cat = Catalog.open(demo_copy)
-    ids, sig = cat.embeddings("signature")
+    ids, sig = cat.embeddings("style")
     d2 = ((sig[:, None, :].astype(np.float64) - sig[None]) ** 2).sum(-1)
     np.fill_diagonal(d2, np.inf)
-    assert np.allclose(cat._scales()[1], np.sort(d2, axis=1)[:, :10].mean(1), rtol=1e-4)
+    scales = [cat.neighbourhood_scale(int(i)) for i in ids]
+    assert np.allclose(scales, np.sort(d2, axis=1)[:, :10].mean(1), rtol=1e-4)

@@ -44,7 +44,7 @@ def _consistent(root: Path) -> Catalog:
     cat = Catalog.open(root)
     works = cat.works
     assert len(works) == cat.manifest["works"]
-    for space in ("style", "signature", "content"):
+    for space in SPACES:
         ids, x = cat.embeddings(space)
         assert list(ids) == list(works["id"]) and len(x) == len(works)
     q = int(works["id"].iloc[0])
@@ -107,7 +107,12 @@ def test_analyses_store_columns_as_a_new_generation(collection):
     n = cat.generation
     cat.update_columns(pd.DataFrame({"cluster_style": cat.works["id"] % 3}).set_index(cat.works["id"]))
     assert cat.generation == n + 1 and (cat.works["cluster_style"] == cat.works["id"] % 3).all()
-    assert Catalog.open(collection).manifest["analysis_columns"] == ["cluster_style"]
+    assert list(Catalog.open(collection).manifest["analyses"]) == ["cluster_style"] and not cat.stale_columns()
+    (collection / "dots/star_0.png").unlink()
+    index(collection, quiet=True)
+    cat.refresh()
+    assert cat.stale_columns() == {"cluster_style": "update_columns"}  # computed before a work was removed
+    assert cat.works["cluster_style"].dtype == "Int64"
     with pytest.raises(ValueError, match="artspace's own"):
         cat.update_columns(pd.DataFrame({"path": cat.works["path"]}).set_index(cat.works["id"]))
 
@@ -161,8 +166,9 @@ def _damage(root: Path, what: str) -> str:
     return what
 
 
-DAMAGE = ["works.parquet", "embeddings.npz", "style.faiss", "signature.faiss", "content.faiss", "content_model.npz",
-          "projection.npz", "signature_neighbours.npz", "CURRENT", "manifest", "bare manifest"]
+DAMAGE = ["works.parquet", "embeddings.npz", "style.faiss", "l_style.faiss", "content.faiss", "content_model.npz",
+          "style_projection.npz", "l_style_projection.npz", "style_neighbours.npz", "pairs.npz", "CURRENT",
+          "manifest", "bare manifest"]
 
 
 @pytest.mark.parametrize("what", DAMAGE)

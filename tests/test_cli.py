@@ -80,18 +80,23 @@ def test_distance_table_and_json(demo_catalog):
     r = runner.invoke(app, ["distance", "0", "5", "-c", str(cat.dir), "--format", "json"])
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
-    assert set(d) == {"style", "style_layers", "signature", "signature_layers", "content", "relative"}
-    assert set(d["relative"]) == {"distance", "signature", "scale_a", "scale_b"}
-    assert len(d["style_layers"]) == 5 and list(d["signature_layers"]) == ["relu4_1", "relu5_1"]
-    assert abs(sum(d["style_layers"].values()) - d["style"]) <= 1e-6 * d["style"]
-    assert 0 < d["signature"] < 1 and abs(sum(d["signature_layers"].values()) / 2 - d["signature"]) <= 1e-9
+    assert set(d) == {"style", "l_style", "content", "exact"}
+    assert set(d["style"]) == {"distance", "percentile", "signature", "scale_a", "scale_b"}
+    e = d["exact"]
+    assert len(e["style_layers"]) == 5 and list(e["signature_layers"]) == ["relu4_1", "relu5_1"]
+    assert abs(sum(e["style_layers"].values()) - e["style"]) <= 1e-6 * e["style"]
+    assert 0 < e["signature"] < 1 and abs(sum(e["signature_layers"].values()) / 2 - e["signature"]) <= 1e-9
     api = cat.distance(0, 5)
-    assert abs(api["content"] - d["content"]) <= 1e-6 * api["content"]
+    assert abs(api["exact"]["content"] - e["content"]) <= 1e-6 * api["exact"]["content"]
+    # the figure and percentile of each space are those `similar` prints for the pair
+    for by in ("style", "l_style", "content"):
+        row = cat.similar(0, by=by, k=17).set_index("id").loc[5]
+        assert d[by]["distance"] == row["distance"] and d[by]["percentile"] == row["percentile"]
     r = runner.invoke(app, ["distance", str(cat.root / "dots/star_0.png"), str(cat.root / "dots/star_1.png"),
                             "-c", str(cat.dir)])
     assert r.exit_code == 0 and "L_style" in r.output and "relu4_1" in r.output and "relu4_2" in r.output
-    assert "relative signature distance (what `similar --by style` ranks by)" in r.output
-    assert "H^2" in r.output
+    assert "style (relative signature distance)" in r.output and "of the collection's pairs" in r.output
+    assert "H^2" in r.output and "% of L_style" in r.output
 
 
 def test_distance_without_catalog_uses_default_spec(tmp_path, monkeypatch):
@@ -100,8 +105,22 @@ def test_distance_without_catalog_uses_default_spec(tmp_path, monkeypatch):
         Image.new("RGB", (40, 30), colour).save(tmp_path / name)
     r = runner.invoke(app, ["distance", "a.png", "b.png", "--format", "json"])
     assert r.exit_code == 0, r.output
-    d = json.loads(r.stdout)
+    d = json.loads(r.stdout)["exact"]
     assert d["style"] > 0 and d["content"] > 0
+
+
+def test_one_rule_finds_the_catalog_from_any_folder_of_the_collection(demo_catalog, tmp_path, monkeypatch):
+    root = demo_catalog.root
+    monkeypatch.chdir(root / "dots")  # a subfolder of the collection: the catalog above it is found
+    r = runner.invoke(app, ["similar", "star_0.png", "-k", "2", "--format", "csv"])
+    assert r.exit_code == 0, r.output
+    monkeypatch.chdir(tmp_path)  # elsewhere: the catalog above the query's file is found
+    r = runner.invoke(app, ["similar", str(root / "dots/star_0.png"), "-k", "2", "--format", "csv"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["similar", "star_0.png", "-c", str(root)])  # a bare name several works have
+    assert r.exit_code == 1 and "works are called 'star_0.png'" in r.output
+    r = runner.invoke(app, ["similar", "nothing.png"])
+    assert r.exit_code == 1 and "no artspace catalog found in" in r.output
 
 
 # ---- invalid options are one Error: line, never a traceback -------------------------------------------------------

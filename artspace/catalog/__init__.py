@@ -8,9 +8,17 @@
 * :mod:`.queries` — :class:`Catalog`, the object queries and analyses read.
 """
 
-from .indexer import IndexReport, index
-from .queries import SEARCH_SPACES, SPACES, Catalog
-from .store import CATALOG_DIRNAME, FORMAT_VERSION, find_catalog
+from ..spaces import SPACES
+from .queries import Catalog
+from .store import CATALOG_DIRNAME, FORMAT_VERSION, find_catalog, locate_catalog
 
-__all__ = ["Catalog", "IndexReport", "index", "find_catalog", "FORMAT_VERSION", "CATALOG_DIRNAME", "SPACES",
-           "SEARCH_SPACES"]
+__all__ = ["Catalog", "IndexReport", "index", "find_catalog", "locate_catalog", "FORMAT_VERSION", "CATALOG_DIRNAME", "SPACES"]
+
+
+def __getattr__(name: str):
+    # The indexer needs torch; a query on catalogued works does not, so it is loaded only when asked for.
+    if name in ("index", "IndexReport"):
+        from . import indexer
+
+        return getattr(indexer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,15 +3,19 @@
 A generation's folder holds, each written once::
 
     manifest.json       format, generation number, feature spec, projections, index kinds, versions, file sizes,
-                        the metadata CSV (path, checksum, columns) and the columns analyses added
+                        the metadata CSV (path, checksum, columns) and the columns analyses added (with what made
+                        them and which works they saw)
     works.parquet       one row per work: id, path, size, mtime_ns, checksum, width, height, + metadata columns
     skipped.csv         files of the folder that are not works: path, reason
-    embeddings.npz      ids, style (n × 384 compact L_style embedding), signature (n × 128 compact style
-                        signature), content (n × 512 style-free content embedding), signature_scale (n)
-    projection.npz, signature_projection.npz    the fitted projections (see artspace.projection)
+    embeddings.npz      ids, and one compact embedding per space of artspace.spaces: style (n × 128 style
+                        signature), l_style (n × 384, squared L2 ≈ L_style), content (n × 512, unit length);
+                        style_scale (n), each work's neighbourhood scale in the style space
+    style_projection.npz, l_style_projection.npz    the fitted projections (see artspace.projection)
     content_model.npz   style-group means removed from content descriptors (see artspace.index)
-    style.faiss, signature.faiss, content.faiss  faiss indexes of the three spaces
-    signature_neighbours.npz   each work's 10 nearest works by signature (updated in place by the next run)
+    style.faiss, l_style.faiss, content.faiss        faiss indexes of the three spaces
+    style_neighbours.npz   each work's 10 nearest works by style signature (updated in place by the next run)
+    pairs.npz           per space, the sorted distances of a random sample of pairs of works: what percentiles are
+                        read from
 """
 
 from __future__ import annotations
@@ -31,19 +35,20 @@ import pandas as pd
 from .. import __version__
 from ..atomic import atomic_write
 from ..errors import ArtspaceError, CorruptCatalog, InvalidMetadata, InvalidOption
-from ..features import FeatureSpec
-from ..index import CONTEXT_K, ContentModel, NeighbourLists, VectorIndex
-from ..projection import SKETCH_DIM
+from ..spec import FeatureSpec
 from .metadata import WORK_COLUMNS, join_metadata, read_metadata
 from .shards import Log, compact
 from .store import (FORMAT_VERSION, GenerationBuilder, WriterLock, collect_garbage, damaged_files,
                     open_generation, read_json, read_pointer_quiet, repair_hint, _generations)
 
-NEIGHBOURS = "signature_neighbours.npz"
-SIG_PROJECTION = "signature_projection.npz"
+NEIGHBOURS = "style_neighbours.npz"
+PROJECTIONS = {"style": "style_projection.npz", "l_style": "l_style_projection.npz"}
+PAIRS = "pairs.npz"
+#: Pairs of works sampled for the percentiles (resolution 0.005 %).
+PAIR_SAMPLE = 20_000
 #: Files of a single-folder catalog (formats 2 and 3) that a conversion replaces by a generation.
 LEGACY_FILES = ("works.parquet", "skipped.csv", "embeddings.npz", "content_model.npz", "style.faiss",
-                "signature.faiss", "content.faiss", NEIGHBOURS, "manifest.json")
+                "signature.faiss", "content.faiss", "signature_neighbours.npz", "manifest.json")
 
 
 def load(folder: Path, name: str, loader: Callable[[Path], object], cdir: Path):
@@ -156,8 +161,8 @@ class Previous:
         return read_metadata(path, root)
 
     def analysis_columns(self, metadata) -> list[str]:
-        if "analysis_columns" in self.manifest:
-            cols = list(self.manifest["analysis_columns"])
+        if "analyses" in self.manifest:
+            cols = list(self.manifest["analyses"])
         else:  # a single-folder catalog did not record them: every column that is neither ours nor the CSV's
             w = self.works
             cols = [] if w is None else [c for c in w.columns if c not in WORK_COLUMNS]
@@ -179,7 +184,7 @@ def adopt_legacy_log(cdir: Path, log: Log, prev: Previous) -> None:
     log.dir.mkdir(parents=True, exist_ok=True)
     if (cdir / "shards").is_dir() and not log.shards.exists():
         os.rename(cdir / "shards", log.shards)
-    for name, target in (("projection.npz", log.projection), (SIG_PROJECTION, log.signature_projection)):
+    for name, target in (("projection.npz", log.projection), ("signature_projection.npz", log.signature_projection)):
         if (cdir / name).is_file() and not target.exists():
             os.rename(cdir / name, target)
     spec = prev.legacy.get("spec")
@@ -196,17 +201,62 @@ def remove_legacy_files(cdir: Path) -> None:
     shutil.rmtree(cdir / "shards", ignore_errors=True)
 
 
+# ---- the one embedding pipeline ---------------------------------------------------------------------------------
+
+
+class Embedder:
+    """Turns :meth:`~artspace.features.Extractor.encode` output into every space's compact embedding: CountSketch,
+    then the fitted projection (:mod:`artspace.projection`), then for content the style-group correction
+    (:class:`artspace.index.ContentModel`). The indexer and queries use this one object, so an image gets the same
+    embedding whether it is indexed or asked about."""
+
+    def __init__(self, spec: FeatureSpec, projections: dict, content_model=None):
+        from ..projection import SKETCH_DIM, CountSketch
+
+        self.projections = projections
+        self.content_model = content_model
+        dims = {"style": sum(spec.signature_dims), "l_style": sum(spec.style_dims)}
+        # the seed a projection was fitted with is the seed of the sketch that fed it
+        self.sketches = {by: CountSketch(dims[by], SKETCH_DIM,
+                                         **({"seed": projections[by].seed} if projections else {}))
+                         for by in dims}
+
+    @classmethod
+    def load(cls, folder: Path, spec: FeatureSpec, cdir: Path) -> "Embedder":
+        """The pipeline stored in a generation's folder."""
+        from ..index import ContentModel
+        from ..projection import StyleProjection
+
+        projections = {by: load(folder, name, StyleProjection.load, cdir) for by, name in PROJECTIONS.items()}
+        return cls(spec, projections, load(folder, "content_model.npz", ContentModel.load, cdir))
+
+    def sketch(self, out: dict) -> dict:
+        """The sketched style vectors (the fit phase's input): ``{"style": signature sketch, "l_style": ...}``."""
+        return {"style": self.sketches["style"](out["signature"]), "l_style": self.sketches["l_style"](out["style"])}
+
+    def compact(self, out: dict) -> dict:
+        """The projected style embeddings ``{"style", "l_style"}`` (float32 arrays)."""
+        return {by: self.projections[by].embed(x) for by, x in self.sketch(out).items()}
+
+    def __call__(self, out: dict) -> dict:
+        """Every space's embedding, content included."""
+        e = self.compact(out)
+        e["content"] = self.content_model.transform(e["l_style"], out["descriptor"].numpy())
+        return e
+
+
 # ---- building a generation from the log ---------------------------------------------------------------------------
 
 
-def _read_shards(by_shard: dict, spec: FeatureSpec, projections: tuple):
-    works, style, sig, desc = [], [], [], []
+def _read_shards(by_shard: dict):
+    """The works table and the (l_style, style, descriptor) arrays of the live records, in id order."""
+    works, l_style, style, desc = [], [], [], []
     for shard, entries in by_shard.items():
         with np.load(shard) as z:
             idx = np.array([j for _, j in entries])
             works.append(pd.DataFrame({k: z[k][idx] for k in WORK_COLUMNS}))
-            style.append(z["style"][idx])
-            sig.append(z["signature"][idx])
+            l_style.append(z["style"][idx])  # the shards' "style" is the compact L_style embedding
+            style.append(z["signature"][idx])
             desc.append(z["descriptor"][idx])
     if not works:
         return None, None, None, None
@@ -215,13 +265,13 @@ def _read_shards(by_shard: dict, spec: FeatureSpec, projections: tuple):
     works = works.iloc[order].reset_index(drop=True)
     works["path"] = works["path"].astype(str)
     works["checksum"] = works["checksum"].astype(str)
-    return works, np.concatenate(style)[order], np.concatenate(sig)[order], np.concatenate(desc)[order]
+    return works, np.concatenate(l_style)[order], np.concatenate(style)[order], np.concatenate(desc)[order]
 
 
 def _count(report, prev: Previous, works: pd.DataFrame) -> None:
     """Added / updated / removed / unchanged: the new works compared with the previous generation's."""
     old = prev.works
-    if old is None or not prev.healthy and prev.legacy is None and old is None:
+    if old is None:
         report.added, report.updated, report.removed, report.unchanged = len(works), 0, 0, 0
         return
     before = dict(zip(old["path"].astype(str), old["checksum"].astype(str)))
@@ -232,40 +282,46 @@ def _count(report, prev: Previous, works: pd.DataFrame) -> None:
     report.unchanged = len(now) - report.added - report.updated
 
 
-def _with_columns(run, works: pd.DataFrame) -> tuple[pd.DataFrame, list]:
-    """The works table with the metadata CSV joined and the columns analyses added carried over by id."""
+def _with_columns(run, works: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """The works table with the metadata CSV joined and the columns analyses stored carried over by id (integer
+    labels stay integers: works without one get a missing value, not a float NaN)."""
     md, prev = run.metadata, run.previous
     if md is not None:
         works, join = join_metadata(works, md)
         run.report.notes.extend(md.notes + join.notes())
-    extra = [c for c in prev.analysis_columns(md) if c not in works.columns and c not in WORK_COLUMNS]
+    analyses = dict(prev.manifest.get("analyses") or {})
+    for c in prev.analysis_columns(md):
+        analyses.setdefault(c, {"source": "an earlier artspace version", "works_digest": None})
     old = prev.works
-    extra = [c for c in extra if old is not None and c in old.columns]
-    if extra:
-        works = works.join(old.set_index("id")[extra], on="id")
-    return works, extra
+    keep = [c for c in analyses if c not in works.columns and c not in WORK_COLUMNS and old is not None
+            and c in old.columns]
+    if keep:
+        carried = old.set_index("id")[keep]
+        carried = carried.astype({c: "Int64" for c in keep if pd.api.types.is_integer_dtype(carried[c].dtype)})
+        works = works.join(carried, on="id")
+    return works, {c: analyses[c] for c in keep}
 
 
 def publish(run) -> int:
     """Consolidate the log into a new generation and publish it; returns its number."""
     present = {rel for rel, _, _ in run.files}
     by_shard, skipped = run.state.live(present)
-    works, style, sig, desc = _read_shards(by_shard, run.spec, run.projections)
+    works, l_style, style, desc = _read_shards(by_shard)
     if works is None or len(works) < 2:
         raise ArtspaceError(f"{run.root} holds {0 if works is None else len(works)} readable image(s); a catalog "
                             f"needs at least 2 to compare")
     skipped_all = [(s[0], s[1]) for s in skipped] + list(run.walk_skips)
-    works, analysis_cols = _with_columns(run, works)
+    works, analyses = _with_columns(run, works)
     report = run.report
     _count(report, run.previous, works)
     removed_from_log = any(rel not in present for rel, r in run.state.records.items() if r.ok)
     if len(run.state.shards) > 1 or removed_from_log:
-        compact(run.state, works, style, sig, desc, skipped)
+        compact(run.state, works, l_style, style, desc, skipped)
 
     builder = GenerationBuilder(run.cdir, base=run.previous.folder)
     try:
-        manifest = _write_files(builder, run, works, style, sig, desc, skipped_all)
-        manifest["analysis_columns"] = analysis_cols
+        manifest = _write_files(builder, run, works, {"style": style, "l_style": l_style}, desc, skipped_all)
+        manifest["analyses"] = analyses
         n = builder.publish(manifest)
     except BaseException:
         builder.discard()
@@ -273,40 +329,69 @@ def publish(run) -> int:
     report.generation = n
     report.works = len(works)
     report.skipped = skipped_all
-    n_fit = run.projections[0].n_fit
+    n_fit = run.projections["l_style"].n_fit
     if len(works) > 4 * n_fit and n_fit < 2048:
         report.notes.append(f"the style projections were fitted on {n_fit} works and the catalog now has "
                             f"{len(works)}: `--rebuild` refits them on the larger collection")
     return n
 
 
-def _write_files(builder: GenerationBuilder, run, works, style, sig, desc, skipped_all) -> dict:
+def pair_sample(ids: np.ndarray, embeddings: dict, scales: np.ndarray, *, size: int = PAIR_SAMPLE,
+                seed: int = 0) -> dict:
+    """Per space, the sorted distances of up to *size* random pairs of distinct works (all pairs of a small
+    collection), measured as :meth:`~artspace.catalog.Catalog.similar` measures them."""
+    from ..spaces import SPACES
+
+    n = len(ids)
+    if n * (n - 1) // 2 <= size:
+        a, b = np.triu_indices(n, 1)
+    else:
+        rng = np.random.default_rng(seed)
+        a, b = rng.integers(0, n, size), rng.integers(0, n - 1, size)
+        b = b + (b >= a)  # a uniformly chosen other work
+    out = {}
+    for by, sp in SPACES.items():
+        x = embeddings[by].astype(np.float64)
+        if sp.metric == "ip":
+            d = np.maximum(1.0 - np.einsum("ij,ij->i", x[a], x[b]), 0.0)
+        else:
+            d = ((x[a] - x[b]) ** 2).sum(1)
+        if sp.relative:
+            d = d / np.sqrt(scales[a] * scales[b])
+        out[by] = np.sort(d)
+    return out
+
+
+def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, skipped_all) -> dict:
     import faiss
     import torch
 
+    from ..index import CONTEXT_K, ContentModel, NeighbourLists, VectorIndex
+    from ..projection import SKETCH_DIM
+    from ..spaces import SPACES
+
     ids = works["id"].to_numpy(np.int64)
-    content_model = ContentModel.fit(style, desc)
-    content = content_model.transform(style, desc)
-    indexes = {"style": VectorIndex.build(ids, style, metric="l2"),
-               "signature": VectorIndex.build(ids, sig, metric="l2"),
-               "content": VectorIndex.build(ids, content, metric="ip")}
+    content_model = ContentModel.fit(emb["l_style"], desc)
+    emb["content"] = content_model.transform(emb["l_style"], desc)
+    indexes = {by: VectorIndex.build(ids, emb[by], metric=sp.metric) for by, sp in SPACES.items()}
     previous = NeighbourLists.load(run.previous.folder / NEIGHBOURS) if run.previous.folder else None
-    neighbours, run.report.neighbours_searched = NeighbourLists.build(indexes["signature"], ids, sig,
+    neighbours, run.report.neighbours_searched = NeighbourLists.build(indexes["style"], ids, emb["style"],
                                                                       previous=previous)
+    scales = neighbours.scales
     works.to_parquet(builder.path("works.parquet"), index=False)
     pd.DataFrame({"path": [s[0] for s in skipped_all], "reason": [s[1] for s in skipped_all]}).to_csv(
         builder.path("skipped.csv"), index=False)
-    np.savez(builder.path("embeddings.npz"), ids=ids, style=style, signature=sig, content=content,
-             signature_scale=neighbours.scales)
+    np.savez(builder.path("embeddings.npz"), ids=ids, **emb, style_scale=scales)
+    np.savez(builder.path(PAIRS), **pair_sample(ids, emb, scales))
     neighbours.save(builder.path(NEIGHBOURS))
     content_model.save(builder.path("content_model.npz"))
-    for space, ix in indexes.items():
-        ix.save(builder.path(f"{space}.faiss"))
-    for src, name in ((run.log.projection, "projection.npz"), (run.log.signature_projection, SIG_PROJECTION)):
-        shutil.copy2(src, builder.path(name))
-    projection, sig_projection = run.projections
+    for by, ix in indexes.items():
+        ix.save(builder.path(f"{by}.faiss"))
+    for by, src in run.log.projection_files().items():
+        shutil.copy2(src, builder.path(PROJECTIONS[by]))
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     md = run.metadata
+    projection = run.projections
     return {
         "artspace_version": __version__, "torch_version": torch.__version__, "faiss_version": faiss.__version__,
         "python_version": platform.python_version(),
@@ -319,29 +404,28 @@ def _write_files(builder: GenerationBuilder, run, works, style, sig, desc, skipp
                                          works["id"].astype(int))),
         "spec": run.spec.to_dict(), "model": "vgg19", "works": int(len(works)), "skipped": len(skipped_all),
         "next_id": int(max(run.next_id, int(ids.max()) + 1)),
-        "style_embedding": {"dim": projection.dim, "sketch_dim": SKETCH_DIM, "sketch_seed": projection.seed,
-                            "fitted_on": projection.n_fit, "variance_kept": projection.explained,
-                            "distance": "squared L2 = L_style estimate"},
-        "signature_embedding": {"dim": sig_projection.dim, "sketch_dim": SKETCH_DIM,
-                                "sketch_seed": sig_projection.seed, "fitted_on": sig_projection.n_fit,
-                                "variance_kept": sig_projection.explained,
-                                "distance": "squared L2 = mean squared Hellinger distance estimate",
-                                "neighbours": CONTEXT_K, "ranking": "distance / sqrt(scale_query * scale_work)"},
-        "content_embedding": {"dim": int(content.shape[1]), "groups": int(len(content_model.centroids)),
-                              "distance": "1 - cosine"},
-        "index": {space: ix.kind for space, ix in indexes.items()},
+        "spaces": {by: {"dim": int(emb[by].shape[1]), "metric": sp.metric, "relative": sp.relative,
+                        "distance": sp.formula, "index": indexes[by].kind,
+                        **({"sketch_dim": SKETCH_DIM, "sketch_seed": projection[by].seed,
+                            "fitted_on": projection[by].n_fit, "variance_kept": projection[by].explained}
+                           if by in projection else {"groups": int(len(content_model.centroids))}),
+                        **({"neighbours": CONTEXT_K} if sp.relative else {})}
+                   for by, sp in SPACES.items()},
+        "pairs_sampled": int(min(len(ids) * (len(ids) - 1) // 2, PAIR_SAMPLE)),
     }
 
 
 # ---- storing analysis results -----------------------------------------------------------------------------------
 
 
-def commit_columns(cdir: Path, columns: pd.DataFrame, *, reason: str,
+def commit_columns(cdir: Path, columns: pd.DataFrame, *, source: str,
                    notify: Callable[[str], None] | None = None) -> int:
     """Publish a generation whose works table adds or replaces *columns* (indexed by work id) of the current one.
 
     Waits for a running ``index`` to finish and applies the columns to whatever generation is current then, so that
-    no work that it added is lost (works the columns do not cover get missing values). Returns the new generation.
+    no work that it added is lost (works the columns do not cover get missing values). The manifest records what
+    made each column (*source*) and which works it saw, so that a later change of the works marks it stale.
+    Returns the new generation's number.
     """
     reserved = set(WORK_COLUMNS) & set(columns.columns)
     if reserved:
@@ -352,14 +436,16 @@ def commit_columns(cdir: Path, columns: pd.DataFrame, *, reason: str,
             works = load(folder, "works.parquet", pd.read_parquet, cdir)
             for c in columns.columns:
                 works[c] = works["id"].map(columns[c])
+            metadata_cols = set((manifest.get("metadata_file") or {}).get("columns", []))
+            analyses = dict(manifest.get("analyses") or {})
+            for c in columns.columns:
+                if c not in metadata_cols:
+                    analyses[c] = {"source": source, "generation": n, "works_digest": manifest.get("works_digest")}
             builder = GenerationBuilder(cdir, base=folder)
             try:
                 builder.keep(name for name in manifest.get("files", {}) if name != "works.parquet")
                 works.to_parquet(builder.path("works.parquet"), index=False)
-                metadata_cols = set((manifest.get("metadata_file") or {}).get("columns", []))
-                cols = [c for c in manifest.get("analysis_columns", []) if c not in columns.columns]
-                cols += [c for c in columns.columns if c not in metadata_cols]
-                new = builder.publish({**manifest, "analysis_columns": cols, "parent": n, "reason": reason,
+                new = builder.publish({**manifest, "analyses": analyses, "parent": n, "reason": source,
                                        "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
             except BaseException:
                 builder.discard()

@@ -32,7 +32,7 @@ import torch
 from ..errors import ArtspaceError, IncompatibleCatalog, InvalidOption, UnreadableImage
 from ..features import Extractor, FeatureSpec
 from ..images import open_image, walk_images
-from ..projection import SKETCH_DIM, CountSketch, StyleProjection
+from ..projection import SKETCH_DIM, StyleProjection
 from . import generation as gen
 from .metadata import read_metadata
 from .shards import Log, ShardLog, project_fit_shards, write_npz
@@ -71,8 +71,8 @@ class IndexReport:
         return self.extracted / self.seconds if self.seconds > 0 else 0.0
 
     def summary(self) -> str:
-        s = (f"{self.works} works in {self.catalog}: {self.added} added, {self.updated} updated, {self.removed} removed, "
-             f"{self.unchanged} unchanged, {len(self.skipped)} skipped")
+        s = (f"{self.works} works in {self.catalog}: {self.added} added, {self.updated} updated, "
+             f"{self.removed} removed, {self.unchanged} unchanged, {len(self.skipped)} skipped")
         if self.extracted:
             s += f"; {self.extracted} images read in {self.seconds:.1f} s ({self.images_per_second:.2f} img/s)"
         if self.skipped:
@@ -248,8 +248,7 @@ class _Run:
         if not (self.log.projection.exists() or self.log.signature_projection.exists()):
             return
         try:
-            self.projections = (StyleProjection.load(self.log.projection),
-                                StyleProjection.load(self.log.signature_projection))
+            self.projections = {by: StyleProjection.load(f) for by, f in self.log.projection_files().items()}
         except Exception as e:  # noqa: BLE001 - any damage: the shards were made with them, so all goes
             self.report.notes.append(f"the style projections in {self.log.dir} could not be read ({e}); every "
                                      f"image is read again")
@@ -313,11 +312,11 @@ class _Run:
         if len(sk_rows) < 2:
             raise ArtspaceError(
                 f"{self.root} holds {len(sk_rows)} readable image(s); a catalog needs at least 2 to compare")
-        StyleProjection.fit(np.stack(sig_rows), k=signature_dim, seed=ex.sig_sketch.seed).save(
+        sketches = ex.embedder.sketches
+        StyleProjection.fit(np.stack(sig_rows), k=signature_dim, seed=sketches["style"].seed).save(
             self.log.signature_projection)
-        StyleProjection.fit(np.stack(sk_rows), k=embed_dim, seed=ex.sketch.seed).save(self.log.projection)
-        self.projections = (StyleProjection.load(self.log.projection),
-                            StyleProjection.load(self.log.signature_projection))
+        StyleProjection.fit(np.stack(sk_rows), k=embed_dim, seed=sketches["l_style"].seed).save(self.log.projection)
+        self.projections = {by: StyleProjection.load(f) for by, f in self.log.projection_files().items()}
 
 
 def _excluded(rel: str, patterns: Sequence[str]) -> bool:
@@ -452,9 +451,7 @@ class _Extraction:
                  max_pixels: int | None):
         self.run_, self.extractor = run, extractor
         self.batch_size, self.workers, self.streams, self.max_pixels = batch_size, workers, streams, max_pixels
-        spec = run.spec
-        self.sketch = CountSketch(sum(spec.style_dims), SKETCH_DIM)
-        self.sig_sketch = CountSketch(sum(spec.signature_dims), SKETCH_DIM)
+        self.embedder = gen.Embedder(run.spec, {})  # sketches only, until the projections exist
         self.progress = None
 
     def __enter__(self):
@@ -470,24 +467,22 @@ class _Extraction:
             self.progress.close()
         return False
 
-    def compute(self, ok: list, projections: tuple | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Compact style rows, signatures and content descriptors of the readable images *ok*.
+    def compute(self, ok: list, projections: dict | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Compact L_style rows, style signatures and content descriptors of the readable images *ok*.
 
-        Without *projections* (the fit phase) the style rows and signatures are the sketches themselves.
+        Without *projections* (the fit phase) the rows are the sketches themselves.
         """
-        dims = (projections[0].dim, projections[1].dim) if projections is not None else (SKETCH_DIM, SKETCH_DIM)
-        style = np.zeros((len(ok), dims[0]), np.float32)
-        sig = np.zeros((len(ok), dims[1]), np.float32)
-        desc = np.zeros((len(ok), self.run_.spec.descriptor_dim), np.float32)
-        if ok:
-            out = self.extractor.encode(torch.stack([b[1] for b in ok]))
-            sk, sig_sk = self.sketch(out["style"]), self.sig_sketch(out["signature"])
-            if projections is not None:
-                style, sig = projections[0].embed(sk), projections[1].embed(sig_sk)
-            else:
-                style, sig = sk.numpy(), sig_sk.numpy()
-            desc = out["descriptor"].numpy()
-        return style, sig, desc
+        dims = ((projections["l_style"].dim, projections["style"].dim) if projections is not None
+                else (SKETCH_DIM, SKETCH_DIM))
+        if not ok:
+            return (np.zeros((0, dims[0]), np.float32), np.zeros((0, dims[1]), np.float32),
+                    np.zeros((0, self.run_.spec.descriptor_dim), np.float32))
+        out = self.extractor.encode(torch.stack([b[1] for b in ok]))
+        if projections is None:
+            e = {by: x.numpy() for by, x in self.embedder.sketch(out).items()}
+        else:
+            e = self.embedder.compact(out)
+        return e["l_style"], e["style"], out["descriptor"].numpy()
 
     def write(self, ok: list, bad: list, computed: tuple, projections: tuple | None, number: int) -> None:
         style, sig, desc = computed
@@ -520,6 +515,8 @@ class _Extraction:
         """Extract *items* batch by batch; shards are written in order by this thread as batches finish."""
         if not items:
             return
+        if projections is not None:
+            self.embedder = gen.Embedder(self.run_.spec, projections)
         number = ShardLog(self.run_.log.shards).next_number()
         pending: collections.deque = collections.deque()
         with _Streams(self.streams) as pool:

@@ -2,12 +2,14 @@
 
 A :class:`Catalog` reads one generation (see :mod:`.store`) from start to end: an ``index`` run publishing a new
 generation meanwhile changes nothing it answers. Open it again (or call :meth:`Catalog.refresh`) to see the new one.
+
+Queries about catalogued works need neither torch nor scikit-learn: the network is loaded only when an image from
+outside the catalog is asked about (:attr:`Catalog.extractor`).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import re
 import sys
 from pathlib import Path
@@ -15,23 +17,22 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from ..errors import CorruptCatalog, InvalidOption, NoMatch, WorkNotFound
-from ..features import Extractor, FeatureSpec
 from ..filters import parse_filter
-from ..index import CONTEXT_K, ContentModel, VectorIndex, neighbourhood_scales, relative_search, scale_floor
-from ..projection import SKETCH_DIM, CountSketch, StyleProjection
+from ..spaces import SPACES, space as _space
+from ..spec import FeatureSpec
 from . import generation as gen
-from .generation import SIG_PROJECTION
-from .store import find_catalog, open_generation, repair_hint
+from .store import find_catalog, locate_catalog, open_generation, repair_hint
 
-__all__ = ["Catalog", "SPACES", "SEARCH_SPACES"]
+__all__ = ["Catalog", "SPACES"]
+
 
 class Catalog:
     """An indexed collection: its works table, embeddings and indexes, and the queries a researcher runs.
 
-    Open one with :meth:`Catalog.open`; build one with :func:`artspace.index`.
+    Open one with :meth:`Catalog.open`; build one with :func:`artspace.index`. Distances are named by the spaces of
+    :mod:`artspace.spaces` (``style``, ``l_style``, ``content``), the same in every method and command.
 
     Examples
     --------
@@ -42,28 +43,36 @@ class Catalog:
     def __init__(self, directory: Path, generation: int, folder: Path, manifest: dict, lease):
         #: the catalog directory (``.artspace``)
         self.dir = directory
-        self._set_generation(generation, folder, manifest, lease)
+        self._lease = None
         self._extractor = None
+        self._set_generation(generation, folder, manifest, lease)
 
     def _set_generation(self, generation: int, folder: Path, manifest: dict, lease) -> None:
-        old = getattr(self, "_lease", None)
+        old = self._lease
         #: the generation this object reads, and its folder
         self.generation, self.files, self.manifest, self._lease = generation, folder, manifest, lease
         if old is not None and old is not lease:
             old.release()
-        self.spec = FeatureSpec.from_dict(manifest["spec"])
+        try:
+            self.spec = FeatureSpec.from_dict(manifest["spec"])
+        except Exception as e:  # noqa: BLE001 - a damaged spec
+            raise CorruptCatalog(f"catalog file {folder / 'manifest.json'} is damaged (spec: {e}); "
+                                 f"{repair_hint(self.dir)}") from None
         self.root = (self.dir / manifest.get("root", "..")).resolve()
-        self._works = None
-        self._emb = None
+        self._works = self._emb = self._pairs = self._embedder = None
         self._indexes = {}
-        self._projections = None
-        self._content_model = None
-        self._sketches = None
 
     @classmethod
-    def open(cls, path: str | os.PathLike = ".") -> "Catalog":
+    def open(cls, path=".") -> "Catalog":
         """Open the catalog at *path* (a catalog directory, or a collection folder holding ``.artspace``)."""
         cdir = find_catalog(path)
+        return cls(cdir, *open_generation(cdir))
+
+    @classmethod
+    def locate(cls, catalog=None, *, near=()) -> "Catalog":
+        """Open the catalog the command line would use: *catalog* if given, else the nearest ``.artspace`` in the
+        working folder or above it, else above the files *near* (:func:`~artspace.catalog.store.locate_catalog`)."""
+        cdir = locate_catalog(catalog, near=near)
         return cls(cdir, *open_generation(cdir))
 
     def refresh(self) -> bool:
@@ -76,8 +85,8 @@ class Catalog:
         return True
 
     def close(self) -> None:
-        """Let writers remove this object's generation once it is no longer current (also done on garbage
-        collection)."""
+        """Let writers remove this object's generation once it is no longer current (also done when the object is
+        garbage-collected)."""
         if self._lease is not None:
             self._lease.release()
 
@@ -90,6 +99,9 @@ class Catalog:
     def __repr__(self):
         return f"Catalog({str(self.dir)!r}, generation={self.generation}, works={self.manifest.get('works')})"
 
+    def __len__(self):
+        return len(self.works)
+
     def _load(self, name: str, loader):
         return gen.load(self.files, name, loader, self.dir)
 
@@ -98,79 +110,100 @@ class Catalog:
         """Where recomputable caches (unit responses) are kept, shared by every generation."""
         return self.dir / "cache"
 
-    def __len__(self):
-        return len(self.works)
-
     # ---- stored data --------------------------------------------------------------------------------------------
 
     @property
     def works(self) -> pd.DataFrame:
-        """The works table (a copy is not made: do not modify it in place; use :meth:`update_columns`)."""
+        """The works table (not a copy: do not modify it in place; use :meth:`update_columns`)."""
         if self._works is None:
             self._works = self._load("works.parquet", pd.read_parquet)
         return self._works
 
     @property
     def skipped(self) -> pd.DataFrame:
-        """Files that could not be read, with the reason."""
+        """Files of the collection that are not works, with the reason."""
         return self._load("skipped.csv", lambda p: pd.read_csv(p, keep_default_na=False, dtype=str))
 
     def embeddings(self, by: str = "style") -> tuple[np.ndarray, np.ndarray]:
-        """``(ids, vectors)`` of every work in one of the stored spaces.
+        """``(ids, vectors)`` of every work in one space of :mod:`artspace.spaces`.
 
-        ``style``: compact L_style embeddings (squared L2 ≈ :math:`L_{style}`); ``signature``: compact style
-        signatures (squared L2 ≈ mean squared Hellinger distance); ``content``: unit content embeddings
-        (1 − cos).
+        ``style``: compact style signatures (squared L2 ≈ the signature distance, mean squared Hellinger);
+        ``l_style``: compact L_style embeddings (squared L2 ≈ :math:`L_{style}`); ``content``: unit content
+        embeddings (1 − cos).
         """
-        _check_space(by)
+        _space(by)
+        return self._embeddings()["ids"], self._embeddings()[by]
+
+    def _embeddings(self) -> dict:
         if self._emb is None:
             def read(p):
                 with np.load(p) as z:
-                    return {k: z[k] for k in ("ids", *SPACES, "signature_scale")}
+                    return {k: z[k] for k in ("ids", *SPACES, "style_scale")}
 
             self._emb = self._load("embeddings.npz", read)
-        return self._emb["ids"], self._emb[by]
+        return self._emb
 
-    def neighbourhood_scale(self, query) -> float:
-        r"""The neighbourhood scale :math:`\rho` of *query* in the style-signature space: its mean estimated
-        signature distance to its 10 nearest works of the catalog (itself left out), as stored for a catalogued
-        work and computed for an outside image. ``similar(by="style")`` divides distances by
-        :math:`\sqrt{\rho_q\rho_y}`."""
-        vecs, wid = self.query_vectors(query)
-        return self._query_scale(vecs["signature"], wid)
+    def _rows(self, wids) -> np.ndarray:
+        return np.searchsorted(self._embeddings()["ids"], np.asarray(wids, np.int64))
 
-    def _scales(self) -> tuple[np.ndarray, np.ndarray]:
-        ids, _ = self.embeddings("signature")
-        return ids, self._emb["signature_scale"]
+    def _index(self, by: str):
+        from ..index import VectorIndex
 
-    def _query_scale(self, vec: np.ndarray, wid: int | None) -> float:
-        ids, scales = self._scales()
-        if wid is not None:
-            return float(scales[np.searchsorted(ids, wid)])
-        s = neighbourhood_scales(self._index("signature"), np.array([-1]), vec[None], k=CONTEXT_K)
-        return max(float(s[0]), scale_floor(scales))
+        if by not in self._indexes:
+            metric = SPACES[by].metric
+            self._indexes[by] = self._load(f"{by}.faiss", lambda p: VectorIndex.load(p, metric))
+        return self._indexes[by]
 
-    def _index(self, space: str) -> VectorIndex:
-        _check_space(space)
-        if space not in self._indexes:
-            metric = "ip" if space == "content" else "l2"
-            self._indexes[space] = self._load(f"{space}.faiss", lambda p: VectorIndex.load(p, metric))
-        return self._indexes[space]
-
-    def update_columns(self, columns: pd.DataFrame) -> None:
+    def update_columns(self, columns: pd.DataFrame, *, source: str | None = None) -> None:
         """Store columns in the works table (*columns* is indexed by work id): publishes a new generation.
 
         Waits for a running ``artspace index`` to finish, then adds the columns to the generation current at that
-        moment (works added meanwhile get missing values), and reads that generation from then on.
+        moment (works added meanwhile get missing values), and reads that generation from then on. *source* says
+        what made them (``"cluster --by style -k 7"``); :meth:`stale_columns` tells when the works changed since.
         """
-        gen.commit_columns(self.dir, columns, reason=f"columns {', '.join(map(str, columns.columns))} stored",
+        gen.commit_columns(self.dir, columns, source=source or "update_columns",
                            notify=lambda msg: print(msg, file=sys.stderr))
         self.refresh()
+
+    def stale_columns(self) -> dict[str, str]:
+        """Columns that analyses stored before the works last changed: ``{column: what made it}``."""
+        now = self.manifest.get("works_digest")
+        return {c: a.get("source", "") for c, a in self.manifest.get("analyses", {}).items()
+                if a.get("works_digest") != now}
+
+    # ---- neighbourhood scales and the collection's pair distances ----------------------------------------------
+
+    def neighbourhood_scale(self, query) -> float:
+        r"""The neighbourhood scale :math:`\rho` of *query* in the style space: its mean signature distance to its 10
+        nearest works of the catalog (itself left out), as stored for a catalogued work and computed for an outside
+        image. ``similar(by="style")`` divides distances by :math:`\sqrt{\rho_q\rho_y}`."""
+        vecs, wid = self.query_vectors(query)
+        return self._query_scale(vecs["style"], wid)
+
+    def _query_scale(self, vec: np.ndarray, wid: int | None) -> float:
+        from ..index import CONTEXT_K, neighbourhood_scales, scale_floor
+
+        scales = self._embeddings()["style_scale"]
+        if wid is not None:
+            return float(scales[self._rows(wid)])
+        s = neighbourhood_scales(self._index("style"), np.array([-1]), vec[None], k=CONTEXT_K)
+        return max(float(s[0]), scale_floor(scales))
+
+    def percentile(self, by: str, distances) -> np.ndarray:
+        """The share (in %) of the collection's pairs of works that lie nearer than each of *distances* in space
+        *by*, from the random sample of pairs stored with the generation: 0.8 means "closer than 99.2 % of
+        pairs"."""
+        _space(by)
+        if self._pairs is None:
+            self._pairs = self._load(gen.PAIRS, lambda p: dict(np.load(p)))
+        sample = self._pairs[by]
+        return 100.0 * np.searchsorted(sample, np.asarray(distances, np.float64), side="left") / max(len(sample), 1)
 
     # ---- resolving queries ------------------------------------------------------------------------------------
 
     def lookup(self, query) -> int | None:
-        """The id of the catalogued work *query* names (an id, a relative path, or a file inside the collection)."""
+        """The id of the catalogued work *query* names: an id, a relative path, a file inside the collection, or a
+        bare file name that one work has. A file name that several works have is an error listing them."""
         works = self.works
         q = str(query)
         p = Path(q).expanduser()
@@ -178,20 +211,34 @@ class Catalog:
             try:
                 rel = p.resolve().relative_to(self.root).as_posix()
             except ValueError:
-                return None
-            hit = works.index[works["path"] == rel]
-            return int(works.at[hit[0], "id"]) if len(hit) else None
-        if re.fullmatch(r"\d+", q):
-            hit = works.index[works["id"] == int(q)]
+                rel = None
+            hit = works.index[works["path"] == rel] if rel is not None else []
             if len(hit):
-                return int(q)
+                return int(works.at[hit[0], "id"])
+            if p.is_absolute() or "/" in q or p.parent != Path("."):
+                return None
+        if re.fullmatch(r"\d+", q) and (works["id"] == int(q)).any():
+            return int(q)
         hit = works.index[works["path"] == q]
         if len(hit):
             return int(works.at[hit[0], "id"])
+        if "/" not in q:
+            return self._by_name(q)
+        return None
+
+    def _by_name(self, name: str) -> int | None:
+        works = self.works
+        named = works[works["path"].str.rsplit("/", n=1).str[-1] == name]
+        if len(named) == 1:
+            return int(named["id"].iloc[0])
+        if len(named) > 1:
+            shown = ", ".join(named["path"].head(5))
+            raise WorkNotFound(f"{len(named)} works are called {name!r} ({shown}{', …' if len(named) > 5 else ''});"
+                               f" give the relative path or the id")
         return None
 
     def image_path(self, query) -> Path:
-        """The image file *query* names: a path to any image, a work's id, or a work's relative path."""
+        """The image file *query* names: a path to any image, a work's id, a relative path or a file name."""
         wid = self.lookup(query)
         if wid is not None:
             return self._work_file(self.works.loc[self.works["id"] == wid, "path"].iloc[0])
@@ -200,49 +247,46 @@ class Catalog:
             return p
         raise WorkNotFound(
             f"{query!r} is neither an image file nor a work of the catalog {self.dir} (give a path to an image, "
-            f"a work id such as {int(self.works['id'].iloc[0])}, or a relative path such as "
-            f"{self.works['path'].iloc[0]!r})")
+            f"a work id such as {int(self.works['id'].iloc[0])}, a relative path such as "
+            f"{self.works['path'].iloc[0]!r}, or a file name)")
 
     def _work_file(self, rel: str) -> Path:
         """The image file of a works-table path, refused if it would lead outside the collection."""
         path = Path(rel)
         if path.is_absolute() or ".." in path.parts:
             raise CorruptCatalog(f"the works table of {self.files} lists {rel!r}, a path outside the collection "
-                                     f"{self.root}; {repair_hint(self.dir)}")
+                                 f"{self.root}; {repair_hint(self.dir)}")
         return self.root / path
 
     @property
-    def extractor(self) -> Extractor:
-        """The feature extractor matching this catalog's spec (loaded on first use)."""
+    def extractor(self):
+        """The :class:`~artspace.features.Extractor` matching this catalog's spec (loaded on first use)."""
         if self._extractor is None:
+            from ..features import Extractor
+
             self._extractor = Extractor(self.spec, device="auto")
         return self._extractor
 
     def vectors(self, images: Iterable, by: str = "style") -> np.ndarray:
         """Embeddings of arbitrary images (paths or PIL images) in one of this catalog's spaces (see
         :meth:`embeddings`)."""
-        _check_space(by)
+        _space(by)
         return self._all_vectors(images)[by]
 
     def _all_vectors(self, images: Iterable) -> dict[str, np.ndarray]:
         """Every space's embeddings of *images*, from one forward pass."""
-        return self._embed(self.extractor.encode(self.extractor.batch(images)))
+        return self.embed(self.extractor.encode(self.extractor.batch(images)))
 
-    def _embed(self, out: dict) -> dict[str, np.ndarray]:
-        """Every space's embeddings of the images whose :meth:`Extractor.encode` output is *out*."""
-        if self._projections is None:
-            self._projections = (self._load("projection.npz", StyleProjection.load),
-                                 self._load(SIG_PROJECTION, StyleProjection.load))
-            self._content_model = self._load("content_model.npz", ContentModel.load)
-            self._sketches = (CountSketch(sum(self.spec.style_dims), SKETCH_DIM, seed=self._projections[0].seed),
-                              CountSketch(sum(self.spec.signature_dims), SKETCH_DIM, seed=self._projections[1].seed))
-        style = self._projections[0].embed(self._sketches[0](out["style"]))
-        return {"style": style, "signature": self._projections[1].embed(self._sketches[1](out["signature"])),
-                "content": self._content_model.transform(style, out["descriptor"].numpy())}
+    def embed(self, out: dict) -> dict[str, np.ndarray]:
+        """Every space's embeddings of images whose :meth:`~artspace.features.Extractor.encode` output is *out*:
+        the one embedding pipeline, shared with the indexer (:class:`artspace.catalog.generation.Embedder`)."""
+        if self._embedder is None:
+            self._embedder = gen.Embedder.load(self.files, self.spec, self.dir)
+        return self._embedder(out)
 
     def query_vector(self, query, by: str = "style") -> tuple[np.ndarray, int | None]:
         """The embedding of *query* in space *by* and its work id (``None`` for an image from outside the catalog)."""
-        _check_space(by)
+        _space(by)
         vecs, wid = self.query_vectors(query)
         return vecs[by], wid
 
@@ -250,26 +294,23 @@ class Catalog:
         """The embeddings of *query* in every space (one forward pass for an outside image) and its work id."""
         wid = self.lookup(query)
         if wid is not None:
-            out = {}
-            for space in SPACES:
-                ids, x = self.embeddings(space)
-                out[space] = x[np.searchsorted(ids, wid)]
-            return out, wid
+            row = self._rows(wid)
+            return {by: self._embeddings()[by][row] for by in SPACES}, wid
         return {k: v[0] for k, v in self._all_vectors([self.image_path(query)]).items()}, None
 
     # ---- queries ---------------------------------------------------------------------------------------------
 
     def similar(self, query, *, by: str = "style", k: int = 10, where: str | None = None) -> pd.DataFrame:
-        """The *k* works nearest to *query* by style or by content, nearest first.
+        """The *k* works nearest to *query* in space *by*, nearest first.
 
         Parameters
         ----------
-        query : path, id or relative path
+        query : path, id, relative path or file name
             An image file (inside or outside the collection) or a catalogued work.
         by : {"style", "l_style", "content"}
-            ``style`` ranks by the style signature (mean squared Hellinger distance between Gram matrices,
-            :func:`artspace.features.style_signature`) relative to the two works' neighbourhoods, ``l_style`` by
-            the seeds' :math:`L_{style}` itself, ``content`` by the style-free content embedding.
+            The space (:mod:`artspace.spaces`): ``style`` ranks by the style signature (mean squared Hellinger
+            distance between Gram matrices) relative to the two works' neighbourhoods, ``l_style`` by Gatys et al.'s
+            :math:`L_{style}` itself, ``content`` by the style-free content embedding.
         k : int
         where : str, optional
             A filter on the works table (:mod:`artspace.filters`: comparisons, ``in`` lists, ``and``/``or``/``not``,
@@ -278,98 +319,143 @@ class Catalog:
 
         Returns
         -------
-        DataFrame with ``rank``, ``id``, ``path``, ``distance``, then for ``by="style"`` ``signature`` and
-        ``l_style``, then ``width``, ``height`` and the metadata columns. ``distance`` is, for style, the relative
-        signature distance :math:`d_{sig}/\\sqrt{\\rho_q\\rho_y}` (1: as far apart as the two works' 10 nearest
-        works are on average; :meth:`neighbourhood_scale`), with the signature distance :math:`d_{sig}` (0 to 1)
-        and :math:`L_{style}` beside it; for l_style :math:`L_{style}`; for content :math:`1-\\cos`. All are
-        estimated from the compact embeddings; ``artspace distance`` gives the exact figures of a pair.
+        DataFrame with ``rank``, ``id``, ``path``, ``distance``, ``percentile``, then for ``by="style"``
+        ``signature`` and ``l_style``, then ``width``, ``height`` and the metadata columns. ``distance`` is, for
+        style, the relative signature distance :math:`d_{sig}/\\sqrt{\\rho_q\\rho_y}` (1: as far apart as the two
+        works' 10 nearest works are on average), with the signature distance :math:`d_{sig}` (0 to 1) and
+        :math:`L_{style}` beside it; for l_style :math:`L_{style}`; for content :math:`1-\\cos`; all estimated from
+        the compact embeddings (``artspace distance`` prints the exact figures of a pair). ``percentile`` is the
+        share of the collection's pairs that are nearer (0.8: closer than 99.2 % of pairs).
         """
-        _check_by(by)
+        _space(by)
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise InvalidOption(f"k must be a whole number of at least 1, not {k!r}")
-        space = SEARCH_SPACES[by]
         vecs, wid = self.query_vectors(query)
-        vec = vecs[space]
-        allowed = None
-        if where:
-            mask = parse_filter(where).mask(self.works)
-            if not mask.any():
-                raise NoMatch(f"no work of the catalog {self.dir} matches --where {where!r} "
-                              f"({len(self.works)} works searched)")
-            allowed = self.works["id"].to_numpy(np.int64)[mask]
-        if by == "style":
-            ids, scales = self._scales()
-            distance, signature, found = relative_search(
-                self._index(space), vec, k, query_scale=self._query_scale(vec, wid),
-                scales=lambda f: scales[np.searchsorted(ids, f)], max_scale=float(scales.max()), allowed=allowed,
-                exclude=wid)
-        else:
-            extra = 1 if wid is not None else 0
-            d, i = self._index(space).search(vec[None], k + extra, allowed=allowed)
-            keep = (i[0] >= 0) & (i[0] != (-1 if wid is None else wid))
-            distance, found = np.maximum(d[0][keep], 0.0)[:k].astype(float), i[0][keep][:k]
+        allowed = self._allowed(where)
+        _, _, found = self._search(by, vecs[by], wid, k, allowed)
+        return self._result(by, vecs, wid, found)
+
+    def _allowed(self, where: str | None) -> np.ndarray | None:
+        if not where:
+            return None
+        mask = parse_filter(where).mask(self.works)
+        if not mask.any():
+            raise NoMatch(f"no work of the catalog {self.dir} matches --where {where!r} "
+                          f"({len(self.works)} works searched)")
+        return self.works["id"].to_numpy(np.int64)[mask]
+
+    def _search(self, by: str, vec: np.ndarray, wid: int | None, k: int, allowed=None):
+        """``(distance, raw distance, ids)`` of the *k* nearest works, as :meth:`similar` ranks them."""
+        from ..index import relative_search
+
+        if SPACES[by].relative:
+            scales = self._embeddings()["style_scale"]
+            return relative_search(self._index(by), vec, k, query_scale=self._query_scale(vec, wid),
+                                   scales=lambda f: scales[self._rows(f)], max_scale=float(scales.max()),
+                                   allowed=allowed, exclude=wid)
+        d, i = self._index(by).search(vec[None], k + (wid is not None), allowed=allowed)
+        keep = (i[0] >= 0) & (i[0] != (-1 if wid is None else wid))
+        distance = np.maximum(d[0][keep], 0.0)[:k].astype(float)
+        return distance, distance, i[0][keep][:k]
+
+    def _measure(self, by: str, vec: np.ndarray, wid: int | None, found) -> tuple[np.ndarray, np.ndarray]:
+        """``(distance, raw distance)`` from a query's embedding *vec* to the works *found*, in float64 from the
+        stored embeddings: the one computation behind every figure :meth:`similar`, :meth:`distance`,
+        :meth:`distances` and the percentiles print (faiss only ranks)."""
+        emb = self._embeddings()
+        x, q = emb[by][self._rows(found)].astype(np.float64), np.asarray(vec, np.float64)
+        raw = np.maximum(1.0 - x @ q, 0.0) if SPACES[by].metric == "ip" else ((x - q) ** 2).sum(1)
+        if not SPACES[by].relative:
+            return raw, raw
+        return raw / np.sqrt(self._query_scale(vec, wid) * emb["style_scale"][self._rows(found)]), raw
+
+    def _result(self, by: str, vecs: dict, wid: int | None, found) -> pd.DataFrame:
+        distance, raw = self._measure(by, vecs[by], wid, found)
         works = self.works.set_index("id", drop=False)
         rows = works.loc[found].drop(columns=["size", "mtime_ns", "checksum"])
         rows.insert(0, "rank", np.arange(1, len(found) + 1))
-        rows.insert(3, "distance", distance)
+        rows.insert(3, "distance", np.asarray(distance, float))
+        rows.insert(4, "percentile", self.percentile(by, distance))
         if by == "style":
-            ids, x = self.embeddings("style")
-            l_style = ((x[np.searchsorted(ids, np.asarray(found, np.int64))] - vecs["style"]) ** 2).sum(1)
-            rows.insert(4, "signature", signature)
-            rows.insert(5, "l_style", l_style.astype(float))
+            x = self._embeddings()["l_style"][self._rows(found)]
+            rows.insert(5, "signature", np.asarray(raw, float))
+            rows.insert(6, "l_style", ((x - vecs["l_style"]) ** 2).sum(1).astype(float))
         return rows.reset_index(drop=True)
 
-    def sheet(self, query, results: pd.DataFrame, *, by: str = "style") -> Image.Image:
-        """A contact sheet of *query* and the works of a :meth:`similar` result, captioned with their distances."""
+    def neighbours(self, by: str = "style", k: int = 10, ids=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every work's *k* nearest works in space *by*, exactly as :meth:`similar` ranks them.
+
+        Returns ``(ids, neighbours, distances)``: the query works (default: all, in id order), an (n, k) array of
+        neighbour ids (−1 where the collection has fewer) and the distances :meth:`similar` prints.
+        """
+        from ..index import batch_search
+
+        _space(by)
+        emb = self._embeddings()
+        ids = emb["ids"] if ids is None else np.asarray(ids, np.int64)
+        rows = self._rows(ids)
+        if SPACES[by].relative:
+            scales = emb["style_scale"]
+            return ids, *batch_search(self._index(by), emb[by][rows], k, ids=ids, scales=scales[rows],
+                                      scale_of=lambda f: scales[self._rows(f)], max_scale=float(scales.max()))
+        return ids, *batch_search(self._index(by), emb[by][rows], k, ids=ids)
+
+    def distances(self, query, by: str = "style") -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, distances)`` from *query* to every work of the catalog in space *by*, as :meth:`similar` would
+        print them (the query itself, if catalogued, at distance 0)."""
+        _space(by)
+        vecs, wid = self.query_vectors(query)
+        ids = self._embeddings()["ids"]
+        return ids, self._measure(by, vecs[by], wid, ids)[0]
+
+    def sheet(self, query, results: pd.DataFrame, *, by: str = "style", captions: Iterable[str] = ()):
+        """A contact sheet of *query* and the works of a :meth:`similar` result: each caption gives the file name,
+        the distance and its percentile, and the values of the *captions* columns (e.g. the label columns)."""
         from ..sheets import contact_sheet, thumbnail
 
         items = [(thumbnail(self.image_path(query), 320), f"query\n{Path(str(query)).name}")]
-        label = "relative style d" if by == "style" else f"{by} d"
-        for row in results.itertuples(index=False):
-            items.append((thumbnail(self._work_file(row.path), 320),
-                          f"#{row.rank} id {row.id}\n{label} = {row.distance:.4g}"))
-        return contact_sheet(items, columns=min(6, len(items)), title=f"nearest by {by}")
+        for row in results.to_dict("records"):
+            extra = " · ".join(str(row[c]) for c in captions if c in row and pd.notna(row[c]))
+            text = (f"#{row['rank']} {Path(row['path']).name} (id {row['id']})\n{by} d = {row['distance']:.4g}"
+                    f" · {row['percentile']:.2g} %" + (f"\n{extra}" if extra else ""))
+            items.append((thumbnail(self._work_file(row["path"]), 320), text))
+        return contact_sheet(items, columns=min(6, len(items)), title=f"nearest by {SPACES[by].label}")
 
     def distance(self, a, b) -> dict:
-        """Exact distances between two images or works: ``{"style", "style_layers", "signature",
-        "signature_layers", "content"}``.
+        """Every distance between two images or works: what each space ranks by, and the exact figures.
 
-        ``style`` is the seeds' :math:`L_{style}=\\sum_l w_l E_l` and ``style_layers`` its terms :math:`w_l E_l`;
-        ``signature`` is the style-signature distance (mean over its layers of the squared Hellinger distance
-        :math:`H^2_l` between Gram matrices, ``signature_layers``) that ``similar --by style`` ranks by;
-        ``content`` is :math:`\\tfrac12\\sum(F-P)^2` on the content layer; all at the catalog's input size.
-
-        ``relative`` is the figure ``similar(by="style")`` ranks by and prints as its distance:
-        ``{"distance": d / sqrt(scale_a * scale_b), "signature": d, "scale_a": …, "scale_b": …}``, with *d* the
-        signature distance estimated from the catalog's compact signatures and the scales each work's mean *d* to
-        its 10 nearest works (:meth:`neighbourhood_scale`).
+        Returns ``{"style": {...}, "l_style": {...}, "content": {...}, "exact": {...}}``. Each space's entry holds
+        the ``distance`` :meth:`similar` prints for this pair in that space and its ``percentile`` among the
+        collection's pairs; ``style`` adds the compact signature distance ``signature`` and the two neighbourhood
+        scales ``scale_a``, ``scale_b`` it is divided by. ``exact`` holds the figures computed from the two
+        images' full feature maps at the catalog's input size (:meth:`artspace.features.Extractor.distance`):
+        ``style`` = :math:`L_{style}` and its terms ``style_layers``, ``signature`` and ``signature_layers``,
+        ``content`` = :math:`\\tfrac12\\sum(F-P)^2` on the content layer.
         """
         ex = self.extractor
         out = ex.encode(ex.batch([self.image_path(a), self.image_path(b)]), content_maps=True)
-        result = ex.exact_distances(out)
-        # Compact signatures: a catalogued work's stored one, an outside image's from the same forward pass.
+        result = {}
         wids = self.lookup(a), self.lookup(b)
-        computed = self._embed(out)["signature"] if None in wids else None
-        ids, stored = self.embeddings("signature")
-        va, vb = [stored[np.searchsorted(ids, w)] if w is not None else computed[j] for j, w in enumerate(wids)]
-        d = float(((va.astype(np.float64) - vb) ** 2).sum())
-        ra, rb = self._query_scale(va, wids[0]), self._query_scale(vb, wids[1])
-        result["relative"] = {"distance": d / math.sqrt(ra * rb), "signature": d, "scale_a": ra, "scale_b": rb}
+        computed = self.embed(out) if None in wids else None
+        for by in SPACES:
+            va, vb = [self._embeddings()[by][self._rows(w)] if w is not None else computed[by][j]
+                      for j, w in enumerate(wids)]
+            if wids[1] is not None:  # measured from a to the catalogued b, exactly as `similar a` measures it
+                d, raw = (float(v[0]) for v in self._measure(by, va, wids[0], [wids[1]]))
+            else:
+                d, raw = _pair(by, va, vb)
+            entry = {"distance": d}
+            if SPACES[by].relative:
+                ra, rb = self._query_scale(va, wids[0]), self._query_scale(vb, wids[1])
+                entry = {"distance": raw / math.sqrt(ra * rb), "signature": raw, "scale_a": ra, "scale_b": rb}
+            entry["percentile"] = float(self.percentile(by, [entry["distance"]])[0])
+            result[by] = entry
+        result["exact"] = ex.exact_distances(out)
         return result
 
 
-#: Stored embedding spaces, and the space each ``similar(by=...)`` ranking searches.
-SPACES = ("style", "signature", "content")
-SEARCH_SPACES = {"style": "signature", "l_style": "style", "content": "content"}
-
-
-def _check_by(by: str) -> None:
-    if by not in SEARCH_SPACES:
-        raise InvalidOption(f"by must be one of {', '.join(SEARCH_SPACES)}, not {by!r}")
-
-
-def _check_space(space: str) -> None:
-    if space not in SPACES:
-        raise InvalidOption(f"space must be one of {', '.join(SPACES)}, not {space!r}")
-
+def _pair(by: str, va: np.ndarray, vb: np.ndarray) -> tuple[float, float]:
+    """``(distance before any neighbourhood scaling, raw distance)`` of two embeddings in space *by*."""
+    va, vb = np.asarray(va, np.float64), np.asarray(vb, np.float64)
+    d = max(1.0 - float(va @ vb), 0.0) if SPACES[by].metric == "ip" else float(((va - vb) ** 2).sum())
+    return d, d

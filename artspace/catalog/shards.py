@@ -65,8 +65,9 @@ class Log:
         """Forget everything extracted (``--rebuild``, or projections that cannot be read)."""
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def has_projections(self) -> bool:
-        return self.projection.is_file() and self.signature_projection.is_file()
+    def projection_files(self) -> dict:
+        """The projections' files by space (:mod:`artspace.spaces`)."""
+        return {"l_style": self.projection, "style": self.signature_projection}
 
 
 def shard_number(p: Path) -> int:
@@ -137,8 +138,8 @@ def project_fit_shards(shard_dir: Path, projections: tuple) -> None:
             if "sketch" not in z.files:
                 continue
             arrays = {k: z[k] for k in z.files if k not in ("sketch", "sig_sketch")}
-            arrays["style"] = projections[0].embed(z["sketch"].astype(np.float32))
-            arrays["signature"] = projections[1].embed(z["sig_sketch"].astype(np.float32))
+            arrays["style"] = projections["l_style"].embed(z["sketch"].astype(np.float32))
+            arrays["signature"] = projections["style"].embed(z["sig_sketch"].astype(np.float32))
         write_npz(shard_dir / f"part-{ShardLog(shard_dir).next_number():06d}.npz", **arrays)
         shard.unlink()
 

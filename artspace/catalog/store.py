@@ -34,7 +34,7 @@ from typing import Callable, Iterable
 from ..atomic import TMP_MARK, atomic_write, fault_point, fsync_dir
 from ..errors import CatalogLocked, CatalogNotFound, CorruptCatalog, IncompatibleCatalog
 
-__all__ = ["CATALOG_DIRNAME", "FORMAT_VERSION", "find_catalog", "WriterLock", "Lease", "open_generation",
+__all__ = ["CATALOG_DIRNAME", "FORMAT_VERSION", "find_catalog", "locate_catalog", "WriterLock", "Lease", "open_generation",
            "GenerationBuilder", "collect_garbage", "damaged_files", "read_json", "repair_hint"]
 
 #: 4: generations (CURRENT + generations/); 3 and 2 were single-folder catalogs that `index` converts.
@@ -46,15 +46,49 @@ GENERATIONS = "generations"
 _GEN_NAME = re.compile(r"^(\d{6,})$")
 
 
+def _is_catalog(cand: Path, *, named: bool) -> bool:
+    if any((cand / name).exists() for name in (POINTER, GENERATIONS, "manifest.json")):
+        return True
+    return named and (cand / "log").is_dir()  # a first `index` run stopped before publishing
+
+
 def find_catalog(path: str | os.PathLike) -> Path:
     """The catalog directory for *path*: *path* itself if it is one, else ``path/.artspace``."""
     p = Path(path).expanduser()
-    for cand in (p, p / CATALOG_DIRNAME):
-        if any((cand / name).exists() for name in (POINTER, GENERATIONS, "manifest.json", "log")):
-            return cand
+    if _is_catalog(p, named=p.name == CATALOG_DIRNAME):
+        return p
+    if (p / CATALOG_DIRNAME).is_dir() and _is_catalog(p / CATALOG_DIRNAME, named=True):
+        return p / CATALOG_DIRNAME
     raise CatalogNotFound(
         f"no artspace catalog at {p} (looked for {p / POINTER} and {p / CATALOG_DIRNAME / POINTER}); "
         f"create one with `artspace index {p}`, or point --catalog at an existing one")
+
+
+def locate_catalog(catalog: str | os.PathLike | None = None, *, near: Iterable = ()) -> Path:
+    """The catalog every command uses: *catalog* if given; else the nearest ``.artspace`` in the working folder or
+    a folder above it; else the nearest one above any of the files *near* (a query's image, say).
+
+    Raises :class:`CatalogNotFound` saying where it looked and how to make one.
+    """
+    if catalog is not None:
+        return find_catalog(catalog)
+    starts = [Path.cwd()]
+    for q in near:
+        try:
+            qp = Path(str(q)).expanduser()
+            if qp.exists():
+                starts.append(qp.resolve().parent)
+        except (OSError, ValueError):
+            continue
+    for start in starts:
+        for folder in (start, *start.parents):
+            if (folder / CATALOG_DIRNAME).is_dir() and _is_catalog(folder / CATALOG_DIRNAME, named=True):
+                return folder / CATALOG_DIRNAME
+            if folder.name == CATALOG_DIRNAME and _is_catalog(folder, named=True):
+                return folder
+    where = " or ".join(f"{s} and the folders above it" for s in dict.fromkeys(starts))
+    raise CatalogNotFound(f"no artspace catalog found in {where}; create one with `artspace index FOLDER`, or "
+                          f"give --catalog")
 
 
 def repair_hint(cdir: Path) -> str:
