@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from artspace.catalog import Catalog, index
 from artspace.demo import make_demo
@@ -50,3 +54,72 @@ def analysis_catalog(demo_catalog, tmp_path_factory) -> Catalog:
     root = tmp_path_factory.mktemp("analysis_cat") / "demo"
     shutil.copytree(demo_catalog.root, root)
     return Catalog.open(root)
+
+
+# ---- hostile files (tests/test_images.py, tests/test_catalog_store.py) --------------------------------------------
+
+
+def _write_png(path, width: int, height: int):
+    """A real black 1-bit PNG of any size, written by streaming compressed zero rows (never held in memory)."""
+    row = bytes(1 + (width + 7) // 8)  # filter type 0, then the row's bits
+    batch = max(1, (1 << 22) // len(row))
+    z = zlib.compressobj(1)  # level 1: fastest, and zeros still shrink a thousandfold
+
+    def chunk(f, kind: bytes, data: bytes):
+        f.write(struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data)))
+
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n")
+        chunk(f, b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+        for start in range(0, height, batch):
+            chunk(f, b"IDAT", z.compress(row * min(batch, height - start)))
+        chunk(f, b"IDAT", z.flush())
+        chunk(f, b"IEND", b"")
+    return path
+
+
+def _animated(path, colours=("red", "blue")):
+    frames = [Image.new("RGB", (8, 8), c) for c in colours]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0,
+                   **({"lossless": True} if path.suffix == ".webp" else {}))
+    return path
+
+
+@pytest.fixture
+def write_png():
+    """Writes a real black PNG of any size without holding it in memory: ``write_png(path, width, height)``."""
+    return _write_png
+
+
+@pytest.fixture
+def animated():
+    """Writes a two-frame animated image (GIF, PNG or WebP by suffix): ``animated(path, colours)``."""
+    return _animated
+
+
+def _make_hostile(folder: Path) -> Path:
+    """One of each kind of hostile entry in *folder*, beside two good images and a link to one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 8), "green").save(folder / "good.png")
+    (folder / "link.png").symlink_to(folder / "good.png")
+    (folder / "gone.png").symlink_to(folder / "nowhere.png")
+    os.mkfifo(folder / "x.png")
+    fd = os.open(os.fsencode(str(folder)) + b"/latin1_\xe9.png", os.O_WRONLY | os.O_CREAT, 0o644)
+    os.close(fd)
+    (folder / "loop").symlink_to(folder, target_is_directory=True)
+    _write_png(folder / "bomb.png", 30000, 30000)
+    _animated(folder / "anim.gif")
+    return folder
+
+
+@pytest.fixture
+def hostile(tmp_path):
+    """A folder holding one of each kind of hostile entry (FIFO, dangling link, link loop, a name that is not UTF-8,
+    a 30000 x 30000 PNG, an animated GIF), beside two good images and a link to one."""
+    return _make_hostile(tmp_path)
+
+
+@pytest.fixture
+def make_hostile():
+    """``make_hostile(folder)`` fills *folder* as the ``hostile`` fixture does."""
+    return _make_hostile

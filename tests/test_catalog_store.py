@@ -313,3 +313,35 @@ def test_catalog_without_a_published_generation_says_how_to_finish(demo_copy):
     (demo_copy / ".artspace/log/shards").mkdir(parents=True)
     with pytest.raises(CatalogNotFound, match="no artspace catalog|no finished index"):
         Catalog.open(demo_copy)
+
+
+# ---- hostile collections ----------------------------------------------------------------------------------------
+
+
+def test_a_hostile_folder_is_indexed_with_every_problem_listed(collection, make_hostile):
+    """FIFO, dangling link, non-UTF-8 name, link loop, a 30000 x 30000 PNG and an animated GIF inside a collection:
+    the run ends, lists each problem once, and catalogues what can be read."""
+    make_hostile(collection / "hostile")
+    out = _cli("index", collection, "-q", "--max-pixels", "50000000")
+    assert out.returncode == 3 and "Traceback" not in out.stderr, out.stderr
+    rep = index(collection, quiet=True)
+    reasons = dict(rep.skipped)
+    assert {"hostile/x.png", "hostile/gone.png", "hostile/bomb.png"} <= set(reasons)
+    assert any("UTF-8" in r for r in reasons.values()) and "FIFO" in reasons["hostile/x.png"]
+    assert "megapixels" in reasons["hostile/bomb.png"] and "--max-pixels" in reasons["hostile/bomb.png"]
+    works = _consistent(collection).works
+    assert {"hostile/anim.gif", "hostile/good.png", "hostile/link.png"} <= set(works["path"])
+    assert rep.works == len(works) == 21 and not rep.published  # the second run found nothing new
+    skipped = Catalog.open(collection).skipped  # non-UTF-8 names are stored in a printable form
+    assert len(skipped) == len(rep.skipped) and skipped["path"].map(lambda p: p.encode("utf-8")).all()
+
+
+def test_metadata_problems_are_reported_not_silent(collection, tmp_path):
+    md = pd.read_csv(collection / "metadata.csv")
+    md = pd.concat([md, md.iloc[:2], pd.DataFrame({"path": ["dots/sta_0.png"], "shape": ["star"]})])
+    md.to_csv(tmp_path / "works.csv", index=False, sep=";")
+    rep = index(collection, metadata=tmp_path / "works.csv", quiet=True)
+    notes = " ".join(rep.notes)
+    assert "1 row of works.csv matches no image (first: 'dots/sta_0.png')" in notes
+    assert "2 images are listed more than once" in notes
+    assert Catalog.open(collection).works["shape"].notna().all()

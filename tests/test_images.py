@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import struct
 import threading
 import warnings
-import zlib
 
 import numpy as np
 import pytest
@@ -122,25 +120,6 @@ def test_tensor_round_trip():
 # Hostile files: every one is refused or reported, none stops, hangs or blows up a walk or a decode.
 
 
-def write_png(path, width: int, height: int):
-    """A real black 1-bit PNG of any size, written by streaming compressed zero rows (never held in memory)."""
-    row = bytes(1 + (width + 7) // 8)  # filter type 0, then the row's bits
-    batch = max(1, (1 << 22) // len(row))
-    z = zlib.compressobj(1)  # level 1: fastest, and zeros still shrink a thousandfold
-
-    def chunk(f, kind: bytes, data: bytes):
-        f.write(struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data)))
-
-    with open(path, "wb") as f:
-        f.write(b"\x89PNG\r\n\x1a\n")
-        chunk(f, b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
-        for start in range(0, height, batch):
-            chunk(f, b"IDAT", z.compress(row * min(batch, height - start)))
-        chunk(f, b"IDAT", z.flush())
-        chunk(f, b"IEND", b"")
-    return path
-
-
 def within(seconds: float, fn, *args, release=None):
     """fn(*args) in a daemon thread; a test failure, not a hung suite, if it takes longer (then *release* it)."""
     out = {}
@@ -169,28 +148,6 @@ def unblock_fifo(path):
         os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
     except OSError:
         pass
-
-
-def animated(path, colours=("red", "blue")):
-    frames = [Image.new("RGB", (8, 8), c) for c in colours]
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0,
-                   **({"lossless": True} if path.suffix == ".webp" else {}))
-    return path
-
-
-@pytest.fixture
-def hostile(tmp_path):
-    """A folder holding one of each kind of hostile entry, beside two good images and a link to one."""
-    Image.new("RGB", (8, 8), "green").save(tmp_path / "good.png")
-    (tmp_path / "link.png").symlink_to(tmp_path / "good.png")
-    (tmp_path / "gone.png").symlink_to(tmp_path / "nowhere.png")
-    os.mkfifo(tmp_path / "x.png")
-    fd = os.open(os.fsencode(str(tmp_path)) + b"/latin1_\xe9.png", os.O_WRONLY | os.O_CREAT, 0o644)
-    os.close(fd)
-    (tmp_path / "loop").symlink_to(tmp_path, target_is_directory=True)
-    write_png(tmp_path / "bomb.png", 30000, 30000)
-    animated(tmp_path / "anim.gif")
-    return tmp_path
 
 
 def test_walk_yields_regular_files_and_reports_every_other_entry_once(hostile):
@@ -279,7 +236,7 @@ def test_folder_that_cannot_be_listed(tmp_path, monkeypatch):
     assert "cannot read folder (Permission denied)" in skipped[0][1] and "chmod" in skipped[0][1]
 
 
-def test_pillow_guard_never_warns(tmp_path):
+def test_pillow_guard_never_warns(tmp_path, write_png):
     # 100 Mpx sits between Pillow's warning (89 Mpx) and its error (179 Mpx); artspace's own check speaks instead.
     p = write_png(tmp_path / "wide.png", 10000, 10000)
     with warnings.catch_warnings(record=True) as caught:
@@ -311,7 +268,7 @@ def test_jpeg_budget_counts_the_reduced_decode(tmp_path):
 
 
 @pytest.mark.parametrize("suffix", [".gif", ".png", ".webp"])
-def test_animated_images_give_their_first_frame(tmp_path, suffix):
+def test_animated_images_give_their_first_frame(tmp_path, suffix, animated):
     p = animated(tmp_path / f"anim{suffix}")
     with Image.open(p) as im:
         assert getattr(im, "n_frames", 1) == 2
