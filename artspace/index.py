@@ -342,6 +342,11 @@ class ContentModel:
 
     centroids: np.ndarray  # (g, style_dim)
     means: np.ndarray  # (g, descriptor_dim)
+    #: how many works the style groups were fitted on (0: unknown)
+    fitted_on: int = 0
+
+    #: :meth:`update` keeps the groups while the collection has changed by at most this fraction since the fit
+    REFIT_AFTER = 0.1
 
     @classmethod
     def fit(cls, style: np.ndarray, descriptors: np.ndarray, *, groups: int | None = None,
@@ -354,17 +359,33 @@ class ContentModel:
         g = max(1, min(g, n))
         if g == 1:
             return cls(centroids=style.mean(0, keepdims=True).astype(np.float32),
-                       means=descriptors.mean(0, keepdims=True).astype(np.float32))
+                       means=descriptors.mean(0, keepdims=True).astype(np.float32), fitted_on=n)
         rng = np.random.default_rng(seed)
         fit_rows = rng.choice(n, size=min(n, sample), replace=False) if n > sample else np.arange(n)
         km = KMeans(n_clusters=g, n_init=4, random_state=seed).fit(style[fit_rows].astype(np.float64))
-        model = cls(centroids=km.cluster_centers_.astype(np.float32), means=np.zeros((g, descriptors.shape[1]),
-                                                                                    np.float32))
-        labels = model.groups(style)
-        for c in range(g):
+        return cls(centroids=km.cluster_centers_.astype(np.float32), means=np.zeros((g, descriptors.shape[1]),
+                   np.float32), fitted_on=n).with_means(style, descriptors)
+
+    def with_means(self, style: np.ndarray, descriptors: np.ndarray) -> "ContentModel":
+        """The same style groups, with each group's mean descriptor taken over the works given."""
+        labels = self.groups(style)
+        means = np.zeros((len(self.centroids), descriptors.shape[1]), np.float32)
+        for c in range(len(self.centroids)):
             members = labels == c
-            model.means[c] = descriptors[members].mean(0) if members.any() else 0.0
-        return model
+            means[c] = descriptors[members].mean(0) if members.any() else 0.0
+        return ContentModel(centroids=self.centroids, means=means, fitted_on=self.fitted_on)
+
+    @classmethod
+    def update(cls, previous: "ContentModel | None", style: np.ndarray, descriptors: np.ndarray) -> \
+            tuple["ContentModel", bool]:
+        """The model for a collection that changed since *previous* was fitted: the same style groups with their
+        means recomputed over every work while the collection grew or shrank by at most :attr:`REFIT_AFTER` (adding
+        2 works to 500 costs no k-means), a new fit otherwise. Returns the model and whether it was refitted."""
+        n = len(style)
+        if (previous is not None and previous.fitted_on and previous.centroids.shape[1] == style.shape[1]
+                and abs(n - previous.fitted_on) <= cls.REFIT_AFTER * previous.fitted_on):
+            return previous.with_means(style, descriptors), False
+        return cls.fit(style, descriptors), True
 
     def groups(self, style: np.ndarray) -> np.ndarray:
         d = ((style[:, None, :] - self.centroids[None]) ** 2).sum(-1) if len(style) * len(self.centroids) < 4e6 \
@@ -376,9 +397,11 @@ class ContentModel:
         return (e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
     def save(self, path: str | os.PathLike) -> None:
-        atomic_write(path, lambda p: np.savez(p, centroids=self.centroids, means=self.means))
+        atomic_write(path, lambda p: np.savez(p, centroids=self.centroids, means=self.means,
+                                              fitted_on=np.int64(self.fitted_on)))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ContentModel":
         with np.load(path) as z:
-            return cls(centroids=z["centroids"], means=z["means"])
+            return cls(centroids=z["centroids"], means=z["means"],
+                       fitted_on=int(z["fitted_on"]) if "fitted_on" in z.files else 0)

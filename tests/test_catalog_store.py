@@ -345,3 +345,15 @@ def test_metadata_problems_are_reported_not_silent(collection, tmp_path):
     assert "1 row of works.csv matches no image (first: 'dots/sta_0.png')" in notes
     assert "2 images are listed more than once" in notes
     assert Catalog.open(collection).works["shape"].notna().all()
+
+
+def test_adding_works_updates_the_content_groups_instead_of_refitting(collection):
+    before = Catalog.open(collection)
+    shutil.copy(collection / "dots/star_0.png", collection / "copy.png")
+    rep = index(collection, quiet=True)
+    assert rep.added == 1 and not any("fitted again" in n for n in rep.notes)
+    after = Catalog.open(collection)
+    assert after.manifest["spaces"]["content"]["groups"] == before.manifest["spaces"]["content"]["groups"]
+    # the copy's content embedding equals its original's: same style group, same group means
+    res = after.similar("copy.png", by="content", k=1)
+    assert res["path"].iloc[0] == "dots/star_0.png" and res["distance"].iloc[0] < 1e-6

@@ -306,6 +306,7 @@ def publish(run) -> int:
     """Consolidate the log into a new generation and publish it; returns its number."""
     present = {rel for rel, _, _ in run.files}
     by_shard, skipped = run.state.live(present)
+    run.status(f"reading the extraction log ({len(present)} files)")
     works, l_style, style, desc = _read_shards(by_shard)
     if works is None or len(works) < 2:
         raise ArtspaceError(f"{run.root} holds {0 if works is None else len(works)} readable image(s); a catalog "
@@ -316,6 +317,7 @@ def publish(run) -> int:
     _count(report, run.previous, works)
     removed_from_log = any(rel not in present for rel, r in run.state.records.items() if r.ok)
     if len(run.state.shards) > 1 or removed_from_log:
+        run.status("compacting the extraction log")
         compact(run.state, works, l_style, style, desc, skipped)
 
     builder = GenerationBuilder(run.cdir, base=run.previous.folder)
@@ -362,6 +364,18 @@ def pair_sample(ids: np.ndarray, embeddings: dict, scales: np.ndarray, *, size: 
     return out
 
 
+def _previous_content_model(run):
+    """The previous generation's content model, if it can be read and the run keeps the log's projections."""
+    from ..index import ContentModel
+
+    if run.previous.folder is None or not run.previous.healthy or run.rebuilt:
+        return None
+    try:
+        return ContentModel.load(run.previous.folder / "content_model.npz")
+    except Exception:  # noqa: BLE001 - damaged or missing: fitted again
+        return None
+
+
 def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, skipped_all) -> dict:
     import faiss
     import torch
@@ -371,13 +385,19 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, skippe
     from ..spaces import SPACES
 
     ids = works["id"].to_numpy(np.int64)
-    content_model = ContentModel.fit(emb["l_style"], desc)
+    run.status(f"content model and search indexes of {len(ids)} works")
+    content_model, refitted = ContentModel.update(_previous_content_model(run), emb["l_style"], desc)
+    if refitted and run.previous.folder is not None:
+        run.report.notes.append(f"the content model's {len(content_model.centroids)} style groups were fitted "
+                                f"again on {len(ids)} works")
     emb["content"] = content_model.transform(emb["l_style"], desc)
     indexes = {by: VectorIndex.build(ids, emb[by], metric=sp.metric) for by, sp in SPACES.items()}
     previous = NeighbourLists.load(run.previous.folder / NEIGHBOURS) if run.previous.folder else None
+    run.status("neighbourhood scales of the style space" + (" (updated in place)" if previous else ""))
     neighbours, run.report.neighbours_searched = NeighbourLists.build(indexes["style"], ids, emb["style"],
                                                                       previous=previous)
     scales = neighbours.scales
+    run.status("writing the new generation")
     works.to_parquet(builder.path("works.parquet"), index=False)
     pd.DataFrame({"path": [s[0] for s in skipped_all], "reason": [s[1] for s in skipped_all]}).to_csv(
         builder.path("skipped.csv"), index=False)

@@ -188,12 +188,15 @@ class _Run:
         self.next_id = 0
         self.projections = None
         self.state: ShardLog | None = None
+        #: whether the extraction log was started afresh (projections refitted: nothing derived from them is kept)
+        self.rebuilt = False
 
     # ---- 1. plan ------------------------------------------------------------------------------------------------
 
     def prepare(self, spec: FeatureSpec | None, md, rebuild: bool) -> None:
         """Settle the spec, the metadata and the extraction log (discarding it on *rebuild* or damage)."""
         prev = self.previous
+        self.rebuilt = rebuild
         if rebuild:
             self.log.discard()
         elif prev.legacy is not None:
@@ -216,12 +219,14 @@ class _Run:
             if self.log.shards.is_dir() and any(self.log.shards.iterdir()):
                 self.report.notes.append("the extraction log had no log.json; it was started again")
                 self.log.discard()
+                self.rebuilt = True
             return {}
         try:
             return read_json(self.log.state, self.cdir)
         except ArtspaceError as e:
             self.report.notes.append(f"{e}: the extraction log was started again")
             self.log.discard()
+            self.rebuilt = True
             return {}
 
     def plan(self, exclude: Sequence[str]) -> None:
@@ -256,6 +261,7 @@ class _Run:
             self.log.create()
             gen.write_log_state(self.log, self.spec, self.next_id)
             self.projections = None
+            self.rebuilt = True
 
     def needs_publishing(self) -> bool:
         """Whether a generation made now would differ from the published one (works, skips, metadata, damage)."""
@@ -275,6 +281,11 @@ class _Run:
         present = {rel for rel, _, _ in self.files}
         _, skipped = self.state.live(present)
         r.skipped = [(s[0], s[1]) for s in skipped] + list(self.walk_skips)
+
+    def status(self, message: str) -> None:
+        """A status line for the steps after extraction, which have no progress bar (unless quiet)."""
+        if not self.quiet:
+            print(f"index: {message}", file=sys.stderr, flush=True)
 
     def _skip(self, rel: str, reason: str) -> None:
         if self.on_skip is not None:
