@@ -408,7 +408,7 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, skippe
     for by, ix in indexes.items():
         ix.save(builder.path(f"{by}.faiss"))
     for by, src in run.log.projection_files().items():
-        shutil.copy2(src, builder.path(PROJECTIONS[by]))
+        builder.link(src, PROJECTIONS[by])  # 64 MB that never change in place: shared, not copied
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     md = run.metadata
     projection = run.projections

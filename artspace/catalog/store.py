@@ -320,13 +320,19 @@ class GenerationBuilder:
     def keep(self, names: Iterable[str]) -> None:
         """Carry files over unchanged from the base generation (hard links: no copy, no extra space)."""
         for name in names:
-            src, dst = self.base / name, self.folder / name
-            if not src.is_file() or dst.exists():
-                continue
-            try:
-                os.link(src, dst)
-            except OSError:
-                shutil.copy2(src, dst)
+            if (self.base / name).is_file():
+                self.link(self.base / name, name)
+
+    def link(self, src: Path, name: str) -> None:
+        """Make *src* the new generation's file *name* without copying it (a hard link; a copy where the file
+        system has none). Safe because artspace replaces files by renaming, never rewrites them in place."""
+        dst = self.folder / name
+        if dst.exists():
+            return
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
 
     def publish(self, manifest: dict) -> int:
         """Flush every file, name the folder, then replace ``CURRENT``: the one step readers see. Returns the

@@ -1,0 +1,138 @@
+"""What publishing catalog generations costs at scale, and how fast a query on catalogued works answers.
+
+    python benchmarks/bench_catalog.py --n 100000          # publish 100,000 works, add 1,000, re-run unchanged
+    python benchmarks/bench_catalog.py --n 500 --cli       # and `artspace similar WORK` wall time in a shell loop
+
+No image is decoded: the collection is N empty files, and the extraction log is one synthetic shard holding N
+works' compact embeddings (random, in the real dimensions: 384 + 128 + 512 floats), with projections of the real
+shapes. `index` then finds every file already extracted and does exactly what it does after extraction: read the
+log, fit or update the content model, build the three faiss indexes and the neighbour lists, sample the pair
+distances, write the generation and publish it. Each figure is one run's wall time; peak memory is the process's
+resident high-water mark (``ru_maxrss``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from artspace.catalog import Catalog, index  # noqa: E402
+from artspace.catalog.shards import Log, write_npz  # noqa: E402
+from artspace.catalog.generation import write_log_state  # noqa: E402
+from artspace.projection import SKETCH_DIM, StyleProjection  # noqa: E402
+from artspace.spec import FeatureSpec  # noqa: E402
+
+
+def add_works(root: Path, cdir: Path, first: int, n: int, number: int, rng) -> None:
+    """*n* empty files and one shard recording them as extracted, with clustered random embeddings."""
+    folder = root / f"part{number:03d}"
+    folder.mkdir(parents=True)
+    rels, mtimes = [], []
+    for i in range(first, first + n):
+        p = folder / f"{i:07d}.png"
+        p.touch()
+        rels.append(p.relative_to(root).as_posix())
+        mtimes.append(p.stat().st_mtime_ns)
+    centres = rng.normal(size=(64, 1))
+
+    def clustered(dim):
+        return (centres[rng.integers(0, 64, n)] + rng.normal(scale=0.3, size=(n, dim))).astype(np.float32)
+
+    desc = np.abs(clustered(512))
+    write_npz(Log(cdir).shards / f"part-{number:06d}.npz",
+              id=np.arange(first, first + n, dtype=np.int64), path=np.array(rels, dtype=str),
+              size=np.zeros(n, np.int64), mtime_ns=np.array(mtimes, np.int64),
+              checksum=np.array(["0" * 64] * n, dtype=str), width=np.full(n, 224, np.int32),
+              height=np.full(n, 224, np.int32), style=clustered(384), signature=clustered(128) * 0.05,
+              descriptor=desc / np.linalg.norm(desc, axis=1, keepdims=True),
+              skip_path=np.array([], dtype=str), skip_size=np.zeros(0, np.int64),
+              skip_mtime_ns=np.zeros(0, np.int64), skip_reason=np.array([], dtype=str))
+
+
+def synthetic_log(cdir: Path, rng) -> None:
+    log = Log(cdir)
+    log.create()
+    spec = FeatureSpec()
+    for path, k in ((log.projection, 384), (log.signature_projection, 128)):
+        q, _ = np.linalg.qr(rng.normal(size=(SKETCH_DIM, k)).astype(np.float32))
+        StyleProjection(mean=np.zeros(SKETCH_DIM, np.float32), components=q.T.copy(), explained=1.0, n_fit=2048,
+                        seed=1508_06576).save(path)
+    write_log_state(log, spec, 0)
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def query_wall_times(root: Path, rounds: int = 7) -> list[float]:
+    """Wall time of `artspace similar WORK` as a shell loop runs it: a fresh process each time."""
+    times = []
+    for i in range(rounds):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "artspace.cli", "similar", str(i), "-k", "10", "-c", str(root),
+                        "--format", "csv"], check=True, capture_output=True, cwd=REPO)
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=100_000, help="works in the catalog")
+    ap.add_argument("--add", type=int, default=1_000, help="works added for the second publication")
+    ap.add_argument("--cli", action="store_true", help="also time `artspace similar WORK` in fresh processes")
+    args = ap.parse_args()
+    rng = np.random.default_rng(0)
+    print(f"# python {' '.join(sys.argv)}")
+    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
+          f"{platform.python_version()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "collection"
+        cdir = root / ".artspace"
+        root.mkdir()
+        synthetic_log(cdir, rng)
+        add_works(root, cdir, 0, args.n, 1, rng)
+        first, t_first = timed(lambda: index(root, quiet=True))
+        add_works(root, cdir, args.n, args.add, 2, rng)
+        added, t_added = timed(lambda: index(root, quiet=True))
+        same, t_same = timed(lambda: index(root, quiet=True))
+        cat = Catalog.open(root)
+        _, t_query = timed(lambda: [cat.similar(i, by="style", k=10) for i in range(100)])
+        rows = [
+            ("first publication", args.n, t_first, first.neighbours_searched),
+            (f"after adding {args.add}", added.works, t_added, added.neighbours_searched),
+            ("unchanged re-run (publishes nothing)", same.works, t_same, 0),
+        ]
+        print("| step | works | seconds | works searched for neighbour lists |")
+        print("| --- | ---: | ---: | ---: |")
+        for name, n, t, searched in rows:
+            print(f"| {name} | {n:,} | {t:.1f} | {searched:,} |")
+        print(f"\nsimilar --by style in the API: {1000 * t_query / 100:.1f} ms a query (mean of 100)")
+        sizes = {p.name: p.stat().st_size for p in cat.files.iterdir()}
+        print(f"generation on disk: {sum(sizes.values()) / 2**20:.0f} MiB "
+              f"({json.dumps({k: round(v / 2**20, 1) for k, v in sorted(sizes.items())})} MiB)")
+        print(f"peak resident memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f}"
+              f" MiB")
+        if args.cli:
+            times = query_wall_times(root)
+            print(f"`artspace similar WORK -c ROOT` wall time, fresh process: median {statistics.median(times):.2f} s "
+                  f"(min {min(times):.2f}, max {max(times):.2f}, {len(times)} runs)")
+
+
+if __name__ == "__main__":
+    main()
