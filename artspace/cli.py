@@ -101,6 +101,8 @@ def index_cmd(
                                              "(default 100,000,000: a 10000 x 10000 scan); larger files are skipped with the reason."),
     exclude: Optional[List[str]] = typer.Option(None, "--exclude", help="Leave out files or folders matching this "
                                                 "glob (repeatable): --exclude drafts --exclude '*/thumbs/*'."),
+    include_outputs: bool = typer.Option(False, "--include-outputs", help="Also catalogue images artspace wrote "
+                                         "(pastiches, contact sheets), which are skipped by default."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Index a folder: style and content features of every image, a catalog beside them, faiss indexes.
@@ -123,7 +125,7 @@ def index_cmd(
 
     report = index(folder, catalog=catalog, metadata=metadata, spec=spec, batch_size=batch_size, device=device,
                    workers=workers, streams=streams, rebuild=rebuild, quiet=quiet, max_pixels=max_pixels,
-                   exclude=tuple(exclude or ()), on_skip=on_skip)
+                   exclude=tuple(exclude or ()), include_outputs=include_outputs, on_skip=on_skip)
     for note in report.notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo(report.summary())

@@ -28,6 +28,7 @@ __all__ = [
     "resize_long_side",
     "image_format",
     "save_image",
+    "made_by_artspace",
 ]
 
 #: File extensions treated as images (lower case). Anything else in a folder is ignored.
@@ -373,7 +374,49 @@ def image_format(path: str | os.PathLike) -> str:
     return fmt
 
 
+def _marker() -> str:
+    from . import __version__
+
+    return f"{MADE_BY} {__version__}"
+
+
 def save_image(im: Image.Image, path: str | os.PathLike, *, quality: int = 95) -> Path:
-    """Save *im* atomically; the format follows the suffix (JPEG at *quality*)."""
+    """Save *im* atomically; the format follows the suffix (JPEG at *quality*).
+
+    The file says it was made by artspace (PNG ``Software`` text, JPEG comment, EXIF ``Software`` tag in WebP and
+    TIFF), so that ``artspace index`` never catalogues a pastiche or a contact sheet as a work unless asked to
+    (:func:`made_by_artspace`).
+    """
     fmt = image_format(path)
-    return atomic_write(path, lambda p: im.save(p, format=fmt, **({"quality": quality} if fmt == "JPEG" else {})))
+    options: dict = {"quality": quality} if fmt == "JPEG" else {}
+    if fmt == "PNG":
+        from PIL import PngImagePlugin
+
+        options["pnginfo"] = PngImagePlugin.PngInfo()
+        options["pnginfo"].add_text("Software", _marker())
+    elif fmt == "JPEG":
+        options["comment"] = _marker().encode()
+    elif fmt in ("WEBP", "TIFF"):
+        exif = Image.Exif()
+        exif[_EXIF_SOFTWARE] = _marker()
+        options["exif"] = exif
+    return atomic_write(path, lambda p: im.save(p, format=fmt, **options))
+
+
+def made_by_artspace(path: str | os.PathLike) -> bool:
+    """Whether the image file *path* was written by :func:`save_image` (read from its header only)."""
+    try:
+        with Image.open(path) as im:
+            text = im.info.get("Software") or im.info.get("comment") or ""
+            if not text and im.format in ("WEBP", "TIFF"):  # their EXIF sits in the header; PNG's may not
+                text = im.getexif().get(_EXIF_SOFTWARE, "")
+    except Exception:  # noqa: BLE001 - unreadable: open_image gives the reason
+        return False
+    if isinstance(text, bytes):
+        text = text.decode("latin-1")
+    return str(text).startswith(MADE_BY + " ")
+
+
+#: What artspace writes into the images it makes (see :func:`save_image`).
+MADE_BY = "artspace"
+_EXIF_SOFTWARE = 0x0131

@@ -37,8 +37,8 @@ def quality(args) -> None:
     from artspace.catalog import Catalog, index
     from artspace.index import CONTEXT_K
 
-    cdir = Path(args.catalog or tempfile.mkdtemp(prefix="artspace-bench-")) 
-    if not (cdir / "manifest.json").is_file():
+    cdir = Path(args.catalog or tempfile.mkdtemp(prefix="artspace-bench-"))
+    if not ((cdir / "CURRENT").is_file() or (cdir / "manifest.json").is_file()):
         t = time.time()
         index(args.data, catalog=cdir, metadata=Path(args.data) / "metadata.csv", quiet=True)
         print(f"indexed {args.data} in {time.time() - t:.0f} s")
@@ -47,23 +47,21 @@ def quality(args) -> None:
     k = args.k
     pos = {wid: i for i, wid in enumerate(works["id"])}
     compact = {}
-    # `similar --by style` searches the signature space, `--by l_style` the L_style space.
-    for by, space, label in (("style", "signature", args.style_label), ("l_style", "style", args.style_label),
-                             ("content", "content", args.content_label)):
+    for by, label in (("style", args.style_label), ("l_style", args.style_label), ("content", args.content_label)):
         if not label:
             continue
-        ids, x = cat.embeddings(space)
-        if by == "style":  # ranked relative to neighbourhoods: what `similar` returns, work by work
-            nn = np.array([[pos[j] for j in cat.similar(int(wid), by=by, k=k)["id"]] for wid in ids])
-            d, raw = cat._index(space).search(x, k + 1)
-            raw = np.array([[pos[j] for j in row if j != wid][:k] for wid, row in zip(ids, raw)])
-        else:
-            d, nn = cat._index(space).search(x, k + 1)
-            nn = np.array([[pos[j] for j in row if j != wid][:k] for wid, row in zip(ids, nn)])
+        ids, found, _ = cat.neighbours(by, k)  # what `similar --by BY` returns, for every work at once
+        nn = np.vectorize(pos.get)(found)
         labels = works.set_index("id").loc[ids, label].to_numpy()
-        compact[space] = raw if by == "style" else nn
+        compact[by] = nn
         print(f"similar --by {by}: precision@{k} for the same {label!r}: {_precision(labels, nn):.3f}")
         if by == "style":
+            ids, x = cat.embeddings("style")
+            flat = faiss.IndexFlatL2(x.shape[1])
+            flat.add(np.ascontiguousarray(x))
+            _, raw = flat.search(np.ascontiguousarray(x), k + 1)
+            raw = np.array([[j for j in row if j != i][:k] for i, row in enumerate(raw)])
+            compact["signature"] = raw
             print(f"  ranked by the signature distance alone: {_precision(labels, raw):.3f}")
             for name, lists in (("relative", nn), ("signature alone", raw)):
                 counts = np.bincount(lists.ravel(), minlength=len(ids))
@@ -84,8 +82,9 @@ def quality(args) -> None:
             flat.add(vecs)
             _, exact = flat.search(vecs, k + 1)
             exact = np.array([[j for j in row if j != i][:k] for i, row in enumerate(exact)])
-            if space in compact:
-                recall = np.mean([len(set(a) & set(b)) / k for a, b in zip(compact[space], exact)])
+            mine = compact.get("l_style" if space == "style" else "signature")
+            if mine is not None:
+                recall = np.mean([len(set(a) & set(b)) / k for a, b in zip(mine, exact)])
                 print(f"compact {space} index recall@{k} against the exact {name}: {recall:.3f}")
             if labels is not None:
                 print(f"exact {name} precision@{k} for the same {args.style_label!r}: {_precision(labels, exact):.3f}")
@@ -99,11 +98,11 @@ def quality(args) -> None:
                 rel = np.argsort(d2 / np.sqrt(rho[:, None] * rho[None]), axis=1, kind="stable")[:, :k]
                 print(f"exact relative signature distance precision@{k} for the same {args.style_label!r}: "
                       f"{_precision(labels, rel):.3f}")
-    m = cat.manifest
-    dims = m["style_embedding"]["dim"], m["signature_embedding"]["dim"]
+    sp = cat.manifest["spaces"]
+    dims = sp["l_style"]["dim"], sp["style"]["dim"]
     print(f"embeddings: L_style {dims[0]} + signature {dims[1]} float32 = {4 * sum(dims)} bytes/work; variance kept "
-          f"{m['style_embedding']['variance_kept']:.4f} / {m['signature_embedding']['variance_kept']:.4f}; content "
-          f"groups {m['content_embedding']['groups']}")
+          f"{sp['l_style']['variance_kept']:.4f} / {sp['style']['variance_kept']:.4f}; content "
+          f"groups {sp['content']['groups']}")
     print(f"machine: {_machine()}")
 
 

@@ -357,3 +357,17 @@ def test_adding_works_updates_the_content_groups_instead_of_refitting(collection
     # the copy's content embedding equals its original's: same style group, same group means
     res = after.similar("copy.png", by="content", k=1)
     assert res["path"].iloc[0] == "dots/star_0.png" and res["distance"].iloc[0] < 1e-6
+
+
+def test_images_artspace_wrote_are_not_catalogued_unless_asked(collection):
+    from artspace.images import made_by_artspace, open_image, save_image
+
+    for suffix in (".png", ".jpg", ".webp", ".tif"):
+        save_image(open_image(collection / "dots/star_0.png"), collection / f"sheet{suffix}")
+        assert made_by_artspace(collection / f"sheet{suffix}")
+    assert not made_by_artspace(collection / "dots/star_0.png")
+    rep = index(collection, quiet=True)
+    assert rep.works == 18 and sorted(p for p, r in rep.skipped if "artspace wrote" in r) == [
+        "sheet.jpg", "sheet.png", "sheet.tif", "sheet.webp"]
+    rep = index(collection, include_outputs=True, quiet=True)
+    assert rep.works == 22 and rep.added == 4 and not rep.skipped

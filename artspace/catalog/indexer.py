@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures as cf
 import fnmatch
+import functools
 import hashlib
 import os
 import stat
@@ -31,7 +32,7 @@ import torch
 
 from ..errors import ArtspaceError, IncompatibleCatalog, InvalidOption, UnreadableImage
 from ..features import Extractor, FeatureSpec
-from ..images import open_image, walk_images
+from ..images import made_by_artspace, open_image, walk_images
 from ..projection import SKETCH_DIM, StyleProjection
 from . import generation as gen
 from .metadata import read_metadata
@@ -99,7 +100,7 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
           metadata: str | os.PathLike | None = None, spec: FeatureSpec | None = None, batch_size: int = 8,
           device: str = "auto", workers: int = 2, fit_size: int = 2048, embed_dim: int = 384,
           signature_dim: int = 128, rebuild: bool = False, quiet: bool = False, streams: int | None = None,
-          max_pixels: int | None = None, exclude: Sequence[str] = (),
+          max_pixels: int | None = None, exclude: Sequence[str] = (), include_outputs: bool = False,
           on_skip: Callable[[str, str], None] | None = None) -> IndexReport:
     """Index every image below *root* into a catalog: extract, store, fit, and build the search indexes.
 
@@ -136,6 +137,9 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
     exclude : sequence of str
         Glob patterns of files or folders to leave out, matched against each relative path and each folder name
         (``"drafts"``, ``"*/thumbs/*"``).
+    include_outputs : bool
+        Catalogue images that artspace itself wrote (pastiches, contact sheets: :func:`artspace.images.save_image`
+        marks them); by default they are skipped with the reason.
     on_skip : callable(path, reason), optional
         Called for each file that is not catalogued.
 
@@ -158,10 +162,11 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
         collect_garbage(cdir)
         run = _Run(root, cdir, report, quiet=quiet, on_skip=on_skip)
         run.prepare(spec, md, rebuild)
-        run.plan(exclude)
+        run.plan(exclude, include_outputs)
         if run.needs_publishing():
             run.extract(batch_size=batch_size, device=device, workers=workers, streams=streams,
-                        max_pixels=max_pixels, fit_size=fit_size, embed_dim=embed_dim, signature_dim=signature_dim)
+                        max_pixels=max_pixels, include_outputs=include_outputs, fit_size=fit_size,
+                        embed_dim=embed_dim, signature_dim=signature_dim)
             gen.publish(run)
             report.published = True
         else:
@@ -229,8 +234,9 @@ class _Run:
             self.rebuilt = True
             return {}
 
-    def plan(self, exclude: Sequence[str]) -> None:
-        """List the collection and decide what to extract."""
+    def plan(self, exclude: Sequence[str], include_outputs: bool = False) -> None:
+        """List the collection and decide what to extract (artspace's own images skipped before are read again
+        when *include_outputs* asks for them)."""
         self.files, self.walk_skips = _list_files(self.root, self.cdir, exclude)
         for rel, reason in self.walk_skips:
             self._skip(rel, reason)
@@ -241,9 +247,9 @@ class _Run:
         ids = self.previous.ids_by_path
         self.next_id = max(self.next_id, self.state.max_id + 1)
         for rel, size, mtime in self.files:
-            if self.state.is_current(rel, size, mtime):
-                continue
             r = self.state.records.get(rel)
+            if self.state.is_current(rel, size, mtime) and not (include_outputs and r.reason == OUTPUT_REASON):
+                continue
             wid = r.id if r is not None and r.ok else ids.get(rel)
             if wid is None:
                 wid, self.next_id = self.next_id, self.next_id + 1
@@ -293,10 +299,12 @@ class _Run:
 
     # ---- 2. extract ---------------------------------------------------------------------------------------------
 
-    def extract(self, *, batch_size, device, workers, streams, max_pixels, fit_size, embed_dim, signature_dim):
+    def extract(self, *, batch_size, device, workers, streams, max_pixels, include_outputs, fit_size, embed_dim,
+                signature_dim):
         """Extract the planned files into shards, fitting the projections first on a new catalog."""
         extractor = Extractor(self.spec, device=device) if self.todo else None
         ex = _Extraction(self, extractor, batch_size=batch_size, workers=workers, max_pixels=max_pixels,
+                         include_outputs=include_outputs,
                          streams=_stream_count(streams, extractor.device if extractor else torch.device("cpu")))
         with ex:
             if self.projections is None:
@@ -382,11 +390,18 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _load_one(root: Path, item: _Item, extractor: Extractor, max_pixels: int | None):
+#: Why an image artspace made is not catalogued.
+OUTPUT_REASON = ("an image artspace wrote (a pastiche, a reconstruction or a contact sheet); move it out of the "
+                 "collection, or pass --include-outputs to catalogue it")
+
+
+def _load_one(root: Path, item: _Item, extractor: Extractor, max_pixels: int | None, include_outputs: bool):
     """``(item, tensor or None, skip reason or None, {checksum, width, height})`` of one file."""
     path = root / item.rel
     try:
         im = open_image(path, max_side=2 * extractor.spec.size, max_pixels=max_pixels)
+        if not include_outputs and made_by_artspace(path):
+            return item, None, OUTPUT_REASON, None
         w, h = im.info.get("source_size", im.size)  # the file's own size, EXIF orientation applied
         x = extractor.prepare(im)
         checksum = _sha256(path)
@@ -436,22 +451,22 @@ class _Streams:
         return False
 
 
-def _prefetch(items: Sequence[_Item], root: Path, extractor: Extractor, workers: int,
-              max_pixels: int | None) -> Iterator:
-    """Decode images in worker threads (Pillow releases the GIL) while the network runs on the previous batch."""
+def _prefetch(items: Sequence[_Item], root: Path, load, workers: int) -> Iterator:
+    """Decode images in worker threads (Pillow releases the GIL) while the network runs on the previous batch;
+    ``load(root, item)`` reads one."""
     if workers <= 0:
         for it in items:
-            yield _load_one(root, it, extractor, max_pixels)
+            yield load(root, it)
         return
     with cf.ThreadPoolExecutor(max_workers=workers) as pool:
         ahead = max(4 * workers, 16)
-        futures = [pool.submit(_load_one, root, it, extractor, max_pixels) for it in items[:ahead]]
+        futures = [pool.submit(load, root, it) for it in items[:ahead]]
         nxt = len(futures)
         for k in range(len(items)):
             yield futures[k].result()
             futures[k] = None
             if nxt < len(items):
-                futures.append(pool.submit(_load_one, root, items[nxt], extractor, max_pixels))
+                futures.append(pool.submit(load, root, items[nxt]))
                 nxt += 1
 
 
@@ -459,9 +474,10 @@ class _Extraction:
     """Batches through the network in streams, each batch written as a shard in order as it finishes."""
 
     def __init__(self, run: _Run, extractor: Extractor | None, *, batch_size: int, workers: int, streams: int,
-                 max_pixels: int | None):
+                 max_pixels: int | None, include_outputs: bool):
         self.run_, self.extractor = run, extractor
         self.batch_size, self.workers, self.streams, self.max_pixels = batch_size, workers, streams, max_pixels
+        self.include_outputs = include_outputs
         self.embedder = gen.Embedder(run.spec, {})  # sketches only, until the projections exist
         self.progress = None
 
@@ -532,7 +548,9 @@ class _Extraction:
         pending: collections.deque = collections.deque()
         with _Streams(self.streams) as pool:
             batch: list = []
-            for loaded in _prefetch(items, self.run_.root, self.extractor, self.workers, self.max_pixels):
+            load = functools.partial(_load_one, extractor=self.extractor, max_pixels=self.max_pixels,
+                                     include_outputs=self.include_outputs)
+            for loaded in _prefetch(items, self.run_.root, load, self.workers):
                 batch.append(loaded)
                 if len(batch) >= self.batch_size:
                     pending.append(self._start(pool, batch, projections))
