@@ -59,7 +59,7 @@ class _Package(types.ModuleType):
     """Keeps ``artspace.index``, ``artspace.transfer`` and ``artspace.units`` the API's functions.
 
     Three submodules share a name with a function of the API. Loading a submodule binds it as an attribute of the
-    package, which would shadow the function once anything imported the module (``from artspace.index import
+    package, which would shadow the function once anything imported the module (``from artspace.search import
     VectorIndex``); the binding is declined here, so those names always resolve through ``__getattr__``. The modules
     stay importable by their dotted names (``import artspace.units``; ``from artspace.units import units``).
     """

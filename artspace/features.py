@@ -17,7 +17,7 @@ removes the overall activation level; on the shared sets it finds the same style
 Content of an image: the relu4_2 feature map at a fixed input size gives the seeds' exact content distance
 :math:`\tfrac12\sum (F-P)^2` of a pair; for search across a collection, the *descriptor* of
 :func:`content_descriptor` (deep relu5_4 responses pooled over space) is kept, and the catalog removes from it
-what each style group shares (:mod:`artspace.index`).
+what each style group shares (:mod:`artspace.search`).
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ def _precision(labels: np.ndarray, neighbours: np.ndarray) -> float:
 
 def quality(args) -> None:
     from artspace.catalog import Catalog, index
-    from artspace.index import CONTEXT_K
+    from artspace.search import CONTEXT_K
 
     cdir = Path(args.catalog or tempfile.mkdtemp(prefix="artspace-bench-"))
     if not ((cdir / "CURRENT").is_file() or (cdir / "manifest.json").is_file()):
@@ -159,7 +159,7 @@ def _rss_mb() -> float:
 
 def memory(args) -> None:
     """Resident memory of the three search indexes for N works (synthetic embeddings of the real dimensions)."""
-    from artspace.index import NeighbourLists, VectorIndex, relative_search
+    from artspace.search import NeighbourLists, VectorIndex, relative_search
 
     rng = np.random.default_rng(0)
     base = _rss_mb()

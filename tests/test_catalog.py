@@ -352,7 +352,7 @@ def _clustered(n: int, seed: int = 0) -> np.ndarray:
 
 
 def test_relative_search_equals_an_exhaustive_ranking():
-    from artspace.index import VectorIndex, neighbourhood_scales, relative_search
+    from artspace.search import VectorIndex, neighbourhood_scales, relative_search
 
     x = _clustered(1500)
     ids = np.arange(1500, dtype=np.int64) * 3 + 7  # labels that are not positions
@@ -379,7 +379,7 @@ def test_relative_search_equals_an_exhaustive_ranking():
 
 def test_relative_search_reaches_beyond_the_first_pool_of_raw_neighbours():
     """A work in a sparse region, 130th by raw distance, is the nearest relative to the neighbourhoods."""
-    from artspace.index import VectorIndex, neighbourhood_scales, relative_search
+    from artspace.search import VectorIndex, neighbourhood_scales, relative_search
 
     rng = np.random.default_rng(1)
     directions = np.eye(16)[:13]
@@ -400,7 +400,7 @@ def test_relative_search_reaches_beyond_the_first_pool_of_raw_neighbours():
 
 
 def test_neighbourhood_scales_of_tiny_collections_and_copies():
-    from artspace.index import VectorIndex, neighbourhood_scales, scale_floor
+    from artspace.search import VectorIndex, neighbourhood_scales, scale_floor
 
     x = np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 0.0]], np.float32)
     idx = VectorIndex.build(np.array([1, 2, 3]), x)
@@ -413,7 +413,7 @@ def test_neighbourhood_scales_of_tiny_collections_and_copies():
 
 
 def test_neighbour_lists_updated_in_place_equal_lists_from_scratch():
-    from artspace.index import NeighbourLists, VectorIndex
+    from artspace.search import NeighbourLists, VectorIndex
 
     x = _clustered(800, seed=3)
     ids = np.arange(800, dtype=np.int64)

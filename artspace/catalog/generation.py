@@ -11,7 +11,7 @@ A generation's folder holds, each written once::
                         signature), l_style (n × 384, squared L2 ≈ L_style), content (n × 512, unit length);
                         style_scale (n), each work's neighbourhood scale in the style space
     style_projection.npz, l_style_projection.npz    the fitted projections (see artspace.projection)
-    content_model.npz   style-group means removed from content descriptors (see artspace.index)
+    content_model.npz   style-group means removed from content descriptors (see artspace.search)
     style.faiss, l_style.faiss, content.faiss        faiss indexes of the three spaces
     style_neighbours.npz   each work's 10 nearest works by style signature (updated in place by the next run)
     pairs.npz           per space, the sorted distances of a random sample of pairs of works: what percentiles are
@@ -207,7 +207,7 @@ def remove_legacy_files(cdir: Path) -> None:
 class Embedder:
     """Turns :meth:`~artspace.features.Extractor.encode` output into every space's compact embedding: CountSketch,
     then the fitted projection (:mod:`artspace.projection`), then for content the style-group correction
-    (:class:`artspace.index.ContentModel`). The indexer and queries use this one object, so an image gets the same
+    (:class:`artspace.search.ContentModel`). The indexer and queries use this one object, so an image gets the same
     embedding whether it is indexed or asked about."""
 
     def __init__(self, spec: FeatureSpec, projections: dict, content_model=None):
@@ -224,7 +224,7 @@ class Embedder:
     @classmethod
     def load(cls, folder: Path, spec: FeatureSpec, cdir: Path) -> "Embedder":
         """The pipeline stored in a generation's folder."""
-        from ..index import ContentModel
+        from ..search import ContentModel
         from ..projection import StyleProjection
 
         projections = {by: load(folder, name, StyleProjection.load, cdir) for by, name in PROJECTIONS.items()}
@@ -366,7 +366,7 @@ def pair_sample(ids: np.ndarray, embeddings: dict, scales: np.ndarray, *, size: 
 
 def _previous_content_model(run):
     """The previous generation's content model, if it can be read and the run keeps the log's projections."""
-    from ..index import ContentModel
+    from ..search import ContentModel
 
     if run.previous.folder is None or not run.previous.healthy or run.rebuilt:
         return None
@@ -380,7 +380,7 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, skippe
     import faiss
     import torch
 
-    from ..index import CONTEXT_K, ContentModel, NeighbourLists, VectorIndex
+    from ..search import CONTEXT_K, ContentModel, NeighbourLists, VectorIndex
     from ..projection import SKETCH_DIM
     from ..spaces import SPACES
 

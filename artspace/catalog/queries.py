@@ -147,7 +147,7 @@ class Catalog:
         return np.searchsorted(self._embeddings()["ids"], np.asarray(wids, np.int64))
 
     def _index(self, by: str):
-        from ..index import VectorIndex
+        from ..search import VectorIndex
 
         if by not in self._indexes:
             metric = SPACES[by].metric
@@ -181,7 +181,7 @@ class Catalog:
         return self._query_scale(vecs["style"], wid)
 
     def _query_scale(self, vec: np.ndarray, wid: int | None) -> float:
-        from ..index import CONTEXT_K, neighbourhood_scales, scale_floor
+        from ..search import CONTEXT_K, neighbourhood_scales, scale_floor
 
         scales = self._embeddings()["style_scale"]
         if wid is not None:
@@ -346,7 +346,7 @@ class Catalog:
 
     def _search(self, by: str, vec: np.ndarray, wid: int | None, k: int, allowed=None):
         """``(distance, raw distance, ids)`` of the *k* nearest works, as :meth:`similar` ranks them."""
-        from ..index import relative_search
+        from ..search import relative_search
 
         if SPACES[by].relative:
             scales = self._embeddings()["style_scale"]
@@ -388,7 +388,7 @@ class Catalog:
         Returns ``(ids, neighbours, distances)``: the query works (default: all, in id order), an (n, k) array of
         neighbour ids (−1 where the collection has fewer) and the distances :meth:`similar` prints.
         """
-        from ..index import batch_search
+        from ..search import batch_search
 
         _space(by)
         emb = self._embeddings()

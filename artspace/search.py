@@ -1,10 +1,9 @@
-r"""faiss indexes over the catalog's embeddings, and the style-free content embedding.
+r"""Searching the catalog's embeddings: faiss indexes, neighbourhood scales, and the style-free content embedding.
 
-Style index: squared Euclidean distance between compact style embeddings — an estimate of :math:`L_{style}`.
-Content index: inner product between unit content embeddings; the reported distance is :math:`1-\cos`.
-
-The style-signature ranking divides each distance by the two works' neighbourhood scales
-(:func:`relative_search`), which evens out the density of the space.
+Each space of :mod:`artspace.spaces` has one index: squared Euclidean distance for ``style`` (the signature) and
+``l_style`` (an estimate of :math:`L_{style}`), inner product of unit vectors for ``content`` (reported as
+:math:`1-\cos`). The style ranking divides each distance by the two works' neighbourhood scales
+(:func:`relative_search`, :func:`batch_search`), which evens out the density of the space.
 
 Which faiss index: up to :data:`EXACT_LIMIT` works an exact flat index (every distance computed); above it an
 inverted-file index (``IVF{4√n},Flat``, 16 lists probed), which searches millions of works in milliseconds at a
