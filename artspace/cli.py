@@ -485,7 +485,7 @@ def map_cmd(
 
     Example: artspace map --by style --color style -o map --catalog paintings
     """
-    from .mapping import LAYOUT_METHODS, map_collection
+    from .analysis.maps import LAYOUT_METHODS, map_collection
 
     _choice(by, ("style", "content"), "--by")
     _choice(method, LAYOUT_METHODS, "--method")
@@ -574,8 +574,8 @@ def units_cmd(
 
     Example: artspace units --layer relu3_1 --unit 42 ; artspace units --layer relu4_1 --group Baroque --column style
     """
-    from .analysis import _check_out, write_csv
-    from .units import characteristic_units, units
+    from .analysis.files import check_out as _check_out, write_csv
+    from .analysis.unit_patches import characteristic_units, units
 
     cat = _open_catalog(catalog)
     if group is not None:
