@@ -32,9 +32,12 @@ _WHERE = {
     "features": ["Extractor", "FeatureSpec"],
     "catalog": ["Catalog", "IndexReport", "index"],
     "demo": ["make_demo"],
-    "analysis": ["cluster", "compare", "export", "plane"],
-    "mapping": ["layout", "map_collection", "map_html"],
-    "units": ["characteristic_units", "units"],
+    "analysis.clustering": ["cluster"],
+    "analysis.groups": ["compare"],
+    "analysis.exporting": ["export"],
+    "analysis.style_content": ["plane"],
+    "analysis.maps": ["layout", "map_collection", "map_html"],
+    "analysis.unit_patches": ["characteristic_units", "units"],
     "transfer": ["TransferResult", "reconstruct", "reconstruct_layers", "synthesise", "transfer"],
 }
 _MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}

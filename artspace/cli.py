@@ -424,7 +424,11 @@ def reconstruct_cmd(
 
 # ---- analyses: cluster / map / plane / compare / units / export (issue: analyses) -------------------------------
 
-_ByOpt = typer.Option("style", "--by", help="style (squared L2 of style embeddings, ~ L_style) or content (1 - cos).")
+_ANALYSIS_BY_HELP = ("The space, as in `similar`: style = the style signature (default), l_style = Gatys et al.'s "
+                     "L_style, content = 1 - cos of style-free content embeddings. Clusters, maps and comparisons use "
+                     "the raw signature distance for style; neighbour lists its relative ranking, as `similar`.")
+_ByOpt = typer.Option("style", "--by", help=_ANALYSIS_BY_HELP)
+_OUT_NOTE = " (default: ./{name}, or {collection}-artspace/{name} beside the collection when run inside it)"
 
 
 def _choice(value, allowed, flag: str):
@@ -438,6 +442,19 @@ def _wrote(files) -> None:
         typer.echo(f"wrote {f}", err=True)
 
 
+def _out(cat, out: Optional[Path], name: str) -> Path:
+    """*out* if given; else the default folder, which stays out of the collection (said when it moves)."""
+    from .analysis.files import default_out
+
+    if out is not None:
+        return out
+    folder = default_out(cat, name)
+    if folder.is_absolute():
+        typer.echo(f"note: the working folder is inside the collection {cat.root}; writing to {folder} "
+                   f"(-o to choose)", err=True)
+    return folder
+
+
 @app.command("cluster")
 @handle_errors
 def cluster_cmd(
@@ -445,28 +462,34 @@ def cluster_cmd(
     k: Optional[int] = typer.Option(None, "-k", "--k", help="Number of clusters (default: chosen by silhouette)."),
     method: str = typer.Option("kmeans", "--method", help="kmeans, hdbscan or agglomerative (Ward)."),
     label_column: Optional[str] = typer.Option(None, "--label-column", help="Metadata column to score the "
-                                               "clusters against (purity, NMI, ARI)."),
+                                               "clusters against (purity, NMI, ARI, and the cluster x label table)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for the CSV and one contact sheet per "
-                                       "cluster (default ./clusters-BY)."),
+                                       "cluster" + _OUT_NOTE.format(name="clusters-BY", collection="COLLECTION")),
     column: Optional[str] = typer.Option(None, "--column", help="Works-table column to write (default cluster_BY)."),
     seed: int = typer.Option(0, help="Random seed."),
     catalog: Optional[Path] = CatalogOpt,
 ):
-    """Cluster the works by style or content; write the labels to the works table, a CSV and contact sheets.
+    """Cluster the works in one space; write the labels to the works table, a CSV and contact sheets.
+
+    With --label-column, prints purity, NMI, ARI and the table of works per cluster and label.
 
     Example: artspace cluster --by style -k 7 --label-column style --catalog paintings
     """
-    from .analysis import CLUSTER_METHODS, cluster
+    from .analysis.clustering import CLUSTER_METHODS, cluster
+    from .spaces import space
 
-    _choice(by, ("style", "content"), "--by")
+    space(by)
     _choice(method, CLUSTER_METHODS, "--method")
     if method == "hdbscan" and k is not None:
         _fail("hdbscan finds the number of clusters itself; leave -k out or use --method kmeans")
     cat = _open_catalog(catalog)
     result = cluster(cat, by=by, k=k, method=method, label_column=label_column, column=column, seed=seed,
-                     out=out if out is not None else Path(f"clusters-{by}"))
+                     out=_out(cat, out, f"clusters-{by}"))
     typer.echo(result.summary())
-    typer.echo(f"labels in column {result.column!r} of {cat.dir / 'works.parquet'}", err=True)
+    if result.table is not None:
+        typer.echo(f"\nworks per cluster (rows) and {label_column} (columns):")
+        typer.echo(result.table.to_string())
+    typer.echo(f"labels in column {result.column!r} of the works table ({result.source})", err=True)
     _wrote(result.files)
 
 
@@ -474,26 +497,31 @@ def cluster_cmd(
 @handle_errors
 def map_cmd(
     by: str = _ByOpt,
-    out: Path = typer.Option(Path("map"), "--out", "-o", help="Folder for map-BY.png, map-BY.html and map-BY.csv."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for map-BY.png, map-BY.html and map-BY.csv"
+                                       + _OUT_NOTE.format(name="map", collection="COLLECTION")),
     color: Optional[str] = typer.Option(None, "--color", help="Metadata column to colour by (the page can switch)."),
     recompute: bool = typer.Option(False, help="Compute the layout again even if the catalog has one."),
     method: str = typer.Option("umap", "--method", help="umap or pca."),
-    neighbors_k: int = typer.Option(8, "--neighbors", help="Nearest works listed when a work is clicked."),
+    neighbors_k: int = typer.Option(8, "--neighbors", help="Nearest works listed when a work is clicked (as "
+                                    "`similar --by BY` lists them)."),
     thumbs: str = typer.Option("auto", help="auto, embed (inside the HTML), beside (a folder next to it) or none."),
     seed: int = typer.Option(0, help="Random seed of the layout."),
     catalog: Optional[Path] = CatalogOpt,
 ):
     """Map the collection: a UMAP layout saved in the catalog, a PNG with thumbnails, an offline HTML map.
 
+    Clicking a work in the HTML map lists its nearest works as `similar --by BY` does and links to its image file.
+
     Example: artspace map --by style --color style -o map --catalog paintings
     """
-    from .mapping import LAYOUT_METHODS, map_collection
+    from .analysis.maps import LAYOUT_METHODS, THUMBS, map_collection
+    from .spaces import space
 
-    _choice(by, ("style", "content"), "--by")
+    space(by)
     _choice(method, LAYOUT_METHODS, "--method")
-    _choice(thumbs, ("auto", "embed", "beside", "none"), "--thumbs")
+    _choice(thumbs, THUMBS, "--thumbs")
     cat = _open_catalog(catalog)
-    result = map_collection(cat, out, by=by, color=color, recompute=recompute, method=method,
+    result = map_collection(cat, _out(cat, out, "map"), by=by, color=color, recompute=recompute, method=method,
                             neighbors_k=neighbors_k, thumbs=thumbs, seed=seed)
     how = "computed and saved in the catalog" if result.computed else "reused from the catalog (--recompute to redo)"
     typer.echo(f"{len(result.coords)} works mapped by {by}; layout {how}")
@@ -504,30 +532,36 @@ def map_cmd(
 @handle_errors
 def plane_cmd(
     query: str = typer.Argument(..., help="An image file, a work id, or a work's relative path."),
-    out: Path = typer.Option(Path("plane"), "--out", "-o", help="Folder for plane.png and plane.csv."),
-    split: float = typer.Option(0.5, help="Quantile separating near from far on each axis (0.5: median)."),
+    by: str = typer.Option("style", "--by", help="The space of the style axis: style (the relative signature "
+                           "distance `similar` prints, default) or l_style (Gatys et al.'s L_style)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for plane.png and plane.csv"
+                                       + _OUT_NOTE.format(name="plane", collection="COLLECTION")),
+    split: float = typer.Option(0.5, help="Share of the works counted near on each axis (0.5: the nearer half)."),
     top: int = typer.Option(5, help="Works listed per named quadrant."),
     color: Optional[str] = typer.Option(None, "--color", help="Metadata column to colour the points by."),
     catalog: Optional[Path] = CatalogOpt,
 ):
-    """The style/content plane around QUERY (lecture notes, Figure 1): content distance x, style distance y.
+    """The style/content plane around QUERY, after Gatys et al. 2016: content distance x, style distance y.
 
-    Names the quadrants "same style, other subject" and "same subject, other style" and lists their top works.
+    Each axis shows the rank of a work's distance from QUERY (the share of other works nearer) with the distance at
+    each tick; plane.csv holds the distances `similar` prints, their ranks and their percentiles among the
+    collection's pairs. Names the quadrants "same style, other subject" and "same subject, other style".
 
     Example: artspace plane dots/star_0.png -o plane --color texture --catalog data/demo
     """
-    from .analysis import plane
+    from .analysis.style_content import plane
 
     if not 0 < split < 1:
         _fail(f"--split must be strictly between 0 and 1, not {split}")
-    cat = _open_catalog(catalog)
-    result = plane(cat, query, split=split, top=top, color=color, out=out)
+    cat = _open_catalog(catalog, near=[query])
+    result = plane(cat, query, by=by, split=split, top=top, color=color, out=_out(cat, out, "plane"))
     typer.echo(result.summary(top))
     for name in ("same style, other subject", "same subject, other style"):
         t = result.top[name]
         if len(t):
             typer.echo(f"\n{name}:")
-            _print_table(t[["id", "path", "style_distance", "content_distance"]], "table")
+            _print_table(t[["id", "path", "style_distance", "style_percentile", "content_distance",
+                            "content_percentile"]], "table")
     _wrote(result.files)
 
 
@@ -540,20 +574,22 @@ def compare_cmd(
     pairwise: Optional[bool] = typer.Option(None, "--pairwise/--no-pairwise", help="Also test every pair of groups "
                                             "(Holm-adjusted); default: with at most 20 groups."),
     min_size: int = typer.Option(2, help="Leave out groups with fewer works."),
-    out: Path = typer.Option(Path("compare"), "--out", "-o", help="Folder for CSVs, heat map and dendrogram."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for CSVs, heat map and dendrogram"
+                                       + _OUT_NOTE.format(name="compare", collection="COLLECTION")),
     seed: int = typer.Option(0, help="Random seed of the permutations."),
     catalog: Optional[Path] = CatalogOpt,
 ):
-    """Mean distances within and between groups, a heat map, a dendrogram, and a permutation test.
+    """Mean distances within and between groups, a heat map, a dendrogram, and a PERMANOVA (Anderson 2001).
 
     Example: artspace compare --group-by style --by style -o compare --catalog paintings
     """
-    from .analysis import compare
+    from .analysis.groups import compare
+    from .spaces import space
 
-    _choice(by, ("style", "content"), "--by")
+    space(by)
     cat = _open_catalog(catalog)
     result = compare(cat, group_by=group_by, by=by, permutations=permutations, pairwise=pairwise,
-                     min_size=min_size, seed=seed, out=out)
+                     min_size=min_size, seed=seed, out=_out(cat, out, "compare"))
     typer.echo(result.summary())
     typer.echo("")
     _print_table(result.groups, "table")
@@ -569,22 +605,24 @@ def units_cmd(
                                         "of the works where COLUMN == GROUP."),
     column: Optional[str] = typer.Option(None, "--column", help="Metadata column (for --group; captions otherwise)."),
     top: Optional[int] = typer.Option(None, help="Patches shown (default 9) or units listed (default 10)."),
-    out: Path = typer.Option(Path("units"), "--out", "-o", help="Folder for the contact sheet and CSV."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for the contact sheet and CSV"
+                                       + _OUT_NOTE.format(name="units", collection="COLLECTION")),
     catalog: Optional[Path] = CatalogOpt,
 ):
-    """The nine catalog patches that excite one filter most (course slides 002), or a group's characteristic units.
+    """The nine catalog patches that excite one filter most (after Erhan et al. 2009; Zeiler & Fergus 2014), or a
+    group's characteristic units. Responses are computed once per layer (with a progress bar) and cached.
 
     Example: artspace units --layer relu3_1 --unit 42 ; artspace units --layer relu4_1 --group Baroque --column style
     """
-    from .analysis import _check_out, write_csv
-    from .units import characteristic_units, units
+    from .analysis.files import check_out, write_csv
+    from .analysis.unit_patches import characteristic_units, units
 
     cat = _open_catalog(catalog)
     if group is not None:
         if column is None:
             _fail("--group needs --column (the metadata column the group is a value of)")
-        out = _check_out(cat, out)  # the CSV below is written here, not by the library
-        df = characteristic_units(cat, layer=layer, column=column, group=group, top=top or 10)
+        out = check_out(cat, _out(cat, out, "units"))  # the CSV below is written here, not by the library
+        df = characteristic_units(cat, layer=layer, column=column, group=group, top=top or 10, progress=True)
         typer.echo(f"units of {layer} most characteristic of {column} == {group!r} (Cohen's d of mean response):")
         _print_table(df, "table")
         import re
@@ -594,7 +632,8 @@ def units_cmd(
         return
     if unit is None:
         _fail("give --unit N (show its top patches) or --group VALUE --column COL (list characteristic units)")
-    result = units(cat, layer=layer, unit=unit, top=top or 9, column=column, out=out)
+    result = units(cat, layer=layer, unit=unit, top=top or 9, column=column, out=_out(cat, out, "units"),
+                   progress=True)
     _print_table(result.patches, "table")
     _wrote(result.files)
 
@@ -603,18 +642,21 @@ def units_cmd(
 @handle_errors
 def export_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="works.csv or works.parquet."),
-    neighbors: int = typer.Option(5, "--neighbors", help="Nearest works listed per work and space (0: none)."),
-    by: List[str] = typer.Option(["style", "content"], "--by", help="Spaces whose neighbours are listed."),
+    neighbors: int = typer.Option(5, "--neighbors", help="Nearest works listed per work and space (0: none), "
+                                  "exactly as `similar --by SPACE -k N` lists them."),
+    by: List[str] = typer.Option(["style", "l_style", "content"], "--by", help="Spaces whose neighbours are listed "
+                                 "(repeatable): style, l_style, content."),
     catalog: Optional[Path] = CatalogOpt,
 ):
-    """Export the works table with cluster labels, map coordinates and each work's nearest neighbours.
+    """Export the works table with cluster labels, map coordinates and each work's nearest works in each space.
 
     Example: artspace export -o works.parquet --catalog paintings
     """
-    from .analysis import export
+    from .analysis.exporting import export
+    from .spaces import space
 
     for b in by:
-        _choice(b, ("style", "content"), "--by")
+        space(b)
     cat = _open_catalog(catalog)
     table = export(cat, out, neighbors=neighbors, by=by)
     typer.echo(f"wrote {len(table)} works x {len(table.columns)} columns to {out}")

@@ -4,8 +4,8 @@ Quality (catalogs of the shared sets, built with ``artspace index``)::
 
     python benchmarks/bench_analysis.py quality --wikiart /tmp/cats/wikiart --pacs /tmp/cats/pacs
 
-Scale (synthetic embeddings shaped like a catalog's: 512-d style, 1024-d unit content; each step in its own process
-so that its peak memory is its own)::
+Scale (synthetic embeddings: 512-d style, more than a catalog's 128-d signatures and 384-d L_style embeddings, and
+1024-d unit content; each step in its own process so that its peak memory is its own)::
 
     python benchmarks/bench_analysis.py scale --n 100000
 
@@ -35,10 +35,12 @@ def quality(args) -> list[dict]:
 
     rows = []
     plan = []
+    # every space the CLI offers: style (the signature embeddings), l_style (Gatys et al.'s L_style), content
     if args.wikiart:
-        plan += [(args.wikiart, "style", "style", 7)]
+        plan += [(args.wikiart, "style", "style", 7), (args.wikiart, "l_style", "style", 7)]
     if args.pacs:
-        plan += [(args.pacs, "style", "domain", None), (args.pacs, "content", "class", None)]
+        plan += [(args.pacs, "style", "domain", None), (args.pacs, "l_style", "domain", None),
+                 (args.pacs, "content", "class", None)]
     for path, by, column, k in plan:
         cat = Catalog.open(path)
         k = k or int(cat.works[column].nunique())
@@ -83,7 +85,7 @@ def _step(name: str, n: int, out: Path) -> dict:
         r = cluster((works, X), by="style", k=40, label_column="movement")
         info = {"k": r.k, "nmi": round(r.nmi, 3)}
     elif name == "map":
-        from artspace.mapping import layout, map_figure, map_html
+        from artspace.analysis import layout, map_figure, map_html
 
         xy = layout((works, X), by="style", seed=None)
         t1 = time.perf_counter()

@@ -8,6 +8,8 @@ import struct
 import zlib
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -45,7 +47,7 @@ def demo_copy(demo_source, tmp_path) -> Path:
     return root
 
 
-# ---- analyses (tests/test_analysis.py, tests/test_map_browser.py, tests/test_notebook.py) ----------------------
+# ---- analyses (tests/test_analysis_*.py, tests/test_cli_analysis.py, tests/test_map_browser.py) ----------------
 
 
 @pytest.fixture(scope="session")
@@ -123,3 +125,20 @@ def hostile(tmp_path):
 def make_hostile():
     """``make_hostile(folder)`` fills *folder* as the ``hostile`` fixture does."""
     return _make_hostile
+
+
+# ---- synthetic sources for analyses -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def blobs():
+    """A factory of synthetic ``(works, X)`` sources: *groups* Gaussian blobs of *per* works in *dim* dimensions,
+    their centres *sep* apart on average; ``works["g"]`` names each work's blob."""
+
+    def make(groups=3, per=20, dim=6, sep=6.0, seed=0):
+        rng = np.random.default_rng(seed)
+        X = np.concatenate([rng.normal(size=(per, dim)) + sep * rng.normal(size=dim) for _ in range(groups)])
+        works = pd.DataFrame({"g": np.repeat([f"g{i}" for i in range(groups)], per)})
+        return works, X.astype(np.float32)
+
+    return make

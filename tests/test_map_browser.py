@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from artspace.mapping import layout, map_collection, map_html
+from artspace.analysis import layout, map_collection, map_html
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -154,12 +154,15 @@ def test_demo_map_loads_draws_hovers_and_selects(browser, analysis_catalog, tmp_
     browser.js(MOUSE, "mouseup", 2)
     panel = browser.js("const p = document.getElementById('panel'); return [p.className, "
                        "p.querySelectorAll('.nb').length, p.querySelectorAll('img').length, "
-                       "window.artspaceMap.selected]")
-    assert panel == ["open", 4, 5, 2]
+                       "window.artspaceMap.selected, p.querySelector('h4').textContent]")
+    assert panel == ["open", 4, 5, 2, "nearest by style (relative signature distance)"]
     nb = browser.js("return [...document.querySelectorAll('#panel .nb')].map(e => +e.dataset.row)")
     works = analysis_catalog.works.sort_values("id").reset_index(drop=True)
-    hits = analysis_catalog.similar(int(works["id"].iloc[2]), by="l_style", k=4)
+    hits = analysis_catalog.similar(int(works["id"].iloc[2]), by="style", k=4)
     assert works["id"].to_numpy()[nb].tolist() == hits["id"].tolist()
+    # the work's original image: a relative link that the browser resolves to the file itself
+    href = browser.js("return document.querySelector('#panel a.orig').href")
+    assert href == (analysis_catalog.root / works["path"].iloc[2]).resolve().as_uri()
     # zoom with the wheel, then colour by another column
     before = browser.js("return window.artspaceMap.view().scale")
     browser.js("const c = document.getElementById('map'), r = c.getBoundingClientRect();"

@@ -8,13 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from artspace.analysis import cluster, compare, export, plane, write_csv
+from artspace.analysis import cluster, compare, export, map_collection, map_html, plane, units, write_csv
 from artspace.catalog import CATALOG_DIRNAME
 from artspace.errors import ArtspaceError, OutputConflict
-from artspace.mapping import map_collection, map_html
 from artspace.outputs import CATALOG_DIRNAME as GUARDED_DIRNAME
 from artspace.outputs import FORMULA_PREFIXES, check_output, neutralise_formulas
-from artspace.units import units
 
 
 @pytest.fixture

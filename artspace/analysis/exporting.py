@@ -1,0 +1,80 @@
+"""The works table for a spreadsheet or pandas (``artspace export``): metadata, stored analysis columns, and each
+work's nearest works in every space, exactly as ``artspace similar`` lists them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..atomic import atomic_write
+from ..errors import InvalidOption
+from ..outputs import check_output
+from ..spaces import space
+from .files import metadata_file, write_csv
+from .neighbours import nearest
+from .source import read_source
+
+__all__ = ["export"]
+
+
+def export(source, path, *, neighbors: int = 5, by: Sequence[str] | str | None = None) -> pd.DataFrame:
+    """Write the works table, with stored cluster labels and map coordinates and each work's nearest works.
+
+    A CSV is safe to open in a spreadsheet: a text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a
+    carriage return (a title such as ``=HYPERLINK(...)`` in the collection's metadata) is written with a leading
+    ``'``, so that Excel, LibreOffice or Google Sheets shows it as text instead of running it as a formula
+    (:func:`artspace.outputs.neutralise_formulas`); numbers are written as they are. Parquet keeps the raw values.
+
+    Parameters
+    ----------
+    source : Catalog, (works, {space: X}) or Source
+    path : path
+        ``.csv`` or ``.parquet`` (written atomically); neither inside the catalog folder nor over the metadata CSV
+        the catalog joins (:class:`~artspace.errors.OutputConflict`).
+    neighbors : int
+        Neighbours per work and per space (0: none).
+    by : sequence of {"style", "l_style", "content"}, optional
+        Spaces whose neighbours are listed (default: every space the source has, all three for a catalog): columns ``<space>_neighbors`` (ids, nearest first)
+        and ``<space>_neighbor_distances``, for a catalog exactly the ids and distances
+        ``Catalog.similar(id, by=space, k=neighbors)`` gives each work (for ``style``, ranked by the relative
+        signature distance; see :mod:`artspace.analysis.neighbours`). Lists in Parquet, ``;``-separated in CSV.
+
+    Returns
+    -------
+    DataFrame
+        The table written. ``table.attrs["stale_columns"]`` lists stored analysis columns computed before the works
+        last changed (``{column: command}``): run those commands again to update them.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise InvalidOption(f"{path}: export writes .csv or .parquet, not {path.suffix or 'a file without suffix'!r}")
+    if isinstance(neighbors, bool) or not isinstance(neighbors, (int, np.integer)) or neighbors < 0:
+        raise InvalidOption(f"neighbors must be 0 (none) or more, not {neighbors}")
+    spaces = [by] if isinstance(by, str) else None if by is None else list(by)
+    for b in spaces or []:
+        space(b)
+    src = read_source(source)
+    spaces = src.spaces if spaces is None else spaces
+    check_output(path, inputs=[metadata_file(src)], protected_dirs=[src.catalog.dir] if src.catalog else [])
+    table = src.works.copy()
+    if src.root is not None:
+        table.insert(2, "file", [str(src.root / p) for p in table["path"]])
+    for b in spaces if neighbors > 0 else []:
+        ids, dist = nearest(src, by=b, k=neighbors)
+        if suffix == ".csv":
+            table[f"{b}_neighbors"] = [";".join(str(i) for i in r if i >= 0) for r in ids]
+            table[f"{b}_neighbor_distances"] = [";".join(f"{v:.6g}" for v, i in zip(d, r) if i >= 0)
+                                                for r, d in zip(ids, dist)]
+        else:
+            table[f"{b}_neighbors"] = [r[r >= 0] for r in ids]
+            table[f"{b}_neighbor_distances"] = [d[r >= 0].astype(np.float64) for r, d in zip(ids, dist)]
+    if suffix == ".csv":
+        write_csv(table, path)
+    else:
+        atomic_write(path, lambda tmp: table.to_parquet(tmp, index=False))
+    table.attrs["stale_columns"] = src.stale
+    return table
