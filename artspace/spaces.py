@@ -24,9 +24,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .errors import InvalidOption
 
-__all__ = ["Space", "SPACES", "DEFAULT_SPACE", "space"]
+__all__ = ["Space", "SPACES", "DEFAULT_SPACE", "space", "measure"]
 
 
 @dataclass(frozen=True)
@@ -62,3 +64,13 @@ def space(name: str) -> Space:
     except (KeyError, TypeError):
         *first, last = SPACES
         raise InvalidOption(f"by must be {', '.join(first)} or {last}, not {name!r}") from None
+
+
+def measure(by: str, q: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Distances in space *by* from queries *q* (m, d) to their works *y* (m, k, d), (m, k), in float64: one
+    computation (the same summation order for one query or many) behind every figure artspace prints."""
+    q, y = np.asarray(q, np.float64)[:, None, :], np.asarray(y, np.float64)
+    if space(by).metric == "ip":
+        return np.maximum(1.0 - np.einsum("mkd,mkd->mk", np.broadcast_to(q, y.shape), y), 0.0)
+    diff = y - q
+    return np.einsum("mkd,mkd->mk", diff, diff)

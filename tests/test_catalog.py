@@ -459,3 +459,12 @@ def test_index_reruns_update_the_neighbourhood_scales(demo_copy):
     np.fill_diagonal(d2, np.inf)
     scales = [cat.neighbourhood_scale(int(i)) for i in ids]
     assert np.allclose(scales, np.sort(d2, axis=1)[:, :10].mean(1), rtol=1e-4)
+
+
+def test_neighbours_of_every_work_equal_what_similar_prints(demo_catalog):
+    cat = demo_catalog
+    for by in ("style", "l_style", "content"):
+        ids, nbr, dist = cat.neighbours(by, k=5)
+        for wid, row, d in zip(ids, nbr, dist):
+            res = cat.similar(int(wid), by=by, k=5)
+            assert list(res["id"]) == list(row) and list(res["distance"]) == list(d)

@@ -342,7 +342,7 @@ def pair_sample(ids: np.ndarray, embeddings: dict, scales: np.ndarray, *, size: 
                 seed: int = 0) -> dict:
     """Per space, the sorted distances of up to *size* random pairs of distinct works (all pairs of a small
     collection), measured as :meth:`~artspace.catalog.Catalog.similar` measures them."""
-    from ..spaces import SPACES
+    from ..spaces import SPACES, measure
 
     n = len(ids)
     if n * (n - 1) // 2 <= size:
@@ -353,11 +353,9 @@ def pair_sample(ids: np.ndarray, embeddings: dict, scales: np.ndarray, *, size: 
         b = b + (b >= a)  # a uniformly chosen other work
     out = {}
     for by, sp in SPACES.items():
-        x = embeddings[by].astype(np.float64)
-        if sp.metric == "ip":
-            d = np.maximum(1.0 - np.einsum("ij,ij->i", x[a], x[b]), 0.0)
-        else:
-            d = ((x[a] - x[b]) ** 2).sum(1)
+        x = embeddings[by]
+        d = np.concatenate([measure(by, x[a[s:s + 4096]], x[b[s:s + 4096]][:, None])[:, 0]
+                            for s in range(0, len(a), 4096)]) if len(a) else np.zeros(0)
         if sp.relative:
             d = d / np.sqrt(scales[a] * scales[b])
         out[by] = np.sort(d)

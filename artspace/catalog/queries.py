@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..errors import CorruptCatalog, InvalidOption, NoMatch, WorkNotFound
 from ..filters import parse_filter
-from ..spaces import SPACES, space as _space
+from ..spaces import SPACES, measure, space as _space
 from ..spec import FeatureSpec
 from . import generation as gen
 from .store import find_catalog, locate_catalog, open_generation, repair_hint
@@ -45,6 +45,7 @@ class Catalog:
         self.dir = directory
         self._lease = None
         self._extractor = None
+        self._outside: dict = {}  # embeddings of outside images, by (path, size, mtime)
         self._set_generation(generation, folder, manifest, lease)
 
     def _set_generation(self, generation: int, folder: Path, manifest: dict, lease) -> None:
@@ -61,6 +62,7 @@ class Catalog:
         self.root = (self.dir / manifest.get("root", "..")).resolve()
         self._works = self._emb = self._pairs = self._embedder = None
         self._indexes = {}
+        self._outside = {}  # the embeddings depend on the generation's projections
 
     @classmethod
     def open(cls, path=".") -> "Catalog":
@@ -291,12 +293,20 @@ class Catalog:
         return vecs[by], wid
 
     def query_vectors(self, query) -> tuple[dict[str, np.ndarray], int | None]:
-        """The embeddings of *query* in every space (one forward pass for an outside image) and its work id."""
+        """The embeddings of *query* in every space (one forward pass for an outside image, remembered for the next
+        questions about the same unchanged file) and its work id."""
         wid = self.lookup(query)
         if wid is not None:
             row = self._rows(wid)
             return {by: self._embeddings()[by][row] for by in SPACES}, wid
-        return {k: v[0] for k, v in self._all_vectors([self.image_path(query)]).items()}, None
+        path = self.image_path(query)
+        st = path.stat()
+        key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+        if key not in self._outside:
+            if len(self._outside) >= 16:
+                self._outside.pop(next(iter(self._outside)))
+            self._outside[key] = {k: v[0] for k, v in self._all_vectors([path]).items()}
+        return self._outside[key], None
 
     # ---- queries ---------------------------------------------------------------------------------------------
 
@@ -363,8 +373,7 @@ class Catalog:
         stored embeddings: the one computation behind every figure :meth:`similar`, :meth:`distance`,
         :meth:`distances` and the percentiles print (faiss only ranks)."""
         emb = self._embeddings()
-        x, q = emb[by][self._rows(found)].astype(np.float64), np.asarray(vec, np.float64)
-        raw = np.maximum(1.0 - x @ q, 0.0) if SPACES[by].metric == "ip" else ((x - q) ** 2).sum(1)
+        raw = measure(by, np.asarray(vec)[None], emb[by][self._rows(found)][None])[0]
         if not SPACES[by].relative:
             return raw, raw
         return raw / np.sqrt(self._query_scale(vec, wid) * emb["style_scale"][self._rows(found)]), raw
@@ -396,9 +405,24 @@ class Catalog:
         rows = self._rows(ids)
         if SPACES[by].relative:
             scales = emb["style_scale"]
-            return ids, *batch_search(self._index(by), emb[by][rows], k, ids=ids, scales=scales[rows],
-                                      scale_of=lambda f: scales[self._rows(f)], max_scale=float(scales.max()))
-        return ids, *batch_search(self._index(by), emb[by][rows], k, ids=ids)
+            nbr, _ = batch_search(self._index(by), emb[by][rows], k, ids=ids, scales=scales[rows],
+                                  scale_of=lambda f: scales[self._rows(f)], max_scale=float(scales.max()))
+        else:
+            nbr, _ = batch_search(self._index(by), emb[by][rows], k, ids=ids)
+        return ids, nbr, self._measure_rows(by, rows, nbr)
+
+    def _measure_rows(self, by: str, rows: np.ndarray, nbr: np.ndarray, chunk: int = 2048) -> np.ndarray:
+        """:meth:`_measure` for many catalogued queries (*rows*) and their neighbours (*nbr*, −1: none) at once."""
+        emb = self._embeddings()
+        x, out = emb[by], np.full(nbr.shape, np.nan)
+        for s in range(0, len(rows), chunk):
+            n = nbr[s:s + chunk]
+            d = measure(by, x[rows[s:s + chunk]], x[self._rows(np.maximum(n, 0))])
+            if SPACES[by].relative:
+                scales = emb["style_scale"]
+                d = d / np.sqrt(scales[rows[s:s + chunk]][:, None] * scales[self._rows(np.maximum(n, 0))])
+            out[s:s + chunk] = np.where(n >= 0, d, np.nan)
+        return out
 
     def distances(self, query, by: str = "style") -> tuple[np.ndarray, np.ndarray]:
         """``(ids, distances)`` from *query* to every work of the catalog in space *by*, as :meth:`similar` would
@@ -456,6 +480,5 @@ class Catalog:
 
 def _pair(by: str, va: np.ndarray, vb: np.ndarray) -> tuple[float, float]:
     """``(distance before any neighbourhood scaling, raw distance)`` of two embeddings in space *by*."""
-    va, vb = np.asarray(va, np.float64), np.asarray(vb, np.float64)
-    d = max(1.0 - float(va @ vb), 0.0) if SPACES[by].metric == "ip" else float(((va - vb) ** 2).sum())
+    d = float(measure(by, np.asarray(va)[None], np.asarray(vb)[None, None])[0, 0])
     return d, d
