@@ -14,10 +14,10 @@ from PIL import Image, ImageDraw
 from typer.testing import CliRunner
 
 from artspace.cli import app
-from artspace.color import match_histograms, preserve_colors, rgb_to_yiq
+from artspace.transfer.colour import match_histograms, preserve_colors, rgb_to_yiq
 from artspace.errors import OutOfMemoryAdvice, OutputConflict, UnknownLayer, UnreadableImage
 from artspace.images import to_pil, to_tensor
-from artspace.transfer import (
+from artspace.transfer.synthesis import (
     _optimise,
     DEFAULT_STYLE_LAYERS,
     TransferResult,
@@ -208,7 +208,7 @@ def test_tiled_run_has_no_seams(images, tmp_path):
 def test_tiled_style_grams_pool_over_style_tiles(images):
     """A style larger than a tile is summarised by Gram matrices pooled over its tiles (Σ F Fᵀ / Σ M)."""
     from artspace.backbone import VGG19
-    from artspace.transfer import _style_grams
+    from artspace.transfer.synthesis import _style_grams
 
     net = VGG19(last_layer="relu1_1")
     s = to_tensor(Image.open(images / "style2.jpg")).unsqueeze(0).contiguous()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import InvalidOption
+from ..errors import InvalidOption
 
 __all__ = ["rgb_to_yiq", "yiq_to_rgb", "preserve_colors", "match_histograms"]
 

@@ -26,14 +26,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .atomic import atomic_write
-from .backbone import LAYERS, VGG19, CHANNELS, check_layers, resolve_device
-from .color import match_histograms, preserve_colors as _preserve_colors
-from .errors import ArtspaceError, InvalidOption, OutOfMemoryAdvice, UnreadableImage, WorkNotFound
-from .images import image_format, open_image, save_image, to_pil, to_tensor
-from .losses import LOSS_KINDS, ContentLoss, StyleLoss, gram, total_variation
+from ..atomic import atomic_write
+from ..backbone import LAYERS, VGG19, CHANNELS, check_layers, resolve_device
+from .colour import match_histograms, preserve_colors as _preserve_colors
+from ..errors import ArtspaceError, InvalidOption, OutOfMemoryAdvice, UnreadableImage, WorkNotFound
+from ..images import image_format, open_image, save_image, to_pil, to_tensor
+from ..losses import LOSS_KINDS, ContentLoss, StyleLoss, gram, total_variation
 from .optim import LBFGS, Adam
-from .outputs import check_output
+from ..outputs import check_output
 
 __all__ = [
     "DEFAULT_CONTENT_LAYERS",
@@ -140,7 +140,7 @@ class TransferResult:
 
     def sidecar(self) -> dict:
         """The JSON-serialisable record written next to the image."""
-        from . import __version__
+        from .. import __version__
 
         return {
             "artspace_version": __version__,
@@ -201,7 +201,7 @@ def _check_targets(targets: Sequence[Path], inputs: Sequence, catalog) -> None:
     """Refuse before any work when a file about to be written is one of the run's inputs or lies in the catalog."""
     protected = []
     if catalog is not None:
-        from .catalog import find_catalog
+        from ..catalog import find_catalog
 
         protected.append(find_catalog(catalog))
     for target in targets:
@@ -301,7 +301,7 @@ def _resolve_image(spec, catalog, role: str) -> tuple[Image.Image | Path, str]:
     if isinstance(spec, torch.Tensor):
         return to_pil(spec), f"<{role}: tensor {tuple(spec.shape)}>"
     if catalog is not None:
-        from .catalog import Catalog
+        from ..catalog import Catalog
 
         cat = Catalog.open(catalog)
         try:

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from artspace.optim import LBFGS, Adam
+from artspace.transfer.optim import LBFGS, Adam
 
 
 def rosenbrock(x):

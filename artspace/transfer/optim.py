@@ -19,7 +19,7 @@ from typing import Callable
 
 import torch
 
-from .errors import InvalidOption
+from ..errors import InvalidOption
 
 __all__ = ["LBFGS", "Adam"]
 
