@@ -34,6 +34,8 @@ from . import losses
 from .backbone import CHANNELS, LAYERS, VGG19, check_layers, ieee_float32, resolve_device
 from .errors import InvalidOption
 from .images import open_image, to_tensor
+# The style layers of Gatys et al. 2016, defined once with the other transfer defaults (a light module: no torch).
+from .transfer.options import DEFAULT_STYLE_LAYERS
 
 __all__ = [
     "DEFAULT_STYLE_LAYERS",
@@ -44,7 +46,6 @@ __all__ = [
     "style_signature",
 ]
 
-DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 #: Chosen on pacs-dev (same-domain precision@10: all five style layers 0.844, relu3_1-relu5_1 0.869, relu4_1 and
 #: relu5_1 0.875), compared on wikiart-dev too, and checked afterwards on the demo grid (docs/benchmarks.md).
 DEFAULT_SIGNATURE_LAYERS = ("relu4_1", "relu5_1")

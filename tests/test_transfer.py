@@ -15,10 +15,11 @@ from typer.testing import CliRunner
 
 from artspace.cli import app
 from artspace.transfer.colour import match_histograms, preserve_colors, rgb_to_yiq
+from artspace.transfer.optim import optimise
 from artspace.errors import OutOfMemoryAdvice, OutputConflict, UnknownLayer, UnreadableImage
 from artspace.images import to_pil, to_tensor
-from artspace.transfer.synthesis import (
-    _optimise,
+from artspace.transfer import (
+
     DEFAULT_STYLE_LAYERS,
     TransferResult,
     estimate_memory,
@@ -208,7 +209,7 @@ def test_tiled_run_has_no_seams(images, tmp_path):
 def test_tiled_style_grams_pool_over_style_tiles(images):
     """A style larger than a tile is summarised by Gram matrices pooled over its tiles (Σ F Fᵀ / Σ M)."""
     from artspace.backbone import VGG19
-    from artspace.transfer.synthesis import _style_grams
+    from artspace.transfer.objective import style_targets as _style_grams
 
     net = VGG19(last_layer="relu1_1")
     s = to_tensor(Image.open(images / "style2.jpg")).unsqueeze(0).contiguous()
@@ -267,7 +268,7 @@ def test_nan_loss_stops_and_keeps_the_best_iterate():
             total = total * float("nan")
         return total, [total]
 
-    st, reason = _optimise(torch.full((1, 3, 4, 4), 0.9), objective, optimizer="adam", lr=0.05, iterations=20,
+    st, reason = optimise(torch.full((1, 3, 4, 4), 0.9), objective, optimizer="adam", lr=0.05, iterations=20,
                            tolerance=0.0, on_eval=lambda *a: None)
     assert reason == "nan" and st.evaluations == 5
     assert st.best_loss == min(st.history) and len(st.history) == 4
