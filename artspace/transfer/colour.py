@@ -1,6 +1,6 @@
 """Colour control for pastiches: keep the content's colours, or match a style's colour histogram to the content's.
 
-Both methods are those of Gatys et al., *Preserving Color in Neural Artistic Style Transfer* (2016):
+Both are the colour control of Gatys et al. 2017, *Controlling perceptual factors in neural style transfer* (CVPR):
 
 * :func:`preserve_colors` — *luminance-only transfer*, done after the optimisation: the pastiche's luminance (Y of
   YIQ) is kept and its chrominance (I, Q) replaced by the content's. The style's brush strokes and texture live in
