@@ -266,21 +266,26 @@ def _print_distance(result: dict, spec) -> None:
 
 
 # ---- transfer / reconstruct (issue: pastiches) ------------------------------------------------------------------
+# The options of these two commands default to None, "the library's default": their defaults, checks and help texts
+# are those of artspace.transfer.options.TransferOptions (which imports no torch, so reading it here costs nothing),
+# and a bad value comes back from the library as InvalidOption, which handle_errors prints.
 
 
-def _names(values: Optional[List[str]]) -> Optional[List[str]]:
-    """Layer names given repeated (--style-layers a --style-layers b) or comma-separated (a,b)."""
-    if values is None:
-        return None
-    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+def _table():
+    from .transfer import options
+
+    return options
 
 
-def _ints(value: str, option: str):
-    try:
-        out = [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        _fail(f"{option} takes a whole number, or one per pyramid level like 200,100; not {value!r}")
-    return out[0] if len(out) == 1 else out
+def _lib(name: str, *aliases: str, extra: str = ""):
+    """The --NAME option of a library option: not given (None) means the library's default; help from the table."""
+    return typer.Option(None, "--" + name.replace("_", "-"), *aliases, help=_table().TransferOptions.help(name, extra))
+
+
+def _given(params: dict) -> dict:
+    """The library options among a command's parameters that were given on the command line."""
+    names = _table().TransferOptions.names()
+    return {name: value for name, value in params.items() if name in names and value is not None}
 
 
 def _echo_err(msg: str) -> None:
@@ -289,18 +294,15 @@ def _echo_err(msg: str) -> None:
 
 _TRANSFER_HELP = {
     "catalog": "Catalog (made by `artspace index`) in which CONTENT and STYLE name works by id or relative path.",
-    "size": "Long side of the output in px (default 512 on a GPU, 256 on a CPU).",
-    "iterations": "Loss-and-gradient evaluations per level and per tile; or one per level: 200,100.",
-    "optimizer": "lbfgs (default) or adam.",
-    "lr": "Step size (default 1 for L-BFGS, 0.02 for Adam).",
-    "tolerance": "Stop when the best loss improves by less than this fraction over 20 evaluations (0: never).",
-    "init": "Start from content, noise, style, or an image file.",
-    "seed": "Seed for the noise; the same seed repeats a CPU run bit for bit.",
-    "loss": "l2 (the seeds' squared error) or l1 (thesis §4.3).",
-    "weights": "VGG-19 weights: original (Caffe/Oxford), torchvision, or a .pth path.",
-    "pooling": "max (default) or avg.",
-    "device": "auto, cpu, cuda, cuda:N or mps.",
+    "layers": " Comma-separated or repeated.",
     "quiet": "No progress bar or log lines.",
+    "only": "content (the features) or style (the Gram matrices): the reconstructions of Gatys et al. 2016, Fig. 1. "
+            f"Default: {_table().RECONSTRUCT_ONLY[0]}.",
+    "init": "Starting image: noise, content, style or an image file. Default: "
+            f"{_table().RECONSTRUCT_INIT} (feature inversion starts from white noise, Mahendran & Vedaldi 2015).",
+    "reconstruct_layers": "Layers, comma-separated or repeated. Default: those of `artspace transfer` "
+                          f"({','.join(_table().DEFAULT_CONTENT_LAYERS)} for content, "
+                          f"{','.join(_table().DEFAULT_STYLE_LAYERS)} for style).",
 }
 
 
@@ -312,60 +314,44 @@ def transfer_cmd(
     output: Path = typer.Option(..., "--output", "-o", help="Output image (.png, .jpg...); a .json sidecar is "
                                 "written next to it."),
     catalog: Optional[Path] = typer.Option(None, "--catalog", "-c", help=_TRANSFER_HELP["catalog"]),
-    size: Optional[int] = typer.Option(None, "--size", help=_TRANSFER_HELP["size"]),
-    style_scale: float = typer.Option(1.0, "--style-scale", help="Style images' long side = size x this."),
-    style_blend: Optional[str] = typer.Option(None, "--style-blend", help="Blend weights of several styles: "
-                                              "0.7,0.3."),
-    content_layers: Optional[List[str]] = typer.Option(None, "--content-layers", help="Content layers "
-                                                        "(default relu4_2), comma-separated or repeated."),
-    style_layers: Optional[List[str]] = typer.Option(None, "--style-layers", help="Style layers (default "
-                                                      "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1)."),
-    content_layer_weights: Optional[str] = typer.Option(None, "--content-layer-weights", help="One weight per "
-                                                         "content layer: 1,0.5."),
-    style_layer_weights: Optional[str] = typer.Option(None, "--style-layer-weights", help="One weight w_l per "
-                                                       "style layer (default 1/|L| each)."),
-    content_weight: float = typer.Option(1.0, "--content-weight", help="alpha."),
-    style_weight: float = typer.Option(1e2, "--style-weight", help="beta (default 1e2)."),
-    tv_weight: float = typer.Option(0.0, "--tv-weight", help="Total-variation weight (0: off)."),
-    loss: str = typer.Option("l2", "--loss", help=_TRANSFER_HELP["loss"]),
-    optimizer: str = typer.Option("lbfgs", "--optimizer", help=_TRANSFER_HELP["optimizer"]),
-    lr: Optional[float] = typer.Option(None, "--lr", help=_TRANSFER_HELP["lr"]),
-    iterations: str = typer.Option("500", "--iterations", "-n", help=_TRANSFER_HELP["iterations"]),
-    tolerance: float = typer.Option(1e-4, "--tolerance", help=_TRANSFER_HELP["tolerance"]),
-    init: str = typer.Option("content", "--init", help=_TRANSFER_HELP["init"]),
-    seed: Optional[int] = typer.Option(None, "--seed", help=_TRANSFER_HELP["seed"]),
-    preserve_colors: bool = typer.Option(False, "--preserve-colors", help="Keep the content's colours "
-                                         "(pastiche luminance + content chrominance)."),
-    match_histogram: bool = typer.Option(False, "--match-histogram", help="Match the style's colour histogram "
-                                         "to the content's before transfer."),
-    scales: int = typer.Option(1, "--scales", help="Coarse-to-fine pyramid levels (each halves the size)."),
-    tile: Optional[int] = typer.Option(None, "--tile", help="Optimise in overlapping tiles of this many px "
-                                       "(outputs larger than memory)."),
-    tile_overlap: Optional[int] = typer.Option(None, "--tile-overlap", help="Overlap of tiles in px "
-                                               "(default tile/4)."),
-    save_every: int = typer.Option(0, "--save-every", help="Also write the image every N evaluations."),
-    weights: str = typer.Option("original", "--weights", help=_TRANSFER_HELP["weights"]),
-    pooling: str = typer.Option("max", "--pooling", help=_TRANSFER_HELP["pooling"]),
-    device: str = typer.Option("auto", "--device", help=_TRANSFER_HELP["device"]),
+    size: Optional[int] = _lib("size"),
+    style_scale: Optional[float] = _lib("style_scale"),
+    style_blend: Optional[str] = _lib("style_blend"),
+    content_layers: Optional[List[str]] = _lib("content_layers", extra=_TRANSFER_HELP["layers"]),
+    style_layers: Optional[List[str]] = _lib("style_layers", extra=_TRANSFER_HELP["layers"]),
+    content_layer_weights: Optional[str] = _lib("content_layer_weights"),
+    style_layer_weights: Optional[str] = _lib("style_layer_weights"),
+    content_weight: Optional[float] = _lib("content_weight"),
+    style_weight: Optional[float] = _lib("style_weight"),
+    tv_weight: Optional[float] = _lib("tv_weight"),
+    loss: Optional[str] = _lib("loss"),
+    optimizer: Optional[str] = _lib("optimizer"),
+    lr: Optional[float] = _lib("lr"),
+    iterations: Optional[str] = _lib("iterations", "-n"),
+    tolerance: Optional[float] = _lib("tolerance"),
+    init: Optional[str] = _lib("init"),
+    seed: Optional[int] = _lib("seed"),
+    preserve_colors: Optional[bool] = _lib("preserve_colors"),
+    match_histogram: Optional[bool] = _lib("match_histogram"),
+    scales: Optional[int] = _lib("scales"),
+    tile: Optional[int] = _lib("tile"),
+    tile_overlap: Optional[int] = _lib("tile_overlap"),
+    save_every: Optional[int] = _lib("save_every"),
+    weights: Optional[str] = _lib("weights"),
+    pooling: Optional[str] = _lib("pooling"),
+    device: Optional[str] = _lib("device"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=_TRANSFER_HELP["quiet"]),
 ):
-    """Synthesise a pastiche: CONTENT painted in the style of STYLE (Gatys et al.).
+    """Synthesise a pastiche: CONTENT painted in the style of STYLE (Gatys et al. 2016, Image style transfer using
+    convolutional neural networks, CVPR).
 
     Example: artspace transfer photo.jpg starry_night.jpg -o out.png --size 384 --scales 2
     """
-    from .transfer import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, synthesise
+    options = _given(locals())
+    from .transfer import synthesise
 
-    result = synthesise(
-        content, style, catalog=catalog, size=size, style_scale=style_scale, style_blend=style_blend,
-        content_layers=_names(content_layers) or list(DEFAULT_CONTENT_LAYERS),
-        style_layers=_names(style_layers) or list(DEFAULT_STYLE_LAYERS),
-        content_layer_weights=content_layer_weights, style_layer_weights=style_layer_weights,
-        content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight, loss=loss,
-        optimizer=optimizer, lr=lr, iterations=_ints(iterations, "--iterations"), tolerance=tolerance,
-        init=init, seed=seed, preserve_colors=preserve_colors, match_histogram=match_histogram, scales=scales,
-        tile=tile, tile_overlap=tile_overlap, save_every=save_every, weights=weights, pooling=pooling,
-        device=device, output=output, progress=not quiet, log=None if quiet else _echo_err,
-    )
+    result = synthesise(content, style, catalog=catalog, output=output, progress=not quiet,
+                        log=None if quiet else _echo_err, **options)
     typer.echo(f"wrote {output} ({result.image.width}x{result.image.height}) and {output}.json: "
                f"loss {result.losses.get('total', float('nan')):.6g} after {result.evaluations} evaluations "
                f"in {result.elapsed_s:.1f} s ({result.stopped})")
@@ -379,44 +365,45 @@ def reconstruct_cmd(
     image: str = typer.Argument(..., help="Image file (or catalogued work, with --catalog) to invert."),
     output: Path = typer.Option(..., "--output", "-o", help="Output image; with several layers, one file per "
                                 "layer: out-relu1_1.png, ..."),
-    only: str = typer.Option("content", "--only", help="content (features, thesis Fig. 2.3) or style (Gram "
-                             "matrices, Fig. 2.5)."),
-    layers: Optional[List[str]] = typer.Option(None, "--layers", help="Layers, comma-separated or repeated "
-                                               "(default relu4_2 for content, relu1_1..relu5_1 for style)."),
+    only: Optional[str] = typer.Option(None, "--only", help=_TRANSFER_HELP["only"]),
+    layers: Optional[List[str]] = typer.Option(None, "--layers", help=_TRANSFER_HELP["reconstruct_layers"]),
     together: bool = typer.Option(False, "--together", help="One image from all layers at once instead of one "
                                   "per layer (content: each layer alone; style: layers up to each one)."),
     catalog: Optional[Path] = typer.Option(None, "--catalog", "-c", help=_TRANSFER_HELP["catalog"]),
-    size: Optional[int] = typer.Option(None, "--size", help=_TRANSFER_HELP["size"]),
-    iterations: str = typer.Option("500", "--iterations", "-n", help=_TRANSFER_HELP["iterations"]),
-    optimizer: str = typer.Option("lbfgs", "--optimizer", help=_TRANSFER_HELP["optimizer"]),
-    lr: Optional[float] = typer.Option(None, "--lr", help=_TRANSFER_HELP["lr"]),
-    tolerance: float = typer.Option(1e-4, "--tolerance", help=_TRANSFER_HELP["tolerance"]),
-    loss: str = typer.Option("l2", "--loss", help=_TRANSFER_HELP["loss"]),
-    init: str = typer.Option("noise", "--init", help=_TRANSFER_HELP["init"]),
-    seed: Optional[int] = typer.Option(None, "--seed", help=_TRANSFER_HELP["seed"]),
-    scales: int = typer.Option(1, "--scales", help="Coarse-to-fine pyramid levels."),
-    weights: str = typer.Option("original", "--weights", help=_TRANSFER_HELP["weights"]),
-    pooling: str = typer.Option("max", "--pooling", help=_TRANSFER_HELP["pooling"]),
-    device: str = typer.Option("auto", "--device", help=_TRANSFER_HELP["device"]),
+    size: Optional[int] = _lib("size"),
+    iterations: Optional[str] = _lib("iterations", "-n"),
+    optimizer: Optional[str] = _lib("optimizer"),
+    lr: Optional[float] = _lib("lr"),
+    tolerance: Optional[float] = _lib("tolerance"),
+    loss: Optional[str] = _lib("loss"),
+    init: Optional[str] = typer.Option(None, "--init", help=_TRANSFER_HELP["init"]),
+    seed: Optional[int] = _lib("seed"),
+    scales: Optional[int] = _lib("scales"),
+    weights: Optional[str] = _lib("weights"),
+    pooling: Optional[str] = _lib("pooling"),
+    device: Optional[str] = _lib("device"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=_TRANSFER_HELP["quiet"]),
 ):
-    """Show what a layer keeps: optimise white noise to match IMAGE's content or style on chosen layers.
+    """Show what a layer keeps: optimise white noise to match IMAGE's content or style on chosen layers (feature
+    inversion, Mahendran & Vedaldi 2015; Gatys et al. 2016, Fig. 1).
 
     Example: artspace reconstruct tubingen.jpg --only content --layers relu1_1,relu2_1,relu3_1,relu4_1 -o rec.png
     """
+    options = _given(locals())
     from .transfer import reconstruct, reconstruct_layers
 
-    names = _names(layers)
-    options = dict(catalog=catalog, size=size, iterations=_ints(iterations, "--iterations"), optimizer=optimizer,
-                   lr=lr, tolerance=tolerance, loss=loss, init=init, seed=seed, scales=scales, weights=weights,
-                   pooling=pooling, device=device, progress=not quiet, log=None if quiet else _echo_err)
+    names = _table().parse_names(layers)
+    options.update(catalog=catalog, progress=not quiet, log=None if quiet else _echo_err)
+    if only is not None:
+        options["only"] = only
     if together or not names or len(names) == 1:
-        runs = [(None, reconstruct(image, only=only, layers=names, output=output, **options))]
+        runs = [(None, reconstruct(image, layers=names, output=output, **options))]
     else:
-        runs = reconstruct_layers(image, only=only, layers=names, output=output, **options)
-    for name, r in runs:
-        used = r.settings["content_layers"] if only == "content" else r.settings["style_layers"]
-        typer.echo(f"wrote {r.output} from {only} of {','.join(used)}: loss {r.losses.get('total', float('nan')):.6g}"
+        runs = reconstruct_layers(image, layers=names, output=output, **options)
+    for _, r in runs:
+        used = r.settings["content_layers"] or r.settings["style_layers"]
+        what = "content" if r.settings["content_layers"] else "style"
+        typer.echo(f"wrote {r.output} from {what} of {','.join(used)}: loss {r.losses.get('total', float('nan')):.6g}"
                    f" after {r.evaluations} evaluations ({r.stopped})")
         if r.stopped == "interrupted":
             _fail(f"interrupted; the best image so far is in {r.output}", 130)

@@ -1,23 +1,25 @@
-r"""The formulas of Gatys et al. as the seeds state them — one implementation each.
+r"""The formulas of Gatys et al. 2016 (*Image style transfer using convolutional neural networks*, CVPR) — one
+implementation each.
 
 The catalog's distances and the transfer optimiser both call these functions; nothing else in artspace computes a
-Gram matrix, a style term, a content term or a total variation.
+Gram matrix, a blend of Gram matrices, a style term, a content term or a total variation.
 
-Notation (lecture notes, eqs. 3-10): at layer :math:`l` the feature map is a matrix :math:`F^l` of
+Notation (Gatys et al. 2016, Sec. 2): at layer :math:`l` the feature map is a matrix :math:`F^l` of
 :math:`N_l` filters by :math:`M_l` positions (height × width).
 
 * content: :math:`L^l_{content} = \tfrac12 \sum_{ij} (F^l_{ij} - P^l_{ij})^2`
 * Gram: :math:`G^l = F^l {F^l}^\top`
 * style term: :math:`E_l = \frac{1}{4 N_l^2 M_l^2} \sum_{ij} (G^l_{ij} - A^l_{ij})^2`
 * style loss: :math:`L_{style} = \sum_l w_l E_l`, :math:`w_l = 1/|L|` by default
-* total variation (thesis eq. 3.2): :math:`\sum_{ij} |x_{i+1,j} - x_{ij}| + |x_{i,j+1} - x_{ij}|`
+* total variation (the image prior of Mahendran & Vedaldi 2015, *Understanding deep image representations by
+  inverting them*, CVPR, with β = 1): :math:`\sum_{ij} |x_{i+1,j} - x_{ij}| + |x_{i,j+1} - x_{ij}|`
 
 Size normalisation. artspace stores :math:`\hat G = G / M` (the Gram matrix divided by the number of positions).
-Then :math:`E_l = \frac{1}{4N_l^2} \sum_{ij} (\hat G_{ij} - \hat A_{ij})^2`, which is the seeds' formula exactly
+Then :math:`E_l = \frac{1}{4N_l^2} \sum_{ij} (\hat G_{ij} - \hat A_{ij})^2`, which is Gatys et al.'s formula exactly
 when both images have the same size, and stays defined (and comparable) when they do not — the two Gram matrices
 are each divided by their own :math:`M`.
 
-L1 variants (thesis §4.3) replace the squared norm by the absolute one with the matching square-rooted scale:
+L1 variants replace the squared norm by the absolute one with the matching square-rooted scale:
 :math:`\sum_{ij}|F-P|` for content and :math:`\frac{1}{2N_l}\sum_{ij}|\hat G - \hat A|` for style.
 """
 
@@ -32,6 +34,7 @@ from .errors import InvalidOption
 __all__ = [
     "LOSS_KINDS",
     "gram",
+    "blend_grams",
     "content_term",
     "style_term",
     "total_variation",
@@ -70,6 +73,33 @@ def gram(features: torch.Tensor) -> torch.Tensor:
     return torch.bmm(f, f.transpose(1, 2)) / (h * w)
 
 
+def blend_grams(grams: Sequence[Mapping[str, torch.Tensor]],
+                blend: Sequence[float] | None = None) -> dict[str, torch.Tensor]:
+    r"""The target Gram matrices of several style images: :math:`\sum_i b_i \hat A^l_i / \sum_i b_i` per layer.
+
+    Parameters
+    ----------
+    grams : list of dict
+        One dict per style image: layer name to its size-normalised Gram matrix (as :func:`gram` returns it).
+    blend : list of float, optional
+        One weight per style image (normalised here to sum 1); default equal weights.
+
+    Examples
+    --------
+    >>> a, b = {"l": torch.ones(1, 2, 2)}, {"l": torch.zeros(1, 2, 2)}
+    >>> blend_grams([a, b], [3, 1])["l"][0, 0].tolist()
+    [0.75, 0.75]
+    """
+    grams = list(grams)
+    blend = list(blend) if blend is not None else [1.0 / len(grams)] * len(grams)
+    if len(blend) != len(grams):
+        raise InvalidOption(f"{len(grams)} style images but {len(blend)} blend weights; give one weight per image")
+    total = float(sum(blend))
+    if not total > 0:
+        raise InvalidOption(f"blend weights {blend} sum to {total:g}; give at least one positive weight")
+    return {name: sum(b / total * g[name] for b, g in zip(blend, grams)) for name in grams[0]}
+
+
 def content_term(f: torch.Tensor, p: torch.Tensor, kind: str = "l2") -> torch.Tensor:
     r"""Per-image content loss :math:`\tfrac12\sum(F-P)^2` (or :math:`\sum|F-P|`) of shape (B,)."""
     _check_kind(kind)
@@ -82,7 +112,7 @@ def content_term(f: torch.Tensor, p: torch.Tensor, kind: str = "l2") -> torch.Te
 def style_term(g: torch.Tensor, a: torch.Tensor, kind: str = "l2") -> torch.Tensor:
     r"""Per-image style term :math:`E_l` between size-normalised Gram matrices *g* and *a*, shape (B,).
 
-    ``l2``: :math:`\frac{1}{4N^2}\sum(\hat G-\hat A)^2` — equal to the seeds' :math:`\frac{1}{4N^2M^2}\sum(G-A)^2`.
+    ``l2``: :math:`\frac{1}{4N^2}\sum(\hat G-\hat A)^2` — equal to Gatys et al.'s :math:`\frac{1}{4N^2M^2}\sum(G-A)^2`.
     ``l1``: :math:`\frac{1}{2N}\sum|\hat G-\hat A|`.
     """
     _check_kind(kind)
@@ -92,7 +122,7 @@ def style_term(g: torch.Tensor, a: torch.Tensor, kind: str = "l2") -> torch.Tens
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:
-    r"""Anisotropic total variation of images *x* (B, C, H, W), shape (B,) — thesis eq. 3.2."""
+    r"""Anisotropic total variation of images *x* (B, C, H, W), shape (B,) (Mahendran & Vedaldi 2015, β = 1)."""
     dh = (x[:, :, 1:, :] - x[:, :, :-1, :]).abs().flatten(1).sum(1)
     dw = (x[:, :, :, 1:] - x[:, :, :, :-1]).abs().flatten(1).sum(1)
     return dh + dw
@@ -173,14 +203,8 @@ class StyleLoss(torch.nn.Module):
     def set_target(self, features: Mapping[str, torch.Tensor] | Sequence[Mapping[str, torch.Tensor]],
                    blend: Sequence[float] | None = None) -> None:
         many = list(features) if not isinstance(features, Mapping) else [features]
-        blend = list(blend) if blend is not None else [1.0 / len(many)] * len(many)
-        if len(blend) != len(many):
-            raise InvalidOption(f"{len(many)} style images but {len(blend)} blend weights")
-        total = float(sum(blend))
-        self.set_gram_targets({
-            name: sum(b / total * gram(f[name]).mean(0, keepdim=True) for b, f in zip(blend, many))
-            for name in self.layers
-        })
+        grams = [{name: gram(f[name]).mean(0, keepdim=True) for name in self.layers} for f in many]
+        self.set_gram_targets(blend_grams(grams, blend))
 
     @torch.no_grad()
     def set_gram_targets(self, grams: Mapping[str, torch.Tensor]) -> None:

@@ -13,7 +13,8 @@ from typing import Iterable
 
 from .errors import InvalidOption, UnknownLayer
 
-__all__ = ["LAYERS", "CONV_LAYERS", "CHANNELS", "check_layers", "DEFAULT_STYLE_LAYERS", "DEFAULT_SIGNATURE_LAYERS",
+__all__ = ["LAYERS", "CONV_LAYERS", "CHANNELS", "check_layers", "DEFAULT_STYLE_LAYERS", "DEFAULT_CONTENT_LAYER",
+           "DEFAULT_SIGNATURE_LAYERS",
            "FeatureSpec"]
 
 _CFG = [[64, 64], [128, 128], [256, 256, 256, 256], [512, 512, 512, 512], [512, 512, 512, 512]]
@@ -48,7 +49,10 @@ def check_layers(layers: Iterable[str]) -> list[str]:
     return out
 
 
+#: Gatys et al. 2016 match the style on conv1_1 … conv5_1 and the content on conv4_2; artspace takes each after its
+#: ReLU. The catalog's features and the transfer optimiser both read them from here.
 DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+DEFAULT_CONTENT_LAYER = "relu4_2"
 #: Chosen on pacs-dev (same-domain precision@10: all five style layers 0.844, relu3_1-relu5_1 0.869, relu4_1 and
 #: relu5_1 0.875), compared on wikiart-dev too, and checked afterwards on the demo grid (docs/benchmarks.md).
 DEFAULT_SIGNATURE_LAYERS = ("relu4_1", "relu5_1")
@@ -75,7 +79,7 @@ class FeatureSpec:
     style_weights : tuple of float, optional
         :math:`w_l` for each style layer; default :math:`1/|L|`.
     content_layer : str
-        Layer of the exact content distance (the seeds' conv4_2, taken after its relu).
+        Layer of the exact content distance (Gatys et al.'s conv4_2, taken after its relu).
     descriptor_layer : str
         Layer whose pooled responses form the content search descriptor.
     signature_layers : tuple of str
@@ -86,7 +90,7 @@ class FeatureSpec:
     size: int = 224
     style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
     style_weights: tuple[float, ...] | None = None
-    content_layer: str = "relu4_2"
+    content_layer: str = DEFAULT_CONTENT_LAYER
     descriptor_layer: str = "relu5_4"
     signature_layers: tuple[str, ...] = DEFAULT_SIGNATURE_LAYERS
 

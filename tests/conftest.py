@@ -142,3 +142,35 @@ def blobs():
         return works, X.astype(np.float32)
 
     return make
+
+
+# ---- pastiches (tests/test_transfer_*.py) --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def transfer_images(tmp_path_factory) -> Path:
+    """A landscape content (house and sun), a portrait striped style, a second, dotted style, and two bad files."""
+    from PIL import Image, ImageDraw
+
+    d = tmp_path_factory.mktemp("transfer_imgs")
+    c = Image.new("RGB", (60, 40), (120, 170, 230))
+    dr = ImageDraw.Draw(c)
+    dr.rectangle([10, 18, 34, 38], fill=(170, 60, 40))
+    dr.polygon([(8, 18), (22, 6), (36, 18)], fill=(90, 40, 30))
+    dr.ellipse([44, 4, 56, 16], fill=(250, 220, 60))
+    dr.rectangle([0, 36, 60, 40], fill=(40, 140, 50))
+    c.save(d / "content.png")
+    s = Image.new("RGB", (30, 50), (250, 240, 200))
+    dr = ImageDraw.Draw(s)
+    for k in range(0, 80, 8):
+        dr.line([(k - 40, 0), (k, 50)], fill=(20, 30, 120), width=3)
+    s.save(d / "style.png")
+    s2 = Image.new("RGB", (40, 40), (30, 30, 30))
+    dr = ImageDraw.Draw(s2)
+    for y in range(2, 40, 9):
+        for x in range(2, 40, 9):
+            dr.ellipse([x, y, x + 5, y + 5], fill=(240, 80, 40))
+    s2.save(d / "style2.jpg")
+    (d / "empty.png").write_bytes(b"")
+    (d / "notimage.jpg").write_text("hello")
+    return d

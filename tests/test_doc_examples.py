@@ -8,7 +8,8 @@ import pytest
 
 import artspace
 
-MODULES = sorted(m.name for m in pkgutil.iter_modules(artspace.__path__, "artspace.") if m.name != "artspace.__main__")
+# walk_packages, not iter_modules: the modules inside artspace.transfer and artspace.catalog have examples too
+MODULES = sorted(m.name for m in pkgutil.walk_packages(artspace.__path__, "artspace.") if m.name != "artspace.__main__")
 
 
 @pytest.mark.parametrize("name", MODULES)

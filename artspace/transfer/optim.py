@@ -1,27 +1,31 @@
-"""The optimisers of :mod:`artspace.transfer`: L-BFGS and Adam on one image tensor.
+"""The optimisers of :mod:`artspace.transfer`: L-BFGS and Adam on one image tensor, and :func:`optimise`, which runs
+them on a pastiche's loss, keeps the best iterate, stops on a plateau and restarts L-BFGS after a blow-up.
 
 Why not ``torch.optim``: constructing any ``torch.optim.Optimizer`` imports ``torch._dynamo`` (2.2 s on a 2-core CPU,
 measured in torch 2.13), which is 5 % of a 100-iteration pastiche at 256 px. Both methods are a few lines on a
-single flat tensor, and owning them lets :func:`artspace.transfer._optimise` restart, switch the line search on and
-off, and count every function evaluation exactly.
+single flat tensor, and owning them lets :func:`optimise` restart, switch the line search on and off, and count
+every function evaluation exactly.
 
 L-BFGS is Nocedal & Wright's Algorithm 7.4 (two-loop recursion) with the same conventions as ``torch.optim.LBFGS``
 (first step ``lr · min(1, 1/‖g‖₁)``, then full steps of length ``lr``, initial Hessian ``sᵀy / yᵀy``, curvature pairs
 with ``sᵀy ≤ 1e-10`` skipped), so runs are comparable with pastiche's. The optional line search is a backtracking
 Armijo search (sufficient decrease, c₁ = 1e-4) with a safeguarded quadratic step: it is used only after a restart,
-where the point is to take *some* safe steps before the curvature pairs can be trusted again.
+where the point is to take *some* safe steps before the curvature pairs can be trusted again. Gatys et al. 2016
+optimise with L-BFGS too; Adam is Kingma & Ba 2015.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 
-from .errors import InvalidOption
+from ..errors import InvalidOption
+from .options import PLATEAU_WINDOW
 
-__all__ = ["LBFGS", "Adam"]
+__all__ = ["LBFGS", "Adam", "RunState", "optimise"]
 
 #: Sufficient-decrease constant of the Armijo condition f(x + t d) ≤ f(x) + c₁ t ∇f·d.
 ARMIJO_C1 = 1e-4
@@ -221,3 +225,168 @@ class Adam:
         self.v.mul_(b2).addcmul_(g, g, value=1 - b2)
         denom = (self.v / (1 - b2 ** self.t)).sqrt_().add_(self.eps)
         self.x.addcdiv_(self.m, denom, value=-self.lr / (1 - b1 ** self.t))
+
+
+# ---- a pastiche's optimisation: best iterate, plateau, restarts -------------------------------------------------
+
+LBFGS_HISTORY = 100
+#: L-BFGS takes its full step without a line search (one evaluation per iteration, the most progress per evaluation
+#: on this loss). On flat images the second step — its curvature estimated from a tiny first step on a quartic loss —
+#: can overshoot by orders of magnitude; an evaluation above BLOWUP times the best loss (or not finite) then restarts
+#: L-BFGS from the best iterate with a backtracking line search, at most MAX_RESTARTS times.
+BLOWUP = 10.0
+MAX_RESTARTS = 3
+#: L-BFGS optimises the image on the 0-255 scale of the network's training data. L-BFGS is invariant to that scale
+#: except for its first step (the gradient divided by its L1 norm), which is then a fraction of one grey level: the
+#: first curvature pair is measured locally and the second step does not overshoot (on [0, 1] it overshot by 10^20
+#: on tubingen × starry_night).
+PIXEL_SCALE = 255.0
+#: L-BFGS iterations run with a backtracking (Armijo) line search after a restart, before switching back to full
+#: steps.
+WARMUP_LINE_SEARCH = 3
+
+
+class _Stop(Exception):
+    """Raised from inside the closure to end the run (or, with reason ``restart``, to restart L-BFGS)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class RunState:
+    """What one optimisation did: evaluations, the best iterate and its loss terms, the loss history."""
+
+    evaluations: int = 0
+    best_loss: float = math.inf
+    best_x: torch.Tensor | None = None
+    best_values: list | None = None
+    history: list = field(default_factory=list)
+    best_history: list = field(default_factory=list)
+    restarts: int = 0
+
+
+class _Closure:
+    """The function the optimisers call: one evaluation of the objective, booked in the run's state.
+
+    It keeps the best finite iterate, and ends the run by raising :class:`_Stop` when the budget is spent, the loss
+    blows up (a restart, for L-BFGS) or is not finite, or the best loss has reached a plateau.
+    """
+
+    def __init__(self, x: torch.Tensor, objective, st: RunState, *, scale: float, iterations: int,
+                 tolerance: float, on_eval, restartable: bool):
+        self.x, self.objective, self.st, self.scale = x, objective, st, scale
+        self.iterations, self.tolerance, self.on_eval, self.restartable = iterations, tolerance, on_eval, restartable
+
+    def __call__(self) -> torch.Tensor:
+        st, x = self.st, self.x
+        if st.evaluations >= self.iterations:
+            raise _Stop("iterations")
+        if x.grad is not None:
+            x.grad.zero_()
+        total, terms = self.objective(x / self.scale if self.scale != 1.0 else x)
+        total.backward()
+        # one conversion for every term (a single device sync per evaluation)
+        values = torch.stack([total.detach()] + [t.detach().float() for t in terms]).tolist()
+        st.evaluations += 1
+        finite, blowup = math.isfinite(values[0]), False
+        if finite:
+            blowup = values[0] > BLOWUP * st.best_loss
+            st.history.append(values[0])
+            if values[0] < st.best_loss:
+                st.best_loss, st.best_values = values[0], values
+                st.best_x = x.detach() / self.scale
+            st.best_history.append(st.best_loss)
+            self.on_eval(st.evaluations, x.detach() / self.scale, values)
+        if not finite or blowup:
+            if self.restartable and st.restarts < MAX_RESTARTS:
+                raise _Stop("restart")
+            if not finite:
+                raise _Stop("nan")
+        if self.tolerance > 0 and len(st.best_history) > PLATEAU_WINDOW:
+            before = st.best_history[-PLATEAU_WINDOW - 1]
+            if before - st.best_loss <= self.tolerance * abs(st.best_loss):
+                raise _Stop("plateau")
+        return total
+
+
+def optimise(x0: torch.Tensor, objective: Callable[[torch.Tensor], tuple[torch.Tensor, list]], *, optimizer: str,
+             lr: float, iterations: int, tolerance: float,
+             on_eval: Callable[[int, torch.Tensor, list], None]) -> tuple[RunState, str]:
+    """Minimise *objective* from *x0* (pixels in [0, 1]) for at most *iterations* evaluations; keep the best iterate.
+
+    *objective* maps an image to (total loss, list of loss terms); *on_eval* is called after every finite
+    evaluation with (count, image, [total, *terms]). Returns the run's state (best iterate, its loss terms,
+    history) and why it stopped: ``iterations``, ``plateau``, ``converged``, ``nan`` or ``interrupted``.
+
+    Examples
+    --------
+    >>> st, why = optimise(torch.full((1, 3, 2, 2), 0.9), lambda x: (((x - 0.2) ** 2).sum(), []), optimizer="adam",
+    ...                    lr=0.05, iterations=30, tolerance=0, on_eval=lambda *a: None)
+    >>> why, st.evaluations, st.best_loss < st.history[0]
+    ('iterations', 30, True)
+    """
+    lbfgs = optimizer == "lbfgs"
+    scale = PIXEL_SCALE if lbfgs else 1.0
+    x = (x0.detach() * scale).contiguous().requires_grad_(True)
+    st = RunState(best_x=x0.detach().clone())
+    closure = _Closure(x, objective, st, scale=scale, iterations=iterations, tolerance=tolerance, on_eval=on_eval,
+                       restartable=lbfgs)
+    try:
+        reason = _run_lbfgs(x, closure, lr, iterations) if lbfgs else _run_adam(x, closure, lr, iterations)
+    except _Stop as s:
+        reason = s.reason
+    except KeyboardInterrupt:
+        reason = "interrupted"
+    if st.evaluations >= iterations and reason == "converged":
+        reason = "iterations"
+    return st, reason
+
+
+def _run_lbfgs(x: torch.Tensor, closure: _Closure, lr: float, iterations: int) -> str:
+    """Bounded L-BFGS with full steps; after a blow-up, restart from the best iterate with a few line searches."""
+    st, scale = closure.st, closure.scale
+    opt, line_search, phase = None, False, "plain"
+    while st.evaluations < iterations:
+        if opt is None:
+            opt = LBFGS(x, lr=lr, history_size=LBFGS_HISTORY, bounds=(0.0, scale))
+            opt.line_search = line_search
+            max_iter = iterations
+            if line_search:
+                # After a restart: one line-searched step that starts from a mean change of one grey level
+                # (L-BFGS's own first step, the gradient over its L1 norm, changes the whole image by one grey
+                # level in total), then a few line-searched iterations, so that the first curvature pairs come
+                # from real steps; then back to one evaluation per iteration.
+                max_iter, opt.lr = 1, lr * x.numel()
+                phase = "first"
+        elif phase == "first":
+            max_iter, opt.lr = max(1, WARMUP_LINE_SEARCH - 1), lr
+            phase = "warm"
+        else:
+            opt.line_search, max_iter, opt.lr = False, iterations, lr
+            phase = "plain"
+        try:
+            opt.step(closure, max_iter=max_iter)
+        except _Stop as s:
+            if s.reason != "restart":
+                raise
+            st.restarts += 1
+            opt, line_search = None, True
+            with torch.no_grad():
+                x.copy_(st.best_x * scale)
+            continue
+        if phase == "plain" and st.evaluations < iterations:
+            return "converged"  # L-BFGS stopped on its own before the budget
+    return "iterations"
+
+
+def _run_adam(x: torch.Tensor, closure: _Closure, lr: float, iterations: int) -> str:
+    """Adam, the iterate kept inside [0, 1] after each step."""
+    opt = Adam(x, lr=lr)
+    while closure.st.evaluations < iterations:
+        closure()
+        opt.step()
+        with torch.no_grad():
+            x.clamp_(0, 1)
+    return "iterations"

@@ -1,11 +1,14 @@
-"""The optimisers against torch.optim's on the same functions: same iterates, step for step."""
+"""The optimisers against torch.optim's on the same functions (same iterates, step for step), and :func:`optimise`:
+best iterate, plateau, NaN and blow-ups."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from artspace.optim import LBFGS, Adam
+from artspace.transfer import synthesise
+from artspace.transfer.optim import LBFGS, Adam, optimise
 
 
 def rosenbrock(x):
@@ -124,3 +127,46 @@ def test_lbfgs_stops_when_it_reaches_an_exact_minimum_mid_run():
     made = opt.step(closure_for(x, lambda x: ((x - 1) ** 2 * torch.tensor([1.0, 10.0])).sum()), max_iter=20)
     assert made < 20
     assert torch.equal(x.detach(), torch.ones(2))
+
+
+# ---- optimise: a pastiche's run ----------------------------------------------------------------------------
+
+FAST = dict(style_layers=["relu1_1", "relu2_1", "relu3_1"], content_layers=["relu2_2"], tolerance=0)
+
+
+@pytest.fixture
+def images(transfer_images):
+    """The tiny pastiche inputs of conftest.py, under a short name."""
+    return transfer_images
+
+
+def test_plateau_stops_early(images):
+    r = synthesise(images / "content.png", images / "style.png", size=32, iterations=200, tolerance=0.9, seed=0,
+                   content_layers=["relu1_1"], style_layers=["relu1_1"])
+    assert r.stopped == "plateau" and r.evaluations < 200
+
+
+def test_nan_loss_stops_and_keeps_the_best_iterate():
+    # an objective that turns NaN at its fifth evaluation, as an overflowing loss on a GPU would
+    calls = []
+
+    def objective(x):
+        calls.append(1)
+        total = ((x - 0.25) ** 2).sum()
+        if len(calls) >= 5:
+            total = total * float("nan")
+        return total, [total]
+
+    st, reason = optimise(torch.full((1, 3, 4, 4), 0.9), objective, optimizer="adam", lr=0.05, iterations=20,
+                           tolerance=0.0, on_eval=lambda *a: None)
+    assert reason == "nan" and st.evaluations == 5
+    assert st.best_loss == min(st.history) and len(st.history) == 4
+    assert torch.isfinite(st.best_x).all() and float(st.best_x.max()) < 0.9  # Adam's 4th iterate, not the start
+
+
+def test_a_huge_step_stays_finite_and_in_range(images):
+    # L-BFGS is bounded to the pixel range, so even an absurd learning rate cannot leave it or overflow
+    r = synthesise(images / "content.png", images / "style.png", size=32, iterations=10, lr=1e30, seed=0, **FAST)
+    assert r.stopped in ("iterations", "converged") and np.isfinite(r.history).all()
+    assert r.losses["total"] == min(r.history)
+

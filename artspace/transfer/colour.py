@@ -1,6 +1,6 @@
 """Colour control for pastiches: keep the content's colours, or match a style's colour histogram to the content's.
 
-Both methods are those of Gatys et al., *Preserving Color in Neural Artistic Style Transfer* (2016):
+Both are the colour control of Gatys et al. 2017, *Controlling perceptual factors in neural style transfer* (CVPR):
 
 * :func:`preserve_colors` — *luminance-only transfer*, done after the optimisation: the pastiche's luminance (Y of
   YIQ) is kept and its chrominance (I, Q) replaced by the content's. The style's brush strokes and texture live in
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import InvalidOption
+from ..errors import InvalidOption
 
 __all__ = ["rgb_to_yiq", "yiq_to_rgb", "preserve_colors", "match_histograms"]
 

@@ -1,0 +1,90 @@
+"""Inputs and outputs of a run: bad images raise named errors, and no file a run would write may be one of its inputs
+or lie in the catalog — all refused before any work."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from artspace.cli import app
+from artspace.errors import OutputConflict, UnknownLayer, UnreadableImage
+from artspace.transfer import sidecar_path, synthesise, transfer
+
+FAST = dict(style_layers=["relu1_1", "relu2_1", "relu3_1"], content_layers=["relu2_2"], tolerance=0)
+runner = CliRunner()
+
+
+@pytest.fixture
+def images(transfer_images):
+    """The tiny pastiche inputs of conftest.py, under a short name."""
+    return transfer_images
+
+
+def test_bad_inputs_raise_named_errors(images, tmp_path):
+    with pytest.raises(UnreadableImage, match="empty"):
+        transfer(images / "empty.png", images / "style.png", size=32, iterations=1)
+    with pytest.raises(UnreadableImage, match="notimage.jpg"):
+        transfer(images / "content.png", images / "notimage.jpg", size=32, iterations=1)
+    with pytest.raises(UnreadableImage, match="no such"):
+        transfer(images / "missing.png", images / "style.png", size=32, iterations=1)
+    with pytest.raises(UnknownLayer, match="relu9_1"):
+        transfer(images / "content.png", images / "style.png", style_layers=["relu9_1"])
+    with pytest.raises(ValueError, match="extension"):
+        transfer(images / "content.png", images / "style.png", output=tmp_path / "out.xyz")
+    with pytest.raises(ValueError, match="optimizer"):
+        transfer(images / "content.png", images / "style.png", optimizer="sgd")
+    with pytest.raises(ValueError, match="init"):
+        transfer(images / "content.png", images / "style.png", init="zeros")
+    with pytest.raises(ValueError, match="style_layer_weights"):
+        transfer(images / "content.png", images / "style.png", style_layer_weights=[1, 2])
+
+
+def test_cli_transfer_refuses_to_overwrite_its_input(images, tmp_path):
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    shutil.copy(images / "content.png", a)
+    shutil.copy(images / "style.png", b)
+    original = a.read_bytes()
+    res = runner.invoke(app, ["transfer", str(a), str(b), "-o", str(a), "--iterations", "1", "--size", "32", "-q"])
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    errors = [line for line in res.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and f"{a} would overwrite the input {a}; choose another output (-o)" in errors[0]
+    assert a.read_bytes() == original and not sidecar_path(a).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png"]
+
+
+def test_every_file_a_run_writes_is_checked_before_it_starts(images, tmp_path):
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    shutil.copy(images / "content.png", a)
+    shutil.copy(images / "style.png", b)
+    (tmp_path / "link.png").symlink_to(b)
+    for output, extra in ((b, {}),  # the (second) style image
+                          (tmp_path / "link.png", {}),  # a symlink to it
+                          (a, {"init": str(b)}),  # the content, with another init
+                          (tmp_path / "i.png", {"init": str(tmp_path / "i.png")})):  # the init image
+        if not Path(output).exists():
+            shutil.copy(images / "content.png", output)
+        with pytest.raises(OutputConflict, match="would overwrite the input"):
+            synthesise(a, [images / "style2.jpg", b], size=32, iterations=1, output=output, **extra, **FAST)
+    # an intermediate image of --save-every
+    step = tmp_path / "out-s1-00002.png"
+    shutil.copy(images / "content.png", step)
+    with pytest.raises(OutputConflict, match="out-s1-00002.png would overwrite the input"):
+        synthesise(step, b, size=32, iterations=4, save_every=2, output=tmp_path / "out.png", **FAST)
+    # a later layer of a reconstruction series: refused before the first layer is written
+    shutil.copy(images / "content.png", tmp_path / "rec-relu2_1.png")
+    res = runner.invoke(app, ["reconstruct", str(tmp_path / "rec-relu2_1.png"), "--layers", "relu1_1,relu2_1",
+                              "-o", str(tmp_path / "rec.png"), "--size", "32", "-n", "1", "-q"])
+    assert res.exit_code == 1 and "rec-relu2_1.png would overwrite the input" in res.output, res.output
+    assert not (tmp_path / "rec-relu1_1.png").exists() and not (tmp_path / "out.png").exists()
+
+
+def test_transfer_never_writes_into_the_catalog(demo_catalog, images, tmp_path):
+    wid = str(int(demo_catalog.works["id"].iloc[0]))
+    with pytest.raises(OutputConflict, match="whose files artspace manages"):
+        synthesise(wid, images / "style.png", catalog=demo_catalog.root, size=32, iterations=1,
+                   output=demo_catalog.dir / "pastiche.png", **FAST)
+    assert not (demo_catalog.dir / "pastiche.png").exists()
+
