@@ -1,0 +1,5 @@
+"""``python -m artspace.cli`` runs the ``artspace`` command."""
+
+from . import main
+
+main()
