@@ -112,7 +112,7 @@ def test_analysis_errors_are_one_line(analysis_catalog, tmp_path):
     c = str(analysis_catalog.dir)
     for args, message in ((["units", "--layer", "relu9_1", "--unit", "1"], "unknown layer"),
                           (["compare", "--group-by", "artist"], "no column 'artist'"),
-                          (["cluster", "--method", "dbscan"], "--method must be one of"),
+                          (["cluster", "--method", "dbscan"], "method must be one of"),
                           (["cluster", "--by", "signature"], "by must be style, l_style or content"),
                           (["plane", "nowhere.png"], "neither an image file nor a work"),
                           (["plane", "0", "--by", "content"], "style axis"),

@@ -124,12 +124,12 @@ def test_csv_files_are_escaped_and_parquet_keeps_the_raw_values(tmp_path):
 
 
 def test_cli_csv_tables_are_escaped(capsys):
-    from artspace.cli import _print_table
+    from artspace.cli.common import print_table
 
     df = pd.DataFrame({"path": ["=a.png", "b.png"], "distance": [-0.5, 1.0]})
-    _print_table(df, "csv")
+    print_table(df, "csv")
     assert capsys.readouterr().out.splitlines() == ["path,distance", "'=a.png,-0.5", "b.png,1.0"]
-    _print_table(df, "json")  # JSON is data, not a spreadsheet: raw values
+    print_table(df, "json")  # JSON is data, not a spreadsheet: raw values
     assert '"=a.png"' in capsys.readouterr().out
 
 
