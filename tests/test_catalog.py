@@ -24,7 +24,8 @@ TINY_SPEC = FeatureSpec(size=64)  # the spec of the demo_catalog fixture
 def test_catalog_layout_and_works_table(demo_catalog):
     cat = demo_catalog
     assert cat.files.parent == cat.dir / "generations" and (cat.dir / "CURRENT").is_file()
-    for name in ("manifest.json", "works.parquet", "skipped.csv", "embeddings.npz",
+    for name in ("manifest.json", "works.parquet", "skipped.csv", "ids.npy", "style.npy", "l_style.npy",
+                 "content.npy", "style_scale.npy",
                  "style_projection.npz", "l_style_projection.npz", "style.faiss", "l_style.faiss", "content.faiss",
                  "content_model.npz", "style_neighbours.npz", "pairs.npz"):
         assert (cat.files / name).is_file(), name
@@ -230,10 +231,12 @@ def _make_single_folder_catalog(cdir, version: int) -> None:
         m.pop(key, None)
     m["format_version"] = version
     # the single-folder layout: embeddings under the names of the time, neighbour lists from format 3 on
-    with np.load(cdir / "embeddings.npz") as z:
-        arrays = {"ids": z["ids"], "style": z["l_style"], "signature": z["style"], "content": z["content"],
-                  **({"signature_scale": z["style_scale"]} if version == 3 else {})}
+    arrays = {"ids": np.load(cdir / "ids.npy"), "style": np.load(cdir / "l_style.npy"),
+              "signature": np.load(cdir / "style.npy"), "content": np.load(cdir / "content.npy"),
+              **({"signature_scale": np.load(cdir / "style_scale.npy")} if version == 3 else {})}
     np.savez(cdir / "embeddings.npz", **arrays)
+    for name in ("ids", "style", "l_style", "content", "style_scale"):
+        (cdir / f"{name}.npy").unlink()
     (cdir / "style.faiss").rename(cdir / "signature.faiss")
     (cdir / "l_style.faiss").rename(cdir / "style.faiss")
     if version == 3:

@@ -166,7 +166,7 @@ def _damage(root: Path, what: str) -> str:
     return what
 
 
-DAMAGE = ["works.parquet", "embeddings.npz", "style.faiss", "l_style.faiss", "content.faiss", "content_model.npz",
+DAMAGE = ["works.parquet", "style.npy", "ids.npy", "style_scale.npy", "style.faiss", "l_style.faiss", "content.faiss", "content_model.npz",
           "style_projection.npz", "l_style_projection.npz", "style_neighbours.npz", "pairs.npz", "CURRENT",
           "manifest", "bare manifest"]
 

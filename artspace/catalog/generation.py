@@ -7,9 +7,11 @@ A generation's folder holds, each written once::
                         them and which works they saw)
     works.parquet       one row per work: id, path, size, mtime_ns, checksum, width, height, + metadata columns
     skipped.csv         files of the folder that are not works: path, reason
-    embeddings.npz      ids, and one compact embedding per space of artspace.spaces: style (n × 128 style
-                        signature), l_style (n × 384, squared L2 ≈ L_style), content (n × 512, unit length);
-                        style_scale (n), each work's neighbourhood scale in the style space
+    ids.npy             the works' ids, ascending (the row order of every array below)
+    style.npy, l_style.npy, content.npy    one compact embedding per space of artspace.spaces: style (n × 128 style
+                        signatures), l_style (n × 384, squared L2 ≈ L_style), content (n × 512, unit length);
+                        plain .npy files, memory-mapped by queries
+    style_scale.npy     each work's neighbourhood scale in the style space
     style_projection.npz, l_style_projection.npz    the fitted projections (see artspace.projection)
     content_model.npz   style-group means removed from content descriptors (see artspace.search)
     style.faiss, l_style.faiss, content.faiss        faiss indexes of the three spaces
@@ -399,7 +401,8 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, skippe
     works.to_parquet(builder.path("works.parquet"), index=False)
     pd.DataFrame({"path": [s[0] for s in skipped_all], "reason": [s[1] for s in skipped_all]}).to_csv(
         builder.path("skipped.csv"), index=False)
-    np.savez(builder.path("embeddings.npz"), ids=ids, **emb, style_scale=scales)
+    for name, array in {"ids": ids, **emb, "style_scale": scales}.items():
+        np.save(builder.path(f"{name}.npy"), np.ascontiguousarray(array), allow_pickle=False)
     np.savez(builder.path(PAIRS), **pair_sample(ids, emb, scales))
     neighbours.save(builder.path(NEIGHBOURS))
     content_model.save(builder.path("content_model.npz"))

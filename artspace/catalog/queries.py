@@ -136,13 +136,9 @@ class Catalog:
         _space(by)
         return self._embeddings()["ids"], self._embeddings()[by]
 
-    def _embeddings(self) -> dict:
+    def _embeddings(self) -> "_Arrays":
         if self._emb is None:
-            def read(p):
-                with np.load(p) as z:
-                    return {k: z[k] for k in ("ids", *SPACES, "style_scale")}
-
-            self._emb = self._load("embeddings.npz", read)
+            self._emb = _Arrays(self)
         return self._emb
 
     def _rows(self, wids) -> np.ndarray:
@@ -482,3 +478,16 @@ def _pair(by: str, va: np.ndarray, vb: np.ndarray) -> tuple[float, float]:
     """``(distance before any neighbourhood scaling, raw distance)`` of two embeddings in space *by*."""
     d = float(measure(by, np.asarray(va)[None], np.asarray(vb)[None, None])[0, 0])
     return d, d
+
+
+class _Arrays:
+    """A generation's embedding arrays (``ids``, one per space, ``style_scale``), each memory-mapped on first use:
+    a query reads the pages it needs, not the whole collection's vectors."""
+
+    def __init__(self, cat: Catalog):
+        self.cat, self.arrays = cat, {}
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self.arrays:
+            self.arrays[key] = self.cat._load(f"{key}.npy", lambda p: np.load(p, mmap_mode="r", allow_pickle=False))
+        return self.arrays[key]
