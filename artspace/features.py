@@ -2,7 +2,7 @@ r"""Style and content features of images, batched, and the exact distances betwe
 
 Style of an image: its size-normalised Gram matrices :math:`\hat G^l = F^l {F^l}^\top / M_l` on the style layers,
 flattened by :func:`artspace.losses.style_vector` so that the squared Euclidean distance between two works' style
-vectors *is* the seeds' :math:`L_{style} = \sum_l w_l E_l`. The full vector has 305,888 numbers for the default
+vectors *is* Gatys et al.'s (2016) :math:`L_{style} = \sum_l w_l E_l`. The full vector has 305,888 numbers for the default
 layers; the catalog stores a compact projection of it (:mod:`artspace.projection`).
 
 Style *signature* of an image (:func:`style_signature`, what ``similar --by style`` ranks by): the same Gram
@@ -14,7 +14,7 @@ layers of the squared Hellinger distance :math:`H^2_l = 1 - \sum_{ij}\sqrt{P^l_{
 removes the overall activation level; on the shared sets it finds the same style more often than :math:`L_{style}`
 (docs/benchmarks.md).
 
-Content of an image: the relu4_2 feature map at a fixed input size gives the seeds' exact content distance
+Content of an image: the relu4_2 feature map at a fixed input size gives Gatys et al.'s exact content distance
 :math:`\tfrac12\sum (F-P)^2` of a pair; for search across a collection, the *descriptor* of
 :func:`content_descriptor` (deep relu5_4 responses pooled over space) is kept, and the catalog removes from it
 what each style group shares (:mod:`artspace.search`).
@@ -160,7 +160,7 @@ class Extractor:
         return dict(zip(self.spec.style_layers, parts))
 
     def distance(self, a, b) -> dict:
-        """Exact distances between two images (paths or PIL images), as the seeds define them.
+        """Exact distances between two images (paths or PIL images), as Gatys et al. (2016) define them.
 
         Returns ``{"style": L_style, "style_layers": {layer: w_l E_l}, "signature": mean H², "signature_layers":
         {layer: H²_l}, "content": ½Σ(F−P)²}``, every number a Python float, computed at this spec's input size.
