@@ -34,25 +34,11 @@ _WHERE = {
     "analysis.unit_patches": ["characteristic_units", "units"],
     "transfer": ["TransferOptions", "TransferResult", "reconstruct", "reconstruct_layers", "synthesise"],
 }
-_MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
 #: Subpackages and modules reachable as attributes (``artspace.transfer.transfer(...)``) without importing them first.
 _SUBMODULES = ("analysis", "backbone", "catalog", "demo", "errors", "features", "filters", "images", "losses",
                "outputs", "projection", "search", "spaces", "spec", "transfer", "winograd")
 
-__all__ = ["__version__", *_MODULE_OF]
+from .lazy import exports as _exports  # noqa: E402 - after the tables it reads
 
-
-def __getattr__(name: str):
-    import importlib
-
-    if name in _MODULE_OF:
-        value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    if name in _SUBMODULES:
-        return importlib.import_module(f".{name}", __name__)
-    raise AttributeError(f"module 'artspace' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(__all__) | set(_SUBMODULES))
+__all__, __getattr__, __dir__ = _exports(__name__, _WHERE, _SUBMODULES)
+__all__ = ["__version__", *__all__]

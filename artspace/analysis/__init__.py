@@ -27,6 +27,8 @@ computation needs them, so that ``import artspace.analysis`` stays light.
 
 from __future__ import annotations
 
+from ..lazy import exports
+
 _WHERE = {
     "source": ["BOOKKEEPING", "MEASURE", "Source", "distance_scale", "read_source"],
     "neighbours": ["nearest"],
@@ -38,21 +40,4 @@ _WHERE = {
     "unit_patches": ["UnitsResult", "characteristic_units", "receptive_field", "unit_responses", "units"],
     "exporting": ["export"],
 }
-_MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
-
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str):
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__all__, __getattr__, __dir__ = exports(__name__, _WHERE)

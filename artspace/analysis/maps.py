@@ -267,6 +267,17 @@ def _spread_thumbnails(ax, src, P: np.ndarray, frame: np.ndarray, thumbs: int, p
 # ---- the web page ---------------------------------------------------------------------------------------------
 
 
+def _open(source, by: str, out, thumbs: str, color: str | None):
+    """The source read once and the output checked, after the options: ``(source, out)``."""
+    if thumbs not in THUMBS:
+        raise InvalidOption(f"thumbs must be auto, embed, beside or none, not {thumbs!r}")
+    src = read_source(source, by=by)
+    out = check_out(src, out)
+    if color is not None:
+        src.column(color)  # an unknown column fails here, before any work
+    return src, out
+
+
 def map_html(source, path, *, by: str = DEFAULT_SPACE, coords: pd.DataFrame | None = None, color: str | None = None,
              neighbors_k: int = 8, thumbs: str = "auto", thumb_px: int = 96, embed_limit: int = 3000,
              title: str | None = None) -> Path:
@@ -294,12 +305,7 @@ def map_html(source, path, *, by: str = DEFAULT_SPACE, coords: pd.DataFrame | No
     Path of the file written. For a catalog, each work's panel links to its original image by a path relative to
     the page's folder, so the page keeps working offline (and when the collection and the page move together).
     """
-    if thumbs not in THUMBS:
-        raise InvalidOption(f"thumbs must be auto, embed, beside or none, not {thumbs!r}")
-    src = read_source(source, by=by)
-    path = check_out(src, path)
-    if color is not None:
-        src.column(color)
+    src, path = _open(source, by, path, thumbs, color)
     P = _positions(src, by, coords)
     lo = P.min(0)
     Q = (P - lo) / float(max((P.max(0) - lo).max(), 1e-12))
@@ -414,12 +420,7 @@ def map_collection(source, out, *, by: str = DEFAULT_SPACE, color: str | None = 
     """
     t0 = time.perf_counter()
     space(by)
-    if thumbs not in THUMBS:
-        raise InvalidOption(f"thumbs must be auto, embed, beside or none, not {thumbs!r}")
-    src = read_source(source, by=by)
-    out = check_out(src, out)
-    if color is not None:
-        src.column(color)
+    src, out = _open(source, by, out, thumbs, color)
     coords = None if recompute else stored_layout(src, by=by)
     computed = coords is None
     if computed:

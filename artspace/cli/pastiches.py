@@ -28,7 +28,8 @@ def _lib(name: str, *aliases: str, extra: str = ""):
 
 
 _TRANSFER_HELP = {
-    "catalog": "Catalog (made by `artspace index`) in which CONTENT and STYLE name works by id or relative path.",
+    "catalog": "Catalog (made by `artspace index`) in which CONTENT and STYLE may name works by id, relative path "
+               "or file name (default: the nearest .artspace above the working folder or the images, if any).",
     "layers": " Comma-separated or repeated.",
     "only": "content (the features) or style (the Gram matrices): the reconstructions of Gatys et al. 2016, Fig. 1. "
             f"Default: {_table().RECONSTRUCT_ONLY[0]}.",
@@ -38,6 +39,20 @@ _TRANSFER_HELP = {
                           f"({','.join(_table().DEFAULT_CONTENT_LAYERS)} for content, "
                           f"{','.join(_table().DEFAULT_STYLE_LAYERS)} for style).",
 }
+
+
+def _catalog(catalog: Optional[Path], near) -> Optional[Path]:
+    """The catalog in which the images may name works: --catalog, else the one every command finds (the nearest
+    .artspace above the working folder or the images), else none (the images are files)."""
+    from ..catalog import locate_catalog
+    from ..errors import CatalogNotFound
+
+    if catalog is not None:
+        return catalog
+    try:
+        return locate_catalog(None, near=[n for n in near if isinstance(n, str)])
+    except CatalogNotFound:
+        return None
 
 
 @app.command("transfer")
@@ -84,8 +99,8 @@ def transfer_cmd(
     options = given(locals(), _table().TransferOptions.names())
     from ..transfer import synthesise
 
-    result = synthesise(content, style, catalog=catalog, output=output, progress=not quiet,
-                        log=None if quiet else echo_err, **options)
+    result = synthesise(content, style, catalog=_catalog(catalog, [content, *style]), output=output,
+                        progress=not quiet, log=None if quiet else echo_err, **options)
     typer.echo(f"wrote {output} ({result.image.width}x{result.image.height}) and {output}.json: "
                f"loss {result.losses.get('total', float('nan')):.6g} after {result.evaluations} evaluations "
                f"in {result.elapsed_s:.1f} s ({result.stopped})")
@@ -127,7 +142,7 @@ def reconstruct_cmd(
     from ..transfer import reconstruct, reconstruct_layers
 
     names = _table().parse_names(layers)
-    options.update(catalog=catalog, progress=not quiet, log=None if quiet else echo_err)
+    options.update(catalog=_catalog(catalog, [image]), progress=not quiet, log=None if quiet else echo_err)
     if only is not None:
         options["only"] = only
     if together or not names or len(names) == 1:

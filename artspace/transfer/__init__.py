@@ -20,13 +20,7 @@ One module per concern:
 
 from __future__ import annotations
 
-import importlib
-
-__all__ = [
-    "TransferOptions", "TransferResult", "synthesise", "transfer", "reconstruct", "reconstruct_layers",
-    "DEFAULT_CONTENT_LAYERS", "DEFAULT_STYLE_LAYERS", "DEFAULT_STYLE_WEIGHT", "OPTIMIZERS", "INITS",
-    "tile_grid", "estimate_memory", "available_memory", "sidecar_path", "preserve_colors", "match_histograms",
-]
+from ..lazy import exports
 
 # Names load their module on first use (PEP 562), as in the artspace package: the command line reads its help texts
 # from the options module on every start, and that module needs no torch, so neither may importing this package.
@@ -40,17 +34,4 @@ _WHERE = {
     "inputs": ["sidecar_path"],
     "colour": ["preserve_colors", "match_histograms"],
 }
-_MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
-
-
-def __getattr__(name: str):
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'artspace.transfer' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__all__, __getattr__, __dir__ = exports(__name__, _WHERE)

@@ -62,20 +62,18 @@ def check_run_output(output: str | os.PathLike | None, save_every: int) -> Path 
     return None if output is None else check_output_path(output)
 
 
-def resolve_image(spec, catalog, role: str) -> tuple[Image.Image | Path, str]:
+def resolve_image(spec, cat, role: str) -> tuple[Image.Image | Path, str]:
     """A PIL image or a path to open, and a description for the sidecar.
 
-    With *catalog*, *spec* may name a catalogued work by id or relative path (a file of that name is used when no
-    work has it).
+    With an open catalog *cat*, *spec* may name a catalogued work by id, relative path or file name (a file of that
+    name is used when no work has it).
     """
     if isinstance(spec, Image.Image):
         return spec.convert("RGB"), f"<{role}: PIL image {spec.width}x{spec.height}>"
     if isinstance(spec, torch.Tensor):
         return to_pil(spec), f"<{role}: tensor {tuple(spec.shape)}>"
-    if catalog is not None:
-        from ..catalog import Catalog
-
-        cat = Catalog.open(catalog)
+    if cat is not None:
+        catalog = cat.dir
         try:
             path = Path(cat.image_path(str(spec)))
         except WorkNotFound:
@@ -111,8 +109,13 @@ class Inputs:
 
 def load_inputs(content, styles: Sequence, catalog, options: TransferOptions) -> Inputs:
     """Resolve and open the content, style and init images of a run with (resolved) *options*."""
-    c_src, c_desc = resolve_image(content, catalog, "content")
-    s_srcs = [resolve_image(s, catalog, "style") for s in styles]
+    cat = None
+    if catalog is not None:
+        from ..catalog import Catalog
+
+        cat = Catalog.open(catalog)  # once for every image the run reads
+    c_src, c_desc = resolve_image(content, cat, "content")
+    s_srcs = [resolve_image(s, cat, "style") for s in styles]
     style_side = max(MIN_SIDE, round(options.size * options.style_scale))
     init_path = None if str(options.init) in INITS else Path(options.init)
     from ..backbone import WEIGHT_SOURCES

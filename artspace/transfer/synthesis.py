@@ -385,7 +385,12 @@ def reconstruct_layers(image, *, only: str = RECONSTRUCT_ONLY[0], layers: Sequen
         output = Path(output)
         paths = [step_path(output, name) for name in layers]
         # all the series' files before the first layer runs (each run checks its own again, intermediates too)
-        source, _ = resolve_image(image, options.get("catalog"), "image")
+        catalog = options.get("catalog")
+        if catalog is not None:
+            from ..catalog import Catalog
+
+            catalog = Catalog.open(catalog)
+        source, _ = resolve_image(image, catalog, "image")
         check_targets([p for path in paths for p in (path, sidecar_path(path))], [source], options.get("catalog"))
     out = []
     for i, (name, path) in enumerate(zip(layers, paths)):
