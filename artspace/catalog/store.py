@@ -208,6 +208,8 @@ def _take_lease(cdir: Path, n: int) -> Lease | None:
     try:
         fd = os.open(_lease_path(cdir, n), os.O_RDONLY)
     except FileNotFoundError:
+        if (cdir / GENERATIONS / f"{n:06d}" / "manifest.json").is_file():
+            return Lease(None)  # a copy made without its lease files: read it; writers recreate them
         return None
     except OSError:
         return Lease(None)  # a read-only copy without lease files: nobody removes generations there
