@@ -12,7 +12,8 @@ from ..spaces import SPACES
 from .queries import Catalog
 from .store import CATALOG_DIRNAME, FORMAT_VERSION, find_catalog, locate_catalog
 
-__all__ = ["Catalog", "IndexReport", "index", "find_catalog", "locate_catalog", "FORMAT_VERSION", "CATALOG_DIRNAME", "SPACES"]
+__all__ = ["Catalog", "IndexReport", "index", "find_catalog", "locate_catalog", "FORMAT_VERSION", "CATALOG_DIRNAME",
+           "SPACES"]
 
 
 def __getattr__(name: str):

@@ -34,8 +34,8 @@ from typing import Callable, Iterable
 from ..atomic import TMP_MARK, atomic_write, fault_point, fsync_dir
 from ..errors import CatalogLocked, CatalogNotFound, CorruptCatalog, IncompatibleCatalog
 
-__all__ = ["CATALOG_DIRNAME", "FORMAT_VERSION", "find_catalog", "locate_catalog", "WriterLock", "Lease", "open_generation",
-           "GenerationBuilder", "collect_garbage", "damaged_files", "read_json", "repair_hint"]
+__all__ = ["CATALOG_DIRNAME", "FORMAT_VERSION", "find_catalog", "locate_catalog", "WriterLock", "Lease",
+           "open_generation", "GenerationBuilder", "collect_garbage", "damaged_files", "read_json", "repair_hint"]
 
 #: 4: generations (CURRENT + generations/); 3 and 2 were single-folder catalogs that `index` converts.
 FORMAT_VERSION = 4

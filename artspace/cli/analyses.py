@@ -12,8 +12,8 @@ from typing import List, Optional
 import typer
 
 from ..spaces import SPACES
-from .common import (app, by_option, catalog_option, default_out, fail, given, handle_errors, library_defaults,
-                     open_catalog, out_option, print_table, wrote)
+from .common import (app, by_option, catalog_option, default_out, echo_err, fail, given, handle_errors,
+                     library_defaults, open_catalog, out_option, print_table, wrote)
 
 
 
@@ -51,6 +51,7 @@ def cluster_cmd(
     from ..analysis.clustering import cluster
 
     cat = open_catalog(catalog)
+    echo_err(f"cluster: {len(cat)} works by {by} ({method}{'' if k else ', choosing k by silhouette'})...")
     result = cluster(cat, by=by, k=k, method=method, label_column=label_column, column=column, seed=seed,
                      out=default_out(cat, out, f"clusters-{by}"))
     typer.echo(result.summary())
@@ -85,6 +86,7 @@ def map_cmd(
     from ..analysis.maps import map_collection
 
     cat = open_catalog(catalog)
+    echo_err(f"map: {len(cat)} works by {by} ({method} layout unless one is stored, then the pictures)...")
     result = map_collection(cat, default_out(cat, out, "map"), by=by, color=color, recompute=recompute, method=method,
                             neighbors_k=neighbors_k, thumbs=thumbs, seed=seed)
     how = "computed and saved in the catalog" if result.computed else "reused from the catalog (--recompute to redo)"
@@ -148,6 +150,7 @@ def compare_cmd(
     from ..analysis.groups import compare
 
     cat = open_catalog(catalog)
+    echo_err(f"compare: groups of {group_by!r} by {by}, {permutations} permutations...")
     result = compare(cat, group_by=group_by, by=by, permutations=permutations, pairwise=pairwise,
                      min_size=min_size, seed=seed, out=default_out(cat, out, "compare"))
     typer.echo(result.summary())
@@ -216,5 +219,6 @@ def export_cmd(
     from ..analysis.exporting import export
 
     cat = open_catalog(catalog)
+    echo_err(f"export: {len(cat)} works, {neighbors} nearest in {', '.join(by)}...")
     table = export(cat, out, neighbors=neighbors, by=by)
     typer.echo(f"wrote {len(table)} works x {len(table.columns)} columns to {out}")
