@@ -371,3 +371,11 @@ def test_images_artspace_wrote_are_not_catalogued_unless_asked(collection):
         "sheet.jpg", "sheet.png", "sheet.tif", "sheet.webp"]
     rep = index(collection, include_outputs=True, quiet=True)
     assert rep.works == 22 and rep.added == 4 and not rep.skipped
+
+
+def test_naming_the_same_metadata_file_again_publishes_nothing(collection, monkeypatch):
+    monkeypatch.chdir(collection)
+    first = index(".", metadata="metadata.csv", quiet=True)
+    assert first.published  # this copy of the collection lies elsewhere: the recorded path of the CSV changes once
+    again = [index(".", quiet=True), index(".", metadata="./metadata.csv", quiet=True)]
+    assert not any(r.published for r in again)

@@ -176,9 +176,14 @@ class Previous:
         """Whether a generation made now would differ from this one (digests of :func:`works_digest` and
         :func:`skip_digest`)."""
         m = self.manifest
-        md = (m.get("metadata_file") or {}).get("checksum")
-        return (not self.healthy or md != (metadata.checksum if metadata is not None else None)
+        was = m.get("metadata_file") or {}
+        now = {} if metadata is None else {"checksum": metadata.checksum, "path": _resolved(metadata.path)}
+        return (not self.healthy or was.get("checksum") != now.get("checksum") or was.get("path") != now.get("path")
                 or m.get("works_digest") != works or m.get("skipped_digest") != skipped)
+
+
+def _resolved(path) -> str:
+    return str(Path(path).expanduser().resolve())
 
 
 def adopt_legacy_log(cdir: Path, log: Log, prev: Previous) -> None:
@@ -419,7 +424,8 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, skippe
         "created": run.previous.manifest.get("created", now), "updated": now, "parent": run.previous.number,
         "root": os.path.relpath(run.root.resolve(), builder.folder.parent.parent.resolve()),
         "metadata": os.path.relpath(Path(md.path).resolve(), run.root.resolve()) if md is not None else None,
-        "metadata_file": {"path": str(md.path), "checksum": md.checksum, "columns": list(md.columns)} if md else None,
+        "metadata_file": {"path": _resolved(md.path), "checksum": md.checksum, "columns": list(md.columns)}
+        if md else None,
         "skipped_digest": skip_digest(skipped_all),
         "works_digest": works_digest(zip(works["path"], works["size"].astype(int), works["mtime_ns"].astype(int),
                                          works["id"].astype(int))),
