@@ -129,8 +129,12 @@ class WriterLock:
         self.fh = None
 
     def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fh = open(self.path, "a+")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.fh = open(self.path, "a+")
+        except OSError as e:
+            raise CatalogLocked(f"cannot write to the catalog {self.path.parent} ({e.strerror or e}); run this where "
+                                f"you may write, or give --catalog a folder of your own") from None
         told = False
         while True:
             try:
