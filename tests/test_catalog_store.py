@@ -375,7 +375,11 @@ def test_images_artspace_wrote_are_not_catalogued_unless_asked(collection):
 
 def test_naming_the_same_metadata_file_again_publishes_nothing(collection, monkeypatch):
     monkeypatch.chdir(collection)
-    first = index(".", metadata="metadata.csv", quiet=True)
-    assert first.published  # this copy of the collection lies elsewhere: the recorded path of the CSV changes once
-    again = [index(".", quiet=True), index(".", metadata="./metadata.csv", quiet=True)]
-    assert not any(r.published for r in again)
+    # this collection was copied from elsewhere with its CSV: nothing changed, however the same file is named
+    runs = [index(".", metadata="metadata.csv", quiet=True), index(".", quiet=True),
+            index(".", metadata="./metadata.csv", quiet=True), index(".", metadata=collection / "metadata.csv")]
+    assert not any(r.published for r in runs)
+    (collection / "meta").mkdir()
+    shutil.copy(collection / "metadata.csv", collection / "meta/works.csv")
+    moved = index(".", metadata="meta/works.csv", quiet=True)  # the same rows in another file: recorded anew
+    assert moved.published and Catalog.open(collection).manifest["metadata"] == "meta/works.csv"

@@ -172,18 +172,24 @@ class Previous:
                 cols = [c for c in cols if c not in metadata.columns]
         return cols
 
-    def differs(self, metadata, works: str, skipped: str) -> bool:
+    def differs(self, metadata, works: str, skipped: str, root: Path) -> bool:
         """Whether a generation made now would differ from this one (digests of :func:`works_digest` and
-        :func:`skip_digest`)."""
+        :func:`skip_digest`; the metadata file by its checksum and its path relative to the collection, so that a
+        collection moved with its CSV is still unchanged)."""
         m = self.manifest
-        was = m.get("metadata_file") or {}
-        now = {} if metadata is None else {"checksum": metadata.checksum, "path": _resolved(metadata.path)}
-        return (not self.healthy or was.get("checksum") != now.get("checksum") or was.get("path") != now.get("path")
-                or m.get("works_digest") != works or m.get("skipped_digest") != skipped)
+        was = ((m.get("metadata_file") or {}).get("checksum"), m.get("metadata"))
+        now = (None, None) if metadata is None else (metadata.checksum, _relative(metadata.path, root))
+        return (not self.healthy or was != now or m.get("works_digest") != works
+                or m.get("skipped_digest") != skipped)
 
 
 def _resolved(path) -> str:
     return str(Path(path).expanduser().resolve())
+
+
+def _relative(path, root: Path) -> str:
+    """*path* relative to the collection *root* (``..`` where it lies outside), as the manifest records it."""
+    return os.path.relpath(_resolved(path), root.resolve())
 
 
 def adopt_legacy_log(cdir: Path, log: Log, prev: Previous) -> None:
@@ -423,7 +429,7 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, skippe
         "python_version": platform.python_version(),
         "created": run.previous.manifest.get("created", now), "updated": now, "parent": run.previous.number,
         "root": os.path.relpath(run.root.resolve(), builder.folder.parent.parent.resolve()),
-        "metadata": os.path.relpath(Path(md.path).resolve(), run.root.resolve()) if md is not None else None,
+        "metadata": _relative(md.path, run.root) if md is not None else None,
         "metadata_file": {"path": _resolved(md.path), "checksum": md.checksum, "columns": list(md.columns)}
         if md else None,
         "skipped_digest": skip_digest(skipped_all),

@@ -278,7 +278,7 @@ class _Run:
         _, skipped = self.state.live(present)
         skips = gen.skip_digest([(s[0], s[1]) for s in skipped] + self.walk_skips)
         removed = any(r.ok and rel not in present for rel, r in self.state.records.items())
-        return removed or self.previous.differs(self.metadata, gen.works_digest(works), skips)
+        return removed or self.previous.differs(self.metadata, gen.works_digest(works), skips, self.root)
 
     def report_unchanged(self) -> None:
         prev, r = self.previous, self.report
