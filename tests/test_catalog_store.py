@@ -383,3 +383,18 @@ def test_naming_the_same_metadata_file_again_publishes_nothing(collection, monke
     shutil.copy(collection / "metadata.csv", collection / "meta/works.csv")
     moved = index(".", metadata="meta/works.csv", quiet=True)  # the same rows in another file: recorded anew
     assert moved.published and Catalog.open(collection).manifest["metadata"] == "meta/works.csv"
+
+
+def test_a_works_table_path_leading_outside_the_collection_is_refused(collection):
+    cat = Catalog.open(collection)
+    works = cat.works.copy()
+    works.loc[0, "path"] = "../outside.png"
+    (collection.parent / "outside.png").write_bytes((collection / "dots/star_0.png").read_bytes())
+    table = cat.files / "works.parquet"
+    table.unlink()  # a hard link shared with no other generation here; rewritten as a tampered file would be
+    works.to_parquet(table, index=False)
+    manifest = json.loads((cat.files / "manifest.json").read_text())
+    manifest["files"]["works.parquet"] = table.stat().st_size  # tampered consistently: the size check passes
+    (cat.files / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CorruptCatalog, match=r"outside the collection.*artspace index"):
+        Catalog.open(collection).image_path(int(works.loc[0, "id"]))
