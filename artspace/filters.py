@@ -77,6 +77,7 @@ did you mean 'style'? Its columns: style, year
 
 from __future__ import annotations
 
+import abc
 import difflib
 import math
 import numbers
@@ -286,12 +287,16 @@ def _read_number(text: str, digits: str, pos: int) -> int | float:
 # Each node evaluates to two boolean arrays over the rows: where it is true and where it is false; rows in neither
 # are unknown (a missing value was compared), which 'not' keeps unknown and the final mask does not select.
 
-class _Node:
-    def columns(self) -> list[tuple[str, int]]:
-        raise NotImplementedError
+class _Node(abc.ABC):
+    """A node of the parsed filter: every kind says which columns it names and evaluates itself on a table."""
 
+    @abc.abstractmethod
+    def columns(self) -> list[tuple[str, int]]:
+        """The columns this node names, with the position in the text where each is named."""
+
+    @abc.abstractmethod
     def evaluate(self, table: "_Table") -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
+        """Where this node is true and where it is false, over the table's rows."""
 
 
 @dataclass(frozen=True)

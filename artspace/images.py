@@ -172,8 +172,9 @@ def open_image(path: str | os.PathLike, *, max_side: int | None = None,
     Animated images (GIF, APNG, animated WebP) give their first frame. With *max_side*, the image is reduced so that
     its long side is at most *max_side* pixels — JPEGs are reduced while decoding (``draft``: 1/2, 1/4 or 1/8
     scale), so huge scans never occupy full-resolution memory. The result's ``info["source_size"]`` is the file's
-    own (width, height) as displayed, after EXIF orientation and before any reduction: what a catalog records,
-    without opening the file a second time.
+    own (width, height) as displayed, after EXIF orientation and before any reduction, and
+    ``info["made_by_artspace"]`` whether :func:`save_image` wrote it: what a catalog records, without opening the
+    file a second time.
 
     Only regular files are opened (checked with ``stat`` first, so a FIFO never blocks), and the size in the header
     is checked against the pixel budget before any pixel is decoded, so a small file claiming a huge image costs
@@ -203,6 +204,7 @@ def open_image(path: str | os.PathLike, *, max_side: int | None = None,
         try:
             im = Image.open(f)
             im.seek(0)  # animated images: the first frame, whichever frame a plugin opened on
+            made = _made_by_artspace(im)  # from the header, before decoding changes what info holds
             size = im.size
             if max_side and im.format == "JPEG" and max(size) > 2 * max_side:
                 # Decode at 1/2, 1/4 or 1/8 scale directly: fast and memory-light for huge scans.
@@ -225,6 +227,7 @@ def open_image(path: str | os.PathLike, *, max_side: int | None = None,
     if max_side and max(im.size) > max_side:
         im = resize_long_side(im, max_side)
     im.info["source_size"] = source_size
+    im.info["made_by_artspace"] = made
     return im
 
 
@@ -404,14 +407,19 @@ def save_image(im: Image.Image, path: str | os.PathLike, *, quality: int = 95) -
 
 
 def made_by_artspace(path: str | os.PathLike) -> bool:
-    """Whether the image file *path* was written by :func:`save_image` (read from its header only)."""
+    """Whether the image file *path* was written by :func:`save_image` (read from its header only;
+    :func:`open_image` records the same in ``info["made_by_artspace"]``)."""
     try:
         with Image.open(path) as im:
-            text = im.info.get("Software") or im.info.get("comment") or ""
-            if not text and im.format in ("WEBP", "TIFF"):  # their EXIF sits in the header; PNG's may not
-                text = im.getexif().get(_EXIF_SOFTWARE, "")
+            return _made_by_artspace(im)
     except Exception:  # noqa: BLE001 - unreadable: open_image gives the reason
         return False
+
+
+def _made_by_artspace(im: Image.Image) -> bool:
+    text = im.info.get("Software") or im.info.get("comment") or ""
+    if not text and im.format in ("WEBP", "TIFF"):  # their EXIF sits in the header; PNG's may not
+        text = im.getexif().get(_EXIF_SOFTWARE, "")
     if isinstance(text, bytes):
         text = text.decode("latin-1")
     return str(text).startswith(MADE_BY + " ")

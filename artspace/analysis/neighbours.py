@@ -58,22 +58,16 @@ def nearest(source, *, by: str = "style", k: int = 8) -> tuple[np.ndarray, np.nd
 def exact_neighbours(X: np.ndarray, k: int, *, scale: float = 1.0, batch: int = 4096
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Row positions and distances (*scale* × squared L2, in float64) of each row's *k* nearest other rows of *X*,
-    by exhaustive search (faiss ``IndexFlatL2``), *batch* rows at a time."""
-    import faiss
+    by exhaustive search (:func:`artspace.search.batch_search` on an exact index)."""
+    from ..search import VectorIndex, batch_search
 
     X = np.ascontiguousarray(X, np.float32)
     n = len(X)
-    index = faiss.IndexFlatL2(X.shape[1])
-    index.add(X)
-    rows = np.empty((n, k), np.int64)
+    positions = np.arange(n, dtype=np.int64)
+    rows, _ = batch_search(VectorIndex.build(positions, X, exact_limit=n + 1), X, k, ids=positions)
     dist = np.empty((n, k), np.float64)
     for start in range(0, n, batch):
-        stop = min(n, start + batch)
-        _, found = index.search(X[start:stop], min(n, k + 1))
-        for r, hits in enumerate(found, start):
-            # the row itself is normally first, but an exact duplicate may come before it
-            rows[r] = hits[hits != r][:k]
-        diff = X[rows[start:stop]].astype(np.float64) - X[start:stop, None, :].astype(np.float64)
-        dist[start:stop] = scale * np.einsum("ijk,ijk->ij", diff, diff)
+        diff = X[rows[start:start + batch]].astype(np.float64) - X[start:start + batch, None, :].astype(np.float64)
+        dist[start:start + batch] = scale * np.einsum("ijk,ijk->ij", diff, diff)
     order = np.argsort(dist, axis=1, kind="stable")  # float32 ranking, float64 figures: re-sort by the figures
     return np.take_along_axis(rows, order, 1), np.take_along_axis(dist, order, 1)

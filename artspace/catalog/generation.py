@@ -67,20 +67,13 @@ def load(folder: Path, name: str, loader: Callable[[Path], object], cdir: Path):
         raise CorruptCatalog(f"catalog file {path} is damaged ({reason}); {repair_hint(cdir)}") from None
 
 
-def skip_digest(skipped: list) -> str:
-    """A checksum of the skipped files and reasons, to tell whether they changed since the last generation."""
+def digest(rows) -> str:
+    """A checksum of a set of rows (tuples), in any order: of the works a generation holds (``(path, size,
+    mtime_ns, id)``) and of the files it skipped (``(path, reason)``), to tell whether the extraction log holds
+    anything the published generation lacks (say, after a run killed before publishing)."""
     h = hashlib.sha256()
-    for rel, reason in sorted(skipped):
-        h.update(f"{rel}\0{reason}\n".encode("utf-8", "backslashreplace"))
-    return h.hexdigest()
-
-
-def works_digest(rows) -> str:
-    """A checksum of the works a generation holds, from ``(path, size, mtime_ns, id)`` rows: tells whether the
-    extraction log holds anything the published generation lacks (say, after a run killed before publishing)."""
-    h = hashlib.sha256()
-    for rel, size, mtime, wid in sorted(rows):
-        h.update(f"{rel}\0{size}\0{mtime}\0{wid}\n".encode("utf-8", "backslashreplace"))
+    for row in sorted(rows):
+        h.update(("\0".join(map(str, row)) + "\n").encode("utf-8", "backslashreplace"))
     return h.hexdigest()
 
 
@@ -173,8 +166,8 @@ class Previous:
         return cols
 
     def differs(self, metadata, works: str, skipped: str, root: Path) -> bool:
-        """Whether a generation made now would differ from this one (digests of :func:`works_digest` and
-        :func:`skip_digest`; the metadata file by its checksum and its path relative to the collection, so that a
+        """Whether a generation made now would differ from this one (the :func:`digest` of its works and of its
+        skipped files; the metadata file by its checksum and its path relative to the collection, so that a
         collection moved with its CSV is still unchanged)."""
         m = self.manifest
         was = ((m.get("metadata_file") or {}).get("checksum"), m.get("metadata"))
@@ -226,6 +219,7 @@ class Embedder:
     def __init__(self, spec: FeatureSpec, projections: dict, content_model=None):
         from ..projection import SKETCH_DIM, CountSketch
 
+        self.spec = spec
         self.projections = projections
         self.content_model = content_model
         dims = {"style": sum(spec.signature_dims), "l_style": sum(spec.style_dims)}
@@ -242,6 +236,16 @@ class Embedder:
 
         projections = {by: load(folder, name, StyleProjection.load, cdir) for by, name in PROJECTIONS.items()}
         return cls(spec, projections, load(folder, "content_model.npz", ContentModel.load, cdir))
+
+    def with_projections(self, projections: dict) -> "Embedder":
+        """The same sketches feeding *projections* (the sketches cost 570,000 random draws), unless the projections
+        were fitted on sketches of another seed."""
+        if any(projections[by].seed != sk.seed for by, sk in self.sketches.items()):
+            return Embedder(self.spec, projections, self.content_model)
+        fitted = Embedder.__new__(Embedder)
+        fitted.spec = self.spec
+        fitted.sketches, fitted.projections, fitted.content_model = self.sketches, projections, self.content_model
+        return fitted
 
     def sketch(self, out: dict) -> dict:
         """The sketched style vectors (the fit phase's input): ``{"style": signature sketch, "l_style": ...}``."""
@@ -317,14 +321,14 @@ def _with_columns(run, works: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
 
 def publish(run) -> int:
     """Consolidate the log into a new generation and publish it; returns its number."""
-    present = {rel for rel, _, _ in run.files}
+    present = run.present
     by_shard, skipped = run.state.live(present)
     run.status(f"reading the extraction log ({len(present)} files)")
     works, l_style, style, desc = _read_shards(by_shard)
     if works is None or len(works) < 2:
         raise ArtspaceError(f"{run.root} holds {0 if works is None else len(works)} readable image(s); a catalog "
                             f"needs at least 2 to compare")
-    skipped_all = [(s[0], s[1]) for s in skipped] + list(run.walk_skips)
+    skipped_all = run.skipped()
     works, analyses = _with_columns(run, works)
     report = run.report
     _count(report, run.previous, works)
@@ -432,9 +436,9 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, skippe
         "metadata": _relative(md.path, run.root) if md is not None else None,
         "metadata_file": {"path": _resolved(md.path), "checksum": md.checksum, "columns": list(md.columns)}
         if md else None,
-        "skipped_digest": skip_digest(skipped_all),
-        "works_digest": works_digest(zip(works["path"], works["size"].astype(int), works["mtime_ns"].astype(int),
-                                         works["id"].astype(int))),
+        "skipped_digest": digest(skipped_all),
+        "works_digest": digest(zip(works["path"], works["size"].astype(int), works["mtime_ns"].astype(int),
+                                   works["id"].astype(int))),
         "spec": run.spec.to_dict(), "model": "vgg19", "works": int(len(works)), "skipped": len(skipped_all),
         "next_id": int(max(run.next_id, int(ids.max()) + 1)),
         "spaces": {by: {"dim": int(emb[by].shape[1]), "metric": sp.metric, "relative": sp.relative,

@@ -32,11 +32,11 @@ import torch
 
 from ..errors import ArtspaceError, IncompatibleCatalog, InvalidOption, UnreadableImage
 from ..features import Extractor, FeatureSpec
-from ..images import made_by_artspace, open_image, walk_images
+from ..images import open_image, walk_images
 from ..projection import SKETCH_DIM, StyleProjection
 from . import generation as gen
 from .metadata import read_metadata
-from .shards import Log, ShardLog, project_fit_shards, write_npz
+from .shards import Log, ShardLog, next_shard, project_fit_shards, shard_number, shard_path, write_npz
 from .store import CATALOG_DIRNAME, WriterLock, collect_garbage, read_json
 
 __all__ = ["index", "IndexReport"]
@@ -188,6 +188,7 @@ class _Run:
         self.spec: FeatureSpec | None = None
         self.metadata = None
         self.files: list[tuple[str, int, int]] = []
+        self.present: set[str] = set()  # the relative paths of self.files
         self.walk_skips: list[tuple[str, str]] = []
         self.todo: list[_Item] = []
         self.next_id = 0
@@ -238,6 +239,7 @@ class _Run:
         """List the collection and decide what to extract (artspace's own images skipped before are read again
         when *include_outputs* asks for them)."""
         self.files, self.walk_skips = _list_files(self.root, self.cdir, exclude)
+        self.present = {rel for rel, _, _ in self.files}
         for rel, reason in self.walk_skips:
             self._skip(rel, reason)
         self._check_projections()
@@ -273,20 +275,23 @@ class _Run:
         """Whether a generation made now would differ from the published one (works, skips, metadata, damage)."""
         if self.todo or self.state.damaged or self.projections is None:
             return True
-        present = {rel for rel, _, _ in self.files}
+        present = self.present
         works = [(rel, r.size, r.mtime_ns, r.id) for rel, r in self.state.records.items() if r.ok and rel in present]
-        _, skipped = self.state.live(present)
-        skips = gen.skip_digest([(s[0], s[1]) for s in skipped] + self.walk_skips)
+        skips = gen.digest(self.skipped())
         removed = any(r.ok and rel not in present for rel, r in self.state.records.items())
-        return removed or self.previous.differs(self.metadata, gen.works_digest(works), skips, self.root)
+        return removed or self.previous.differs(self.metadata, gen.digest(works), skips, self.root)
 
     def report_unchanged(self) -> None:
         prev, r = self.previous, self.report
         r.works = r.unchanged = int(prev.manifest.get("works", 0))
         r.generation = prev.number
-        present = {rel for rel, _, _ in self.files}
-        _, skipped = self.state.live(present)
-        r.skipped = [(s[0], s[1]) for s in skipped] + list(self.walk_skips)
+        r.skipped = self.skipped()
+
+    def skipped(self) -> list[tuple[str, str]]:
+        """``(path, reason)`` of every file of the folder that is not a work: unreadable ones the log records, and
+        what the walk passed over."""
+        _, skipped = self.state.live(self.present)
+        return [(s[0], s[1]) for s in skipped] + list(self.walk_skips)
 
     def status(self, message: str) -> None:
         """A status line for the steps after extraction, which have no progress bar (unless quiet)."""
@@ -400,7 +405,7 @@ def _load_one(root: Path, item: _Item, extractor: Extractor, max_pixels: int | N
     path = root / item.rel
     try:
         im = open_image(path, max_side=2 * extractor.spec.size, max_pixels=max_pixels)
-        if not include_outputs and made_by_artspace(path):
+        if not include_outputs and im.info["made_by_artspace"]:
             return item, None, OUTPUT_REASON, None
         w, h = im.info.get("source_size", im.size)  # the file's own size, EXIF orientation applied
         x = extractor.prepare(im)
@@ -531,7 +536,7 @@ class _Extraction:
             arrays["sketch"], arrays["sig_sketch"] = style.astype(np.float16), sig.astype(np.float16)
         else:
             arrays["style"], arrays["signature"] = style, sig
-        write_npz(self.run_.log.shards / f"part-{number:06d}.npz", **arrays)
+        write_npz(shard_path(self.run_.log.shards, number), **arrays)
         for b in bad:
             self.run_.report.newly_skipped.append((b[0].rel, b[2]))
             self.run_._skip(b[0].rel, b[2])
@@ -543,8 +548,8 @@ class _Extraction:
         if not items:
             return
         if projections is not None:
-            self.embedder = gen.Embedder(self.run_.spec, projections)
-        number = ShardLog(self.run_.log.shards).next_number()
+            self.embedder = self.embedder.with_projections(projections)
+        number = shard_number(next_shard(self.run_.log.shards))  # batches finish in order: numbered here
         pending: collections.deque = collections.deque()
         with _Streams(self.streams) as pool:
             batch: list = []

@@ -460,11 +460,8 @@ class Catalog:
         for by in SPACES:
             va, vb = [self._embeddings()[by][self._rows(w)] if w is not None else computed[by][j]
                       for j, w in enumerate(wids)]
-            if wids[1] is not None:  # measured from a to the catalogued b, exactly as `similar a` measures it
-                d, raw = (float(v[0]) for v in self._measure(by, va, wids[0], [wids[1]]))
-            else:
-                d, raw = _pair(by, va, vb)
-            entry = {"distance": d}
+            raw = float(measure(by, np.asarray(va)[None], np.asarray(vb)[None, None])[0, 0])
+            entry = {"distance": raw}
             if SPACES[by].relative:
                 ra, rb = self._query_scale(va, wids[0]), self._query_scale(vb, wids[1])
                 entry = {"distance": raw / math.sqrt(ra * rb), "signature": raw, "scale_a": ra, "scale_b": rb}
@@ -472,12 +469,6 @@ class Catalog:
             result[by] = entry
         result["exact"] = ex.exact_distances(out)
         return result
-
-
-def _pair(by: str, va: np.ndarray, vb: np.ndarray) -> tuple[float, float]:
-    """``(distance before any neighbourhood scaling, raw distance)`` of two embeddings in space *by*."""
-    d = float(measure(by, np.asarray(va)[None], np.asarray(vb)[None, None])[0, 0])
-    return d, d
 
 
 class _Arrays:

@@ -24,7 +24,7 @@ import numpy as np
 from ..atomic import atomic_write
 from .metadata import WORK_COLUMNS
 
-__all__ = ["Log", "ShardLog", "Record"]
+__all__ = ["Log", "ShardLog", "Record", "next_shard", "shard_path"]
 
 #: Columns of the works table that come from the shards.
 SHARD_COLUMNS = WORK_COLUMNS
@@ -74,6 +74,16 @@ def shard_number(p: Path) -> int:
     return int(re.search(r"part-(\d+)", p.name).group(1))
 
 
+def next_shard(shard_dir: Path) -> Path:
+    """The path of the next shard to write in *shard_dir* (numbers only grow, so the latest record wins)."""
+    numbers = [shard_number(p) for p in shard_dir.glob("part-*.npz")]
+    return shard_path(shard_dir, max(numbers) + 1 if numbers else 1)
+
+
+def shard_path(shard_dir: Path, number: int) -> Path:
+    return shard_dir / f"part-{number:06d}.npz"
+
+
 class ShardLog:
     """What the shards record: for each relative path, its latest :class:`Record`.
 
@@ -109,10 +119,6 @@ class ShardLog:
         ids = [r.id for r in found.values() if r.ok]
         self.max_id = max([self.max_id, *ids])
 
-    def next_number(self) -> int:
-        numbers = [shard_number(p) for p in self.shard_dir.glob("part-*.npz")]
-        return max(numbers) + 1 if numbers else 1
-
     def is_current(self, rel: str, size: int, mtime: int) -> bool:
         r = self.records.get(rel)
         return r is not None and (r.size, r.mtime_ns) == (size, mtime)
@@ -140,14 +146,14 @@ def project_fit_shards(shard_dir: Path, projections: tuple) -> None:
             arrays = {k: z[k] for k in z.files if k not in ("sketch", "sig_sketch")}
             arrays["style"] = projections["l_style"].embed(z["sketch"].astype(np.float32))
             arrays["signature"] = projections["style"].embed(z["sig_sketch"].astype(np.float32))
-        write_npz(shard_dir / f"part-{ShardLog(shard_dir).next_number():06d}.npz", **arrays)
+        write_npz(next_shard(shard_dir), **arrays)
         shard.unlink()
 
 
 def compact(log: ShardLog, works, style, sig, desc, skipped) -> None:
     """Replace the log by one shard holding every live record and current skip, so that it stays small."""
     arrays = {c: works[c].to_numpy().astype(_DTYPES.get(c, str)) for c in SHARD_COLUMNS}
-    write_npz(log.shard_dir / f"part-{log.next_number():06d}.npz", **arrays,
+    write_npz(next_shard(log.shard_dir), **arrays,
               style=style, signature=sig, descriptor=desc,
               skip_path=np.array([s[0] for s in skipped], dtype=str),
               skip_size=np.array([s[2] for s in skipped], np.int64),

@@ -52,13 +52,22 @@ def _is_catalog(cand: Path, *, named: bool) -> bool:
     return named and (cand / "log").is_dir()  # a first `index` run stopped before publishing
 
 
+def _default_catalog(folder: Path) -> Path | None:
+    """*folder*'s own ``.artspace`` catalog, or *folder* itself when it is one named so; else ``None``."""
+    if folder.name == CATALOG_DIRNAME and _is_catalog(folder, named=True):
+        return folder
+    inner = folder / CATALOG_DIRNAME
+    return inner if inner.is_dir() and _is_catalog(inner, named=True) else None
+
+
 def find_catalog(path: str | os.PathLike) -> Path:
     """The catalog directory for *path*: *path* itself if it is one, else ``path/.artspace``."""
     p = Path(path).expanduser()
     if _is_catalog(p, named=p.name == CATALOG_DIRNAME):
         return p
-    if (p / CATALOG_DIRNAME).is_dir() and _is_catalog(p / CATALOG_DIRNAME, named=True):
-        return p / CATALOG_DIRNAME
+    found = _default_catalog(p)
+    if found is not None:
+        return found
     raise CatalogNotFound(
         f"no artspace catalog at {p} (looked for {p / POINTER} and {p / CATALOG_DIRNAME / POINTER}); "
         f"create one with `artspace index {p}`, or point --catalog at an existing one")
@@ -82,10 +91,9 @@ def locate_catalog(catalog: str | os.PathLike | None = None, *, near: Iterable =
             continue
     for start in starts:
         for folder in (start, *start.parents):
-            if (folder / CATALOG_DIRNAME).is_dir() and _is_catalog(folder / CATALOG_DIRNAME, named=True):
-                return folder / CATALOG_DIRNAME
-            if folder.name == CATALOG_DIRNAME and _is_catalog(folder, named=True):
-                return folder
+            found = _default_catalog(folder)
+            if found is not None:
+                return found
     where = " or ".join(f"{s} and the folders above it" for s in dict.fromkeys(starts))
     raise CatalogNotFound(f"no artspace catalog found in {where}; create one with `artspace index FOLDER`, or "
                           f"give --catalog")
@@ -203,8 +211,13 @@ class Lease:
         self.release()
 
 
+def _folder(cdir: Path, n: int) -> Path:
+    """Generation *n*'s folder."""
+    return cdir / GENERATIONS / f"{n:06d}"
+
+
 def _lease_path(cdir: Path, n: int) -> Path:
-    return cdir / GENERATIONS / f"{n:06d}.lease"
+    return _folder(cdir, n).with_suffix(".lease")
 
 
 def _take_lease(cdir: Path, n: int) -> Lease | None:
@@ -212,14 +225,14 @@ def _take_lease(cdir: Path, n: int) -> Lease | None:
     try:
         fd = os.open(_lease_path(cdir, n), os.O_RDONLY)
     except FileNotFoundError:
-        if (cdir / GENERATIONS / f"{n:06d}" / "manifest.json").is_file():
+        if (_folder(cdir, n) / "manifest.json").is_file():
             return Lease(None)  # a copy made without its lease files: read it; writers recreate them
         return None
     except OSError:
         return Lease(None)  # a read-only copy without lease files: nobody removes generations there
     fcntl.flock(fd, fcntl.LOCK_SH)
     lease = Lease(fd)
-    if not (cdir / GENERATIONS / f"{n:06d}" / "manifest.json").is_file():
+    if not (_folder(cdir, n) / "manifest.json").is_file():
         lease.release()
         return None
     return lease
@@ -238,10 +251,9 @@ def open_generation(cdir: Path) -> tuple[int, Path, dict, Lease]:
         lease = _take_lease(cdir, n)
         if lease is None:
             if read_pointer(cdir) == n:  # published but missing: damage, not a race
-                raise CorruptCatalog(f"catalog generation {cdir / GENERATIONS / f'{n:06d}'} is missing; "
-                                     f"{repair_hint(cdir)}")
+                raise CorruptCatalog(f"catalog generation {_folder(cdir, n)} is missing; {repair_hint(cdir)}")
             continue  # a writer published a newer generation and removed this one meanwhile
-        folder = cdir / GENERATIONS / f"{n:06d}"
+        folder = _folder(cdir, n)
         manifest = read_json(folder / "manifest.json", cdir)
         _check_format(manifest, cdir)
         _check_intact(folder, manifest, cdir)
@@ -280,20 +292,17 @@ REQUIRED = ("spec", "root", "works", "files", "generation")
 def _check_intact(folder: Path, manifest: dict, cdir: Path) -> None:
     """Refuse a generation whose manifest lacks what a reader needs or whose files changed since publication: a
     stat of each file, so that a damaged catalog fails when opened rather than half-way through an answer."""
-    missing = [key for key in REQUIRED if key not in manifest]
-    if missing or not isinstance(manifest.get("spec"), dict) or not isinstance(manifest.get("files"), dict):
-        raise CorruptCatalog(f"catalog file {folder / 'manifest.json'} is damaged (no {', '.join(missing) or 'spec'}"
-                             f"); {repair_hint(cdir)}")
     for name, why in damaged_files(folder, manifest)[:1]:
         raise CorruptCatalog(f"catalog file {folder / name} is damaged ({why}); {repair_hint(cdir)}")
 
 
 def damaged_files(folder: Path, manifest: dict) -> list[tuple[str, str]]:
     """``(name, what is wrong)`` of each file of a generation that is missing or whose size differs from the one
-    recorded at publication."""
+    recorded at publication; the manifest itself when it lacks what a reader needs."""
+    missing = [key for key in REQUIRED if key not in manifest]
+    if missing or not isinstance(manifest["spec"], dict) or not isinstance(manifest["files"], dict):
+        return [("manifest.json", f"no {', '.join(missing) or 'spec'}")]
     bad = []
-    if not isinstance(manifest.get("files"), dict) or "spec" not in manifest:
-        return [("manifest.json", "incomplete")]
     for name, size in manifest["files"].items():
         try:
             if (folder / name).stat().st_size != size:
@@ -346,16 +355,12 @@ class GenerationBuilder:
         existing = _generations(self.cdir)
         current = read_pointer_quiet(self.cdir)
         n = max([0, current or 0, *existing]) + 1
-        files = {p.name: p.stat().st_size for p in sorted(self.folder.iterdir()) if p.name != "manifest.json"}
-        for p in self.folder.iterdir():
-            with open(p, "rb") as fh:
-                os.fsync(fh.fileno())
+        files = {p.name: _flushed_size(p) for p in sorted(self.folder.iterdir()) if p.name != "manifest.json"}
         manifest = {**manifest, "format_version": FORMAT_VERSION, "generation": n, "files": files}
         (self.folder / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        with open(self.folder / "manifest.json", "rb") as fh:
-            os.fsync(fh.fileno())
+        _flushed_size(self.folder / "manifest.json")
         fsync_dir(self.folder)
-        final = self.cdir / GENERATIONS / f"{n:06d}"
+        final = _folder(self.cdir, n)
         lease = _lease_path(self.cdir, n)
         lease.touch()
         fault_point("name generation")
@@ -366,6 +371,13 @@ class GenerationBuilder:
 
     def discard(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _flushed_size(path: Path) -> int:
+    """Flush *path* to disk and return its size."""
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+        return os.fstat(fh.fileno()).st_size
 
 
 def read_pointer_quiet(cdir: Path) -> int | None:
