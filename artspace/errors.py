@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "ArtspaceError",
+    "InvalidModel",
     "UnreadableImage",
     "UnknownLayer",
     "WeightsUnavailable",
@@ -95,3 +96,7 @@ class CorruptCatalog(ArtspaceError):
 
 class OutputConflict(ArtspaceError):
     """An output path that would overwrite one of the command's inputs or a file of the catalog."""
+
+
+class InvalidModel(ArtspaceError):
+    """A model file that is not an artspace network, is damaged, or was written by another model format."""

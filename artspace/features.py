@@ -30,7 +30,7 @@ from PIL import Image
 from . import losses
 from .backbone import VGG19, ieee_float32, resolve_device
 from .images import open_image, to_tensor
-from .spec import DEFAULT_SIGNATURE_LAYERS, DEFAULT_STYLE_LAYERS, FeatureSpec  # noqa: F401 - re-exported
+from .spec import DEFAULT_SIGNATURE_LAYERS, DEFAULT_STYLE_LAYERS, MOMENTS_LAYER, FeatureSpec  # noqa: F401
 
 __all__ = [
     "DEFAULT_STYLE_LAYERS",
@@ -135,12 +135,13 @@ class Extractor:
         """Features of a batch *x* (B, 3, S, S) in [0, 1].
 
         Returns a dict with ``style`` (B, D) full style vectors (float32, on the CPU), ``signature`` (B, D') style
-        signatures, ``descriptor`` (B, N) content search descriptors (unit length), and with *content_maps* also
+        signatures, ``descriptor`` (B, N) content search descriptors (unit length), ``moments`` (B, 1024) the
+        channel means then standard deviations of relu4_1 (AdaIN's style), and with *content_maps* also
         ``content`` (B, N, H, W), the content layer's maps.
         """
         spec = self.spec
         x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        layers = (set(spec.style_layers) | set(spec.signature_layers) | {spec.descriptor_layer}
+        layers = (set(spec.style_layers) | set(spec.signature_layers) | {spec.descriptor_layer, MOMENTS_LAYER}
                   | ({spec.content_layer} if content_maps else set()))
         with ieee_float32(self.device):  # not TF32: a catalog built on a GPU must agree with one built on a CPU
             out = self.net(x, layers)
@@ -148,8 +149,10 @@ class Extractor:
         style = torch.cat(
             [losses.style_vector(grams[n], w) for n, w in zip(spec.style_layers, spec.layer_weights)], 1)
         signature = style_signature([grams[n] for n in spec.signature_layers])
+        mean, std = losses.channel_stats(out[MOMENTS_LAYER])
         result = {"style": style.cpu(), "signature": signature.cpu(),
-                  "descriptor": content_descriptor(out[spec.descriptor_layer]).cpu()}
+                  "descriptor": content_descriptor(out[spec.descriptor_layer]).cpu(),
+                  "moments": torch.cat([mean, std], 1).cpu()}
         if content_maps:
             result["content"] = out[spec.content_layer].float().cpu()
         return result

@@ -39,6 +39,8 @@ __all__ = [
     "style_term",
     "total_variation",
     "style_vector",
+    "moment_term",
+    "channel_stats",
     "ContentLoss",
     "StyleLoss",
 ]
@@ -126,6 +128,33 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
     dh = (x[:, :, 1:, :] - x[:, :, :-1, :]).abs().flatten(1).sum(1)
     dw = (x[:, :, :, 1:] - x[:, :, :, :-1]).abs().flatten(1).sum(1)
     return dh + dw
+
+
+#: A floor under channel variances, so flat feature maps do not divide by zero.
+MOMENT_EPS = 1e-5
+
+
+def channel_stats(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Per-image channel means and standard deviations (B, N) of feature maps (B, N, H, W), in float32.
+
+    :math:`\mu_c = \frac1M\sum_m F_{cm}`, :math:`\sigma_c = \sqrt{\frac1M\sum_m (F_{cm}-\mu_c)^2 + \epsilon}`
+    (Huang & Belongie 2017, Eq. 5-6).
+    """
+    f = features.float().flatten(2)
+    mean = f.mean(2)
+    std = (f.var(2, unbiased=False) + MOMENT_EPS).sqrt()
+    return mean, std
+
+
+def moment_term(mean: torch.Tensor, std: torch.Tensor, target_mean: torch.Tensor,
+                target_std: torch.Tensor) -> torch.Tensor:
+    r"""Per-image style term of Huang & Belongie 2017 (Eq. 11) on channel statistics, shape (B,).
+
+    :math:`\frac1N\|\mu(F)-\mu(S)\|^2 + \frac1N\|\sigma(F)-\sigma(S)\|^2` for the (B, N) channel means and standard
+    deviations of a layer (:func:`channel_stats`); the mean squared error of their
+    published code, with which their style weight λ = 10 was chosen.
+    """
+    return (mean - target_mean).pow(2).mean(1) + (std - target_std).pow(2).mean(1)
 
 
 _TRIU_CACHE: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}

@@ -14,7 +14,7 @@ from typing import Iterable
 from .errors import InvalidOption, UnknownLayer
 
 __all__ = ["LAYERS", "CONV_LAYERS", "CHANNELS", "check_layers", "DEFAULT_STYLE_LAYERS", "DEFAULT_CONTENT_LAYER",
-           "DEFAULT_SIGNATURE_LAYERS",
+           "DEFAULT_SIGNATURE_LAYERS", "MOMENTS_LAYER",
            "FeatureSpec"]
 
 _CFG = [[64, 64], [128, 128], [256, 256, 256, 256], [512, 512, 512, 512], [512, 512, 512, 512]]
@@ -56,6 +56,9 @@ DEFAULT_CONTENT_LAYER = "relu4_2"
 #: Chosen on pacs-dev (same-domain precision@10: all five style layers 0.844, relu3_1-relu5_1 0.869, relu4_1 and
 #: relu5_1 0.875), compared on wikiart-dev too, and checked afterwards on the demo grid (docs/benchmarks.md).
 DEFAULT_SIGNATURE_LAYERS = ("relu4_1", "relu5_1")
+#: The layer whose channel means and standard deviations the catalog keeps for every work (``moments.npy``): a
+#: style for AdaIN (Huang & Belongie 2017) without reading the work's image again.
+MOMENTS_LAYER = "relu4_1"
 
 
 def _triangle_dims(layers) -> tuple[int, ...]:
@@ -128,7 +131,8 @@ class FeatureSpec:
 
     @property
     def last_layer(self) -> str:
-        wanted = set(self.style_layers) | set(self.signature_layers) | {self.content_layer, self.descriptor_layer}
+        wanted = set(self.style_layers) | set(self.signature_layers) | {self.content_layer, self.descriptor_layer,
+                                                                        MOMENTS_LAYER}
         return max(wanted, key=LAYERS.index)
 
     def to_dict(self) -> dict:

@@ -12,6 +12,9 @@ A generation's folder holds, each written once::
                         signatures), l_style (n × 384, squared L2 ≈ L_style), content (n × 512, unit length);
                         plain .npy files, memory-mapped by queries
     style_scale.npy     each work's neighbourhood scale in the style space
+    moments.npy         n × 1024 float16: each work's relu4_1 channel means then standard deviations, a style
+                        source for AdaIN (Huang & Belongie 2017) without reading the image (NaN rows: works
+                        extracted before artspace kept them)
     style_projection.npz, l_style_projection.npz    the fitted projections (see artspace.projection)
     content_model.npz   style-group means removed from content descriptors (see artspace.search)
     style.faiss, l_style.faiss, content.faiss        faiss indexes of the three spaces
@@ -39,7 +42,7 @@ from ..atomic import atomic_write
 from ..errors import ArtspaceError, CorruptCatalog, InvalidMetadata, InvalidOption
 from ..spec import FeatureSpec
 from .metadata import WORK_COLUMNS, join_metadata, read_metadata
-from .shards import Log, compact
+from .shards import MOMENTS_DIM, Log, compact
 from .store import (FORMAT_VERSION, GenerationBuilder, WriterLock, collect_garbage, damaged_files,
                     open_generation, read_json, read_pointer_quiet, repair_hint, _generations)
 
@@ -266,8 +269,8 @@ class Embedder:
 
 
 def _read_shards(by_shard: dict):
-    """The works table and the (l_style, style, descriptor) arrays of the live records, in id order."""
-    works, l_style, style, desc = [], [], [], []
+    """The works table and the (l_style, style, descriptor, moments) arrays of the live records, in id order."""
+    works, l_style, style, desc, moments = [], [], [], [], []
     for shard, entries in by_shard.items():
         with np.load(shard) as z:
             idx = np.array([j for _, j in entries])
@@ -275,14 +278,17 @@ def _read_shards(by_shard: dict):
             l_style.append(z["style"][idx])  # the shards' "style" is the compact L_style embedding
             style.append(z["signature"][idx])
             desc.append(z["descriptor"][idx])
+            moments.append(z["moments"][idx] if "moments" in z.files
+                           else np.full((len(idx), MOMENTS_DIM), np.nan, np.float16))
     if not works:
-        return None, None, None, None
+        return None, None, None, None, None
     works = pd.concat(works, ignore_index=True)
     order = np.argsort(works["id"].to_numpy(), kind="stable")
     works = works.iloc[order].reset_index(drop=True)
     works["path"] = works["path"].astype(str)
     works["checksum"] = works["checksum"].astype(str)
-    return works, np.concatenate(l_style)[order], np.concatenate(style)[order], np.concatenate(desc)[order]
+    return (works, np.concatenate(l_style)[order], np.concatenate(style)[order], np.concatenate(desc)[order],
+            np.concatenate(moments)[order].astype(np.float16))
 
 
 def _count(report, prev: Previous, works: pd.DataFrame) -> None:
@@ -324,7 +330,7 @@ def publish(run) -> int:
     present = run.present
     by_shard, skipped = run.state.live(present)
     run.status(f"reading the extraction log ({len(present)} files)")
-    works, l_style, style, desc = _read_shards(by_shard)
+    works, l_style, style, desc, moments = _read_shards(by_shard)
     if works is None or len(works) < 2:
         raise ArtspaceError(f"{run.root} holds {0 if works is None else len(works)} readable image(s); a catalog "
                             f"needs at least 2 to compare")
@@ -335,11 +341,12 @@ def publish(run) -> int:
     removed_from_log = any(rel not in present for rel, r in run.state.records.items() if r.ok)
     if len(run.state.shards) > 1 or removed_from_log:
         run.status("compacting the extraction log")
-        compact(run.state, works, l_style, style, desc, skipped)
+        compact(run.state, works, l_style, style, desc, moments, skipped)
 
     builder = GenerationBuilder(run.cdir, base=run.previous.folder)
     try:
-        manifest = _write_files(builder, run, works, {"style": style, "l_style": l_style}, desc, skipped_all)
+        manifest = _write_files(builder, run, works, {"style": style, "l_style": l_style}, desc, moments,
+                                skipped_all)
         manifest["analyses"] = analyses
         n = builder.publish(manifest)
     except BaseException:
@@ -391,7 +398,7 @@ def _previous_content_model(run):
         return None
 
 
-def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, skipped_all) -> dict:
+def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moments, skipped_all) -> dict:
     import faiss
     import torch
 
@@ -416,7 +423,7 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, skippe
     works.to_parquet(builder.path("works.parquet"), index=False)
     pd.DataFrame({"path": [s[0] for s in skipped_all], "reason": [s[1] for s in skipped_all]}).to_csv(
         builder.path("skipped.csv"), index=False)
-    for name, array in {"ids": ids, **emb, "style_scale": scales}.items():
+    for name, array in {"ids": ids, **emb, "style_scale": scales, "moments": moments}.items():
         np.save(builder.path(f"{name}.npy"), np.ascontiguousarray(array), allow_pickle=False)
     np.savez(builder.path(PAIRS), **pair_sample(ids, emb, scales))
     neighbours.save(builder.path(NEIGHBOURS))

@@ -36,7 +36,7 @@ from ..images import open_image, walk_images
 from ..projection import SKETCH_DIM, StyleProjection
 from . import generation as gen
 from .metadata import read_metadata
-from .shards import Log, ShardLog, next_shard, project_fit_shards, shard_number, shard_path, write_npz
+from .shards import MOMENTS_DIM, Log, ShardLog, next_shard, project_fit_shards, shard_number, shard_path, write_npz
 from .store import CATALOG_DIRNAME, WriterLock, collect_garbage, read_json
 
 __all__ = ["index", "IndexReport"]
@@ -499,8 +499,9 @@ class _Extraction:
             self.progress.close()
         return False
 
-    def compute(self, ok: list, projections: dict | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Compact L_style rows, style signatures and content descriptors of the readable images *ok*.
+    def compute(self, ok: list, projections: dict | None) -> tuple[np.ndarray, ...]:
+        """Compact L_style rows, style signatures, content descriptors and relu4_1 moments of the readable images
+        *ok*.
 
         Without *projections* (the fit phase) the rows are the sketches themselves.
         """
@@ -508,16 +509,16 @@ class _Extraction:
                 else (SKETCH_DIM, SKETCH_DIM))
         if not ok:
             return (np.zeros((0, dims[0]), np.float32), np.zeros((0, dims[1]), np.float32),
-                    np.zeros((0, self.run_.spec.descriptor_dim), np.float32))
+                    np.zeros((0, self.run_.spec.descriptor_dim), np.float32), np.zeros((0, MOMENTS_DIM), np.float16))
         out = self.extractor.encode(torch.stack([b[1] for b in ok]))
         if projections is None:
             e = {by: x.numpy() for by, x in self.embedder.sketch(out).items()}
         else:
             e = self.embedder.compact(out)
-        return e["l_style"], e["style"], out["descriptor"].numpy()
+        return e["l_style"], e["style"], out["descriptor"].numpy(), out["moments"].numpy().astype(np.float16)
 
     def write(self, ok: list, bad: list, computed: tuple, projections: tuple | None, number: int) -> None:
-        style, sig, desc = computed
+        style, sig, desc, moments = computed
         arrays = {
             "id": np.array([b[0].id for b in ok], np.int64),
             "path": np.array([b[0].rel for b in ok], dtype=str),
@@ -531,6 +532,7 @@ class _Extraction:
             "skip_mtime_ns": np.array([b[0].mtime_ns for b in bad], np.int64),
             "skip_reason": np.array([b[2] for b in bad], dtype=str),
             "descriptor": desc,
+            "moments": moments,
         }
         if projections is None:  # fit sample: the sketches are kept until the projections exist
             arrays["sketch"], arrays["sig_sketch"] = style.astype(np.float16), sig.astype(np.float16)

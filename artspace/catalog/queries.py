@@ -470,6 +470,46 @@ class Catalog:
         result["exact"] = ex.exact_distances(out)
         return result
 
+    # ---- pastiches -------------------------------------------------------------------------------------------
+
+    def moments(self, query) -> tuple[np.ndarray, np.ndarray] | None:
+        """A catalogued work's relu4_1 channel means and standard deviations (512 each, float32) as stored at index
+        time (``moments.npy``): AdaIN's style, without reading the image. None for an image outside the catalog,
+        or a work extracted before artspace kept them."""
+        wid = self.lookup(query)
+        if wid is None or "moments.npy" not in self.manifest.get("files", {}):
+            return None
+        row = np.asarray(self._embeddings()["moments"][self._rows(wid)], np.float32).reshape(-1)
+        if not np.isfinite(row).all():
+            return None
+        half = len(row) // 2
+        return row[:half], row[half:]
+
+    def transfer(self, content, style, output=None, *, method: str = "adain", **options):
+        """A pastiche of *content* in the style of *style* (each a work id, relative path, file name or image file;
+        *style* may be a list of them).
+
+        ``method="adain"`` (default): one pass of AdaIN (:func:`artspace.feedforward.adain_transfer`), taking each
+        catalogued style's stored relu4_1 moments (:meth:`moments`) instead of reading its image; *options* are
+        that function's (``alpha``, ``style_blend``, ``size``, ``preserve_colors``, ``decoder`` ...).
+        ``method="gatys"``: the optimisation of Gatys et al. 2016 (:func:`artspace.transfer.synthesise`), whose
+        *options* are :class:`~artspace.transfer.TransferOptions`'.
+        """
+        styles = list(style) if isinstance(style, (list, tuple)) else [style]
+        if method == "gatys":
+            from ..transfer import synthesise
+
+            return synthesise(content, styles, catalog=self.dir, output=output, **options)
+        if method != "adain":
+            raise InvalidOption(f"method must be 'adain' or 'gatys', not {method!r}")
+        from ..feedforward import adain_transfer
+
+        sources = []
+        for s in styles:
+            stored = self.moments(s)
+            sources.append(stored if stored is not None else self.image_path(s))
+        return adain_transfer(self.image_path(content), sources, output, protected_dirs=[self.dir], **options)
+
 
 class _Arrays:
     """A generation's embedding arrays (``ids``, one per space, ``style_scale``), each memory-mapped on first use:

@@ -1,7 +1,7 @@
 """The extraction log: what the indexer has computed so far, kept in ``<catalog>/log/`` between runs.
 
 ``shards/part-NNNNNN.npz`` hold one batch each (paths, sizes, modification times, checksums, compact embeddings,
-content descriptors, and the files that could not be read, with the reason), written atomically as batches finish:
+content descriptors, relu4_1 channel moments, and the files that could not be read, with the reason), written atomically as batches finish:
 a killed run loses at most the batches in flight, and the next run skips every file already recorded with the same
 size and modification time. ``projection.npz`` and ``signature_projection.npz`` are the projections the shards'
 compact embeddings were made with; ``log.json`` the feature spec and the next free work id.
@@ -24,10 +24,13 @@ import numpy as np
 from ..atomic import atomic_write
 from .metadata import WORK_COLUMNS
 
-__all__ = ["Log", "ShardLog", "Record", "next_shard", "shard_path"]
+__all__ = ["Log", "ShardLog", "Record", "next_shard", "shard_path", "MOMENTS_DIM"]
 
 #: Columns of the works table that come from the shards.
 SHARD_COLUMNS = WORK_COLUMNS
+#: relu4_1's 512 channel means then 512 standard deviations (float16); shards written before artspace kept them
+#: have none, and their works get NaN rows (AdaIN then reads the work's image instead).
+MOMENTS_DIM = 1024
 _DTYPES = {"id": np.int64, "size": np.int64, "mtime_ns": np.int64, "width": np.int32, "height": np.int32}
 
 
@@ -150,11 +153,11 @@ def project_fit_shards(shard_dir: Path, projections: tuple) -> None:
         shard.unlink()
 
 
-def compact(log: ShardLog, works, style, sig, desc, skipped) -> None:
+def compact(log: ShardLog, works, style, sig, desc, moments, skipped) -> None:
     """Replace the log by one shard holding every live record and current skip, so that it stays small."""
     arrays = {c: works[c].to_numpy().astype(_DTYPES.get(c, str)) for c in SHARD_COLUMNS}
     write_npz(next_shard(log.shard_dir), **arrays,
-              style=style, signature=sig, descriptor=desc,
+              style=style, signature=sig, descriptor=desc, moments=moments,
               skip_path=np.array([s[0] for s in skipped], dtype=str),
               skip_size=np.array([s[2] for s in skipped], np.int64),
               skip_mtime_ns=np.array([s[3] for s in skipped], np.int64),

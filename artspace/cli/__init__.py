@@ -6,6 +6,7 @@ Each command parses its options, calls one library function with the same argume
 * :mod:`.collection` — ``demo``, ``index``;
 * :mod:`.queries` — ``similar``, ``distance``;
 * :mod:`.pastiches` — ``transfer``, ``reconstruct``;
+* :mod:`.networks` — ``train-style``, ``train-decoder``, ``stylise``;
 * :mod:`.analyses` — ``cluster``, ``map``, ``plane``, ``compare``, ``units``, ``export``.
 
 Importing it loads neither torch nor scikit-learn: a query about catalogued works answers without them.
@@ -14,7 +15,7 @@ Importing it loads neither torch nor scikit-learn: a query about catalogued work
 import typer
 
 from .. import __version__
-from . import analyses, collection, pastiches, queries  # noqa: F401 - each registers its commands
+from . import analyses, collection, networks, pastiches, queries  # noqa: F401 - each registers its commands
 from .common import app
 
 __all__ = ["app", "main"]

@@ -89,14 +89,30 @@ def transfer_cmd(
     weights: Optional[str] = _lib("weights"),
     pooling: Optional[str] = _lib("pooling"),
     device: Optional[str] = _lib("device"),
+    method: str = typer.Option("gatys", "--method", help="gatys: optimise the image (Gatys et al. 2016); adain: one "
+                               "pass of a decoder (Huang & Belongie 2017), in a second; catalogued styles are read "
+                               "from the catalog's stored statistics."),
+    alpha: Optional[float] = typer.Option(None, "--alpha", help="adain: how much style, 0 to 1. Default: 1."),
+    decoder: Optional[Path] = typer.Option(None, "--decoder", help="adain: a decoder from `artspace train-decoder`. "
+                                           "Default: the one shipped with artspace."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="adain: auto, float32, bfloat16 or float16. "
+                                            "Default: auto."),
     quiet: bool = quiet_option(),
 ):
     """Synthesise a pastiche: CONTENT painted in the style of STYLE (Gatys et al. 2016, Image style transfer using
-    convolutional neural networks, CVPR).
+    convolutional neural networks, CVPR; or --method adain, Huang & Belongie 2017).
 
     Example: artspace transfer photo.jpg starry_night.jpg -o out.png --size 384 --scales 2
     """
     options = given(locals(), _table().TransferOptions.names())
+    if method == "adain":
+        _adain(content, style, output, catalog, options, given(locals(), {"alpha", "decoder", "precision"}))
+        return
+    if method != "gatys":
+        fail(f"--method must be gatys or adain, not {method!r}")
+    for name in ("alpha", "decoder", "precision"):
+        if locals()[name] is not None:
+            fail(f"--{name} applies to --method adain only")
     from ..transfer import synthesise
 
     result = synthesise(content, style, catalog=_catalog(catalog, [content, *style]), output=output,
@@ -106,6 +122,31 @@ def transfer_cmd(
                f"in {result.elapsed_s:.1f} s ({result.stopped})")
     if result.stopped == "interrupted":
         fail(f"interrupted; the best image so far is in {output}", 130)
+
+
+_ADAIN_OPTIONS = {"size", "style_blend", "preserve_colors", "weights", "device"}
+
+
+def _adain(content, style, output, catalog, options: dict, extra: dict) -> None:
+    """``transfer --method adain``: the options that mean something to AdaIN, from the catalog when there is one."""
+    other = sorted(set(options) - _ADAIN_OPTIONS)
+    if other:
+        fail(f"--{other[0].replace('_', '-')} applies to --method gatys only; AdaIN takes "
+             + ", ".join("--" + o.replace("_", "-") for o in sorted(_ADAIN_OPTIONS | set(extra))))
+    options.update(extra)
+    found = _catalog(catalog, [content, *style])
+    if found is not None:
+        from ..catalog import Catalog
+
+        with Catalog.open(found) as cat:
+            result = cat.transfer(content, style, output, method="adain", **options)
+    else:
+        from ..feedforward import adain_transfer
+
+        result = adain_transfer(content, style, output, **options)
+    s = result.settings
+    typer.echo(f"wrote {output} ({result.image.width}x{result.image.height}) and {output}.json: AdaIN, alpha "
+               f"{s['alpha']:g}, {result.elapsed_s:.2f} s in the networks ({s['precision']})")
 
 
 @app.command("reconstruct")

@@ -1,0 +1,490 @@
+r"""Training the feed-forward networks: one network per style (Johnson et al. 2016), or AdaIN's decoder (Huang &
+Belongie 2017).
+
+Both trainings draw random square crops from folders of images, run them through artspace's VGG-19
+(:mod:`artspace.backbone`) and minimise artspace's own losses (:mod:`artspace.losses`) with Adam:
+
+* a style network :math:`f_W` minimises, over content images :math:`x`,
+  :math:`\alpha L_{content}(f_W(x), x) + \beta L_{style}(f_W(x), a) + \lambda\,TV(f_W(x))` — the objective the
+  optimiser of ``artspace transfer`` minimises for one image, here learned once for every image (Johnson et al. 2016,
+  Eq. 3-5), with squared (``l2``) or absolute (``l1``) terms;
+* AdaIN's decoder :math:`g` minimises :math:`\|f(g(t)) - t\|^2 + \lambda \sum_l (\|\mu(\phi_l(g(t)))-\mu(\phi_l(s))\|^2
+  + \|\sigma(\phi_l(g(t)))-\sigma(\phi_l(s))\|^2)` with :math:`t = \mathrm{AdaIN}(f(c), f(s))` for random content
+  and style pairs (Huang & Belongie 2017, Eq. 8-11).
+
+A run writes a checkpoint every ``checkpoint_every`` steps beside its output (``model.pt.checkpoint``) and on
+Ctrl-C; running the same command again resumes from it, bit for bit on a CPU with the same ``seed``. The model file
+is written once, at the end, atomically; an existing model is never overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from PIL import Image
+
+from .. import losses
+from ..atomic import atomic_write
+from ..backbone import VGG19, ieee_float32, resolve_device
+from ..errors import InvalidOption, OutputConflict, UnreadableImage
+from ..images import open_image, save_image, to_pil, to_tensor, walk_images
+from ..outputs import check_output
+from ..precision import autocast, resolve_precision
+from ..spec import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS
+from .models import full_header, save_model
+from .networks import ADAIN_LAYER, ADAIN_STYLE_LAYERS, NORMS, AdaINDecoder, TransformNet, adain, channel_stats
+
+__all__ = ["TrainingResult", "train_style", "train_decoder", "checkpoint_path", "file_digest",
+           "DEFAULT_STYLE_NET_WEIGHTS"]
+
+#: α, β, λ of a style network. β/α is that of ``artspace transfer`` (same losses, same VGG-19); λ smooths the
+#: pixel-scale noise a network otherwise leaves (docs/transfer.md shows four values side by side).
+DEFAULT_STYLE_NET_WEIGHTS = {"content": 1.0, "style": 1e2, "tv": 1e4}
+#: AdaIN's style weight λ (Huang & Belongie 2017 use 10 with the content term at relu4_1).
+DEFAULT_ADAIN_STYLE_WEIGHT = 10.0
+#: Crops are taken after scaling an image's short side to between 1 and this many times the crop size.
+SCALE_JITTER = 1.5
+
+
+def checkpoint_path(output: str | os.PathLike) -> Path:
+    """Where a training run keeps its checkpoint: ``model.pt`` → ``model.pt.checkpoint``."""
+    output = Path(output)
+    return output.with_name(output.name + ".checkpoint")
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes, as hex."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class TrainingResult:
+    """What a training run made: the model file, its header, the mean loss terms of its last 50 steps, the
+    validation pastiches written, and the loss terms of every step (of the last 1,000 before a resume)."""
+
+    path: Path
+    header: dict
+    steps: int
+    elapsed_s: float
+    losses: dict = field(default_factory=dict)
+    validation: list = field(default_factory=list)
+    history: list = field(default_factory=list)
+
+
+class ImageSampler:
+    """Random square crops of the images below a folder, drawn from a seeded generator (repeatable, resumable).
+
+    Each draw scales an image so that its short side is between 1 and :data:`SCALE_JITTER` times *size*, takes a
+    random *size* × *size* crop and flips it left-right half of the time. Unreadable files are named once through
+    *log* and not drawn again.
+    """
+
+    def __init__(self, folder: str | os.PathLike, size: int, generator: torch.Generator, *, role: str,
+                 log: Callable[[str], None] | None = None):
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise InvalidOption(f"{role} folder {folder} does not exist or is not a folder; give a folder of images")
+        self.paths = list(walk_images(folder))
+        if not self.paths:
+            raise InvalidOption(f"{role} folder {folder} holds no images (.jpg, .png, ...); give a folder of images")
+        self.folder, self.size, self.generator, self.role = folder, size, generator, role
+        self.log = log or (lambda msg: None)
+        self.bad: set[int] = set()
+
+    def digest(self) -> str:
+        """SHA-256 over the sorted relative paths and SHA-256 of every image: what the header records."""
+        h = hashlib.sha256()
+        for p in sorted(self.paths):
+            h.update(f"{p.relative_to(self.folder).as_posix()}\0{file_digest(p)}\n".encode())
+        return h.hexdigest()
+
+    def _crop(self, im: Image.Image) -> torch.Tensor:
+        g, s = self.generator, self.size
+        short = round(s * (1 + (SCALE_JITTER - 1) * float(torch.rand((), generator=g))))
+        w, h = im.size
+        scale = short / min(w, h)
+        im = im.resize((max(s, round(w * scale)), max(s, round(h * scale))), Image.BICUBIC, reducing_gap=3.0)
+        x = int(torch.randint(im.width - s + 1, (), generator=g))
+        y = int(torch.randint(im.height - s + 1, (), generator=g))
+        t = to_tensor(im.crop((x, y, x + s, y + s)))
+        return t.flip(-1) if float(torch.rand((), generator=g)) < 0.5 else t
+
+    def batch(self, n: int) -> torch.Tensor:
+        out = []
+        while len(out) < n:
+            if len(self.bad) == len(self.paths):
+                raise UnreadableImage(self.folder, f"none of the {self.role} images could be read")
+            i = int(torch.randint(len(self.paths), (), generator=self.generator))
+            if i in self.bad:
+                continue
+            try:
+                out.append(self._crop(open_image(self.paths[i], max_side=4 * self.size)))
+            except UnreadableImage as e:
+                self.bad.add(i)
+                self.log(f"skipped: {e}")
+        return torch.stack(out)
+
+
+def _check_common(output, steps, size, batch_size, lr, checkpoint_every, validate_every) -> Path:
+    for name, value, lo in (("steps", steps, 1), ("size", size, 32), ("batch_size", batch_size, 1),
+                            ("checkpoint_every", checkpoint_every, 0), ("validate_every", validate_every, 0)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < lo:
+            raise InvalidOption(f"{name} must be a whole number of at least {lo}, not {value!r}")
+    if not lr > 0:
+        raise InvalidOption(f"lr must be positive, not {lr!r}")
+    output = Path(output)
+    if output.suffix.lower() not in (".pt", ".pth"):
+        raise InvalidOption(f"model output {output}: use a .pt (or .pth) file name, such as {output.with_suffix('.pt')}")
+    if output.exists():
+        raise OutputConflict(f"{output} already exists; artspace never overwrites a trained model: choose another "
+                             "output (-o) or delete it")
+    return output
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """Inside the block, SIGTERM (a batch scheduler ending a job, ``kill``) and SIGINT (even where a shell started
+    the run in the background with SIGINT ignored) stop training as Ctrl-C does: a checkpoint is written first."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    saved = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+
+
+class _Loop:
+    """The shared training loop: seeding, resume, checkpoints, validation pastiches, progress and timing."""
+
+    def __init__(self, *, kind: str, output: Path, net: torch.nn.Module, settings: dict, steps: int, lr: float,
+                 seed: int, checkpoint_every: int, validate_every: int, device: torch.device, precision: str,
+                 progress: bool, log: Callable[[str], None] | None):
+        self.kind, self.output, self.net, self.settings = kind, output, net, settings
+        self.steps, self.device, self.precision = steps, device, precision
+        self.checkpoint_every, self.validate_every = checkpoint_every, validate_every
+        self.progress, self.log = progress, log or (lambda msg: None)
+        self.opt = torch.optim.Adam(net.parameters(), lr=lr)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.step, self.elapsed, self.history = 0, 0.0, []
+        self.validation: list[Path] = []
+        self.ckpt = checkpoint_path(output)
+        self._resume()
+
+    def _fingerprint(self) -> str:
+        return json.dumps({k: v for k, v in self.settings.items() if k != "steps"}, sort_keys=True)
+
+    def _resume(self) -> None:
+        if not self.ckpt.exists():
+            return
+        try:
+            state = torch.load(self.ckpt, map_location="cpu", weights_only=True)
+            saved = state["settings"]
+        except Exception as e:
+            raise InvalidOption(f"checkpoint {self.ckpt} cannot be read ({type(e).__name__}); delete it to start "
+                                "the training afresh") from None
+        if saved != self._fingerprint():
+            raise InvalidOption(f"checkpoint {self.ckpt} was made with other settings; run with the same options "
+                                "to resume it (only --steps may change), or delete it to start afresh")
+        self.net.load_state_dict(state["net"])
+        self.opt.load_state_dict(state["opt"])
+        self.generator.set_state(state["sampler_rng"])
+        torch.set_rng_state(state["rng"])
+        self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
+        self.history = json.loads(state["history"])
+        self.log(f"resuming {self.output} from step {self.step} ({self.ckpt})")
+
+    def save_checkpoint(self) -> None:
+        state = {"settings": self._fingerprint(), "net": self.net.state_dict(), "opt": self.opt.state_dict(),
+                 "sampler_rng": self.generator.get_state(), "rng": torch.get_rng_state(), "step": self.step,
+                 "elapsed": self.elapsed, "history": json.dumps(self.history[-1000:])}
+        atomic_write(self.ckpt, lambda tmp: torch.save(state, tmp))
+
+    def validation_path(self) -> Path:
+        return self.output.with_name(f"{self.output.stem}-validation") / f"step_{self.step:06d}.png"
+
+    def run(self, train_step: Callable[[], dict], validate: Callable[[], torch.Tensor] | None) -> None:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=self.steps, initial=self.step, disable=not self.progress, unit="step",
+                   desc=f"training {self.output.name}", dynamic_ncols=True)
+        self.net.train()
+        with _terminate_as_interrupt():
+            self._steps(bar, train_step, validate)
+        self.net.eval()
+
+    def _steps(self, bar, train_step, validate) -> None:
+        try:
+            while self.step < self.steps:
+                t0 = time.perf_counter()
+                terms = train_step()
+                self.step += 1
+                self.elapsed += time.perf_counter() - t0
+                self.history.append(terms)
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in terms.items()}, refresh=False)
+                if self.checkpoint_every and self.step % self.checkpoint_every == 0 and self.step < self.steps:
+                    self.save_checkpoint()
+                if validate is not None and self.validate_every and (
+                        self.step % self.validate_every == 0 or self.step == self.steps):
+                    self.net.eval()
+                    with torch.no_grad():
+                        image = validate()
+                    self.net.train()
+                    path = save_image(to_pil(image), self.validation_path())
+                    self.validation.append(path)
+        except KeyboardInterrupt:
+            if self.step:
+                self.save_checkpoint()
+                self.log(f"interrupted at step {self.step}; the checkpoint {self.ckpt} resumes it: run the same "
+                         "command again")
+            raise
+        finally:
+            bar.close()
+
+    def mean_terms(self, last: int = 50) -> dict:
+        recent = self.history[-last:]
+        return {k: sum(t[k] for t in recent) / len(recent) for k in recent[0]} if recent else {}
+
+    def finish(self, header: dict, *, half: bool = False) -> TrainingResult:
+        header = {**full_header(self.kind, header), "training": {**header.get("training", {}), "steps": self.step,
+                                          "time_s": round(self.elapsed, 1),
+                                          "final_losses": {k: float(f"{v:.6g}") for k, v in self.mean_terms().items()}}}
+        path = save_model(self.output, self.kind, self.net, header, half=half)
+        self.ckpt.unlink(missing_ok=True)
+        return TrainingResult(path, header, self.step, self.elapsed, self.mean_terms(), self.validation,
+                              self.history)
+
+
+def _setup(device, precision, weights, last_layer: str):
+    dev = resolve_device(device)
+    prec = resolve_precision(precision, dev)
+    vgg = VGG19(weights, last_layer=last_layer).to(dev, memory_format=torch.channels_last)
+    if dev.type == "cpu":
+        torch.set_flush_denormal(True)
+    return dev, prec, vgg
+
+
+def _validation_image(path, size: int) -> torch.Tensor:
+    im = open_image(path, max_side=size)
+    return to_tensor(im)[None]
+
+
+def train_style(styles: Sequence[str | os.PathLike], content: str | os.PathLike, output: str | os.PathLike, *,
+                steps: int = 2000, size: int = 256, batch_size: int = 4, norm: str = "instance",
+                content_loss: str = "l2", style_loss: str = "l2", content_weight: float | None = None,
+                style_weight: float | None = None, tv_weight: float | None = None,
+                style_blend: Sequence[float] | None = None, style_size: int | None = None,
+                content_layers: Sequence[str] = (DEFAULT_CONTENT_LAYER,),
+                style_layers: Sequence[str] = DEFAULT_STYLE_LAYERS, lr: float = 1e-3, seed: int = 0,
+                checkpoint_every: int = 100, validate_every: int = 0, validation_image=None,
+                weights: str = "original", device: str = "auto", precision: str = "auto", progress: bool = True,
+                log: Callable[[str], None] | None = None) -> TrainingResult:
+    r"""Train an image transformation network for one style, or a blend of several (Johnson et al. 2016).
+
+    Parameters
+    ----------
+    styles : list of path
+        Style images; with several, the target Gram matrices are their blend (*style_blend* weights, default equal).
+    content : path
+        Folder of content photographs (searched recursively).
+    output : path
+        The model file (``.pt``) to write. An existing file is never overwritten; an interrupted run resumes from
+        ``output.checkpoint``.
+    steps, size, batch_size : int
+        Adam steps, the crops' side in pixels, crops per step.
+    norm : {"instance", "batch"}
+        Instance normalisation (Ulyanov et al. 2016) or Johnson et al.'s batch normalisation.
+    content_loss, style_loss : {"l2", "l1"}
+        Squared or absolute errors per term (:mod:`artspace.losses`).
+    content_weight, style_weight, tv_weight : float
+        α, β, λ (default :data:`DEFAULT_STYLE_NET_WEIGHTS`; β/α sets the style/content ratio).
+    style_size : int, optional
+        Long side at which the style images are measured (default *size*).
+    validate_every : int
+        Write a pastiche of *validation_image* (default: the first content image) every this many steps to
+        ``<output stem>-validation/step_NNNNNN.png``; 0 writes none.
+    precision : {"auto", "float32", "bfloat16", "float16"}
+        Precision of the network passes (:mod:`artspace.precision`); losses and weights stay float32.
+    """
+    output = _check_common(output, steps, size, batch_size, lr, checkpoint_every, validate_every)
+    styles = [Path(s) for s in ([styles] if isinstance(styles, (str, os.PathLike)) else styles)]
+    if not styles:
+        raise InvalidOption("give at least one style image")
+    for s in styles:
+        if not s.is_file():
+            raise UnreadableImage(s, "no such style image file")
+    from .inference import blend_weights
+
+    blend = blend_weights(style_blend, len(styles))
+    for kind in (content_loss, style_loss):
+        if kind not in losses.LOSS_KINDS:
+            raise InvalidOption(f"loss must be one of {losses.LOSS_KINDS}, not {kind!r}")
+    weights_ = {"content": DEFAULT_STYLE_NET_WEIGHTS["content"] if content_weight is None else float(content_weight),
+                "style": DEFAULT_STYLE_NET_WEIGHTS["style"] if style_weight is None else float(style_weight),
+                "tv": DEFAULT_STYLE_NET_WEIGHTS["tv"] if tv_weight is None else float(tv_weight)}
+    if min(weights_.values()) < 0:
+        raise InvalidOption(f"loss weights must not be negative: {weights_}")
+    content_layers, style_layers = list(content_layers), list(style_layers)
+    for path in (output, checkpoint_path(output)):
+        check_output(path, inputs=styles)
+    if norm not in NORMS:
+        raise InvalidOption(f"norm must be one of {NORMS}, not {norm!r}")
+    dev, prec, vgg = _setup(device, precision, weights, max(content_layers + style_layers, key=_depth))
+    style_size = style_size or size
+    style_digests = [{"name": s.name, "sha256": file_digest(s)} for s in styles]
+    settings = {"kind": "style", "styles": style_digests, "blend": blend, "content": str(Path(content).resolve()),
+                "size": size, "batch_size": batch_size, "norm": norm, "losses": [content_loss, style_loss],
+                "weights": weights_, "layers": [content_layers, style_layers], "style_size": style_size, "lr": lr,
+                "seed": seed, "vgg": str(weights), "precision": prec}
+    torch.manual_seed(seed)
+    net = TransformNet(norm=norm).to(dev, memory_format=torch.channels_last)
+    loop = _Loop(kind="style", output=output, net=net, settings=settings, steps=steps, lr=lr, seed=seed,
+                 checkpoint_every=checkpoint_every, validate_every=validate_every, device=dev, precision=prec,
+                 progress=progress, log=log)
+    sampler = ImageSampler(content, size, loop.generator, role="content", log=log)
+    style_loss_fn = losses.StyleLoss(style_layers, kind=style_loss)
+    content_loss_fn = losses.ContentLoss(content_layers, kind=content_loss)
+    with torch.no_grad(), ieee_float32(dev), autocast(dev, prec):
+        feats = [vgg(_validation_image(s, style_size).to(dev), style_layers) for s in styles]
+        style_loss_fn.set_target(feats, blend)
+    check_image = _validation_image(validation_image or sampler.paths[0], size).to(dev)
+
+    def step() -> dict:
+        x = sampler.batch(batch_size).to(dev).contiguous(memory_format=torch.channels_last)
+        with autocast(dev, prec):
+            with torch.no_grad():
+                content_loss_fn.set_target(vgg(x, content_layers))
+            y = net(x)
+            feats = vgg(y, content_layers + style_layers)
+        b = x.shape[0]
+        terms = {"content": weights_["content"] * sum(content_loss_fn(feats).values()) / b,
+                 "style": weights_["style"] * sum(style_loss_fn(feats).values()) / b,
+                 "tv": weights_["tv"] * losses.total_variation(y.float()).sum() / b}
+        total = sum(terms.values())
+        if not torch.isfinite(total):
+            raise FloatingPointError(f"the loss became {float(total)} at step {loop.step + 1}; lower --lr or use "
+                                     "--precision float32")
+        loop.opt.zero_grad(set_to_none=True)
+        total.backward()
+        loop.opt.step()
+        return {**{k: v.item() for k, v in terms.items()}, "total": total.item()}
+
+    def validate() -> torch.Tensor:
+        with autocast(dev, prec):
+            return net(check_image.contiguous(memory_format=torch.channels_last)).float().clamp(0, 1)
+
+    loop.run(step, validate)
+    header = {
+        "architecture": {"network": "TransformNet", "norm": norm, "upsampling": "nearest-resize + conv"},
+        "losses": {"content": content_loss, "style": style_loss},
+        "layers": {"content": content_layers, "style": style_layers,
+                   "style_weights": style_loss_fn.weights},
+        "weights": weights_, "vgg_weights": str(weights),
+        "styles": style_digests, "blend": blend, "style_size": style_size,
+        "training": {"content_folder": str(Path(content)), "content_images": len(sampler.paths),
+                     "content_sha256": sampler.digest(), "size": size, "batch_size": batch_size, "lr": lr,
+                     "seed": seed, "precision": prec, "device": str(dev)},
+    }
+    return loop.finish(header)
+
+
+def _depth(layer: str) -> int:
+    from ..spec import LAYERS
+
+    return LAYERS.index(layer)
+
+
+def train_decoder(content: str | os.PathLike, styles: str | os.PathLike, output: str | os.PathLike, *,
+                  steps: int = 2000, size: int = 256, batch_size: int = 8,
+                  style_weight: float = DEFAULT_ADAIN_STYLE_WEIGHT, lr: float = 1e-4, seed: int = 0,
+                  checkpoint_every: int = 100, validate_every: int = 0, validation_image=None,
+                  validation_style=None, weights: str = "original", device: str = "auto",
+                  precision: str = "auto", half: bool = False, progress: bool = True,
+                  log: Callable[[str], None] | None = None) -> TrainingResult:
+    """Train AdaIN's decoder (Huang & Belongie 2017) on folders of content photographs and style paintings.
+
+    Each step pairs *batch_size* random content crops with as many random style crops. *half* stores the weights
+    as float16 (half the file). The other parameters are those of :func:`train_style`; *validation_style* is the
+    style of the validation pastiche (default: the first style image).
+    """
+    output = _check_common(output, steps, size, batch_size, lr, checkpoint_every, validate_every)
+    if not style_weight >= 0:
+        raise InvalidOption(f"style_weight must not be negative, not {style_weight!r}")
+    dev, prec, vgg = _setup(device, precision, weights, ADAIN_LAYER)
+    settings = {"kind": "adain-decoder", "content": str(Path(content).resolve()),
+                "styles": str(Path(styles).resolve()), "size": size, "batch_size": batch_size,
+                "style_weight": style_weight, "lr": lr, "seed": seed, "vgg": str(weights), "precision": prec}
+    torch.manual_seed(seed)
+    dec = AdaINDecoder().to(dev, memory_format=torch.channels_last)
+    loop = _Loop(kind="adain-decoder", output=output, net=dec, settings=settings, steps=steps, lr=lr, seed=seed,
+                 checkpoint_every=checkpoint_every, validate_every=validate_every, device=dev, precision=prec,
+                 progress=progress, log=log)
+    contents = ImageSampler(content, size, loop.generator, role="content", log=log)
+    style_images = ImageSampler(styles, size, loop.generator, role="style", log=log)
+    layers = list(ADAIN_STYLE_LAYERS)
+    check = (_validation_image(validation_image or contents.paths[0], size).to(dev),
+             _validation_image(validation_style or style_images.paths[0], size).to(dev))
+
+    def step() -> dict:
+        c = contents.batch(batch_size).to(dev).contiguous(memory_format=torch.channels_last)
+        s = style_images.batch(batch_size).to(dev).contiguous(memory_format=torch.channels_last)
+        with autocast(dev, prec):
+            with torch.no_grad():
+                fc = vgg(c, [ADAIN_LAYER])[ADAIN_LAYER]
+                fs = vgg(s, layers)
+                target_stats = {n: channel_stats(fs[n]) for n in layers}
+                t = adain(fc, *target_stats[ADAIN_LAYER])
+            y = dec(t.to(fc.dtype), size=c.shape[-2:])
+            fy = vgg(y, layers)
+        content_term = (fy[ADAIN_LAYER].float() - t).pow(2).flatten(1).mean(1).mean()
+        style_term = sum(losses.moment_term(*channel_stats(fy[n]), *target_stats[n]).mean() for n in layers)
+        total = content_term + style_weight * style_term
+        if not torch.isfinite(total):
+            raise FloatingPointError(f"the loss became {float(total)} at step {loop.step + 1}; lower --lr or use "
+                                     "--precision float32")
+        loop.opt.zero_grad(set_to_none=True)
+        total.backward()
+        loop.opt.step()
+        return {"content": content_term.item(), "style": style_weight * style_term.item(), "total": total.item()}
+
+    def validate() -> torch.Tensor:
+        with autocast(dev, prec):
+            fc = vgg(check[0], [ADAIN_LAYER])[ADAIN_LAYER]
+            fs = vgg(check[1], [ADAIN_LAYER])[ADAIN_LAYER]
+            return dec(adain(fc, *channel_stats(fs)).to(fc.dtype), size=check[0].shape[-2:]).float().clamp(0, 1)
+
+    loop.run(step, validate)
+    header = {
+        "architecture": {"network": "AdaINDecoder", "encoder": f"VGG-19 to {ADAIN_LAYER}",
+                         "upsampling": "nearest-resize + conv", "padding": "reflection"},
+        "losses": {"content": "l2", "style": "moments-l2"},
+        "layers": {"content": [ADAIN_LAYER], "style": layers},
+        "weights": {"content": 1.0, "style": style_weight}, "vgg_weights": str(weights),
+        "training": {"content_folder": str(Path(content)), "content_images": len(contents.paths),
+                     "content_sha256": contents.digest(), "style_folder": str(Path(styles)),
+                     "style_images": len(style_images.paths), "styles_sha256": style_images.digest(),
+                     "size": size, "batch_size": batch_size, "lr": lr, "seed": seed, "precision": prec,
+                     "device": str(dev), "weights_stored_as": "float16" if half else "float32"},
+    }
+    return loop.finish(header, half=half)

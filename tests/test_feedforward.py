@@ -1,0 +1,361 @@
+"""The feed-forward networks: shapes, normalisation, training, model files, stylising, AdaIN and the catalog's
+stored moments — on images the tests draw themselves."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+from typer.testing import CliRunner
+
+from artspace.cli import app
+from artspace.errors import InvalidModel, InvalidOption, OutputConflict
+from artspace.feedforward import (AdaINDecoder, TransformNet, adain, adain_transfer, checkpoint_path, load_model,
+                                  save_model, stylise, train_decoder, train_style)
+from artspace.feedforward import training as training_module
+from artspace.losses import channel_stats
+
+runner = CliRunner()
+TINY = dict(size=32, batch_size=2, progress=False, precision="float32", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """Twelve small 'photographs': shapes on gradients, of a few sizes."""
+    d = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for k in range(12):
+        w, h = int(rng.integers(40, 70)), int(rng.integers(40, 70))
+        grad = np.linspace(0, 255, w, dtype=np.float32)[None, :, None] * rng.uniform(0.3, 1, 3)
+        im = Image.fromarray(np.broadcast_to(grad, (h, w, 3)).astype(np.uint8))
+        dr = ImageDraw.Draw(im)
+        x, y = int(rng.integers(0, w // 2)), int(rng.integers(0, h // 2))
+        dr.ellipse([x, y, x + w // 3, y + h // 3], fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
+        im.save(d / f"photo{k:02d}.png")
+    return d
+
+
+@pytest.fixture(scope="module")
+def paintings(tmp_path_factory):
+    """Six 'paintings': stripes and dots in strong colours."""
+    d = tmp_path_factory.mktemp("paintings")
+    for k in range(6):
+        im = Image.new("RGB", (48, 48), (240 - 30 * k, 200, 40 * k))
+        dr = ImageDraw.Draw(im)
+        for j in range(0, 96, 6 + k):
+            dr.line([(j - 48, 0), (j, 48)], fill=(20, 30 * k, 120), width=2)
+        im.save(d / f"painting{k}.png")
+    return d
+
+
+@pytest.fixture(scope="module")
+def style_model(photos, paintings, tmp_path_factory):
+    out = tmp_path_factory.mktemp("models") / "tiny.pt"
+    return train_style([paintings / "painting0.png"], photos, out, steps=3, seed=1, **TINY)
+
+
+@pytest.fixture(scope="module")
+def decoder_model(photos, paintings, tmp_path_factory):
+    out = tmp_path_factory.mktemp("models") / "decoder.pt"
+    return train_decoder(photos, paintings, out, steps=2, seed=1, half=True, **TINY)
+
+
+# ---- networks -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("norm", ["instance", "batch"])
+@pytest.mark.parametrize("hw", [(32, 32), (37, 50), (33, 17), (65, 64)])
+def test_transform_net_keeps_any_size(norm, hw):
+    net = TransformNet(norm=norm).eval()
+    with torch.no_grad():
+        assert net(torch.rand(2, 3, *hw)).shape == (2, 3, *hw)
+
+
+@pytest.mark.parametrize("hw", [(32, 32), (37, 50), (61, 45)])
+def test_decoder_returns_the_encoder_input_size(hw):
+    from artspace.backbone import VGG19
+
+    x = torch.rand(1, 3, *hw)
+    f = VGG19(last_layer="relu4_1")(x, ["relu4_1"])["relu4_1"]
+    with torch.no_grad():
+        assert AdaINDecoder()(f, size=hw).shape == (1, 3, *hw)
+
+
+def test_instance_norm_treats_each_image_alone():
+    torch.manual_seed(0)
+    a, b = torch.rand(1, 3, 24, 24), torch.rand(1, 3, 24, 24)
+    inst = TransformNet("instance").train()
+    with torch.no_grad():
+        alone, together = inst(a), inst(torch.cat([a, b]))[:1]
+    assert torch.allclose(alone, together, atol=1e-5)
+    batch = TransformNet("batch").train()  # batch statistics mix the images: the thesis's comparison
+    with torch.no_grad():
+        assert not torch.allclose(batch(a), batch(torch.cat([a, b]))[:1], atol=1e-3)
+
+
+def test_adain_gives_the_style_statistics():
+    torch.manual_seed(0)
+    content, style = torch.rand(2, 8, 5, 7) * 3, torch.rand(2, 8, 6, 4) + 2
+    mean, std = channel_stats(style)
+    out_mean, out_std = channel_stats(adain(content, mean, std))
+    assert torch.allclose(out_mean, mean, atol=1e-4) and torch.allclose(out_std, std, atol=1e-3)
+
+
+def test_bad_norm_is_refused():
+    with pytest.raises(InvalidOption, match="norm must be one of"):
+        TransformNet("layer")
+
+
+# ---- training -----------------------------------------------------------------------------------------------------
+
+
+def test_training_lowers_the_loss(photos, paintings, tmp_path):
+    result = train_style([paintings / "painting1.png"], photos, tmp_path / "m.pt", steps=30, seed=0,
+                         checkpoint_every=0, **TINY)
+    assert set(result.header["training"]["final_losses"]) == {"content", "style", "tv", "total"}
+    totals = [h["total"] for h in result.history]
+    assert len(totals) == 30 and np.mean(totals[-5:]) < 0.5 * np.mean(totals[:5])
+
+
+def test_model_header_records_how_it_was_made(style_model, paintings):
+    h = style_model.header
+    assert h["kind"] == "style" and h["format"] == 1 and h["artspace_version"]
+    assert h["architecture"]["norm"] == "instance"
+    assert h["losses"] == {"content": "l2", "style": "l2"}
+    assert h["layers"]["content"] == ["relu4_2"] and len(h["layers"]["style"]) == 5
+    from artspace.feedforward.training import file_digest
+
+    assert h["styles"] == [{"name": "painting0.png", "sha256": file_digest(paintings / "painting0.png")}]
+    assert h["training"]["steps"] == 3 and h["training"]["content_images"] == 12
+    assert not checkpoint_path(style_model.path).exists()
+
+
+def test_save_load_round_trip(style_model, tmp_path):
+    m = load_model(style_model.path, kind="style")
+    x = torch.rand(1, 3, 40, 33)
+    copy = save_model(tmp_path / "copy.pt", "style", m.net, {k: v for k, v in m.header.items()
+                                                             if k not in ("format", "kind", "artspace_version")})
+    again = load_model(copy)
+    with torch.no_grad():
+        assert torch.equal(m.net(x), again.net(x))
+    assert again.header["training"] == m.header["training"]
+
+
+def test_half_precision_file_is_smaller_and_close(decoder_model, tmp_path):
+    m = load_model(decoder_model.path, kind="adain-decoder")
+    full = save_model(tmp_path / "full.pt", "adain-decoder", m.net, {})
+    assert decoder_model.path.stat().st_size < 0.6 * full.stat().st_size
+    assert m.header["training"]["weights_stored_as"] == "float16"
+
+
+def test_foreign_and_damaged_models_are_refused(style_model, tmp_path):
+    plain = tmp_path / "plain.pt"
+    torch.save(TransformNet().state_dict(), plain)
+    with pytest.raises(InvalidModel, match="not an artspace model"):
+        load_model(plain)
+    blob = torch.load(style_model.path, weights_only=True)
+    header = json.loads(blob["artspace_model"])
+    header["format"] = 99
+    other = tmp_path / "other.pt"
+    torch.save({**blob, "artspace_model": json.dumps(header)}, other)
+    with pytest.raises(InvalidModel, match="model format 99"):
+        load_model(other)
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(style_model.path.read_bytes()[:5000])
+    with pytest.raises(InvalidModel, match="not a readable model file"):
+        load_model(cut)
+    with pytest.raises(InvalidModel, match="holds a 'style' network"):
+        load_model(style_model.path, kind="adain-decoder")
+    with pytest.raises(InvalidModel, match="no such model file"):
+        load_model(tmp_path / "missing.pt")
+
+
+def test_pickled_code_in_a_model_file_is_not_run(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "pwned"), "w"))
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"artspace_model": "{}", "state_dict": {"x": Payload()}}, evil)
+    with pytest.raises(InvalidModel):
+        load_model(evil)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_existing_model_is_never_overwritten(style_model, photos, paintings):
+    before = style_model.path.read_bytes()
+    with pytest.raises(OutputConflict, match="never overwrites"):
+        train_style([paintings / "painting0.png"], photos, style_model.path, steps=1, **TINY)
+    assert style_model.path.read_bytes() == before
+
+
+def test_interrupted_training_resumes_bit_for_bit(photos, paintings, tmp_path, monkeypatch):
+    style = [paintings / "painting2.png"]
+    whole = train_style(style, photos, tmp_path / "whole.pt", steps=4, seed=3, checkpoint_every=1, **TINY)
+    calls = {"n": 0}
+    real = training_module.ImageSampler.batch
+
+    def interrupting(self, n):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(self, n)
+
+    monkeypatch.setattr(training_module.ImageSampler, "batch", interrupting)
+    out = tmp_path / "resumed.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train_style(style, photos, out, steps=4, seed=3, checkpoint_every=1, **TINY)
+    assert checkpoint_path(out).exists() and not out.exists()
+    monkeypatch.setattr(training_module.ImageSampler, "batch", real)
+    with pytest.raises(InvalidOption, match="other settings"):
+        train_style(style, photos, out, steps=4, seed=4, checkpoint_every=1, **TINY)
+    resumed = train_style(style, photos, out, steps=4, seed=3, checkpoint_every=1, **TINY)
+    a, b = load_model(whole.path).net.state_dict(), load_model(resumed.path).net.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_validation_pastiches_are_written(photos, paintings, tmp_path):
+    r = train_style([paintings / "painting3.png"], photos, tmp_path / "v.pt", steps=4, validate_every=2, **TINY)
+    assert [p.name for p in r.validation] == ["step_000002.png", "step_000004.png"]
+    assert all(p.parent.name == "v-validation" for p in r.validation)
+
+
+def test_several_styles_blend(photos, paintings, tmp_path):
+    r = train_style([paintings / "painting0.png", paintings / "painting4.png"], photos, tmp_path / "b.pt",
+                    steps=1, style_blend="0.8,0.2", **TINY)
+    assert r.header["blend"] == [0.8, 0.2] and len(r.header["styles"]) == 2
+    with pytest.raises(InvalidOption, match="one non-negative weight per style"):
+        train_style([paintings / "painting0.png"], photos, tmp_path / "c.pt", steps=1, style_blend="1,2", **TINY)
+
+
+def test_bad_training_options_are_one_line_errors(photos, paintings, tmp_path):
+    style = [paintings / "painting0.png"]
+    with pytest.raises(InvalidOption, match="steps must be"):
+        train_style(style, photos, tmp_path / "a.pt", steps=0, **TINY)
+    with pytest.raises(InvalidOption, match=r"\.pt"):
+        train_style(style, photos, tmp_path / "a.png", steps=1, **TINY)
+    with pytest.raises(InvalidOption, match="holds no images"):
+        train_style(style, tmp_path, tmp_path / "a.pt", steps=1, **TINY)
+    with pytest.raises(InvalidOption, match="loss must be"):
+        train_style(style, photos, tmp_path / "a.pt", steps=1, content_loss="l3", **TINY)
+
+
+# ---- stylising and AdaIN -------------------------------------------------------------------------------------------
+
+
+def test_stylise_a_folder_in_batches_keeps_sizes_and_paths(style_model, photos, tmp_path):
+    out = tmp_path / "out"
+    results = stylise(style_model.path, photos, out, batch_size=3, device="cpu")
+    assert len(results) == 12
+    for r in results:
+        src = photos / r.output.name
+        assert r.output.parent == out and Image.open(r.output).size == Image.open(src).size
+
+
+def test_stylise_tiles_large_images(style_model, photos, tmp_path):
+    from artspace.feedforward.inference import _tiled
+
+    im = Image.open(photos / "photo00.png").resize((150, 100))
+    tiled = stylise(style_model.path, im, tile=64, device="cpu")[0].image
+    assert tiled.size == (150, 100)
+    # the tiles and their raised-cosine blend put every pixel back where it was: a network that changes nothing
+    # gives the image itself
+    x = torch.rand(1, 3, 100, 150)
+    assert torch.allclose(_tiled(torch.nn.Identity(), x, 64, torch.device("cpu"), "float32"), x, atol=1e-6)
+
+
+def test_stylise_preserve_colors_keeps_the_chrominance(style_model, photos):
+    from artspace.transfer.colour import rgb_to_yiq
+    from artspace.images import to_tensor
+
+    im = Image.open(photos / "photo01.png").convert("RGB")
+    out = stylise(style_model.path, im, preserve_colors=True, device="cpu")[0].image
+    a, b = rgb_to_yiq(to_tensor(im)), rgb_to_yiq(to_tensor(out))
+    # the same chrominance, up to 8-bit rounding and where the luminance left the RGB cube
+    assert float((a[1:] - b[1:]).abs().median()) < 0.01
+
+
+def test_stylise_never_overwrites_its_input(style_model, photos):
+    with pytest.raises(OutputConflict):
+        stylise(style_model.path, photos / "photo00.png", photos / "photo00.png", device="cpu")
+
+
+def test_adain_transfer_with_alpha_and_blend(decoder_model, photos, paintings, tmp_path):
+    out = tmp_path / "a.png"
+    r = adain_transfer(photos / "photo00.png", [paintings / "painting0.png", paintings / "painting5.png"], out,
+                       decoder=decoder_model.path, style_blend=[0.5, 0.5], alpha=0.5, size=48, device="cpu")
+    assert Image.open(out).size == r.image.size and max(r.image.size) == 48
+    side = json.loads(out.with_name("a.png.json").read_text())
+    assert side["method"] == "adain" and side["alpha"] == 0.5 and len(side["styles"]) == 2
+    with pytest.raises(InvalidOption, match="alpha"):
+        adain_transfer(photos / "photo00.png", paintings / "painting0.png", decoder=decoder_model.path, alpha=2)
+
+
+def test_adain_from_moments_equals_adain_from_the_image(decoder_model, photos, paintings):
+    from artspace.backbone import VGG19
+    from artspace.images import open_image, resize_long_side, to_tensor
+
+    style = paintings / "painting2.png"
+    x = to_tensor(resize_long_side(open_image(style), 48))[None]
+    mean, std = channel_stats(VGG19(last_layer="relu4_1")(x, ["relu4_1"])["relu4_1"])
+    kw = dict(decoder=decoder_model.path, size=48, device="cpu", precision="float32")
+    a = adain_transfer(photos / "photo03.png", style, **kw).image
+    b = adain_transfer(photos / "photo03.png", (mean[0].numpy(), std[0].numpy()), **kw).image
+    assert np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16)).max() <= 1  # float rounding of two paths
+
+
+def test_catalog_stores_moments_and_transfers_from_them(demo_catalog, decoder_model, tmp_path):
+    from artspace.features import Extractor
+
+    cat = demo_catalog
+    wid = int(cat.works["id"].iloc[0])
+    mean, std = cat.moments(wid)
+    assert mean.shape == std.shape == (512,)
+    ex = Extractor(cat.spec, device="cpu")
+    direct = ex.encode(ex.batch([cat.image_path(wid)]))["moments"][0].numpy()
+    assert np.allclose(np.concatenate([mean, std]), direct, rtol=2e-3, atol=1e-2)
+    assert cat.moments(str(tmp_path / "elsewhere.png")) is None
+    out = tmp_path / "pastiche.png"
+    r = cat.transfer(int(cat.works["id"].iloc[1]), wid, out, decoder=decoder_model.path, size=40, device="cpu")
+    assert r.settings["styles"] == ["<stored moments>"] and out.exists()
+
+
+# ---- the command line ---------------------------------------------------------------------------------------------
+
+
+def test_cli_train_style_then_stylise(photos, paintings, tmp_path):
+    model = tmp_path / "cli.pt"
+    res = runner.invoke(app, ["train-style", str(paintings / "painting0.png"), "--content", str(photos), "-o",
+                              str(model), "--steps", "2", "--size", "32", "--batch-size", "2", "--norm", "batch",
+                              "--content-loss", "l1", "--tv-weight", "0", "--precision", "float32", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert f"wrote {model}: 2 steps" in res.output
+    assert load_model(model).header["architecture"]["norm"] == "batch"
+    out = tmp_path / "styled"
+    res = runner.invoke(app, ["stylise", str(model), str(photos), "-o", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "wrote 12 pastiche(s)" in res.output and len(list(out.glob("*.png"))) == 12
+    res = runner.invoke(app, ["stylise", str(photos / "photo00.png"), str(photos), "-o", str(out), "--quiet"])
+    assert res.exit_code == 1 and res.output.count("Error:") == 1 and "not a readable model file" in res.output
+
+
+def test_cli_train_decoder_and_transfer_adain(photos, paintings, tmp_path):
+    dec = tmp_path / "dec.pt"
+    res = runner.invoke(app, ["train-decoder", "--content", str(photos), "--styles", str(paintings), "-o", str(dec),
+                              "--steps", "1", "--size", "32", "--batch-size", "2", "--quiet"])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "p.png"
+    res = runner.invoke(app, ["transfer", str(photos / "photo00.png"), str(paintings / "painting0.png"), "-o",
+                              str(out), "--method", "adain", "--decoder", str(dec), "--alpha", "0.8", "--size", "40",
+                              "--preserve-colors"])
+    assert res.exit_code == 0, res.output
+    assert "AdaIN, alpha 0.8" in res.output and Image.open(out).size[0] == 40
+    res = runner.invoke(app, ["transfer", str(photos / "photo00.png"), str(paintings / "painting0.png"), "-o",
+                              str(out), "--method", "adain", "--decoder", str(dec), "-n", "5"])
+    assert res.exit_code == 1 and "applies to --method gatys only" in res.output
+    res = runner.invoke(app, ["transfer", str(photos / "photo00.png"), str(paintings / "painting0.png"), "-o",
+                              str(out), "--alpha", "0.5"])
+    assert res.exit_code == 1 and "applies to --method adain only" in res.output
