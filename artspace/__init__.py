@@ -20,7 +20,7 @@ _WHERE = {
     "spec": ["LAYERS", "FeatureSpec"],
     "backbone": ["VGG19"],
     "errors": ["ArtspaceError", "CatalogLocked", "CatalogNotFound", "CorruptCatalog", "IncompatibleCatalog",
-               "InvalidFilter", "InvalidMetadata", "InvalidOption", "NoMatch", "OutOfMemoryAdvice", "OutputConflict",
+               "InvalidFilter", "InvalidModel", "InvalidMetadata", "InvalidOption", "NoMatch", "OutOfMemoryAdvice", "OutputConflict",
                "UnknownLayer", "UnreadableImage", "WeightsUnavailable", "WorkNotFound"],
     "images": ["open_image", "save_image"],
     "features": ["Extractor"],
@@ -33,10 +33,11 @@ _WHERE = {
     "analysis.maps": ["layout", "map_collection", "map_html"],
     "analysis.unit_patches": ["characteristic_units", "units"],
     "transfer": ["TransferOptions", "TransferResult", "reconstruct", "reconstruct_layers", "synthesise"],
+    "feedforward": ["train_style", "train_decoder", "stylise", "adain_transfer", "load_model"],
 }
 #: Subpackages and modules reachable as attributes (``artspace.transfer.transfer(...)``) without importing them first.
-_SUBMODULES = ("analysis", "backbone", "catalog", "demo", "errors", "features", "filters", "images", "losses",
-               "outputs", "projection", "search", "spaces", "spec", "transfer", "winograd")
+_SUBMODULES = ("analysis", "backbone", "catalog", "demo", "errors", "features", "feedforward", "filters", "images", "losses",
+               "outputs", "precision", "projection", "search", "spaces", "spec", "transfer", "winograd")
 
 from .lazy import exports as _exports  # noqa: E402 - after the tables it reads
 

@@ -30,6 +30,7 @@ from PIL import Image
 from . import losses
 from .backbone import VGG19, ieee_float32, resolve_device
 from .images import open_image, to_tensor
+from .precision import autocast, resolve_precision
 from .spec import DEFAULT_SIGNATURE_LAYERS, DEFAULT_STYLE_LAYERS, MOMENTS_LAYER, FeatureSpec  # noqa: F401
 
 __all__ = [
@@ -93,6 +94,9 @@ class Extractor:
     spec : FeatureSpec
     device : str
         ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda``, ``cuda:1``, ``mps``.
+    precision : {"float32", "auto", "bfloat16", "float16"}
+        Precision of the convolutions (:mod:`artspace.precision`); Gram matrices, signatures, descriptors and
+        moments are computed from the feature maps in float32 whatever it is.
 
     Examples
     --------
@@ -102,9 +106,11 @@ class Extractor:
     (torch.Size([2, 305888]), torch.Size([2, 262656]), torch.Size([2, 512]))
     """
 
-    def __init__(self, spec: FeatureSpec = FeatureSpec(), *, device: str | torch.device = "auto"):
+    def __init__(self, spec: FeatureSpec = FeatureSpec(), *, device: str | torch.device = "auto",
+                 precision: str = "float32"):
         self.spec = spec
         self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
         # channels_last (NHWC) lets oneDNN on CPUs and cuDNN on GPUs pick their fastest convolutions: measured
         # 1.4x on this project's 2-core CPU (benchmarks/bench_index.py).
         self.net = VGG19(spec.weights, last_layer=spec.last_layer).to(self.device, memory_format=torch.channels_last)
@@ -112,8 +118,10 @@ class Extractor:
             # Subnormal floats in deep relu maps are slow on x86 and change nothing measurable.
             torch.set_flush_denormal(True)
             # Winograd's minimal filtering for the 256- and 512-filter convolutions: equal to float32 rounding, and
-            # the forward pass measured 1.3x faster on this project's 2-core CPU (docs/benchmarks.md).
-            self.net.use_winograd()
+            # the forward pass measured 1.3x faster on this project's 2-core CPU (docs/benchmarks.md). In bfloat16
+            # oneDNN's own convolutions are faster still (AMX), so Winograd serves float32 only.
+            if self.precision == "float32":
+                self.net.use_winograd()
 
     def prepare(self, im: Image.Image) -> torch.Tensor:
         """Resize an RGB image to the spec's square input and return it as a (3, S, S) tensor in [0, 1]."""
@@ -143,8 +151,11 @@ class Extractor:
         x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         layers = (set(spec.style_layers) | set(spec.signature_layers) | {spec.descriptor_layer, MOMENTS_LAYER}
                   | ({spec.content_layer} if content_maps else set()))
-        with ieee_float32(self.device):  # not TF32: a catalog built on a GPU must agree with one built on a CPU
-            out = self.net(x, layers)
+        # not TF32: a float32 catalog built on a GPU must agree with one built on a CPU
+        with ieee_float32(self.device):
+            with autocast(self.device, self.precision):
+                out = self.net(x, layers)
+            # outside autocast: the products of the Gram matrices run in float32 on upcast maps
             grams = {n: losses.gram(out[n]) for n in dict.fromkeys(spec.style_layers + spec.signature_layers)}
         style = torch.cat(
             [losses.style_vector(grams[n], w) for n, w in zip(spec.style_layers, spec.layer_weights)], 1)

@@ -80,9 +80,9 @@ def digest(rows) -> str:
     return h.hexdigest()
 
 
-def write_log_state(log: Log, spec: FeatureSpec, next_id: int) -> None:
-    atomic_write(log.state, lambda p: p.write_text(json.dumps({"spec": spec.to_dict(), "next_id": int(next_id)},
-                                                              indent=2, sort_keys=True)))
+def write_log_state(log: Log, spec: FeatureSpec, next_id: int, precision: str) -> None:
+    state = {"spec": spec.to_dict(), "next_id": int(next_id), "precision": precision}
+    atomic_write(log.state, lambda p: p.write_text(json.dumps(state, indent=2, sort_keys=True)))
 
 
 class Previous:
@@ -198,7 +198,7 @@ def adopt_legacy_log(cdir: Path, log: Log, prev: Previous) -> None:
             os.rename(cdir / name, target)
     spec = prev.legacy.get("spec")
     if spec and not log.state.exists():
-        write_log_state(log, FeatureSpec.from_dict(spec), int(prev.legacy.get("next_id", 0) or 0))
+        write_log_state(log, FeatureSpec.from_dict(spec), int(prev.legacy.get("next_id", 0) or 0), "float32")
 
 
 def remove_legacy_files(cdir: Path) -> None:
@@ -446,7 +446,7 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
         "skipped_digest": digest(skipped_all),
         "works_digest": digest(zip(works["path"], works["size"].astype(int), works["mtime_ns"].astype(int),
                                    works["id"].astype(int))),
-        "spec": run.spec.to_dict(), "model": "vgg19", "works": int(len(works)), "skipped": len(skipped_all),
+        "spec": run.spec.to_dict(), "precision": run.precision, "model": "vgg19", "works": int(len(works)), "skipped": len(skipped_all),
         "next_id": int(max(run.next_id, int(ids.max()) + 1)),
         "spaces": {by: {"dim": int(emb[by].shape[1]), "metric": sp.metric, "relative": sp.relative,
                         "distance": sp.formula, "index": indexes[by].kind,

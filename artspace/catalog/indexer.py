@@ -30,6 +30,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
+from ..backbone import resolve_device
 from ..errors import ArtspaceError, IncompatibleCatalog, InvalidOption, UnreadableImage
 from ..features import Extractor, FeatureSpec
 from ..images import open_image, walk_images
@@ -101,7 +102,7 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
           device: str = "auto", workers: int = 2, fit_size: int = 2048, embed_dim: int = 384,
           signature_dim: int = 128, rebuild: bool = False, quiet: bool = False, streams: int | None = None,
           max_pixels: int | None = None, exclude: Sequence[str] = (), include_outputs: bool = False,
-          on_skip: Callable[[str, str], None] | None = None) -> IndexReport:
+          precision: str = "auto", on_skip: Callable[[str, str], None] | None = None) -> IndexReport:
     """Index every image below *root* into a catalog: extract, store, fit, and build the search indexes.
 
     Incremental and resumable: only new or changed files (path, size, modification time) are processed, deleted
@@ -140,6 +141,10 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
     include_outputs : bool
         Catalogue images that artspace itself wrote (pastiches, contact sheets: :func:`artspace.images.save_image`
         marks them); by default they are skipped with the reason.
+    precision : {"auto", "float32", "bfloat16", "float16"}
+        Precision of the network's convolutions (:mod:`artspace.precision`): ``auto`` takes bfloat16 where the
+        hardware runs it natively (docs/benchmarks.md measures what it changes), or what an existing catalog was
+        built with. Everything stored is float32. A catalog keeps one precision: another needs *rebuild*.
     on_skip : callable(path, reason), optional
         Called for each file that is not catalogued.
 
@@ -161,7 +166,7 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
     with WriterLock(cdir):
         collect_garbage(cdir)
         run = _Run(root, cdir, report, quiet=quiet, on_skip=on_skip)
-        run.prepare(spec, md, rebuild)
+        run.prepare(spec, md, rebuild, precision, device)
         run.plan(exclude, include_outputs)
         if run.needs_publishing():
             run.extract(batch_size=batch_size, device=device, workers=workers, streams=streams,
@@ -186,6 +191,7 @@ class _Run:
         self.log = Log(cdir)
         self.previous = gen.Previous.find(cdir, report.notes)
         self.spec: FeatureSpec | None = None
+        self.precision = "float32"
         self.metadata = None
         self.files: list[tuple[str, int, int]] = []
         self.present: set[str] = set()  # the relative paths of self.files
@@ -199,8 +205,10 @@ class _Run:
 
     # ---- 1. plan ------------------------------------------------------------------------------------------------
 
-    def prepare(self, spec: FeatureSpec | None, md, rebuild: bool) -> None:
-        """Settle the spec, the metadata and the extraction log (discarding it on *rebuild* or damage)."""
+    def prepare(self, spec: FeatureSpec | None, md, rebuild: bool, precision: str = "auto",
+                device: str = "auto") -> None:
+        """Settle the spec, the precision, the metadata and the extraction log (discarding it on *rebuild* or
+        damage)."""
         prev = self.previous
         self.rebuilt = rebuild
         if rebuild:
@@ -215,10 +223,13 @@ class _Run:
                 f"the catalog {self.cdir} was built with {known.describe()}; this run asks for {spec.describe()}. "
                 f"Use the same settings, another --catalog, or --rebuild to start over")
         self.spec = spec or known or FeatureSpec()
+        # a catalog made before precisions were recorded was made in float32
+        made = logged.get("precision") or (None if rebuild or not known else prev.manifest.get("precision", "float32"))
+        self.precision = _settle_precision(precision, made, device, self.cdir)
         self.metadata = md if md is not None else prev.remembered_metadata(self.root)
         self.next_id = max(int(logged.get("next_id", 0)), prev.next_id)
         self.log.create()
-        gen.write_log_state(self.log, self.spec, self.next_id)
+        gen.write_log_state(self.log, self.spec, self.next_id, self.precision)
 
     def _read_log_state(self) -> dict:
         if not self.log.state.is_file():
@@ -267,7 +278,7 @@ class _Run:
                                      f"image is read again")
             self.log.discard()
             self.log.create()
-            gen.write_log_state(self.log, self.spec, self.next_id)
+            gen.write_log_state(self.log, self.spec, self.next_id, self.precision)
             self.projections = None
             self.rebuilt = True
 
@@ -307,7 +318,7 @@ class _Run:
     def extract(self, *, batch_size, device, workers, streams, max_pixels, include_outputs, fit_size, embed_dim,
                 signature_dim):
         """Extract the planned files into shards, fitting the projections first on a new catalog."""
-        extractor = Extractor(self.spec, device=device) if self.todo else None
+        extractor = Extractor(self.spec, device=device, precision=self.precision) if self.todo else None
         ex = _Extraction(self, extractor, batch_size=batch_size, workers=workers, max_pixels=max_pixels,
                          include_outputs=include_outputs,
                          streams=_stream_count(streams, extractor.device if extractor else torch.device("cpu")))
@@ -415,6 +426,22 @@ def _load_one(root: Path, item: _Item, extractor: Extractor, max_pixels: int | N
     except OSError as e:
         return item, None, f"cannot read file ({e.strerror or e})", None
     return item, x, None, {"checksum": checksum, "width": int(w), "height": int(h)}
+
+
+def _settle_precision(asked: str, made: str | None, device: str, cdir: Path) -> str:
+    """The precision of this run: what was *asked*, or for ``auto`` what the catalog was *made* with (else what the
+    hardware runs natively); a different one than the catalog's is refused."""
+    from ..precision import resolve_precision
+
+    if asked in (None, "auto") and made:
+        resolve_precision(asked, "cpu")  # still checks the spelling
+        return made
+    wanted = resolve_precision(asked, resolve_device(device))
+    if made and wanted != made:
+        raise IncompatibleCatalog(
+            f"the catalog {cdir} was built in {made}; this run asks for {wanted}. Use --precision {made} (or auto), "
+            f"another --catalog, or --rebuild to extract every image again in {wanted}")
+    return wanted
 
 
 def _stream_count(streams: int | None, device: torch.device) -> int:

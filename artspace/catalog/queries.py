@@ -257,12 +257,18 @@ class Catalog:
         return self.root / path
 
     @property
+    def precision(self) -> str:
+        """The precision the catalog's works were extracted in (:mod:`artspace.precision`)."""
+        return self.manifest.get("precision", "float32")
+
+    @property
     def extractor(self):
-        """The :class:`~artspace.features.Extractor` matching this catalog's spec (loaded on first use)."""
+        """The :class:`~artspace.features.Extractor` matching this catalog's spec and precision (loaded on first
+        use): an image from outside is embedded as the works were."""
         if self._extractor is None:
             from ..features import Extractor
 
-            self._extractor = Extractor(self.spec, device="auto")
+            self._extractor = Extractor(self.spec, device="auto", precision=self.precision)
         return self._extractor
 
     def vectors(self, images: Iterable, by: str = "style") -> np.ndarray:
@@ -441,7 +447,7 @@ class Catalog:
             items.append((thumbnail(self._work_file(row["path"]), 320), text))
         return contact_sheet(items, columns=min(6, len(items)), title=f"nearest by {SPACES[by].label}")
 
-    def distance(self, a, b) -> dict:
+    def distance(self, a, b, *, precision: str = "float32") -> dict:
         """Every distance between two images or works: what each space ranks by, and the exact figures.
 
         Returns ``{"style": {...}, "l_style": {...}, "content": {...}, "exact": {...}}``. Each space's entry holds
@@ -450,13 +456,25 @@ class Catalog:
         scales ``scale_a``, ``scale_b`` it is divided by. ``exact`` holds the figures computed from the two
         images' full feature maps at the catalog's input size (:meth:`artspace.features.Extractor.distance`):
         ``style`` = :math:`L_{style}` and its terms ``style_layers``, ``signature`` and ``signature_layers``,
-        ``content`` = :math:`\\tfrac12\\sum(F-P)^2` on the content layer.
+        ``content`` = :math:`\\tfrac12\\sum(F-P)^2` on the content layer. The exact figures are computed in
+        *precision* (float32 by default, whatever the catalog was extracted in); an image from outside the catalog
+        is placed in the spaces as the works were, in the catalog's :attr:`precision`.
         """
+        from ..features import Extractor
+        from ..precision import resolve_precision
+
         ex = self.extractor
+        if resolve_precision(precision, ex.device) != ex.precision:
+            ex = Extractor(self.spec, device=ex.device, precision=precision)
         out = ex.encode(ex.batch([self.image_path(a), self.image_path(b)]), content_maps=True)
         result = {}
         wids = self.lookup(a), self.lookup(b)
-        computed = self.embed(out) if None in wids else None
+        if None not in wids:
+            computed = None
+        elif ex is self.extractor:
+            computed = self.embed(out)
+        else:
+            computed = {by: np.stack([self.query_vectors(q)[0][by] for q in (a, b)]) for by in SPACES}
         for by in SPACES:
             va, vb = [self._embeddings()[by][self._rows(w)] if w is not None else computed[by][j]
                       for j, w in enumerate(wids)]

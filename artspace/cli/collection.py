@@ -59,6 +59,10 @@ def index_cmd(
                                                 "glob (repeatable): --exclude drafts --exclude '*/thumbs/*'."),
     include_outputs: bool = typer.Option(False, "--include-outputs", help="Also catalogue images artspace wrote "
                                          "(pastiches, contact sheets), which are skipped by default."),
+    precision: str = typer.Option(_INDEX["precision"], "--precision", help="Precision of the network's "
+                                  "convolutions: auto (bfloat16 where the CPU or GPU runs it natively, else float32; "
+                                  "an existing catalog keeps its own), float32, bfloat16, float16. Everything stored "
+                                  "is float32."),
     quiet: bool = quiet_option("No progress bar or status lines."),
 ):
     """Index a folder: style and content features of every image, a catalog beside them, faiss indexes.
@@ -76,6 +80,7 @@ def index_cmd(
     report = index(folder, catalog=catalog, metadata=metadata, spec=FeatureSpec(**chosen) if chosen else None,
                    batch_size=batch_size, device=device, workers=workers, streams=streams, rebuild=rebuild,
                    quiet=quiet, max_pixels=max_pixels, exclude=tuple(exclude or ()), include_outputs=include_outputs,
+                   precision=precision,
                    on_skip=lambda path, reason: echo_err(f"skipped {path}: {reason}"))
     for note in report.notes:
         echo_err(f"note: {note}")

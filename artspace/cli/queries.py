@@ -60,6 +60,8 @@ def distance(
     catalog: Optional[Path] = typer.Option(None, "--catalog", "-c", help="Use this catalog's settings, ids and "
                                            "spaces (default: the nearest catalog, if there is one)."),
     format: str = typer.Option("table", "--format", "-f", help="table or json."),
+    precision: str = typer.Option("float32", "--precision", help="Precision of the exact figures: float32 (the "
+                                  "default, whatever the catalog was built in), bfloat16, float16 or auto."),
 ):
     """Every distance of two images: what each space ranks by (the figure `similar` prints), and the exact ones.
 
@@ -84,12 +86,12 @@ def distance(
             raise
         cat = None
     if cat is not None:
-        result, spec = cat.distance(a, b), cat.spec
+        result, spec = cat.distance(a, b, precision=precision), cat.spec
     else:
         from ..features import Extractor, FeatureSpec
 
         spec = FeatureSpec()
-        result = {"exact": Extractor(spec).distance(a, b)}
+        result = {"exact": Extractor(spec, precision=precision).distance(a, b)}
     if format == "json":
         typer.echo(_json.dumps(result, indent=2))
         return

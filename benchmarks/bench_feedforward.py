@@ -1,0 +1,209 @@
+"""Feed-forward pastiches: speed, quality against Gatys L-BFGS, and the comparisons of docs/transfer.md.
+
+Usage::
+
+    python benchmarks/bench_feedforward.py speed --model starry.pt            # ~2 min on 2 CPU cores
+    python benchmarks/bench_feedforward.py quality --model starry.pt --style starry_night   # ~10 min
+    python benchmarks/bench_feedforward.py adain-quality                      # the 20 shared pairs, ~25 min
+    python benchmarks/bench_feedforward.py compare --steps 200 --size 128     # 9 short trainings, ~20 min
+
+``speed``: seconds per image of a style network at 512 and 1024 px and of AdaIN between two catalogued works at
+512 px (the works' stored relu4_1 moments, the content's image read), float32 and bfloat16 side by side, the median
+of --repeats runs after one warm-up. ``quality``: artspace's Gatys objective (α = 1, β = 10², no TV, the defaults of
+``artspace transfer``) of the network's pastiche of each held-out photograph, and the first L-BFGS evaluation (from
+the content image, 256 px) whose loss is at least as low. ``adain-quality``: the same for the shipped AdaIN decoder
+on the 20 content × style pairs of ../shared/data/transfer, plus the gallery beside Gatys's. ``compare``: trains
+the thesis's variants (instance vs batch norm, L1 vs L2, four TV weights, four style/content ratios) and makes the
+strips of docs/images/feedforward/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from artspace.feedforward import adain_transfer, stylise, train_style  # noqa: E402
+from artspace.feedforward.inference import default_decoder  # noqa: E402
+from artspace.transfer import synthesise  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from transfer_pictures import CONTENTS, STYLES, C, S, strip  # noqa: E402
+
+DATA = Path(os.environ.get("ARTSPACE_DATA", "/work/shared/data"))
+PICTURES = ROOT / "docs" / "images" / "feedforward"
+
+
+def _timed(fn, repeats: int) -> float:
+    fn()  # warm-up: weights loaded, kernels chosen
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def speed(model: Path, repeats: int) -> None:
+    from artspace.catalog import Catalog, index
+
+    photo = Image.open(C("tubingen")).convert("RGB")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores")
+    print("| what | precision | 512 px s | 1024 px s |")
+    print("|---|---|---:|---:|")
+    for precision in ("float32", "bfloat16"):
+        row = []
+        for side in (512, 1024):
+            im = photo.resize((side, round(side * photo.height / photo.width)), Image.LANCZOS)
+            row.append(_timed(lambda: stylise(model, im, device="cpu", precision=precision), repeats))
+        print(f"| style network (stylise) | {precision} | {row[0]:.3f} | {row[1]:.3f} |", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        coll = Path(tmp) / "works"
+        coll.mkdir()
+        for name in CONTENTS:
+            shutil.copy(C(name), coll / f"{name}.jpg")
+        for name in STYLES:
+            shutil.copy(S(name), coll / f"{name}.jpg")
+        index(coll, quiet=True)
+        with Catalog.open(coll) as cat:
+            assert cat.moments("starry_night.jpg") is not None
+            for precision in ("float32", "bfloat16"):
+                t = _timed(lambda: cat.transfer("tubingen.jpg", "starry_night.jpg", size=512, device="cpu",
+                                                precision=precision), repeats)
+                print(f"| AdaIN, two catalogued works (Catalog.transfer) | {precision} | {t:.3f} | |", flush=True)
+
+
+def _gatys_curve(content: Path, style: Path, work: Path, name: str, n: int) -> list[float]:
+    r = synthesise(content, style, size=256, iterations=n, tolerance=0, seed=0, output=work / f"{name}-gatys.png",
+                   progress=False)
+    return list(r.history)
+
+
+def _loss_of(image: Image.Image, content: Path, style: Path, work: Path, name: str) -> float:
+    """Artspace's Gatys objective of *image*: the first evaluation of a transfer that starts from it."""
+    path = work / f"{name}-start.png"
+    image.save(path)
+    r = synthesise(content, style, size=256, iterations=1, init=path, seed=0, progress=False)
+    return float(r.history[0])
+
+
+def _matches(curve: list[float], loss: float) -> str:
+    for k, value in enumerate(curve, start=1):
+        if value <= loss:
+            return str(k)
+    return f"> {len(curve)}"
+
+
+def quality(model: Path, style_name: str, iterations: int, work: Path) -> None:
+    work.mkdir(parents=True, exist_ok=True)
+    print("| photograph | network loss | L-BFGS loss at 50 | L-BFGS evaluation it matches | network s |")
+    print("|---|---:|---:|---:|---:|")
+    rows = []
+    for cname in CONTENTS:
+        content, style = C(cname), S(style_name)
+        photo = Image.open(content).convert("RGB")
+        photo = photo.resize((256, round(256 * photo.height / photo.width)) if photo.width >= photo.height
+                             else (round(256 * photo.width / photo.height), 256), Image.LANCZOS)
+        r = stylise(model, photo, device="cpu")[0]
+        loss = _loss_of(r.image, content, style, work, cname)
+        curve = _gatys_curve(content, style, work, cname, iterations)
+        at50 = curve[49] if len(curve) >= 50 else float("nan")
+        rows.append({"content": cname, "network": loss, "gatys50": at50, "matches": _matches(curve, loss)})
+        print(f"| {cname} | {loss:.4g} | {at50:.4g} | {rows[-1]['matches']} | {r.elapsed_s:.3f} |", flush=True)
+        r.image.save(work / f"{cname}-network.png")
+    (work / "quality.json").write_text(json.dumps(rows, indent=1))
+
+
+def adain_quality(iterations: int, work: Path, decoder: Path | None) -> None:
+    work.mkdir(parents=True, exist_ok=True)
+    print("| pair | AdaIN loss | L-BFGS evaluation it matches | AdaIN s |")
+    print("|---|---:|---:|---:|")
+    rows = []
+    for cname in CONTENTS:
+        panels = [(Image.open(C(cname)), cname)]
+        for sname in STYLES:
+            r = adain_transfer(C(cname), S(sname), size=256, decoder=decoder, device="cpu")
+            name = f"{cname}-{sname}"
+            loss = _loss_of(r.image, C(cname), S(sname), work, name)
+            curve = _gatys_curve(C(cname), S(sname), work, name, iterations)
+            rows.append({"pair": name, "adain": loss, "matches": _matches(curve, loss), "seconds": r.elapsed_s})
+            print(f"| {cname} × {sname} | {loss:.4g} | {rows[-1]['matches']} | {r.elapsed_s:.3f} |", flush=True)
+            panels.append((r.image, sname))
+        strip(panels, PICTURES / f"adain-{cname}.jpg", height=160)
+    (work / "adain_quality.json").write_text(json.dumps(rows, indent=1))
+
+
+VARIANTS = {
+    # name: (options, caption); the default network is instance norm, L2 terms, λ = 1e4, β = 1e2
+    "default": ({}, "instance, l2, tv 1e4, beta 1e2"),
+    "batch": ({"norm": "batch"}, "--norm batch"),
+    "l1": ({"content_loss": "l1", "style_loss": "l1", "style_weight": 10.0}, "l1 terms, beta 10"),
+    "tv0": ({"tv_weight": 0.0}, "--tv-weight 0"),
+    "tv1e3": ({"tv_weight": 1e3}, "1e3"),
+    "tv1e5": ({"tv_weight": 1e5}, "1e5"),
+    "beta1e1": ({"style_weight": 1e1}, "--style-weight 1e1"),
+    "beta1e3": ({"style_weight": 1e3}, "1e3"),
+    "beta1e4": ({"style_weight": 1e4}, "1e4"),
+}
+
+
+def compare(steps: int, size: int, batch_size: int, work: Path, style_name: str) -> None:
+    work.mkdir(parents=True, exist_ok=True)
+    photo = Image.open(C("tubingen")).convert("RGB")
+    photo = photo.resize((384, round(384 * photo.height / photo.width)), Image.LANCZOS)
+    out = {}
+    print("| variant | final loss terms (mean of last 50 steps) | minutes |")
+    print("|---|---|---:|")
+    for name, (options, caption) in VARIANTS.items():
+        model = work / f"{name}.pt"
+        if not model.exists():
+            r = train_style([S(style_name)], DATA / "photos-train", model, steps=steps, size=size,
+                            batch_size=batch_size, seed=0, progress=False, **options)
+            print(f"| {caption} | " + ", ".join(f"{k} {v:.3g}" for k, v in r.losses.items())
+                  + f" | {r.elapsed_s / 60:.1f} |", flush=True)
+        out[name] = (stylise(model, photo, device="cpu")[0].image, caption)
+    style = (Image.open(S(style_name)), style_name)
+    strip([(photo, "content"), style, out["default"], out["batch"]], PICTURES / "norm.jpg", height=160)
+    strip([out["default"], out["l1"]], PICTURES / "loss.jpg", height=160)
+    strip([out["tv0"], out["tv1e3"], out["default"], out["tv1e5"]], PICTURES / "tv.jpg", height=160)
+    strip([out["beta1e1"], out["default"], out["beta1e3"], out["beta1e4"]], PICTURES / "ratio.jpg", height=160)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=["speed", "quality", "adain-quality", "compare"])
+    ap.add_argument("--model", type=Path, help="a style network (speed, quality)")
+    ap.add_argument("--decoder", type=Path, default=None, help="AdaIN decoder (default: the shipped one)")
+    ap.add_argument("--style", default="starry_night", help="the network's style (quality, compare)")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--iterations", type=int, default=100, help="L-BFGS evaluations of the reference curve")
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/artspace-feedforward"))
+    a = ap.parse_args()
+    print(f"decoder: {a.decoder or default_decoder()}")
+    if a.what == "speed":
+        speed(a.model, a.repeats)
+    elif a.what == "quality":
+        quality(a.model, a.style, a.iterations, a.work / "quality")
+    elif a.what == "adain-quality":
+        adain_quality(a.iterations, a.work / "adain", a.decoder)
+    else:
+        compare(a.steps, a.size, a.batch_size, a.work / "compare", a.style)
+
+
+if __name__ == "__main__":
+    main()
