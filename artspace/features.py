@@ -86,6 +86,13 @@ def style_signature(grams: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.cat(parts, 1)
 
 
+def prepare_image(im: Image.Image, size: int) -> torch.Tensor:
+    """An RGB image resized (bicubic) to the *size* × *size* input of a catalog, as a (3, S, S) tensor in [0, 1]."""
+    if im.size != (size, size):
+        im = im.resize((size, size), Image.BICUBIC, reducing_gap=3.0)
+    return to_tensor(im)
+
+
 class Extractor:
     """Runs VGG-19 once per batch and returns every representation artspace needs.
 
@@ -125,10 +132,7 @@ class Extractor:
 
     def prepare(self, im: Image.Image) -> torch.Tensor:
         """Resize an RGB image to the spec's square input and return it as a (3, S, S) tensor in [0, 1]."""
-        s = self.spec.size
-        if im.size != (s, s):
-            im = im.resize((s, s), Image.BICUBIC, reducing_gap=3.0)
-        return to_tensor(im)
+        return prepare_image(im, self.spec.size)
 
     def batch(self, images) -> torch.Tensor:
         """A (B, 3, S, S) batch of images given as paths or PIL images (:meth:`load`, :meth:`prepare`)."""

@@ -32,7 +32,7 @@ import torch
 
 from ..backbone import resolve_device
 from ..errors import ArtspaceError, IncompatibleCatalog, InvalidOption, UnreadableImage
-from ..features import Extractor, FeatureSpec
+from ..features import Extractor, FeatureSpec, prepare_image
 from ..images import open_image, walk_images
 from ..projection import SKETCH_DIM, StyleProjection
 from . import generation as gen
@@ -102,7 +102,8 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
           device: str = "auto", workers: int = 2, fit_size: int = 2048, embed_dim: int = 384,
           signature_dim: int = 128, rebuild: bool = False, quiet: bool = False, streams: int | None = None,
           max_pixels: int | None = None, exclude: Sequence[str] = (), include_outputs: bool = False,
-          precision: str = "auto", on_skip: Callable[[str, str], None] | None = None) -> IndexReport:
+          precision: str = "auto", engine: str = "local", address: str | None = None,
+          on_skip: Callable[[str, str], None] | None = None) -> IndexReport:
     """Index every image below *root* into a catalog: extract, store, fit, and build the search indexes.
 
     Incremental and resumable: only new or changed files (path, size, modification time) are processed, deleted
@@ -145,6 +146,12 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
         Precision of the network's convolutions (:mod:`artspace.precision`): ``auto`` takes bfloat16 where the
         hardware runs it natively (docs/benchmarks.md measures what it changes), or what an existing catalog was
         built with. Everything stored is float32. A catalog keeps one precision: another needs *rebuild*.
+    engine : {"local", "ray"}
+        ``ray`` runs decoding in Ray tasks and the network in a pool of Ray actors (one per GPU), on the cluster at
+        *address* or a local Ray instance (:mod:`artspace.catalog.ray_engine`); the shards, the catalog and the
+        resume rules are those of a local run. Needs ``pip install 'artspace[ray]'``.
+    address : str, optional
+        The Ray cluster to join (``auto``, ``ray://head:10001``); only with ``engine="ray"``.
     on_skip : callable(path, reason), optional
         Called for each file that is not catalogued.
 
@@ -153,6 +160,14 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
     IndexReport
     """
     t0 = time.time()
+    if engine not in ("local", "ray"):
+        raise InvalidOption(f"engine must be local or ray, not {engine!r}")
+    if address is not None and engine != "ray":
+        raise InvalidOption("--address names a Ray cluster: use it with --engine ray")
+    if engine == "ray":
+        from .ray_engine import require_ray
+
+        require_ray()  # before any work: says how to install it
     for name, value, low in (("batch_size", batch_size, 1), ("workers", workers, 0), ("fit_size", fit_size, 2),
                              ("embed_dim", embed_dim, 1), ("signature_dim", signature_dim, 1)):
         _check_int(name, value, low)
@@ -171,7 +186,7 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
         if run.needs_publishing():
             run.extract(batch_size=batch_size, device=device, workers=workers, streams=streams,
                         max_pixels=max_pixels, include_outputs=include_outputs, fit_size=fit_size,
-                        embed_dim=embed_dim, signature_dim=signature_dim)
+                        embed_dim=embed_dim, signature_dim=signature_dim, engine=engine, address=address)
             gen.publish(run)
             report.published = True
         else:
@@ -316,12 +331,23 @@ class _Run:
     # ---- 2. extract ---------------------------------------------------------------------------------------------
 
     def extract(self, *, batch_size, device, workers, streams, max_pixels, include_outputs, fit_size, embed_dim,
-                signature_dim):
+                signature_dim, engine="local", address=None):
         """Extract the planned files into shards, fitting the projections first on a new catalog."""
-        extractor = Extractor(self.spec, device=device, precision=self.precision) if self.todo else None
-        ex = _Extraction(self, extractor, batch_size=batch_size, workers=workers, max_pixels=max_pixels,
-                         include_outputs=include_outputs,
-                         streams=_stream_count(streams, extractor.device if extractor else torch.device("cpu")))
+        if engine == "ray" and self.todo:
+            from .ray_engine import RayExtraction
+
+            ray_run = RayExtraction(self, address=address, device=device, batch_size=batch_size,
+                                    max_pixels=max_pixels, include_outputs=include_outputs)
+            self.report.notes.append(f"Ray engine: {ray_run.actors} encoding actor(s)"
+                                     + (f" on {ray_run.gpus} GPU(s)" if ray_run.gpus else
+                                        f" of {ray_run.threads} CPU thread(s) each"))
+            ex = _RayExtraction(self, ray_run, batch_size=batch_size, max_pixels=max_pixels,
+                                include_outputs=include_outputs)
+        else:
+            extractor = Extractor(self.spec, device=device, precision=self.precision) if self.todo else None
+            ex = _Extraction(self, extractor, batch_size=batch_size, workers=workers, max_pixels=max_pixels,
+                             include_outputs=include_outputs,
+                             streams=_stream_count(streams, extractor.device if extractor else torch.device("cpu")))
         with ex:
             if self.projections is None:
                 self._fit(ex, fit_size, embed_dim, signature_dim)
@@ -411,15 +437,27 @@ OUTPUT_REASON = ("an image artspace wrote (a pastiche, a reconstruction or a con
                  "collection, or pass --include-outputs to catalogue it")
 
 
-def _load_one(root: Path, item: _Item, extractor: Extractor, max_pixels: int | None, include_outputs: bool):
-    """``(item, tensor or None, skip reason or None, {checksum, width, height})`` of one file."""
+def shard_arrays(extractor: Extractor, embedder, x: torch.Tensor, fitting: bool) -> tuple[np.ndarray, ...]:
+    """What a shard stores of a batch *x*: compact L_style rows, style signatures (their sketches while *fitting*),
+    content descriptors and relu4_1 moments. Both engines, local and Ray, call this one function."""
+    out = extractor.encode(x)
+    if fitting:
+        e = {by: v.numpy() for by, v in embedder.sketch(out).items()}
+    else:
+        e = embedder.compact(out)
+    return e["l_style"], e["style"], out["descriptor"].numpy(), out["moments"].numpy().astype(np.float16)
+
+
+def _load_one(root: Path, item: _Item, size: int, max_pixels: int | None, include_outputs: bool):
+    """``(item, tensor or None, skip reason or None, {checksum, width, height})`` of one file, resized to the
+    catalog's *size*."""
     path = root / item.rel
     try:
-        im = open_image(path, max_side=2 * extractor.spec.size, max_pixels=max_pixels)
+        im = open_image(path, max_side=2 * size, max_pixels=max_pixels)
         if not include_outputs and im.info["made_by_artspace"]:
             return item, None, OUTPUT_REASON, None
         w, h = im.info.get("source_size", im.size)  # the file's own size, EXIF orientation applied
-        x = extractor.prepare(im)
+        x = prepare_image(im, size)
         checksum = _sha256(path)
     except UnreadableImage as e:
         return item, None, e.reason, None
@@ -537,12 +575,7 @@ class _Extraction:
         if not ok:
             return (np.zeros((0, dims[0]), np.float32), np.zeros((0, dims[1]), np.float32),
                     np.zeros((0, self.run_.spec.descriptor_dim), np.float32), np.zeros((0, MOMENTS_DIM), np.float16))
-        out = self.extractor.encode(torch.stack([b[1] for b in ok]))
-        if projections is None:
-            e = {by: x.numpy() for by, x in self.embedder.sketch(out).items()}
-        else:
-            e = self.embedder.compact(out)
-        return e["l_style"], e["style"], out["descriptor"].numpy(), out["moments"].numpy().astype(np.float16)
+        return shard_arrays(self.extractor, self.embedder, torch.stack([b[1] for b in ok]), projections is None)
 
     def write(self, ok: list, bad: list, computed: tuple, projections: tuple | None, number: int) -> None:
         style, sig, desc, moments = computed
@@ -582,7 +615,7 @@ class _Extraction:
         pending: collections.deque = collections.deque()
         with _Streams(self.streams) as pool:
             batch: list = []
-            load = functools.partial(_load_one, extractor=self.extractor, max_pixels=self.max_pixels,
+            load = functools.partial(_load_one, size=self.run_.spec.size, max_pixels=self.max_pixels,
                                      include_outputs=self.include_outputs)
             for loaded in _prefetch(items, self.run_.root, load, self.workers):
                 batch.append(loaded)
@@ -605,3 +638,36 @@ class _Extraction:
         ok, bad, future = entry
         self.write(ok, bad, future.result(), projections, number)
         return number + 1
+
+
+class _RayExtraction(_Extraction):
+    """The extraction of a run on Ray: batches come back from the cluster and are written as shards here."""
+
+    def __init__(self, run: _Run, engine, *, batch_size: int, max_pixels: int | None, include_outputs: bool):
+        super().__init__(run, None, batch_size=batch_size, workers=0, streams=1, max_pixels=max_pixels,
+                         include_outputs=include_outputs)
+        self.engine = engine
+
+    def run(self, items: list[_Item], projections: tuple | None) -> None:
+        number = shard_number(next_shard(self.run_.log.shards))
+        for b in self.engine.batches(items, projections):
+            ok, bad, computed = _from_columns(b)
+            self.write(ok, bad, computed, projections, number)
+            number += 1
+
+
+def _from_columns(b: dict) -> tuple[list, list, tuple]:
+    """A batch from the Ray pipeline as the local engine's (ok, bad, computed) for :meth:`_Extraction.write`."""
+    ok_rows, ok, bad = [], [], []
+    for j, rel in enumerate(b["rel"]):
+        item = _Item(str(rel), int(b["id"][j]), int(b["size"][j]), int(b["mtime_ns"][j]))
+        reason = b["reason"][j]
+        if reason:
+            bad.append((item, None, str(reason), None))
+        else:
+            ok_rows.append(j)
+            ok.append((item, None, None, {"checksum": str(b["checksum"][j]), "width": int(b["width"][j]),
+                                          "height": int(b["height"][j])}))
+    rows = np.array(ok_rows, np.int64)
+    computed = tuple(np.ascontiguousarray(b[k][rows]) for k in ("l_style", "style", "descriptor", "moments"))
+    return ok, bad, computed

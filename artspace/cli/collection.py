@@ -63,6 +63,11 @@ def index_cmd(
                                   "convolutions: auto (bfloat16 where the CPU or GPU runs it natively, else float32; "
                                   "an existing catalog keeps its own), float32, bfloat16, float16. Everything stored "
                                   "is float32."),
+    engine: str = typer.Option(_INDEX["engine"], "--engine", help="local (this process) or ray: decoding in Ray "
+                               "tasks and VGG-19 in a pool of Ray actors, one per GPU (pip install 'artspace[ray]'); "
+                               "the same catalog either way."),
+    address: Optional[str] = typer.Option(None, "--address", help="With --engine ray: the cluster to join (auto, "
+                                          "ray://head:10001). Default: a local Ray instance."),
     quiet: bool = quiet_option("No progress bar or status lines."),
 ):
     """Index a folder: style and content features of every image, a catalog beside them, faiss indexes.
@@ -80,7 +85,7 @@ def index_cmd(
     report = index(folder, catalog=catalog, metadata=metadata, spec=FeatureSpec(**chosen) if chosen else None,
                    batch_size=batch_size, device=device, workers=workers, streams=streams, rebuild=rebuild,
                    quiet=quiet, max_pixels=max_pixels, exclude=tuple(exclude or ()), include_outputs=include_outputs,
-                   precision=precision,
+                   precision=precision, engine=engine, address=address,
                    on_skip=lambda path, reason: echo_err(f"skipped {path}: {reason}"))
     for note in report.notes:
         echo_err(f"note: {note}")
