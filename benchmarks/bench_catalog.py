@@ -71,7 +71,7 @@ def synthetic_log(cdir: Path, rng) -> None:
         q, _ = np.linalg.qr(rng.normal(size=(SKETCH_DIM, k)).astype(np.float32))
         StyleProjection(mean=np.zeros(SKETCH_DIM, np.float32), components=q.T.copy(), explained=1.0, n_fit=2048,
                         seed=1508_06576).save(path)
-    write_log_state(log, spec, 0)
+    write_log_state(log, spec, 0, "float32")
 
 
 def timed(fn):

@@ -4,6 +4,7 @@
     python benchmarks/bench_index.py speed --data ../shared/data/pacs-dev --n 96
     python benchmarks/bench_index.py memory --n 100000
     python benchmarks/bench_index.py winograd
+    python benchmarks/bench_index.py precision --data ../shared/data/pacs-dev --style-label domain --content-label class
 
 Each prints its figures; docs/benchmarks.md records them with the machine they ran on.
 """
@@ -133,23 +134,70 @@ def speed(args) -> None:
                     net(x, layers)
             return len(paths) / (time.time() - t)
 
-        def ours(round_):
+        def ours(round_, precision):
             t = time.time()
-            index(sub, catalog=tmp / f"cat{round_}", quiet=True)
+            index(sub, catalog=tmp / f"cat{round_}-{precision}", quiet=True, precision=precision)
             return len(files) / (time.time() - t)
 
         plain()  # warm-up (weights into cache, oneDNN kernels chosen)
         rows = []
         for r in range(args.rounds):
-            rows.append({"round": r, "plain img/s": plain(), "artspace index img/s": ours(r)})
+            row = {"round": r, "plain img/s": plain()}
+            for p in args.precisions.split(","):
+                row[f"index {p} img/s"] = ours(r, p)
+            rows.append(row)
         df = pd.DataFrame(rows)
         print(df.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
         med = df.median()
-        print(f"median: plain {med['plain img/s']:.2f} img/s, artspace index {med['artspace index img/s']:.2f} img/s "
-              f"({med['artspace index img/s'] / med['plain img/s']:.2f}x), {len(files)} images at 224 px")
+        base = med["plain img/s"]
+        print(f"median: plain float32 loop {base:.2f} img/s; " + "; ".join(
+            f"{c.removesuffix(' img/s')} {med[c]:.2f} img/s ({med[c] / base:.2f}x)" for c in df.columns
+            if c.startswith("index")) + f"; {len(files)} images at 224 px")
         print(f"machine: {_machine()}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _bootstrap(hits: np.ndarray, n: int = 5000, seed: int = 0) -> tuple[float, float]:
+    """95 % interval of the mean of per-query precisions *hits*, resampling the queries."""
+    rng = np.random.default_rng(seed)
+    means = hits[rng.integers(0, len(hits), (n, len(hits)))].mean(1)
+    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+def precision(args) -> None:
+    """The same collection indexed in float32 and in bfloat16: agreement of the neighbours and the precisions."""
+    from artspace.catalog import Catalog, index
+
+    cats = {}
+    for p in ("float32", "bfloat16"):
+        cdir = Path(args.work) / f"{Path(args.data).name}-{p}"
+        if not (cdir / "CURRENT").is_file():
+            t = time.time()
+            index(args.data, catalog=cdir, metadata=Path(args.data) / "metadata.csv", quiet=True, precision=p)
+            print(f"indexed {args.data} in {p} in {time.time() - t:.0f} s")
+        cats[p] = Catalog.open(cdir)
+    k = args.k
+    works = cats["float32"].works
+    pos = {wid: i for i, wid in enumerate(works["id"])}
+    for by, label in (("style", args.style_label), ("l_style", args.style_label), ("content", args.content_label)):
+        found = {}
+        for p, cat in cats.items():
+            ids, nbr, _ = cat.neighbours(by, k)
+            found[p] = np.vectorize(pos.get)(nbr)
+        recall = np.mean([len(set(a) & set(b)) / k for a, b in zip(found["float32"], found["bfloat16"])])
+        line = f"--by {by}: bfloat16 top-{k} recall against float32 {recall:.3f}"
+        if label:
+            labels = works[label].to_numpy()
+            for p in cats:
+                hits = (labels[found[p]] == labels[:, None]).mean(1)
+                lo, hi = _bootstrap(hits)
+                line += f"; {p} precision@{k} same {label!r} {hits.mean():.3f} [{lo:.3f}, {hi:.3f}]"
+        print(line)
+    a = np.asarray(cats["float32"].embeddings("style")[1])
+    b = np.asarray(cats["bfloat16"].embeddings("style")[1])
+    print(f"style signature embeddings: relative difference {np.linalg.norm(a - b) / np.linalg.norm(a):.4f}")
+    print(f"machine: {_machine()}")
 
 
 def _rss_mb() -> float:
@@ -276,13 +324,21 @@ def main():
     s.add_argument("--data", required=True)
     s.add_argument("--n", type=int, default=96)
     s.add_argument("--rounds", type=int, default=3)
+    s.add_argument("--precisions", default="float32,bfloat16", help="index runs compared with the plain loop")
+    pr = sub.add_parser("precision")
+    pr.add_argument("--data", required=True)
+    pr.add_argument("--style-label")
+    pr.add_argument("--content-label")
+    pr.add_argument("-k", type=int, default=10)
+    pr.add_argument("--work", default="/tmp/artspace-precision")
     m = sub.add_parser("memory")
     m.add_argument("--n", type=int, default=100_000)
     w = sub.add_parser("winograd")
     w.add_argument("--rounds", type=int, default=3)
     w.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    {"quality": quality, "speed": speed, "memory": memory, "winograd": winograd}[args.what](args)
+    {"quality": quality, "speed": speed, "memory": memory, "winograd": winograd,
+     "precision": precision}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -98,7 +98,7 @@ def _check_int(name: str, value, low: int) -> int:
 
 
 def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
-          metadata: str | os.PathLike | None = None, spec: FeatureSpec | None = None, batch_size: int = 8,
+          metadata: str | os.PathLike | None = None, spec: FeatureSpec | None = None, batch_size: int | None = None,
           device: str = "auto", workers: int = 2, fit_size: int = 2048, embed_dim: int = 384,
           signature_dim: int = 128, rebuild: bool = False, quiet: bool = False, streams: int | None = None,
           max_pixels: int | None = None, exclude: Sequence[str] = (), include_outputs: bool = False,
@@ -122,7 +122,8 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
     spec : FeatureSpec, optional
         Backbone weights, input size and layers; must match an existing catalog's (or use *rebuild*).
     batch_size, device, workers
-        Images per forward pass; ``auto``/``cpu``/``cuda``/``mps``; image-decoding threads.
+        Images per forward pass (default 8 on a CPU; on a GPU as many as half its free memory holds, at most 256:
+        :func:`auto_batch_size`); ``auto``/``cpu``/``cuda``/``mps``; image-decoding threads.
     fit_size : int
         Works sampled to fit the style projections (the first run fits them; see :mod:`artspace.projection`).
     embed_dim, signature_dim : int
@@ -168,7 +169,8 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
         from .ray_engine import require_ray
 
         require_ray()  # before any work: says how to install it
-    for name, value, low in (("batch_size", batch_size, 1), ("workers", workers, 0), ("fit_size", fit_size, 2),
+    for name, value, low in (("batch_size", 8 if batch_size is None else batch_size, 1), ("workers", workers, 0),
+                             ("fit_size", fit_size, 2),
                              ("embed_dim", embed_dim, 1), ("signature_dim", signature_dim, 1)):
         _check_int(name, value, low)
     root = Path(root).expanduser()
@@ -333,6 +335,8 @@ class _Run:
     def extract(self, *, batch_size, device, workers, streams, max_pixels, include_outputs, fit_size, embed_dim,
                 signature_dim, engine="local", address=None):
         """Extract the planned files into shards, fitting the projections first on a new catalog."""
+        if batch_size is None and engine != "ray":  # the Ray engine sizes batches for the cluster's devices
+            batch_size = auto_batch_size(resolve_device(device), self.spec.size, self.precision)
         if engine == "ray" and self.todo:
             from .ray_engine import RayExtraction
 
@@ -341,7 +345,7 @@ class _Run:
             self.report.notes.append(f"Ray engine: {ray_run.actors} encoding actor(s)"
                                      + (f" on {ray_run.gpus} GPU(s)" if ray_run.gpus else
                                         f" of {ray_run.threads} CPU thread(s) each"))
-            ex = _RayExtraction(self, ray_run, batch_size=batch_size, max_pixels=max_pixels,
+            ex = _RayExtraction(self, ray_run, batch_size=ray_run.batch_size, max_pixels=max_pixels,
                                 include_outputs=include_outputs)
         else:
             extractor = Extractor(self.spec, device=device, precision=self.precision) if self.todo else None
@@ -437,9 +441,26 @@ OUTPUT_REASON = ("an image artspace wrote (a pastiche, a reconstruction or a con
                  "collection, or pass --include-outputs to catalogue it")
 
 
+#: Bytes of GPU memory one image of side 224 needs in a float32 forward pass to relu5_4 (the widest activations and
+#: Gram products, with headroom); other sides and half precision scale it.
+_BYTES_PER_IMAGE_224 = 40 * 2**20
+
+
+def auto_batch_size(device: torch.device, size: int, precision: str = "float32", *, largest: int = 256) -> int:
+    """Images per forward pass: 8 on a CPU (more gains nothing there); on a GPU as many as half its free memory
+    holds, between 8 and *largest*."""
+    if device.type != "cuda":
+        return 8
+    free, _ = torch.cuda.mem_get_info(device)
+    per_image = _BYTES_PER_IMAGE_224 * (size / 224) ** 2 * (0.5 if precision in ("bfloat16", "float16") else 1.0)
+    return int(max(8, min(largest, free * 0.5 // per_image)))
+
+
 def shard_arrays(extractor: Extractor, embedder, x: torch.Tensor, fitting: bool) -> tuple[np.ndarray, ...]:
     """What a shard stores of a batch *x*: compact L_style rows, style signatures (their sketches while *fitting*),
     content descriptors and relu4_1 moments. Both engines, local and Ray, call this one function."""
+    if extractor.device.type == "cuda":
+        x = x.pin_memory()  # page-locked: the copy to the GPU runs asynchronously (encode copies non-blocking)
     out = extractor.encode(x)
     if fitting:
         e = {by: v.numpy() for by, v in embedder.sketch(out).items()}

@@ -133,21 +133,24 @@ class RayExtraction:
         The cluster to join (default: a running connection, else a local instance).
     device : str
         The actors' device: ``auto`` gives each actor a GPU when the cluster has GPUs.
-    batch_size, max_pixels, include_outputs
+    batch_size : int, optional
+        Images per batch (default 64 on GPU actors, 8 on CPU actors).
+    max_pixels, include_outputs
         As for the local engine.
     actors : int, optional
         Size of the actor pool (default: the cluster's GPUs, or one actor per 2 CPUs, at least 1).
     """
 
-    def __init__(self, run, *, address: str | None, device: str, batch_size: int, max_pixels: int | None,
+    def __init__(self, run, *, address: str | None, device: str, batch_size: int | None, max_pixels: int | None,
                  include_outputs: bool, actors: int | None = None):
         self.ray = connect(address)
-        self.run_, self.device, self.batch_size = run, device, batch_size
+        self.run_, self.device = run, device
         self.max_pixels, self.include_outputs = max_pixels, include_outputs
         resources = self.ray.cluster_resources()
         self.gpus = int(resources.get("GPU", 0)) if device in ("auto", "cuda") or device.startswith("cuda") else 0
         cpus = int(resources.get("CPU", os.cpu_count() or 1))
         self.actors = actors or (self.gpus if self.gpus else max(1, cpus // 2))
+        self.batch_size = batch_size or (64 if self.gpus else 8)
         # an actor's share of the CPUs (its torch threads); the rest decode
         self.threads = max(1, cpus // self.actors - (1 if cpus > self.actors else 0)) if not self.gpus else 2
 

