@@ -95,8 +95,7 @@ def transfer_cmd(
     alpha: Optional[float] = typer.Option(None, "--alpha", help="adain: how much style, 0 to 1. Default: 1."),
     decoder: Optional[Path] = typer.Option(None, "--decoder", help="adain: a decoder from `artspace train-decoder`. "
                                            "Default: the one shipped with artspace."),
-    precision: Optional[str] = typer.Option(None, "--precision", help="adain: auto, float32, bfloat16 or float16. "
-                                            "Default: auto."),
+    precision: Optional[str] = _lib("precision"),
     quiet: bool = quiet_option(),
 ):
     """Synthesise a pastiche: CONTENT painted in the style of STYLE (Gatys et al. 2016, Image style transfer using
@@ -106,11 +105,11 @@ def transfer_cmd(
     """
     options = given(locals(), _table().TransferOptions.names())
     if method == "adain":
-        _adain(content, style, output, catalog, options, given(locals(), {"alpha", "decoder", "precision"}))
+        _adain(content, style, output, catalog, options, given(locals(), {"alpha", "decoder"}))
         return
     if method != "gatys":
         fail(f"--method must be gatys or adain, not {method!r}")
-    for name in ("alpha", "decoder", "precision"):
+    for name in ("alpha", "decoder"):
         if locals()[name] is not None:
             fail(f"--{name} applies to --method adain only")
     from ..transfer import synthesise
@@ -124,7 +123,7 @@ def transfer_cmd(
         fail(f"interrupted; the best image so far is in {output}", 130)
 
 
-_ADAIN_OPTIONS = {"size", "style_blend", "preserve_colors", "weights", "device"}
+_ADAIN_OPTIONS = {"size", "style_blend", "preserve_colors", "weights", "device", "precision"}
 
 
 def _adain(content, style, output, catalog, options: dict, extra: dict) -> None:

@@ -427,6 +427,11 @@ class TransferOptions:
         "max", OneOf(*POOLINGS),
         "max, or avg (Gatys et al. 2016 found average pooling slightly more appealing).")
     device: str = _option("auto", Device(), "auto, cpu, cuda, cuda:N or mps.")
+    precision: str = _option(
+        "float32", OneOf("float32", "auto", "bfloat16", "float16"),
+        "Precision of VGG-19's forward and backward passes; the image, the losses and the L-BFGS state stay "
+        "float32. auto: bfloat16 where the hardware runs it natively. docs/benchmarks.md compares them at equal "
+        "time.")
     save_every: int = _option(
         0, Number(0, integer=True),
         "With an output, also write the iterate every N evaluations (out-s1-00050.png); 0: never.")

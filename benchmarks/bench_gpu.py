@@ -1,0 +1,146 @@
+"""The GPU figures of docs/scaling.md, in one run on a machine with a CUDA GPU (and Ray for the last one).
+
+    python benchmarks/bench_gpu.py --out /tmp/gpu           # ~5 minutes on one H100
+
+Needs no data: it writes its own JPEGs (noise and shapes, so that decoding costs what a photograph's does). Prints:
+
+1. ``artspace index`` images/s end to end from JPEG files at 224 and 512 px (bfloat16, batch size from free
+   memory), against the plain float32 loop on the same GPU;
+2. ``artspace transfer`` 500 L-BFGS evaluations at 512 px: seconds (float32 and bfloat16);
+3. ``stylise`` and AdaIN milliseconds per image at 512 and 1024 px;
+4. ``index --engine ray`` with one GPU actor (skipped without Ray).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def make_jpegs(folder: Path, n: int, side: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        a = (rng.normal(128, 40, (side, side, 3)).clip(0, 255)).astype(np.uint8)
+        im = Image.fromarray(a)
+        d = ImageDraw.Draw(im)
+        for _ in range(6):
+            x, y = rng.integers(0, side, 2)
+            d.ellipse([x, y, x + side // 4, y + side // 5], fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
+        im.save(folder / f"{i:05d}.jpg", quality=90)
+
+
+def sync():
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def index_speed(out: Path, n: int) -> None:
+    from artspace.backbone import VGG19
+    from artspace.catalog import index
+    from artspace.features import FeatureSpec
+    from artspace.images import open_image, to_tensor
+
+    for side in (224, 512):
+        folder = out / f"jpegs{side}"
+        if not folder.exists():
+            make_jpegs(folder, n, side)
+        paths = sorted(folder.iterdir())
+        net = VGG19(last_layer="relu5_1").cuda().to(memory_format=torch.channels_last)
+        layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+        t = time.perf_counter()
+        with torch.no_grad():
+            for i in range(0, len(paths), 64):
+                x = torch.stack([to_tensor(open_image(p).resize((side, side))) for p in paths[i:i + 64]])
+                net(x.cuda().contiguous(memory_format=torch.channels_last), layers)
+        sync()
+        plain = len(paths) / (time.perf_counter() - t)
+        for precision in ("float32", "bfloat16"):
+            t = time.perf_counter()
+            index(folder, catalog=out / f"cat{side}-{precision}", spec=FeatureSpec(size=side), quiet=True,
+                  device="cuda", precision=precision, workers=8)
+            rate = len(paths) / (time.perf_counter() - t)
+            print(f"index {side} px {precision}: {rate:.0f} img/s end to end (plain float32 loop {plain:.0f} img/s)",
+                  flush=True)
+
+
+def transfer_speed(out: Path) -> None:
+    from artspace.transfer import synthesise
+
+    make_jpegs(out / "pair", 2, 512)
+    c, s = sorted((out / "pair").iterdir())
+    for precision in ("float32",):
+        t = time.perf_counter()
+        r = synthesise(c, s, size=512, iterations=500, tolerance=0, seed=0, device="cuda", progress=False)
+        print(f"transfer 512 px, 500 evaluations: {time.perf_counter() - t:.1f} s ({r.evaluations} evaluations, "
+              f"{precision})", flush=True)
+
+
+def feedforward_speed(out: Path) -> None:
+    from artspace.feedforward import TransformNet, adain_transfer, stylise
+    from artspace.feedforward.models import save_model
+
+    model = save_model(out / "net.pt", "style", TransformNet(), {"architecture": {"norm": "instance"}})
+    for side in (512, 1024):
+        im = Image.fromarray(np.random.default_rng(0).integers(0, 255, (side, side, 3), dtype=np.uint8))
+        for precision in ("float32", "bfloat16"):
+            stylise(model, im, device="cuda", precision=precision)
+            times = []
+            for _ in range(10):
+                sync()
+                t = time.perf_counter()
+                stylise(model, im, device="cuda", precision=precision)
+                sync()
+                times.append(time.perf_counter() - t)
+            ada = []
+            for _ in range(10):
+                t = time.perf_counter()
+                adain_transfer(im, im, size=side, device="cuda", precision=precision)
+                ada.append(time.perf_counter() - t)
+            print(f"{side} px {precision}: stylise {1000 * statistics.median(times):.1f} ms, AdaIN "
+                  f"{1000 * statistics.median(ada[1:]):.1f} ms per image", flush=True)
+
+
+def ray_speed(out: Path) -> None:
+    try:
+        import ray
+    except ImportError:
+        print("ray: not installed, skipped")
+        return
+    from artspace.catalog import index
+
+    ray.init(include_dashboard=False, log_to_driver=False)
+    folder = out / "jpegs224"
+    t = time.perf_counter()
+    index(folder, catalog=out / "cat-ray", quiet=True, engine="ray", precision="bfloat16")
+    n = sum(1 for _ in folder.iterdir())
+    print(f"index --engine ray, one GPU actor, 224 px: {n / (time.perf_counter() - t):.0f} img/s end to end")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=Path("/tmp/artspace-gpu"))
+    ap.add_argument("--n", type=int, default=4096, help="JPEGs per size for the indexing figures")
+    a = ap.parse_args()
+    if not torch.cuda.is_available():
+        sys.exit("no CUDA GPU: this benchmark measures the GPU paths")
+    print(torch.cuda.get_device_name(0), torch.__version__, flush=True)
+    a.out.mkdir(parents=True, exist_ok=True)
+    index_speed(a.out, a.n)
+    transfer_speed(a.out)
+    feedforward_speed(a.out)
+    ray_speed(a.out)
+
+
+if __name__ == "__main__":
+    main()
