@@ -6,8 +6,10 @@ Each space of :mod:`artspace.spaces` has one index: squared Euclidean distance f
 (:func:`relative_search`, :func:`batch_search`), which evens out the density of the space.
 
 Which faiss index: up to :data:`EXACT_LIMIT` works an exact flat index (every distance computed); above it an
-inverted-file index (``IVF{4√n},Flat``, 16 lists probed), which searches millions of works in milliseconds at a
-small cost in recall; the choice is recorded in the manifest.
+inverted-file index (``IVF{4√n},Flat``), which searches millions of works in milliseconds at a small cost in recall.
+How many lists a search probes is chosen when the index is built (:meth:`VectorIndex.calibrate`): the fewest that
+find :data:`TARGET_RECALL` of the exact 10 nearest works for a seeded sample of the collection's own works. The
+choice, the probes and the recall measured are recorded in the manifest.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from .atomic import atomic_write
 __all__ = ["EXACT_LIMIT", "CONTEXT_K", "VectorIndex", "ContentModel", "NeighbourLists", "neighbourhood_scales",
            "relative_search", "scale_floor"]
 
+#: The recall@10 against exact search that an approximate index is tuned to reach on a sample of its own works.
+TARGET_RECALL = 0.97
 #: Largest collection searched with an exact (flat) index. 200,000 works × 1,024 float32 numbers (style and content) fit in 0.8 GB.
 EXACT_LIMIT = 200_000
 
@@ -39,9 +43,11 @@ class VectorIndex:
         Squared Euclidean distance, or inner product (for unit vectors, cosine similarity).
     """
 
-    def __init__(self, index: faiss.Index, metric: str):
+    def __init__(self, index: faiss.Index, metric: str, calibration: dict | None = None):
         self.index = index
         self.metric = metric
+        #: for an approximate index: lists probed, lists in all, and the recall@10 measured (:meth:`calibrate`)
+        self.calibration = calibration or {}
 
     @property
     def kind(self) -> str:
@@ -68,11 +74,41 @@ class VectorIndex:
             rng = np.random.default_rng(0)
             sample = vectors[rng.choice(n, size=min(n, 64 * nlist), replace=False)]
             inner.train(sample)
-            inner.nprobe = 16
         index = faiss.IndexIDMap2(inner)
         if n:
             index.add_with_ids(vectors, ids)
-        return cls(index, metric)
+        built = cls(index, metric)
+        if n > exact_limit:
+            built.calibrate(ids, vectors)
+        return built
+
+    def describe(self) -> dict:
+        """What the manifest records of this index: its kind and, when approximate, its calibration."""
+        return {"index": self.kind, **({"index_calibration": self.calibration} if self.calibration else {})}
+
+    def calibrate(self, ids: np.ndarray, vectors: np.ndarray, *, queries: int = 256, k: int = 10,
+                  target: float = TARGET_RECALL, seed: int = 0) -> dict:
+        """Probe the fewest inverted lists that find *target* of the exact *k* nearest works (recall@k), measured
+        for *queries* works drawn (seeded) from the collection itself; record and return what was measured."""
+        inner = faiss.downcast_index(self.index.index)
+        n = len(ids)
+        rng = np.random.default_rng(seed)
+        rows = rng.choice(n, size=min(queries, n), replace=False)
+        q = np.ascontiguousarray(vectors[rows], np.float32)
+        metric = faiss.METRIC_L2 if self.metric == "l2" else faiss.METRIC_INNER_PRODUCT
+        _, truth = faiss.knn(q, np.ascontiguousarray(vectors, np.float32), k, metric=metric)
+        truth = np.asarray(ids)[truth]
+        nprobe, recall = 1, 0.0
+        while True:
+            inner.nprobe = nprobe
+            _, found = self.index.search(q, k)
+            recall = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(found, truth)]))
+            if recall >= target or nprobe >= inner.nlist:
+                break
+            nprobe = min(2 * nprobe, inner.nlist)
+        self.calibration = {"nprobe": int(nprobe), "nlist": int(inner.nlist), f"recall_at_{k}": round(recall, 4),
+                            "queries": int(len(q)), "target": target}
+        return self.calibration
 
     def search(self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None):
         """Return (distances, ids) arrays of shape (B, k); missing neighbours have id -1.

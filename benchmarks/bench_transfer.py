@@ -105,6 +105,9 @@ def main(argv=None):
                     help="artspace pyramid runs scales:iterations, ';'-separated")
     ap.add_argument("--repeat", type=int, default=1, help="repeat the 100-iteration pair this many times")
     ap.add_argument("--no-300", action="store_true", help="skip pastiche's 300-step run and the pyramid runs")
+    ap.add_argument("--precision-runs", default="",
+                    help="extra artspace runs precision:iterations,..., ';'-separated, e.g. "
+                         "'bfloat16:30,50,70;float32:30,50,70': which count reaches pastiche's 100-step loss first")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -147,6 +150,11 @@ def main(argv=None):
             sc, its = spec.split(":")
             plan.append(("artspace", f"scales{sc}:{its}",
                          ours(f"scales{sc}", ["--scales", sc, "--iterations", its])))
+        for spec in filter(None, args.precision_runs.split(";")):
+            precision, counts = spec.split(":")
+            for n in counts.split(","):
+                plan.append(("artspace", f"{precision}:{n}",
+                             ours(f"{precision}-{n}", ["--iterations", n, "--precision", precision])))
         for tool, tag, (out, cmd) in plan:
             load = os.getloadavg()[0]
             seconds = run(cmd, env)

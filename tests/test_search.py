@@ -131,3 +131,23 @@ def test_content_model_keeps_its_groups_while_the_collection_changes_little():
     assert np.allclose(kept.means, model.with_means(style[:145], desc[:145]).means)
     _, refitted = ContentModel.update(model, style[:100], desc[:100])  # a third fewer: fitted again
     assert refitted
+
+
+def test_an_approximate_index_is_tuned_to_its_recall_and_says_so():
+    from artspace.search import TARGET_RECALL, VectorIndex
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(20, 32))
+    x = (centres[rng.integers(0, 20, 3000)] + 0.3 * rng.normal(size=(3000, 32))).astype(np.float32)
+    ids = np.arange(3000, dtype=np.int64) * 3
+    ix = VectorIndex.build(ids, x, exact_limit=1000)
+    cal = ix.describe()["index_calibration"]
+    assert ix.kind != "exact" and cal["recall_at_10"] >= TARGET_RECALL and 1 <= cal["nprobe"] <= cal["nlist"]
+    # the recall it reports is the recall it gives, on other queries too
+    import faiss
+
+    q = x[rng.choice(3000, 200, replace=False)]
+    _, truth = faiss.knn(q, x, 10)
+    _, found = ix.search(q, 10)
+    assert np.mean([len(set(a) & set(ids[b])) / 10 for a, b in zip(found, truth)]) >= TARGET_RECALL - 0.03
+    assert VectorIndex.build(ids, x).describe() == {"index": "exact"}
