@@ -31,6 +31,9 @@ SECTIONS = [
     ("Analyses", "artspace.analysis", None, "Clusters, maps, the style/content plane, group comparisons, filter units, "
      "export."),
     ("Pastiches", "artspace.transfer", None, "Gatys et al.'s optimisation, one table of options."),
+    ("One-pass pastiches", "artspace.feedforward", None, "Johnson et al.'s network per style and AdaIN's decoder "
+     "(Huang & Belongie 2017): training, model files, stylising."),
+    ("Precision", "artspace.precision", None, "float32 or bfloat16 for the network passes; stored numbers float32."),
     ("Images", "artspace.images", ["open_image", "save_image", "made_by_artspace", "walk_images", "MAX_PIXELS"],
      "Reading the files museums hold, safely."),
     ("Outputs", "artspace.outputs", None, "Outputs that never overwrite inputs; CSVs safe to open in a spreadsheet."),
