@@ -194,9 +194,8 @@ def precision(args) -> None:
                 lo, hi = _bootstrap(hits)
                 line += f"; {p} precision@{k} same {label!r} {hits.mean():.3f} [{lo:.3f}, {hi:.3f}]"
         print(line)
-    a = np.asarray(cats["float32"].embeddings("style")[1])
-    b = np.asarray(cats["bfloat16"].embeddings("style")[1])
-    print(f"style signature embeddings: relative difference {np.linalg.norm(a - b) / np.linalg.norm(a):.4f}")
+    # (the compact embeddings themselves are not compared: each catalog fits its own projection, whose axes may
+    # differ in sign and order; the neighbours they give are what matters)
     print(f"machine: {_machine()}")
 
 
