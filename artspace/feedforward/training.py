@@ -36,7 +36,7 @@ from PIL import Image
 from .. import losses
 from ..atomic import atomic_write
 from ..backbone import VGG19, ieee_float32, resolve_device
-from ..errors import InvalidOption, OutputConflict, UnreadableImage
+from ..errors import ArtspaceError, InvalidOption, OutputConflict, UnreadableImage
 from ..images import open_image, save_image, to_pil, to_tensor, walk_images
 from ..outputs import check_output
 from ..precision import autocast, resolve_precision
@@ -220,6 +220,17 @@ class _Loop:
                  "elapsed": self.elapsed, "history": json.dumps(self.history[-1000:])}
         atomic_write(self.ckpt, lambda tmp: torch.save(state, tmp))
 
+    def descend(self, terms: dict) -> dict:
+        """One Adam step on the sum of the loss *terms* (scalar tensors); their values and the total, as floats."""
+        total = sum(terms.values())
+        if not torch.isfinite(total):
+            raise ArtspaceError(f"the training loss became {float(total)} at step {self.step + 1}; train again with "
+                                f"a lower --lr or with --precision float32 (delete {self.ckpt} first)")
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        self.opt.step()
+        return {**{k: v.item() for k, v in terms.items()}, "total": total.item()}
+
     def validation_path(self) -> Path:
         return self.output.with_name(f"{self.output.stem}-validation") / f"step_{self.step:06d}.png"
 
@@ -381,14 +392,7 @@ def train_style(styles: Sequence[str | os.PathLike], content: str | os.PathLike,
         terms = {"content": weights_["content"] * sum(content_loss_fn(feats).values()) / b,
                  "style": weights_["style"] * sum(style_loss_fn(feats).values()) / b,
                  "tv": weights_["tv"] * losses.total_variation(y.float()).sum() / b}
-        total = sum(terms.values())
-        if not torch.isfinite(total):
-            raise FloatingPointError(f"the loss became {float(total)} at step {loop.step + 1}; lower --lr or use "
-                                     "--precision float32")
-        loop.opt.zero_grad(set_to_none=True)
-        total.backward()
-        loop.opt.step()
-        return {**{k: v.item() for k, v in terms.items()}, "total": total.item()}
+        return loop.descend(terms)
 
     def validate() -> torch.Tensor:
         with autocast(dev, prec):
@@ -457,16 +461,10 @@ def train_decoder(content: str | os.PathLike, styles: str | os.PathLike, output:
                 t = adain(fc, *target_stats[ADAIN_LAYER])
             y = dec(t.to(fc.dtype), size=c.shape[-2:])
             fy = vgg(y, layers)
-        content_term = (fy[ADAIN_LAYER].float() - t).pow(2).flatten(1).mean(1).mean()
-        style_term = sum(losses.moment_term(*channel_stats(fy[n]), *target_stats[n]).mean() for n in layers)
-        total = content_term + style_weight * style_term
-        if not torch.isfinite(total):
-            raise FloatingPointError(f"the loss became {float(total)} at step {loop.step + 1}; lower --lr or use "
-                                     "--precision float32")
-        loop.opt.zero_grad(set_to_none=True)
-        total.backward()
-        loop.opt.step()
-        return {"content": content_term.item(), "style": style_weight * style_term.item(), "total": total.item()}
+        return loop.descend({
+            "content": (fy[ADAIN_LAYER].float() - t).pow(2).flatten(1).mean(1).mean(),
+            "style": style_weight * sum(losses.moment_term(*channel_stats(fy[n]), *target_stats[n]).mean()
+                                        for n in layers)})
 
     def validate() -> torch.Tensor:
         with autocast(dev, prec):
