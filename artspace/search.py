@@ -135,8 +135,11 @@ class VectorIndex:
         atomic_write(path, lambda p: faiss.write_index(self.index, str(p)))
 
     @classmethod
-    def load(cls, path: str | os.PathLike, metric: str) -> "VectorIndex":
-        return cls(faiss.read_index(str(path)), metric)
+    def load(cls, path: str | os.PathLike, metric: str, *, mmap: bool = False) -> "VectorIndex":
+        """Read an index; *mmap* maps its vectors from the file instead of reading them (for a published generation,
+        whose files never change): a search then brings into memory only the inverted lists it probes."""
+        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+        return cls(faiss.read_index(str(path), flags), metric)
 
 
 #: How many nearest works define a work's neighbourhood scale (the literature's usual choice: Jégou et al. 2010;

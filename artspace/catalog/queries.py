@@ -149,7 +149,7 @@ class Catalog:
 
         if by not in self._indexes:
             metric = SPACES[by].metric
-            self._indexes[by] = self._load(f"{by}.faiss", lambda p: VectorIndex.load(p, metric))
+            self._indexes[by] = self._load(f"{by}.faiss", lambda p: VectorIndex.load(p, metric, mmap=True))
         return self._indexes[by]
 
     def update_columns(self, columns: pd.DataFrame, *, source: str | None = None) -> None:
