@@ -91,6 +91,35 @@ def query_wall_times(root: Path, rounds: int = 7) -> list[float]:
     return times
 
 
+_RSS_SNIPPET = """
+import resource, sys, time
+from artspace.catalog import Catalog
+cat = Catalog.open(sys.argv[1])
+ids = cat.works["id"].to_numpy()[:: max(1, len(cat.works) // 100)][:100]
+for by in ("style", "content"):
+    cat.similar(int(ids[0]), by=by, k=10)
+    t = time.perf_counter()
+    for wid in ids:
+        cat.similar(int(wid), by=by, k=10)
+    print(f"{by}: {1000 * (time.perf_counter() - t) / len(ids):.2f} ms a query")
+print(f"peak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f} MiB")
+"""
+
+
+def recall_against_exact(cat, by: str, queries: int = 100, k: int = 10) -> float:
+    """Recall@k of the catalog's index search against exhaustive search on the stored vectors, for works drawn
+    from the collection (the raw index search, before any re-ranking by neighbourhood scales)."""
+    import faiss
+
+    ids, x = cat.embeddings(by)
+    x = np.ascontiguousarray(x, np.float32)
+    rows = np.random.default_rng(1).choice(len(ids), size=min(queries, len(ids)), replace=False)
+    metric = faiss.METRIC_L2 if cat.manifest["spaces"][by]["metric"] == "l2" else faiss.METRIC_INNER_PRODUCT
+    _, truth = faiss.knn(x[rows], x, k, metric=metric)
+    _, found = cat._index(by).search(x[rows], k)
+    return float(np.mean([len(set(np.asarray(ids)[t]) & set(f)) / k for t, f in zip(truth, found)]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=100_000, help="works in the catalog")
@@ -128,6 +157,13 @@ def main() -> None:
               f"({json.dumps({k: round(v / 2**20, 1) for k, v in sorted(sizes.items())})} MiB)")
         print(f"peak resident memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f}"
               f" MiB")
+        for by in ("style", "l_style", "content"):
+            sp = cat.manifest["spaces"][by]
+            print(f"{by}: index {sp['index']}, calibration {sp.get('index_calibration', 'exact')}, recall@10 of 100 "
+                  f"other works against exhaustive search {recall_against_exact(cat, by):.3f}")
+        fresh = subprocess.run([sys.executable, "-c", _RSS_SNIPPET, str(root)], capture_output=True, text=True,
+                               cwd=REPO, check=True)
+        print("a fresh query process (API, 100 queries per space):", fresh.stdout.strip().replace("\n", "; "))
         if args.cli:
             times = query_wall_times(root)
             print(f"`artspace similar WORK -c ROOT` wall time, fresh process: median {statistics.median(times):.2f} s "
