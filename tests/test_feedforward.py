@@ -314,7 +314,7 @@ def test_catalog_stores_moments_and_transfers_from_them(demo_catalog, decoder_mo
     wid = int(cat.works["id"].iloc[0])
     mean, std = cat.moments(wid)
     assert mean.shape == std.shape == (512,)
-    ex = Extractor(cat.spec, device="cpu")
+    ex = Extractor(cat.spec, device="cpu", precision=cat.precision)  # as the catalog's works were extracted
     direct = ex.encode(ex.batch([cat.image_path(wid)]))["moments"][0].numpy()
     assert np.allclose(np.concatenate([mean, std]), direct, rtol=2e-3, atol=1e-2)
     assert cat.moments(str(tmp_path / "elsewhere.png")) is None
