@@ -5,6 +5,7 @@
     python benchmarks/bench_index.py memory --n 100000
     python benchmarks/bench_index.py winograd
     python benchmarks/bench_index.py precision --data ../shared/data/pacs-dev --style-label domain --content-label class
+    python benchmarks/bench_index.py ray --data ../shared/data/wikiart-dev --n 96
 
 Each prints its figures; docs/benchmarks.md records them with the machine they ran on.
 """
@@ -199,6 +200,45 @@ def precision(args) -> None:
     print(f"machine: {_machine()}")
 
 
+def ray_engine(args) -> None:
+    """The same images indexed by the local engine and by the Ray engine on a local Ray instance, in one run."""
+    import ray
+
+    from artspace.catalog import Catalog, index
+    from artspace.images import walk_images
+
+    files = list(walk_images(args.data))[: args.n]
+    tmp = Path(tempfile.mkdtemp(prefix="artspace-ray-"))
+    try:
+        sub = tmp / "images"
+        sub.mkdir()
+        for i, f in enumerate(files):
+            shutil.copy(f, sub / f"{i:05d}{f.suffix}")
+        t = time.time()
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        t_init = time.time() - t
+        rows = []
+        for r in range(args.rounds):
+            for engine in ("local", "ray"):
+                t = time.time()
+                index(sub, catalog=tmp / f"{engine}{r}", quiet=True, engine=engine, precision="float32")
+                rows.append({"round": r, "engine": engine, "seconds": time.time() - t})
+        df = pd.DataFrame(rows)
+        print(df.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+        med = df.groupby("engine")["seconds"].median()
+        print(f"median: local {med['local']:.1f} s, ray {med['ray']:.1f} s ({len(files)} images at 224 px, float32); "
+              f"ray.init {t_init:.1f} s once")
+        a, b = Catalog.open(tmp / "local0"), Catalog.open(tmp / "ray0")
+        same = (a.works["path"].tolist() == b.works["path"].tolist()
+                and np.allclose(np.asarray(a.embeddings("style")[1]), np.asarray(b.embeddings("style")[1]),
+                                atol=1e-5))
+        print(f"same works and style embeddings (within 1e-5): {same}")
+        print(f"machine: {_machine()}")
+    finally:
+        ray.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _rss_mb() -> float:
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -324,6 +364,10 @@ def main():
     s.add_argument("--n", type=int, default=96)
     s.add_argument("--rounds", type=int, default=3)
     s.add_argument("--precisions", default="float32,bfloat16", help="index runs compared with the plain loop")
+    ry = sub.add_parser("ray")
+    ry.add_argument("--data", required=True)
+    ry.add_argument("--n", type=int, default=96)
+    ry.add_argument("--rounds", type=int, default=2)
     pr = sub.add_parser("precision")
     pr.add_argument("--data", required=True)
     pr.add_argument("--style-label")
@@ -337,7 +381,7 @@ def main():
     w.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     {"quality": quality, "speed": speed, "memory": memory, "winograd": winograd,
-     "precision": precision}[args.what](args)
+     "precision": precision, "ray": ray_engine}[args.what](args)
 
 
 if __name__ == "__main__":
