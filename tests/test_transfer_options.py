@@ -24,7 +24,7 @@ DOCUMENTED = {
     "style_layer_weights": None, "style_blend": None, "content_weight": 1.0, "style_weight": 100.0, "tv_weight": 0.0,
     "loss": "l2", "optimizer": "lbfgs", "lr": None, "iterations": 500, "tolerance": 1e-4, "init": "content",
     "seed": None, "preserve_colors": False, "match_histogram": False, "scales": 1, "tile": None,
-    "tile_overlap": None, "weights": "original", "pooling": "max", "device": "auto", "precision": "float32",
+    "tile_overlap": None, "weights": "original", "pooling": "max", "device": "auto", "precision": "auto",
     "save_every": 0,
     "max_memory": None,
 }

@@ -182,7 +182,7 @@ class _Run:
         self.style_loss = StyleLoss(s, list(opts.style_layer_weights), opts.loss) if s else None
         self.objective = Objective(self.net, self.content_loss, self.style_loss, content_weight=opts.content_weight,
                                    style_weight=opts.style_weight, tv_weight=opts.tv_weight, device=device,
-                                   precision=resolve_precision(opts.precision, device))
+                                   precision=resolve_precision(opts.resolved_precision(device), device))
         self.generator = torch.Generator().manual_seed(opts.seed)
         self.x: torch.Tensor | None = None
         self.stopped, self.losses, self.history, self.levels, self.evaluations = "iterations", {}, [], [], 0
