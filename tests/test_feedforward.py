@@ -359,3 +359,27 @@ def test_cli_train_decoder_and_transfer_adain(photos, paintings, tmp_path):
     res = runner.invoke(app, ["transfer", str(photos / "photo00.png"), str(paintings / "painting0.png"), "-o",
                               str(out), "--alpha", "0.5"])
     assert res.exit_code == 1 and "applies to --method adain only" in res.output
+
+
+def test_stylise_replaces_its_own_outputs_but_never_a_users_file(style_model, photos, tmp_path):
+    out = tmp_path / "p.png"
+    stylise(style_model.path, photos / "photo00.png", out, device="cpu")
+    stylise(style_model.path, photos / "photo01.png", out, device="cpu")  # its own output: replaced
+    mine = tmp_path / "mine.png"
+    Image.new("RGB", (8, 8), "red").save(mine)
+    before = mine.read_bytes()
+    with pytest.raises(OutputConflict, match="not made by artspace"):
+        stylise(style_model.path, photos / "photo00.png", mine, device="cpu")
+    with pytest.raises(OutputConflict, match="not made by artspace"):
+        adain_transfer(photos / "photo00.png", photos / "photo01.png", mine, size=32, device="cpu")
+    assert mine.read_bytes() == before
+    with pytest.raises(InvalidOption, match="unknown image extension"):
+        stylise(style_model.path, photos / "photo00.png", tmp_path / "p.xyz", device="cpu")
+
+
+def test_two_images_of_the_same_name_are_refused_not_overwritten(style_model, photos, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "photo00.png").write_bytes((photos / "photo01.png").read_bytes())
+    with pytest.raises(InvalidOption, match="would both be written"):
+        stylise(style_model.path, [photos / "photo00.png", other / "photo00.png"], tmp_path / "out", device="cpu")

@@ -30,8 +30,9 @@ from PIL import Image
 
 from ..atomic import atomic_write
 from ..backbone import VGG19, resolve_device
-from ..errors import InvalidOption, UnreadableImage
-from ..images import image_format, open_image, resize_long_side, save_image, to_pil, to_tensor, walk_images
+from ..errors import InvalidOption, OutputConflict, UnreadableImage
+from ..images import (image_format, made_by_artspace, open_image, resize_long_side, save_image, to_pil, to_tensor,
+                      walk_images)
 from ..losses import channel_stats
 from ..outputs import check_output
 from ..precision import autocast, resolve_precision
@@ -124,15 +125,27 @@ def _sources(images) -> list[tuple[object, str, Path | None]]:
     return out
 
 
+def _image_output(path: Path) -> Path:
+    """*path* if a pastiche may be written there: a known image extension, and not a file someone else made
+    (artspace replaces its own outputs, never a user's file)."""
+    try:
+        image_format(path)
+    except ValueError as e:
+        raise InvalidOption(str(e)) from None
+    if path.is_dir():
+        raise InvalidOption(f"output {path} is a folder; give a file name such as {path / 'pastiche.png'}")
+    if path.exists() and not made_by_artspace(path):
+        raise OutputConflict(f"{path} exists and was not made by artspace; choose another output (-o) or move it")
+    return path
+
+
 def _targets(sources, output) -> list[Path | None]:
     """Where each pastiche goes: *output* itself for one image given as a file; else *output*/relative path."""
     if output is None:
         return [None] * len(sources)
     output = Path(output)
-    single = len(sources) == 1 and not output.is_dir() and output.suffix != ""
-    if single:
-        image_format(output)
-        return [output]
+    if len(sources) == 1 and not output.is_dir() and output.suffix != "":
+        return [_image_output(output)]
     if output.exists() and not output.is_dir():
         raise InvalidOption(f"output {output} is a file but {len(sources)} images are stylised; give a folder")
     targets = []
@@ -142,7 +155,13 @@ def _targets(sources, output) -> list[Path | None]:
             image_format(rel)
         except ValueError:
             rel = rel.with_suffix(".png")
-        targets.append(output / rel)
+        targets.append(_image_output(output / rel))
+    seen: dict[Path, str] = {}
+    for target, (_, desc, _) in zip(targets, sources):
+        if target in seen:
+            raise InvalidOption(f"{desc} and {seen[target]} would both be written to {target}; stylise them into "
+                                "separate folders")
+        seen[target] = desc
     return targets
 
 
@@ -323,8 +342,7 @@ def adain_transfer(content, styles, output: str | os.PathLike | None = None, *, 
     dec = _model(decoder if decoder is not None else default_decoder(), "adain-decoder", dev)
     enc = _encoder(str(weights), str(dev))
     if output is not None:
-        output = Path(output)
-        image_format(output)
+        output = _image_output(Path(output))
         paths = [p for p in [content, *styles] if isinstance(p, (str, os.PathLike))]
         for target in (output, output.with_name(output.name + ".json")):
             check_output(target, inputs=paths, protected_dirs=protected_dirs)
