@@ -253,6 +253,9 @@ def test_stylise_a_folder_in_batches_keeps_sizes_and_paths(style_model, photos, 
     for r in results:
         src = photos / r.output.name
         assert r.output.parent == out and Image.open(r.output).size == Image.open(src).size
+        side = json.loads(r.output.with_name(r.output.name + ".json").read_text())
+        assert side["method"] == "feed-forward" and side["source"] == str(src)
+        assert side["model_header"]["styles"] == style_model.header["styles"]
 
 
 def test_stylise_tiles_large_images(style_model, photos, tmp_path):
@@ -337,7 +340,7 @@ def test_cli_train_style_then_stylise(photos, paintings, tmp_path):
     out = tmp_path / "styled"
     res = runner.invoke(app, ["stylise", str(model), str(photos), "-o", str(out), "--quiet"])
     assert res.exit_code == 0, res.output
-    assert "wrote 12 pastiche(s)" in res.output and len(list(out.glob("*.png"))) == 12
+    assert "wrote 12 pastiche(s)" in res.output and len(list(out.glob("*.png"))) == 12 == len(list(out.glob("*.json")))
     res = runner.invoke(app, ["stylise", str(photos / "photo00.png"), str(photos), "-o", str(out), "--quiet"])
     assert res.exit_code == 1 and res.output.count("Error:") == 1 and "not a readable model file" in res.output
 

@@ -136,7 +136,27 @@ def _image_output(path: Path) -> Path:
         raise InvalidOption(f"output {path} is a folder; give a file name such as {path / 'pastiche.png'}")
     if path.exists() and not made_by_artspace(path):
         raise OutputConflict(f"{path} exists and was not made by artspace; choose another output (-o) or move it")
+    side = sidecar(path)
+    if side.exists() and not _is_sidecar(side):
+        raise OutputConflict(f"{side} exists and is not an artspace sidecar; choose another output (-o) or move it")
     return path
+
+
+def sidecar(path: Path) -> Path:
+    """The JSON written beside a pastiche: ``out.png`` → ``out.png.json``."""
+    return path.with_name(path.name + ".json")
+
+
+def _is_sidecar(path: Path) -> bool:
+    try:
+        return "method" in json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def _write_sidecar(path: Path, settings: dict) -> None:
+    atomic_write(sidecar(path), lambda p: p.write_text(json.dumps(settings, indent=2, default=str),
+                                                        encoding="utf-8"))
 
 
 def _targets(sources, output) -> list[Path | None]:
@@ -194,7 +214,9 @@ def stylise(model, images, output: str | os.PathLike | None = None, *, size: int
         Folders are searched recursively.
     output : path, optional
         For one image, an image file; otherwise a folder, in which each pastiche keeps its path relative to the
-        folder it came from. Nothing is written without it. An input is never overwritten.
+        folder it came from. Each pastiche gets a JSON sidecar (``out.png.json``: the source, the model file and its
+        training header, the settings, the time). Nothing is written without it. An input, or a file artspace did
+        not make, is never overwritten.
     size : int, optional
         Long side of the pastiches; default each image's own size.
     batch_size : int
@@ -241,9 +263,11 @@ def stylise(model, images, output: str | os.PathLike | None = None, *, size: int
         if preserve_colors:
             out = keep_colours(out, x[None] if x.dim() == 3 else x)
         image = to_pil(out)
+        record = {**settings, "source": sources[k][1], "network_s": round(elapsed, 4)}
         if targets[k] is not None:
             save_image(image, targets[k])
-        results[k] = StyliseResult(image, sources[k][1], targets[k], elapsed, settings)
+            _write_sidecar(targets[k], record)
+        results[k] = StyliseResult(image, sources[k][1], targets[k], elapsed, record)
 
     for k, (src, desc, _) in enumerate(tqdm(sources, disable=not progress, unit="img", desc="stylise")):
         try:
@@ -373,6 +397,5 @@ def adain_transfer(content, styles, output: str | os.PathLike | None = None, *, 
                 "total_s": round(time.perf_counter() - t_start, 4)}
     if output is not None:
         save_image(image, output)
-        atomic_write(output.with_name(output.name + ".json"),
-                     lambda p: p.write_text(json.dumps(settings, indent=2, default=str), encoding="utf-8"))
+        _write_sidecar(output, settings)
     return StyliseResult(image, settings["content"], output, elapsed, settings)
