@@ -493,7 +493,6 @@ def _settle_precision(asked: str, made: str | None, device: str, cdir: Path) -> 
     from ..precision import resolve_precision
 
     if asked in (None, "auto") and made:
-        resolve_precision(asked, "cpu")  # still checks the spelling
         return made
     wanted = resolve_precision(asked, resolve_device(device))
     if made and wanted != made:
