@@ -376,9 +376,10 @@ def train_style(styles: Sequence[str | os.PathLike], content: str | os.PathLike,
     sampler = ImageSampler(content, size, loop.generator, role="content", log=log)
     style_loss_fn = losses.StyleLoss(style_layers, kind=style_loss)
     content_loss_fn = losses.ContentLoss(content_layers, kind=content_loss)
-    with torch.no_grad(), ieee_float32(dev), autocast(dev, prec):
-        feats = [vgg(_validation_image(s, style_size).to(dev), style_layers) for s in styles]
-        style_loss_fn.set_target(feats, blend)
+    with torch.no_grad(), ieee_float32(dev):
+        with autocast(dev, prec):
+            feats = [vgg(_validation_image(s, style_size).to(dev), style_layers) for s in styles]
+        style_loss_fn.set_target(feats, blend)  # outside autocast: the Gram matrices are products in float32
     check_image = _validation_image(validation_image or sampler.paths[0], size).to(dev)
 
     def step() -> dict:
