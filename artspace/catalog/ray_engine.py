@@ -138,7 +138,8 @@ class RayExtraction:
     max_pixels, include_outputs
         As for the local engine.
     actors : int, optional
-        Size of the actor pool (default: the cluster's GPUs, or one actor per 2 CPUs, at least 1).
+        Size of the actor pool (default: the cluster's GPUs, or one actor per 4 CPUs, at least 1; each CPU actor
+        runs the network on all but one of its CPUs, which decodes).
     """
 
     def __init__(self, run, *, address: str | None, device: str, batch_size: int | None, max_pixels: int | None,
@@ -149,7 +150,7 @@ class RayExtraction:
         resources = self.ray.cluster_resources()
         self.gpus = int(resources.get("GPU", 0)) if device in ("auto", "cuda") or device.startswith("cuda") else 0
         cpus = int(resources.get("CPU", os.cpu_count() or 1))
-        self.actors = actors or (self.gpus if self.gpus else max(1, cpus // 2))
+        self.actors = actors or (self.gpus if self.gpus else max(1, cpus // 4))
         self.batch_size = batch_size or (64 if self.gpus else 8)
         # an actor's share of the CPUs (its torch threads); the rest decode
         self.threads = max(1, cpus // self.actors - (1 if cpus > self.actors else 0)) if not self.gpus else 2
