@@ -6,6 +6,7 @@ Everything that turns a file into pixels lives here: the recursive walk, format 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -366,6 +367,15 @@ def to_pil(x: torch.Tensor) -> Image.Image:
         x = x[0]
     a = x.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(a, "RGB")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes, as hex, read 1 MiB at a time (the catalog's ``checksum``, a model's records)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def image_format(path: str | os.PathLike) -> str:

@@ -18,7 +18,6 @@ import collections
 import concurrent.futures as cf
 import fnmatch
 import functools
-import hashlib
 import os
 import stat
 import sys
@@ -33,7 +32,7 @@ import torch
 from ..backbone import resolve_device
 from ..errors import ArtspaceError, IncompatibleCatalog, InvalidOption, UnreadableImage
 from ..features import Extractor, FeatureSpec, prepare_image
-from ..images import open_image, walk_images
+from ..images import file_sha256, open_image, walk_images
 from ..projection import SKETCH_DIM, StyleProjection
 from . import generation as gen
 from .metadata import read_metadata
@@ -428,14 +427,6 @@ def _rel(path, root: Path) -> str:
 # ---- extraction machinery ----------------------------------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 #: Why an image artspace made is not catalogued.
 OUTPUT_REASON = ("an image artspace wrote (a pastiche, a reconstruction or a contact sheet); move it out of the "
                  "collection, or pass --include-outputs to catalogue it")
@@ -479,7 +470,7 @@ def _load_one(root: Path, item: _Item, size: int, max_pixels: int | None, includ
             return item, None, OUTPUT_REASON, None
         w, h = im.info.get("source_size", im.size)  # the file's own size, EXIF orientation applied
         x = prepare_image(im, size)
-        checksum = _sha256(path)
+        checksum = file_sha256(path)
     except UnreadableImage as e:
         return item, None, e.reason, None
     except OSError as e:

@@ -37,10 +37,12 @@ from .. import losses
 from ..atomic import atomic_write
 from ..backbone import VGG19, ieee_float32, resolve_device
 from ..errors import ArtspaceError, InvalidOption, OutputConflict, UnreadableImage
+from ..images import file_sha256 as file_digest  # noqa: F401 - re-exported: what the header records
 from ..images import open_image, save_image, to_pil, to_tensor, walk_images
 from ..outputs import check_output
 from ..precision import autocast, resolve_precision
-from ..spec import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS
+from ..spec import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS, LAYERS
+from .inference import blend_weights
 from .models import full_header, save_model
 from .networks import ADAIN_LAYER, ADAIN_STYLE_LAYERS, NORMS, AdaINDecoder, TransformNet, adain, channel_stats
 
@@ -60,15 +62,6 @@ def checkpoint_path(output: str | os.PathLike) -> Path:
     """Where a training run keeps its checkpoint: ``model.pt`` → ``model.pt.checkpoint``."""
     output = Path(output)
     return output.with_name(output.name + ".checkpoint")
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's bytes, as hex."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass
@@ -278,12 +271,13 @@ class _Loop:
         return {k: sum(t[k] for t in recent) / len(recent) for k in recent[0]} if recent else {}
 
     def finish(self, header: dict, *, half: bool = False) -> TrainingResult:
+        final = self.mean_terms()
         header = {**full_header(self.kind, header), "training": {**header.get("training", {}), "steps": self.step,
                                           "time_s": round(self.elapsed, 1),
-                                          "final_losses": {k: float(f"{v:.6g}") for k, v in self.mean_terms().items()}}}
+                                          "final_losses": {k: float(f"{v:.6g}") for k, v in final.items()}}}
         path = save_model(self.output, self.kind, self.net, header, half=half)
         self.ckpt.unlink(missing_ok=True)
-        return TrainingResult(path, header, self.step, self.elapsed, self.mean_terms(), self.validation,
+        return TrainingResult(path, header, self.step, self.elapsed, final, self.validation,
                               self.history)
 
 
@@ -345,8 +339,6 @@ def train_style(styles: Sequence[str | os.PathLike], content: str | os.PathLike,
     for s in styles:
         if not s.is_file():
             raise UnreadableImage(s, "no such style image file")
-    from .inference import blend_weights
-
     blend = blend_weights(style_blend, len(styles))
     for kind in (content_loss, style_loss):
         if kind not in losses.LOSS_KINDS:
@@ -361,7 +353,7 @@ def train_style(styles: Sequence[str | os.PathLike], content: str | os.PathLike,
         check_output(path, inputs=styles)
     if norm not in NORMS:
         raise InvalidOption(f"norm must be one of {NORMS}, not {norm!r}")
-    dev, prec, vgg = _setup(device, precision, weights, max(content_layers + style_layers, key=_depth))
+    dev, prec, vgg = _setup(device, precision, weights, max(content_layers + style_layers, key=LAYERS.index))
     style_size = style_size or size
     style_digests = [{"name": s.name, "sha256": file_digest(s)} for s in styles]
     settings = {"kind": "style", "styles": style_digests, "blend": blend, "content": str(Path(content).resolve()),
@@ -412,12 +404,6 @@ def train_style(styles: Sequence[str | os.PathLike], content: str | os.PathLike,
                      "seed": seed, "precision": prec, "device": str(dev)},
     }
     return loop.finish(header)
-
-
-def _depth(layer: str) -> int:
-    from ..spec import LAYERS
-
-    return LAYERS.index(layer)
 
 
 def train_decoder(content: str | os.PathLike, styles: str | os.PathLike, output: str | os.PathLike, *,

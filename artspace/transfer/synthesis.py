@@ -28,7 +28,6 @@ from ..backbone import LAYERS, VGG19, check_layers, resolve_device
 from ..errors import InvalidOption
 from ..images import save_image, to_pil
 from ..losses import ContentLoss, StyleLoss
-from ..precision import resolve_precision
 from .colour import preserve_colors
 from .inputs import (Inputs, check_run_output, check_targets, load_inputs, planned_outputs, resolve_image,
                      sidecar_path, step_path)
@@ -182,7 +181,7 @@ class _Run:
         self.style_loss = StyleLoss(s, list(opts.style_layer_weights), opts.loss) if s else None
         self.objective = Objective(self.net, self.content_loss, self.style_loss, content_weight=opts.content_weight,
                                    style_weight=opts.style_weight, tv_weight=opts.tv_weight, device=device,
-                                   precision=resolve_precision(opts.resolved_precision(device), device))
+                                   precision=opts.precision)  # resolved with the other run-time defaults
         self.generator = torch.Generator().manual_seed(opts.seed)
         self.x: torch.Tensor | None = None
         self.stopped, self.losses, self.history, self.levels, self.evaluations = "iterations", {}, [], [], 0
