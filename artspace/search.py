@@ -6,10 +6,12 @@ Each space of :mod:`artspace.spaces` has one index: squared Euclidean distance f
 (:func:`relative_search`, :func:`batch_search`), which evens out the density of the space.
 
 Which faiss index: up to :data:`EXACT_LIMIT` works an exact flat index (every distance computed); above it an
-inverted-file index (``IVF{4√n},Flat``), which searches millions of works in milliseconds at a small cost in recall.
-How many lists a search probes is chosen when the index is built (:meth:`VectorIndex.calibrate`): the fewest that
-find :data:`TARGET_RECALL` of the exact 10 nearest works for a seeded sample of the collection's own works. The
-choice, the probes and the recall measured are recorded in the manifest.
+inverted file of product-quantised codes (``IVF{2√n},PQ``) that shortlists candidates, re-ranked by their exact
+distance on the stored (memory-mapped) vectors: millions of works in milliseconds and a few dozen bytes a work, at
+a small cost in recall. How many lists a search probes is chosen when the index is trained
+(:meth:`VectorIndex.calibrate`): the fewest that find :data:`TARGET_RECALL` of the exact 10 nearest works for a
+seeded sample of the collection's own works. The settings, the probes and the recall measured are recorded in the
+manifest. A later ``index`` run adds and removes works in place (:meth:`VectorIndex.build` with ``previous``).
 """
 
 from __future__ import annotations
@@ -32,10 +34,27 @@ __all__ = ["EXACT_LIMIT", "CONTEXT_K", "VectorIndex", "ContentModel", "Neighbour
 TARGET_RECALL = 0.97
 #: Largest collection searched with an exact (flat) index. 200,000 works × 1,024 float32 numbers (style and content) fit in 0.8 GB.
 EXACT_LIMIT = 200_000
+#: An approximate search re-ranks at least this many candidates (and at least 4 per result) by their exact distance
+#: to the query, computed on the stored vectors.
+SHORTLIST = 64
+#: An approximate index is trained again from scratch once the collection has grown or shrunk by this factor since
+#: it was trained; between, works are added to and removed from it in place.
+RETRAIN_FACTOR = 2.0
+
+
+def _inner(index: faiss.Index) -> faiss.Index:
+    return faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap) else faiss.downcast_index(index)
 
 
 class VectorIndex:
     """A faiss index with the catalog's work ids as labels.
+
+    Up to :data:`EXACT_LIMIT` works an exact flat index. Above it an inverted file of product-quantised codes
+    (``IVF{2√n},PQ{m}``, Jégou et al. 2011: 32 to 64 bytes a work instead of 512 to 2,048), which only shortlists:
+    the :data:`SHORTLIST` candidates it finds are re-ranked by their exact distance to the query, computed on the
+    stored vectors (:meth:`attach`; memory-mapped in a query process), so every distance it returns is exact and
+    only recall is approximate. How many lists a search probes is calibrated when the index is trained
+    (:meth:`calibrate`); the settings and the recall measured are recorded in the manifest (:meth:`describe`).
 
     Parameters
     ----------
@@ -46,51 +65,103 @@ class VectorIndex:
     def __init__(self, index: faiss.Index, metric: str, calibration: dict | None = None):
         self.index = index
         self.metric = metric
-        #: for an approximate index: lists probed, lists in all, and the recall@10 measured (:meth:`calibrate`)
+        #: for an approximate index: its settings and the recall@10 measured (:meth:`calibrate`)
         self.calibration = calibration or {}
+        #: ids (ascending) and vectors (rows in the same order) that a compressed index re-ranks on
+        self.ids: np.ndarray | None = None
+        self.vectors = None
 
     @property
     def kind(self) -> str:
-        inner = faiss.downcast_index(self.index.index) if isinstance(self.index, faiss.IndexIDMap) else self.index
+        inner = _inner(self.index)
         return "exact" if isinstance(inner, (faiss.IndexFlatL2, faiss.IndexFlatIP)) else type(inner).__name__
+
+    @property
+    def compressed(self) -> bool:
+        """Whether the index holds codes, not vectors, and so re-ranks its candidates on :attr:`vectors`."""
+        return isinstance(_inner(self.index), faiss.IndexIVFPQ)
 
     @property
     def ntotal(self) -> int:
         return int(self.index.ntotal)
 
+    def attach(self, ids: np.ndarray, vectors) -> "VectorIndex":
+        """Give a compressed index the stored vectors to re-rank on: *ids* ascending, *vectors* their rows (an
+        array, memory-mapped or not, indexable by an array of rows)."""
+        self.ids, self.vectors = ids, vectors
+        return self
+
     @classmethod
     def build(cls, ids: np.ndarray, vectors: np.ndarray, *, metric: str = "l2",
-              exact_limit: int = EXACT_LIMIT) -> "VectorIndex":
+              exact_limit: int | None = None, previous: "VectorIndex | None" = None,
+              unchanged: np.ndarray | None = None) -> "VectorIndex":
+        """The index of *vectors* labelled *ids* (ascending).
+
+        With *previous*, an approximate index of an earlier state of the collection, and *unchanged* (a boolean per
+        row: the work was in *previous* with this same vector), the works that left or changed are removed from it
+        and the new and changed ones added, without training it again, unless the collection has grown or shrunk
+        by :data:`RETRAIN_FACTOR` since it was trained. (*previous* must be read into memory, not memory-mapped.)
+        *exact_limit* defaults to :data:`EXACT_LIMIT`.
+        """
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         n, d = vectors.shape
+        if n <= (EXACT_LIMIT if exact_limit is None else exact_limit):
+            index = faiss.IndexIDMap2(faiss.IndexFlatL2(d) if metric == "l2" else faiss.IndexFlatIP(d))
+            if n:
+                index.add_with_ids(vectors, ids)
+            return cls(index, metric)
+        if previous is not None and unchanged is not None and previous.updatable(n, d, metric):
+            inner = _inner(previous.index)  # a view: previous.index owns the index and goes on in the result
+            keep = ids[unchanged]
+            held = _ivf_ids(inner)
+            gone = held[~np.isin(held, keep)]
+            if len(gone):
+                inner.remove_ids(faiss.IDSelectorBatch(gone))
+            add = ~unchanged
+            if add.any():
+                inner.add_with_ids(vectors[add], ids[add])
+            cal = dict(previous.calibration)
+            cal["works_changed_since_trained"] = int(cal.get("works_changed_since_trained", 0)) + \
+                int(len(gone) + add.sum())
+            return cls(previous.index, metric, cal).attach(ids, vectors)
+        nlist = max(1, int(2 * math.sqrt(n)))
+        m = d // 4 if d <= 128 else d // 8
+        while d % m:
+            m -= 1
+        nbits = int(min(8, max(4, math.floor(math.log2(max(n / 39, 16))))))
         faiss_metric = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
-        if n <= exact_limit:
-            inner = faiss.IndexFlatL2(d) if metric == "l2" else faiss.IndexFlatIP(d)
-        else:
-            nlist = int(4 * math.sqrt(n))
-            quantizer = faiss.IndexFlatL2(d) if metric == "l2" else faiss.IndexFlatIP(d)
-            inner = faiss.IndexIVFFlat(quantizer, d, nlist, faiss_metric)
-            rng = np.random.default_rng(0)
-            sample = vectors[rng.choice(n, size=min(n, 64 * nlist), replace=False)]
-            inner.train(sample)
-        index = faiss.IndexIDMap2(inner)
-        if n:
-            index.add_with_ids(vectors, ids)
-        built = cls(index, metric)
-        if n > exact_limit:
-            built.calibrate(ids, vectors)
+        quantizer = faiss.IndexFlatL2(d) if metric == "l2" else faiss.IndexFlatIP(d)
+        inner = faiss.IndexIVFPQ(quantizer, d, nlist, m, nbits, faiss_metric)
+        inner.cp.niter = inner.pq.cp.niter = 10  # faiss's default, 25, triples the training time
+        inner.pq.cp.max_points_per_centroid = 64
+        rng = np.random.default_rng(0)
+        sample = vectors[np.sort(rng.choice(n, size=min(n, 50 * nlist), replace=False))]
+        inner.train(sample)
+        inner.add_with_ids(vectors, ids)
+        built = cls(inner, metric).attach(ids, vectors)
+        built.calibrate(ids, vectors)
+        built.calibration.update({"nlist": int(nlist), "pq_bytes": int(m * nbits // 8), "pq_bits": nbits,
+                                  "shortlist": SHORTLIST, "trained_on": int(n), "works_changed_since_trained": 0})
         return built
 
+    def updatable(self, n: int, d: int, metric: str) -> bool:
+        """Whether works can be added to and removed from this index for a collection of *n* works of dimension *d*
+        (an approximate index, trained on at least 1/:data:`RETRAIN_FACTOR` and at most :data:`RETRAIN_FACTOR`
+        times *n* works)."""
+        trained = int(self.calibration.get("trained_on", 0))
+        return (self.compressed and self.index.d == d and self.metric == metric and trained > 0
+                and trained / RETRAIN_FACTOR <= n <= trained * RETRAIN_FACTOR)
+
     def describe(self) -> dict:
-        """What the manifest records of this index: its kind and, when approximate, its calibration."""
+        """What the manifest records of this index: its kind and, when approximate, its settings and calibration."""
         return {"index": self.kind, **({"index_calibration": self.calibration} if self.calibration else {})}
 
     def calibrate(self, ids: np.ndarray, vectors: np.ndarray, *, queries: int = 256, k: int = 10,
                   target: float = TARGET_RECALL, seed: int = 0) -> dict:
         """Probe the fewest inverted lists that find *target* of the exact *k* nearest works (recall@k), measured
         for *queries* works drawn (seeded) from the collection itself; record and return what was measured."""
-        inner = faiss.downcast_index(self.index.index)
+        inner = _inner(self.index)
         n = len(ids)
         rng = np.random.default_rng(seed)
         rows = rng.choice(n, size=min(queries, n), replace=False)
@@ -101,13 +172,13 @@ class VectorIndex:
         nprobe, recall = 1, 0.0
         while True:
             inner.nprobe = nprobe
-            _, found = self.index.search(q, k)
+            _, found = self.search(q, k)
             recall = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(found, truth)]))
             if recall >= target or nprobe >= inner.nlist:
                 break
             nprobe = min(2 * nprobe, inner.nlist)
-        self.calibration = {"nprobe": int(nprobe), "nlist": int(inner.nlist), f"recall_at_{k}": round(recall, 4),
-                            "queries": int(len(q)), "target": target}
+        self.calibration = {**self.calibration, "nprobe": int(nprobe), "nlist": int(inner.nlist),
+                            f"recall_at_{k}": round(recall, 4), "queries": int(len(q)), "target": target}
         return self.calibration
 
     def search(self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None):
@@ -120,26 +191,59 @@ class VectorIndex:
         k = int(min(k, self.ntotal))
         if k <= 0:
             return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
+        inner = _inner(self.index)
         params = None
         if allowed is not None:
             sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
-            inner = faiss.downcast_index(self.index.index)
             params = faiss.SearchParametersIVF(sel=sel, nprobe=inner.nprobe) if hasattr(inner, "nprobe") \
                 else faiss.SearchParameters(sel=sel)
+        if self.compressed:
+            if self.vectors is None:
+                raise RuntimeError("a compressed index re-ranks on the stored vectors: call attach() first")
+            _, cand = self.index.search(q, min(max(SHORTLIST, 4 * k), self.ntotal), params=params)
+            return self._rerank(q, cand, k)
         d, i = self.index.search(q, k, params=params)
         if self.metric == "ip":
             d = 1.0 - d
         return d, i
 
+    def _rerank(self, q: np.ndarray, cand: np.ndarray, k: int, batch: int = 256):
+        """The *k* of each row's candidate ids *cand* (−1: none) nearest to its query by exact distance."""
+        dist = np.full((len(q), k), np.inf, np.float32)
+        out = np.full((len(q), k), -1, np.int64)
+        for s in range(0, len(q), batch):
+            c = cand[s:s + batch]
+            valid = c >= 0
+            rows = np.searchsorted(self.ids, np.where(valid, c, self.ids[0]))
+            x = np.asarray(self.vectors[rows.ravel()], np.float32).reshape(*c.shape, -1)
+            qq = q[s:s + batch, None, :]
+            d = ((x - qq) ** 2).sum(-1) if self.metric == "l2" else 1.0 - (x * qq).sum(-1)
+            d = np.where(valid, d, np.inf).astype(np.float32)
+            order = np.argsort(d, axis=1, kind="stable")[:, :k]
+            dist[s:s + batch, :order.shape[1]] = np.take_along_axis(d, order, 1)
+            out[s:s + batch, :order.shape[1]] = np.where(np.isfinite(np.take_along_axis(d, order, 1)),
+                                                        np.take_along_axis(c, order, 1), -1)
+        return dist, out
+
     def save(self, path: str | os.PathLike) -> None:
         atomic_write(path, lambda p: faiss.write_index(self.index, str(p)))
 
     @classmethod
-    def load(cls, path: str | os.PathLike, metric: str, *, mmap: bool = False) -> "VectorIndex":
+    def load(cls, path: str | os.PathLike, metric: str, *, mmap: bool = False,
+             calibration: dict | None = None) -> "VectorIndex":
         """Read an index; *mmap* maps its vectors from the file instead of reading them (for a published generation,
-        whose files never change): a search then brings into memory only the inverted lists it probes."""
+        whose files never change): a search then brings into memory only the inverted lists it probes.
+        *calibration* is what :meth:`describe` recorded of it (the lists a search probes, ...)."""
         flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
-        return cls(faiss.read_index(str(path), flags), metric)
+        return cls(faiss.read_index(str(path), flags), metric, calibration)
+
+
+def _ivf_ids(inner) -> np.ndarray:
+    """Every id an inverted-file index holds."""
+    invlists = inner.invlists
+    out = [faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
+           for i in range(inner.nlist) if invlists.list_size(i)]
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
 #: How many nearest works define a work's neighbourhood scale (the literature's usual choice: Jégou et al. 2010;
@@ -416,13 +520,15 @@ class ContentModel:
     @classmethod
     def update(cls, previous: "ContentModel | None", style: np.ndarray, descriptors: np.ndarray) -> \
             tuple["ContentModel", bool]:
-        """The model for a collection that changed since *previous* was fitted: the same style groups with their
-        means recomputed over every work while the collection grew or shrank by at most :attr:`REFIT_AFTER` (adding
-        2 works to 500 costs no k-means), a new fit otherwise. Returns the model and whether it was refitted."""
+        """The model for a collection that changed since *previous* was fitted: *previous* itself, style groups and
+        their means unchanged, while the collection grew or shrank by at most :attr:`REFIT_AFTER` since the fit (so
+        that adding 2 works to 500 costs no k-means and changes no other work's content embedding), a new fit
+        otherwise. Returns the model and whether it was refitted."""
         n = len(style)
         if (previous is not None and previous.fitted_on and previous.centroids.shape[1] == style.shape[1]
+                and previous.means.shape[1] == descriptors.shape[1]
                 and abs(n - previous.fitted_on) <= cls.REFIT_AFTER * previous.fitted_on):
-            return previous.with_means(style, descriptors), False
+            return previous, False
         return cls.fit(style, descriptors), True
 
     def groups(self, style: np.ndarray) -> np.ndarray:

@@ -166,13 +166,22 @@ def test_incremental_add_change_delete_keeps_ids(demo_copy):
     (root / "new/extra.png").write_bytes((root / "checker/circle_0.png").read_bytes())
     changed = root / "stripes/cross_1.png"
     changed.write_bytes((root / "dots/cross_1.png").read_bytes())
+    shards = len(list((root / ".artspace/log/shards").glob("*.npz")))
     rep = index(root, quiet=True)
     assert (rep.added, rep.updated, rep.removed, rep.extracted) == (1, 1, 1, 2)
     cat = Catalog.open(root)
     ids_after = dict(zip(cat.works["path"], cat.works["id"]))
     assert "dots/star_0.png" not in ids_after and ids_after["stripes/cross_1.png"] == ids_before["stripes/cross_1.png"]
     assert ids_after["new/extra.png"] == max(ids_before.values()) + 1
-    assert len(list((cat.dir / "log/shards").glob("*.npz"))) == 1  # compacted
+    # 2 dead records (the removed and the changed file's old one) in 20: the log only gains the new shard
+    assert len(list((cat.dir / "log/shards").glob("*.npz"))) == shards + 1
+    gone = sorted((root / "dots").glob("*.png"))[:4]
+    for p in gone:
+        p.unlink()
+    rep = index(root, quiet=True)
+    assert rep.removed == 4 and len(list((cat.dir / "log/shards").glob("*.npz"))) == 1  # 6 dead in 20: compacted
+    left = dict(zip(Catalog.open(root).works["path"], Catalog.open(root).works["id"]))
+    assert left == {p: i for p, i in ids_after.items() if p not in {g.relative_to(root).as_posix() for g in gone}}
 
 
 def test_bad_files_are_skipped_recorded_and_not_retried(demo_copy):

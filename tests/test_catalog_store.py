@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -200,10 +201,14 @@ def test_damaged_extraction_log_is_recomputed_from_the_images(collection, what):
     log = collection / ".artspace/log"
     target = {"shard": next((log / "shards").glob("part-*.npz")), "projection": log / "projection.npz",
               "log.json": log / "log.json"}[what]
+    lost = 18
+    if what == "shard":  # the log may hold several shards: the damaged one's works are extracted again
+        with np.load(target) as z:
+            lost = len(z["id"])
     _truncate(target) if what != "log.json" else target.write_text("{garbage")
     ids = dict(zip(Catalog.open(collection).works["path"], Catalog.open(collection).works["id"]))
     rep = index(collection, quiet=True)
-    assert rep.extracted == 18 and rep.notes
+    assert rep.extracted == lost > 0 and rep.notes
     cat = _consistent(collection)
     assert dict(zip(cat.works["path"], cat.works["id"])) == ids
 

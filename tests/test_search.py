@@ -128,7 +128,7 @@ def test_content_model_keeps_its_groups_while_the_collection_changes_little():
     assert model.fitted_on == 150
     kept, refitted = ContentModel.update(model, style[:145], desc[:145])  # 3 % fewer works
     assert not refitted and np.array_equal(kept.centroids, model.centroids)
-    assert np.allclose(kept.means, model.with_means(style[:145], desc[:145]).means)
+    assert np.array_equal(kept.means, model.means)  # the other works' content embeddings do not move
     _, refitted = ContentModel.update(model, style[:100], desc[:100])  # a third fewer: fitted again
     assert refitted
 

@@ -10,7 +10,8 @@ A generation's folder holds, each written once::
     ids.npy             the works' ids, ascending (the row order of every array below)
     style.npy, l_style.npy, content.npy    one compact embedding per space of artspace.spaces: style (n × 128 style
                         signatures), l_style (n × 384, squared L2 ≈ L_style), content (n × 512, unit length);
-                        plain .npy files, memory-mapped by queries
+                        plain .npy files, memory-mapped by queries; above 65,536 works in chunks of rows
+                        (style-0001.npy ...: artspace.catalog.chunks), so a run rewrites only the chunks that changed
     style_scale.npy     each work's neighbourhood scale in the style space
     moments.npy         n × 1024 float16: each work's relu4_1 channel means then standard deviations, a style
                         source for AdaIN (Huang & Belongie 2017) without reading the image (NaN rows: works
@@ -41,6 +42,7 @@ from .. import __version__
 from ..atomic import atomic_write
 from ..errors import ArtspaceError, CorruptCatalog, InvalidMetadata, InvalidOption
 from ..spec import FeatureSpec
+from .chunks import basis_digests, unchanged_rows, write_chunks
 from .metadata import WORK_COLUMNS, join_metadata, read_metadata
 from .shards import MOMENTS_DIM, Log, compact
 from .store import (FORMAT_VERSION, GenerationBuilder, WriterLock, collect_garbage, damaged_files,
@@ -49,6 +51,11 @@ from .store import (FORMAT_VERSION, GenerationBuilder, WriterLock, collect_garba
 NEIGHBOURS = "style_neighbours.npz"
 PROJECTIONS = {"style": "style_projection.npz", "l_style": "l_style_projection.npz"}
 PAIRS = "pairs.npz"
+#: The extraction log is compacted into one shard once it has more shards than this, or more than MAX_DEAD dead
+#: records (files since removed or extracted again) per live one: rewriting a million works' log on every run
+#: would cost more than the run.
+MAX_SHARDS = 16
+MAX_DEAD = 0.25
 #: Pairs of works sampled for the percentiles (resolution 0.005 %).
 PAIR_SAMPLE = 20_000
 #: Files of a single-folder catalog (formats 2 and 3) that a conversion replaces by a generation.
@@ -338,8 +345,7 @@ def publish(run) -> int:
     works, analyses = _with_columns(run, works)
     report = run.report
     _count(report, run.previous, works)
-    removed_from_log = any(rel not in present for rel, r in run.state.records.items() if r.ok)
-    if len(run.state.shards) > 1 or removed_from_log:
+    if len(run.state.shards) > MAX_SHARDS or run.state.rows > len(works) * (1 + MAX_DEAD):
         run.status("compacting the extraction log")
         compact(run.state, works, l_style, style, desc, moments, skipped)
 
@@ -413,7 +419,13 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
         run.report.notes.append(f"the content model's {len(content_model.centroids)} style groups were fitted "
                                 f"again on {len(ids)} works")
     emb["content"] = content_model.transform(emb["l_style"], desc)
-    indexes = {by: VectorIndex.build(ids, emb[by], metric=sp.metric) for by, sp in SPACES.items()}
+    basis = basis_digests(run.spec.to_dict(), run.precision, run.log.projection_files(), content_model)
+    indexes = {}
+    for by, sp in SPACES.items():
+        previous_index = _previous_index(run, by, len(ids))
+        unchanged = unchanged_rows(run.previous, works, basis, by) if previous_index is not None else None
+        indexes[by] = VectorIndex.build(ids, emb[by], metric=sp.metric, previous=previous_index,
+                                        unchanged=unchanged)
     previous = NeighbourLists.load(run.previous.folder / NEIGHBOURS) if run.previous.folder else None
     run.status("neighbourhood scales of the style space" + (" (updated in place)" if previous else ""))
     neighbours, run.report.neighbours_searched = NeighbourLists.build(indexes["style"], ids, emb["style"],
@@ -423,8 +435,9 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
     works.to_parquet(builder.path("works.parquet"), index=False)
     pd.DataFrame({"path": [s[0] for s in skipped_all], "reason": [s[1] for s in skipped_all]}).to_csv(
         builder.path("skipped.csv"), index=False)
-    for name, array in {"ids": ids, **emb, "style_scale": scales, "moments": moments}.items():
+    for name, array in {"ids": ids, "style_scale": scales}.items():
         np.save(builder.path(f"{name}.npy"), np.ascontiguousarray(array), allow_pickle=False)
+    chunks = write_chunks(builder, run.previous, works, {**emb, "moments": moments}, basis)
     np.savez(builder.path(PAIRS), **pair_sample(ids, emb, scales))
     neighbours.save(builder.path(NEIGHBOURS))
     content_model.save(builder.path("content_model.npz"))
@@ -456,7 +469,27 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
                         **({"neighbours": CONTEXT_K} if sp.relative else {})}
                    for by, sp in SPACES.items()},
         "pairs_sampled": int(min(len(ids) * (len(ids) - 1) // 2, PAIR_SAMPLE)),
+        "chunks": chunks,
     }
+
+
+def _previous_index(run, by: str, n: int):
+    """The published generation's approximate index of space *by*, read into memory to add and remove works in
+    place; None where the collection is searched exactly, the run rebuilds, or that index cannot be used."""
+    from ..search import EXACT_LIMIT, VectorIndex
+    from ..spaces import SPACES
+
+    prev = run.previous
+    if n <= EXACT_LIMIT or prev.folder is None or not prev.healthy or run.rebuilt:
+        return None
+    space = (prev.manifest.get("spaces") or {}).get(by) or {}
+    if space.get("index") != "IndexIVFPQ":
+        return None
+    try:
+        return VectorIndex.load(prev.folder / f"{by}.faiss", SPACES[by].metric,
+                                calibration=space.get("index_calibration"))
+    except Exception:  # noqa: BLE001 - unreadable: trained afresh
+        return None
 
 
 # ---- storing analysis results -----------------------------------------------------------------------------------

@@ -305,8 +305,7 @@ class _Run:
         present = self.present
         works = [(rel, r.size, r.mtime_ns, r.id) for rel, r in self.state.records.items() if r.ok and rel in present]
         skips = gen.digest(self.skipped())
-        removed = any(r.ok and rel not in present for rel, r in self.state.records.items())
-        return removed or self.previous.differs(self.metadata, gen.digest(works), skips, self.root)
+        return self.previous.differs(self.metadata, gen.digest(works), skips, self.root)
 
     def report_unchanged(self) -> None:
         prev, r = self.previous, self.report

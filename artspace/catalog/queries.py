@@ -23,6 +23,7 @@ from ..filters import parse_filter
 from ..spaces import SPACES, measure, space as _space
 from ..spec import FeatureSpec
 from . import generation as gen
+from .chunks import open_array
 from .store import find_catalog, locate_catalog, open_generation, repair_hint
 
 __all__ = ["Catalog", "SPACES"]
@@ -60,7 +61,7 @@ class Catalog:
             raise CorruptCatalog(f"catalog file {folder / 'manifest.json'} is damaged (spec: {e}); "
                                  f"{repair_hint(self.dir)}") from None
         self.root = (self.dir / manifest.get("root", "..")).resolve()
-        self._works = self._emb = self._pairs = self._embedder = None
+        self._works = self._emb = self._pairs = self._embedder = self._paths = self._max_scale = None
         self._indexes = {}
         self._outside = {}  # the embeddings depend on the generation's projections
 
@@ -134,7 +135,8 @@ class Catalog:
         embeddings (1 − cos).
         """
         _space(by)
-        return self._embeddings()["ids"], self._embeddings()[by]
+        vectors = self._embeddings()[by]
+        return self._embeddings()["ids"], vectors if isinstance(vectors, np.ndarray) else np.asarray(vectors)
 
     def _embeddings(self) -> "_Arrays":
         if self._emb is None:
@@ -149,8 +151,16 @@ class Catalog:
 
         if by not in self._indexes:
             metric = SPACES[by].metric
-            self._indexes[by] = self._load(f"{by}.faiss", lambda p: VectorIndex.load(p, metric, mmap=True))
+            index = self._load(f"{by}.faiss", lambda p: VectorIndex.load(p, metric, mmap=True))
+            if index.compressed:  # its shortlist is re-ranked on the stored vectors
+                index.attach(self._embeddings()["ids"], self._embeddings()[by])
+            self._indexes[by] = index
         return self._indexes[by]
+
+    def _max_style_scale(self) -> float:
+        if self._max_scale is None:
+            self._max_scale = float(self._embeddings()["style_scale"].max())
+        return self._max_scale
 
     def update_columns(self, columns: pd.DataFrame, *, source: str | None = None) -> None:
         """Store columns in the works table (*columns* is indexed by work id): publishes a new generation.
@@ -210,19 +220,29 @@ class Catalog:
                 rel = p.resolve().relative_to(self.root).as_posix()
             except ValueError:
                 rel = None
-            hit = works.index[works["path"] == rel] if rel is not None else []
-            if len(hit):
-                return int(works.at[hit[0], "id"])
+            wid = self._by_path(rel) if rel is not None else None
+            if wid is not None:
+                return wid
             if p.is_absolute() or "/" in q or p.parent != Path("."):
                 return None
-        if re.fullmatch(r"\d+", q) and (works["id"] == int(q)).any():
-            return int(q)
-        hit = works.index[works["path"] == q]
-        if len(hit):
-            return int(works.at[hit[0], "id"])
+        if re.fullmatch(r"\d+", q):
+            ids = self._embeddings()["ids"]
+            at = int(np.searchsorted(ids, int(q)))
+            if at < len(ids) and int(ids[at]) == int(q):
+                return int(q)
+        wid = self._by_path(q)
+        if wid is not None:
+            return wid
         if "/" not in q:
             return self._by_name(q)
         return None
+
+    def _by_path(self, rel: str) -> int | None:
+        """The id of the work at relative path *rel* (a hash lookup: the index is built once per generation)."""
+        if self._paths is None:
+            self._paths = pd.Index(self.works["path"].to_numpy())
+        at = int(self._paths.get_indexer([rel])[0])
+        return None if at < 0 else int(self.works["id"].iat[at])
 
     def _by_name(self, name: str) -> int | None:
         works = self.works
@@ -239,7 +259,7 @@ class Catalog:
         """The image file *query* names: a path to any image, a work's id, a relative path or a file name."""
         wid = self.lookup(query)
         if wid is not None:
-            return self._work_file(self.works.loc[self.works["id"] == wid, "path"].iloc[0])
+            return self._work_file(self.works["path"].iat[int(self._rows(wid))])
         p = Path(str(query)).expanduser()
         if p.is_file():
             return p
@@ -363,7 +383,7 @@ class Catalog:
         if SPACES[by].relative:
             scales = self._embeddings()["style_scale"]
             return relative_search(self._index(by), vec, k, query_scale=self._query_scale(vec, wid),
-                                   scales=lambda f: scales[self._rows(f)], max_scale=float(scales.max()),
+                                   scales=lambda f: scales[self._rows(f)], max_scale=self._max_style_scale(),
                                    allowed=allowed, exclude=wid)
         d, i = self._index(by).search(vec[None], k + (wid is not None), allowed=allowed)
         keep = (i[0] >= 0) & (i[0] != (-1 if wid is None else wid))
@@ -382,8 +402,7 @@ class Catalog:
 
     def _result(self, by: str, vecs: dict, wid: int | None, found) -> pd.DataFrame:
         distance, raw = self._measure(by, vecs[by], wid, found)
-        works = self.works.set_index("id", drop=False)
-        rows = works.loc[found].drop(columns=["size", "mtime_ns", "checksum"])
+        rows = self.works.iloc[self._rows(found)].drop(columns=["size", "mtime_ns", "checksum"])  # in id order
         rows.insert(0, "rank", np.arange(1, len(found) + 1))
         rows.insert(3, "distance", np.asarray(distance, float))
         rows.insert(4, "percentile", self.percentile(by, distance))
@@ -538,5 +557,6 @@ class _Arrays:
 
     def __getitem__(self, key: str) -> np.ndarray:
         if key not in self.arrays:
-            self.arrays[key] = self.cat._load(f"{key}.npy", lambda p: np.load(p, mmap_mode="r", allow_pickle=False))
+            self.arrays[key] = open_array(self.cat.manifest, key, lambda name: self.cat._load(
+                name, lambda p: np.load(p, mmap_mode="r", allow_pickle=False)))
         return self.arrays[key]

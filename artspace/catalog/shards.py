@@ -100,6 +100,8 @@ class ShardLog:
         self.max_id = -1
         self.damaged: list[str] = []
         self.shards = []
+        #: extracted works the shards hold, live or not (a file extracted twice counts twice)
+        self.rows = 0
         for shard in sorted(shard_dir.glob("part-*.npz"), key=shard_number):
             try:
                 self._read(shard)
@@ -113,12 +115,14 @@ class ShardLog:
         with np.load(shard) as z:
             for j, (rel, size, mtime, wid) in enumerate(zip(z["path"], z["size"], z["mtime_ns"], z["id"])):
                 found[str(rel)] = Record(True, int(size), int(mtime), shard, j, int(wid))
+            rows = len(z["id"])
             for rel, size, mtime, reason in zip(z["skip_path"], z["skip_size"], z["skip_mtime_ns"], z["skip_reason"]):
                 found[str(rel)] = Record(False, int(size), int(mtime), reason=str(reason))
             for key in ("style", "signature", "descriptor"):
                 if key not in z.files and "sketch" not in z.files:
                     raise KeyError(f"no {key} array")
         self.records.update(found)
+        self.rows += rows
         ids = [r.id for r in found.values() if r.ok]
         self.max_id = max([self.max_id, *ids])
 
