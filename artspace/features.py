@@ -104,6 +104,9 @@ class Extractor:
     precision : {"float32", "auto", "bfloat16", "float16"}
         Precision of the convolutions (:mod:`artspace.precision`); Gram matrices, signatures, descriptors and
         moments are computed from the feature maps in float32 whatever it is.
+    compile : bool
+        Run the network through ``torch.compile`` (fused kernels; the first batch of each shape pays for the
+        compilation: about a minute). Worth it for long runs on a GPU; measure before relying on it on a CPU.
 
     Examples
     --------
@@ -114,7 +117,7 @@ class Extractor:
     """
 
     def __init__(self, spec: FeatureSpec = FeatureSpec(), *, device: str | torch.device = "auto",
-                 precision: str = "float32"):
+                 precision: str = "float32", compile: bool = False):
         self.spec = spec
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
@@ -127,8 +130,10 @@ class Extractor:
             # Winograd's minimal filtering for the 256- and 512-filter convolutions: equal to float32 rounding, and
             # the forward pass measured 1.3x faster on this project's 2-core CPU (docs/benchmarks.md). In bfloat16
             # oneDNN's own convolutions are faster still (AMX), so Winograd serves float32 only.
-            if self.precision == "float32":
+            if self.precision == "float32" and not compile:
                 self.net.use_winograd()
+        self.compiled = bool(compile)
+        self._forward = torch.compile(self.net) if compile else self.net
 
     def prepare(self, im: Image.Image) -> torch.Tensor:
         """Resize an RGB image to the spec's square input and return it as a (3, S, S) tensor in [0, 1]."""
@@ -158,7 +163,7 @@ class Extractor:
         # not TF32: a float32 catalog built on a GPU must agree with one built on a CPU
         with ieee_float32(self.device):
             with autocast(self.device, self.precision):
-                out = self.net(x, layers)
+                out = self._forward(x, frozenset(layers))
             # outside autocast: the products of the Gram matrices run in float32 on upcast maps
             grams = {n: losses.gram(out[n]) for n in dict.fromkeys(spec.style_layers + spec.signature_layers)}
         style = torch.cat(

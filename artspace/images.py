@@ -202,29 +202,44 @@ def open_image(path: str | os.PathLike, *, max_side: int | None = None,
     path = Path(path)
     limit = _pixel_limit(max_pixels)
     with _open_regular(path) as f:
-        try:
-            im = Image.open(f)
-            im.seek(0)  # animated images: the first frame, whichever frame a plugin opened on
-            made = _made_by_artspace(im)  # from the header, before decoding changes what info holds
-            size = im.size
-            if max_side and im.format == "JPEG" and max(size) > 2 * max_side:
-                # Decode at 1/2, 1/4 or 1/8 scale directly: fast and memory-light for huge scans.
-                scale = max(size) / max_side
-                im.draft("RGB", (int(size[0] / scale) + 1, int(size[1] / scale) + 1))
-            _check_budget(path, size, im.size, limit)
-            im.load()
-            decoded = im.size
-            ImageOps.exif_transpose(im, in_place=True)  # in place: a copy would double the peak memory
-            source_size = size if im.size == decoded else size[::-1]  # a quarter turn swaps the sides
-            im = _to_rgb(im)
-        except UnreadableImage:
-            raise
-        except Image.DecompressionBombError as e:  # only if someone switched Pillow's guard back on
-            raise UnreadableImage(path, f"image too large to decode safely ({e})") from None
-        except Image.UnidentifiedImageError:
-            raise UnreadableImage(path, "not an image Pillow can decode (wrong extension or corrupt header)") from None
-        except (OSError, SyntaxError, ValueError, EOFError) as e:
-            raise UnreadableImage(path, f"cannot decode image: {e}") from None
+        return _decode(f, path, max_side, limit)
+
+
+def decode_image_bytes(data: bytes, name: str, *, max_side: int | None = None,
+                       max_pixels: int | None = None) -> Image.Image:
+    """:func:`open_image` for an image's bytes (read from an object store); *name* is what errors say."""
+    import io
+
+    if not data:
+        raise UnreadableImage(name, "file is empty (0 bytes)")
+    return _decode(io.BytesIO(data), name, max_side, _pixel_limit(max_pixels))
+
+
+def _decode(f, path, max_side: int | None, limit: int) -> Image.Image:
+    """Decode the open image file *f* (*path* names it in errors): the checks and conversions of :func:`open_image`."""
+    try:
+        im = Image.open(f)
+        im.seek(0)  # animated images: the first frame, whichever frame a plugin opened on
+        made = _made_by_artspace(im)  # from the header, before decoding changes what info holds
+        size = im.size
+        if max_side and im.format == "JPEG" and max(size) > 2 * max_side:
+            # Decode at 1/2, 1/4 or 1/8 scale directly: fast and memory-light for huge scans.
+            scale = max(size) / max_side
+            im.draft("RGB", (int(size[0] / scale) + 1, int(size[1] / scale) + 1))
+        _check_budget(path, size, im.size, limit)
+        im.load()
+        decoded = im.size
+        ImageOps.exif_transpose(im, in_place=True)  # in place: a copy would double the peak memory
+        source_size = size if im.size == decoded else size[::-1]  # a quarter turn swaps the sides
+        im = _to_rgb(im)
+    except UnreadableImage:
+        raise
+    except Image.DecompressionBombError as e:  # only if someone switched Pillow's guard back on
+        raise UnreadableImage(path, f"image too large to decode safely ({e})") from None
+    except Image.UnidentifiedImageError:
+        raise UnreadableImage(path, "not an image Pillow can decode (wrong extension or corrupt header)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise UnreadableImage(path, f"cannot decode image: {e}") from None
     if max_side and max(im.size) > max_side:
         im = resize_long_side(im, max_side)
     im.info["source_size"] = source_size

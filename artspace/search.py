@@ -531,10 +531,12 @@ class ContentModel:
             return previous, False
         return cls.fit(style, descriptors), True
 
-    def groups(self, style: np.ndarray) -> np.ndarray:
-        d = ((style[:, None, :] - self.centroids[None]) ** 2).sum(-1) if len(style) * len(self.centroids) < 4e6 \
-            else np.stack([((style - c) ** 2).sum(1) for c in self.centroids], 1)
-        return d.argmin(1)
+    def groups(self, style: np.ndarray, batch: int = 65_536) -> np.ndarray:
+        """Each work's style group: the nearest centroid (squared distance as |c|² − 2 s·c, one matrix product)."""
+        c = self.centroids.astype(np.float64)
+        norms = (c ** 2).sum(1)
+        return np.concatenate([(norms - 2.0 * np.asarray(style[s:s + batch], np.float64) @ c.T).argmin(1)
+                               for s in range(0, len(style), batch)]) if len(style) else np.zeros(0, np.int64)
 
     def transform(self, style: np.ndarray, descriptors: np.ndarray) -> np.ndarray:
         e = descriptors - self.means[self.groups(style)]

@@ -127,3 +127,16 @@ def test_count_sketch_preserves_distances_and_pca_keeps_them_in_span():
 def test_gram_of_channels_last_maps_equals_gram_of_contiguous_maps():
     f = torch.rand(2, 8, 5, 7, dtype=torch.float64)
     torch.testing.assert_close(losses.gram(f.contiguous(memory_format=torch.channels_last)), losses.gram(f))
+
+
+def test_a_compiled_network_gives_the_same_features():
+    """``torch.compile`` (``index --compile``) changes how the network runs, not what it computes."""
+    spec = FeatureSpec(size=32)
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    plain = Extractor(spec, device="cpu").encode(x)
+    compiled = Extractor(spec, device="cpu", compile=True)
+    assert compiled.compiled
+    out = compiled.encode(x)
+    for key in ("signature", "descriptor", "moments"):
+        assert torch.allclose(out[key], plain[key], rtol=1e-3, atol=1e-5), key
+    assert torch.allclose(out["style"], plain["style"], rtol=1e-3, atol=1e-3 * float(plain["style"].abs().max()))

@@ -76,3 +76,17 @@ def test_without_ray_the_error_says_how_to_install_it(demo_source, tmp_path, mon
     with pytest.raises(InvalidOption, match=r"pip install 'artspace\[ray\]'"):
         index(demo_source, catalog=tmp_path / "cat", engine="ray")
     assert not (tmp_path / "cat").exists()
+
+
+def test_ray_engine_reads_a_collection_from_a_uri(local_ray, demo_source, tmp_path):
+    """An object-store collection (``file://`` here; ``s3://`` and ``gs://`` take the same path through pyarrow):
+    the Ray tasks read the objects' bytes, the driver keeps the catalog on its local disk."""
+    shutil.copytree(demo_source, tmp_path / "images")
+    report = index((tmp_path / "images").as_uri(), catalog=tmp_path / "cat", spec=TINY_SPEC, quiet=True,
+                   precision="float32", batch_size=4, engine="ray")
+    local = index(tmp_path / "images", catalog=tmp_path / "local", spec=TINY_SPEC, quiet=True,
+                  precision="float32", batch_size=4)
+    assert report.works == local.works == 18
+    a, b = Catalog.open(tmp_path / "cat"), Catalog.open(tmp_path / "local")
+    assert a.works["checksum"].tolist() == b.works["checksum"].tolist()
+    assert np.allclose(a.embeddings("style")[1], b.embeddings("style")[1], rtol=1e-4, atol=1e-5)

@@ -62,7 +62,7 @@ def export(source, path, *, neighbors: int = 5, by: Sequence[str] | str | None =
     check_output(path, inputs=[metadata_file(src)], protected_dirs=[src.catalog.dir] if src.catalog else [])
     table = src.works.copy()
     if src.root is not None:
-        table.insert(2, "file", [str(src.root / p) for p in table["path"]])
+        table.insert(2, "file", [src.catalog.location(p) for p in table["path"]])
     for b in spaces if neighbors > 0 else []:
         ids, dist = nearest(src, by=b, k=neighbors)
         if suffix == ".csv":

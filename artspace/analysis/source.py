@@ -202,4 +202,5 @@ def work_thumbnail(src: Source, row: int, px: int):
     """A thumbnail (RGB, long side *px*) of the work in row *row*; a grey square when it cannot be read."""
     from ..sheets import thumbnail
 
-    return thumbnail(src.root / src.works.at[row, "path"], px)
+    rel = src.works.at[row, "path"]
+    return thumbnail(src.catalog._work_file(rel) if src.catalog is not None else src.root / rel, px)

@@ -125,7 +125,7 @@ def _compute(cat, layer: str, todo: list, batch_size: int, progress: bool) -> tu
         with torch.inference_mode():
             for start in range(0, len(todo), batch_size):
                 chunk = todo[start:start + batch_size]
-                x = torch.stack([ex.load(cat.root / paths[i]) for i in chunk]).to(ex.device)
+                x = torch.stack([ex.load(cat._work_file(paths[i])) for i in chunk]).to(ex.device)
                 flat = ex.net(x, [layer])[layer].float()
                 side = flat.shape[-1]
                 flat = flat.flatten(2)
@@ -254,7 +254,7 @@ def _patch(cat, rel: str, box: list[int], thumb: int):
 
     from ..images import to_pil
 
-    im = to_pil(cat.extractor.load(cat.root / rel)).crop(box)
+    im = to_pil(cat.extractor.load(cat._work_file(rel))).crop(box)
     return im.resize((thumb, thumb), Image.NEAREST if box[2] - box[0] < thumb // 2 else Image.LANCZOS)
 
 

@@ -159,11 +159,11 @@ class Previous:
         rel = self.manifest.get("metadata")
         if not rel:
             return None
-        path = root / rel
+        path = root / rel if isinstance(root, Path) else Path(rel)  # an object store's CSV: recorded absolute
         if not path.is_file():
             raise InvalidMetadata(f"the metadata file {path} that this catalog was indexed with is gone; restore "
                                   f"it, or pass --metadata with the file to use now")
-        return read_metadata(path, root)
+        return read_metadata(path, root if isinstance(root, Path) else path.parent)
 
     def analysis_columns(self, metadata) -> list[str]:
         if "analyses" in self.manifest:
@@ -191,7 +191,10 @@ def _resolved(path) -> str:
 
 
 def _relative(path, root: Path) -> str:
-    """*path* relative to the collection *root* (``..`` where it lies outside), as the manifest records it."""
+    """*path* relative to the collection *root* (``..`` where it lies outside), as the manifest records it; absolute
+    for a collection in an object store."""
+    if not isinstance(root, Path):
+        return _resolved(path)
     return os.path.relpath(_resolved(path), root.resolve())
 
 
@@ -452,7 +455,8 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
         "artspace_version": __version__, "torch_version": torch.__version__, "faiss_version": faiss.__version__,
         "python_version": platform.python_version(),
         "created": run.previous.manifest.get("created", now), "updated": now, "parent": run.previous.number,
-        "root": os.path.relpath(run.root.resolve(), builder.folder.parent.parent.resolve()),
+        "root": os.path.relpath(run.root.resolve(), builder.folder.parent.parent.resolve())
+        if isinstance(run.root, Path) else run.root.public,
         "metadata": _relative(md.path, run.root) if md is not None else None,
         "metadata_file": {"path": _resolved(md.path), "checksum": md.checksum, "columns": list(md.columns)}
         if md else None,

@@ -18,6 +18,7 @@ import collections
 import concurrent.futures as cf
 import fnmatch
 import functools
+import hashlib
 import os
 import stat
 import sys
@@ -32,10 +33,11 @@ import torch
 from ..backbone import resolve_device
 from ..errors import ArtspaceError, IncompatibleCatalog, InvalidOption, UnreadableImage
 from ..features import Extractor, FeatureSpec, prepare_image
-from ..images import file_sha256, open_image, walk_images
+from ..images import decode_image_bytes, file_sha256, open_image, walk_images
 from ..projection import SKETCH_DIM, StyleProjection
 from . import generation as gen
 from .metadata import read_metadata
+from .sources import RemoteSource, is_uri
 from .shards import MOMENTS_DIM, Log, ShardLog, next_shard, project_fit_shards, shard_number, shard_path, write_npz
 from .store import CATALOG_DIRNAME, WriterLock, collect_garbage, read_json
 
@@ -101,7 +103,7 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
           device: str = "auto", workers: int = 2, fit_size: int = 2048, embed_dim: int = 384,
           signature_dim: int = 128, rebuild: bool = False, quiet: bool = False, streams: int | None = None,
           max_pixels: int | None = None, exclude: Sequence[str] = (), include_outputs: bool = False,
-          precision: str = "auto", engine: str = "local", address: str | None = None,
+          precision: str = "auto", engine: str = "local", address: str | None = None, compile: bool = False,
           on_skip: Callable[[str, str], None] | None = None) -> IndexReport:
     """Index every image below *root* into a catalog: extract, store, fit, and build the search indexes.
 
@@ -111,10 +113,12 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
 
     Parameters
     ----------
-    root : path
-        The collection folder, walked recursively (hidden folders and the catalog are left out).
+    root : path or str
+        The collection folder, walked recursively (hidden folders and the catalog are left out); or an object-store
+        URI that pyarrow's filesystems read (``s3://bucket/prefix``, ``gs://bucket/prefix``: see
+        :mod:`artspace.catalog.sources`), whose objects are read where they are decoded.
     catalog : path, optional
-        Catalog directory; default ``<root>/.artspace``.
+        Catalog directory; default ``<root>/.artspace`` (required for an object store).
     metadata : path, optional
         A CSV (``,`` ``;`` or tab) joined on relative path (or bare file name) to the works table; checked before
         any image is read, and remembered for later runs.
@@ -152,6 +156,9 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
         resume rules are those of a local run. Needs ``pip install 'artspace[ray]'``.
     address : str, optional
         The Ray cluster to join (``auto``, ``ray://head:10001``); only with ``engine="ray"``.
+    compile : bool
+        Run VGG-19 through ``torch.compile`` (:class:`~artspace.features.Extractor`); batches then go through one
+        stream. The catalog is the same, to float rounding.
     on_skip : callable(path, reason), optional
         Called for each file that is not catalogued.
 
@@ -172,11 +179,19 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
                              ("fit_size", fit_size, 2),
                              ("embed_dim", embed_dim, 1), ("signature_dim", signature_dim, 1)):
         _check_int(name, value, low)
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise ArtspaceError(f"{root} is not a folder; `artspace index` takes the folder that holds the images")
-    cdir = Path(catalog).expanduser() if catalog else root / CATALOG_DIRNAME
-    md = read_metadata(Path(metadata).expanduser(), root) if metadata else None  # checked before any image
+    if is_uri(root):  # an object store: listed and read through pyarrow, the catalog on a local disk
+        root = RemoteSource(root)
+        if not catalog:
+            raise InvalidOption(f"{root} is an object store: give --catalog DIR, a local folder for the catalog")
+        cdir = Path(catalog).expanduser()
+        md = read_metadata(Path(metadata).expanduser(), Path(metadata).expanduser().parent) if metadata else None
+    else:
+        root = Path(root).expanduser()
+        if not root.is_dir():
+            raise ArtspaceError(f"{root} is not a folder; `artspace index` takes the folder that holds the images "
+                                f"(or an object-store URI such as s3://bucket/prefix)")
+        cdir = Path(catalog).expanduser() if catalog else root / CATALOG_DIRNAME
+        md = read_metadata(Path(metadata).expanduser(), root) if metadata else None  # checked before any image
     cdir.mkdir(parents=True, exist_ok=True)
     report = IndexReport(catalog=cdir)
     with WriterLock(cdir):
@@ -187,7 +202,8 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
         if run.needs_publishing():
             run.extract(batch_size=batch_size, device=device, workers=workers, streams=streams,
                         max_pixels=max_pixels, include_outputs=include_outputs, fit_size=fit_size,
-                        embed_dim=embed_dim, signature_dim=signature_dim, engine=engine, address=address)
+                        embed_dim=embed_dim, signature_dim=signature_dim, engine=engine, address=address,
+                        compile=compile)
             gen.publish(run)
             report.published = True
         else:
@@ -331,7 +347,7 @@ class _Run:
     # ---- 2. extract ---------------------------------------------------------------------------------------------
 
     def extract(self, *, batch_size, device, workers, streams, max_pixels, include_outputs, fit_size, embed_dim,
-                signature_dim, engine="local", address=None):
+                signature_dim, engine="local", address=None, compile=False):
         """Extract the planned files into shards, fitting the projections first on a new catalog."""
         if batch_size is None and engine != "ray":  # the Ray engine sizes batches for the cluster's devices
             batch_size = auto_batch_size(resolve_device(device), self.spec.size, self.precision)
@@ -339,14 +355,17 @@ class _Run:
             from .ray_engine import RayExtraction
 
             ray_run = RayExtraction(self, address=address, device=device, batch_size=batch_size,
-                                    max_pixels=max_pixels, include_outputs=include_outputs)
+                                    max_pixels=max_pixels, include_outputs=include_outputs, compile=compile)
             self.report.notes.append(f"Ray engine: {ray_run.actors} encoding actor(s)"
                                      + (f" on {ray_run.gpus} GPU(s)" if ray_run.gpus else
                                         f" of {ray_run.threads} CPU thread(s) each"))
             ex = _RayExtraction(self, ray_run, batch_size=ray_run.batch_size, max_pixels=max_pixels,
                                 include_outputs=include_outputs)
         else:
-            extractor = Extractor(self.spec, device=device, precision=self.precision) if self.todo else None
+            extractor = Extractor(self.spec, device=device, precision=self.precision, compile=compile) \
+                if self.todo else None
+            if compile:  # a compiled graph is run from one thread
+                streams = 1
             ex = _Extraction(self, extractor, batch_size=batch_size, workers=workers, max_pixels=max_pixels,
                              include_outputs=include_outputs,
                              streams=_stream_count(streams, extractor.device if extractor else torch.device("cpu")))
@@ -388,9 +407,12 @@ def _excluded(rel: str, patterns: Sequence[str]) -> bool:
                for pat in patterns)
 
 
-def _list_files(root: Path, cdir: Path, exclude: Sequence[str]) -> tuple[list, list]:
+def _list_files(root: Path | RemoteSource, cdir: Path, exclude: Sequence[str]) -> tuple[list, list]:
     """``([(rel, size, mtime_ns)], [(rel, reason)])``: the collection's regular image files, and what was passed
     over (dangling links, FIFOs, unreadable folders, names that are not UTF-8) with the reason."""
+    if isinstance(root, RemoteSource):
+        files, skips = root.list((CATALOG_DIRNAME,))
+        return [f for f in files if not (exclude and _excluded(f[0], exclude))], skips
     files, skips = [], []
 
     def skipped(path, reason):
@@ -461,15 +483,21 @@ def shard_arrays(extractor: Extractor, embedder, x: torch.Tensor, fitting: bool)
 
 def _load_one(root: Path, item: _Item, size: int, max_pixels: int | None, include_outputs: bool):
     """``(item, tensor or None, skip reason or None, {checksum, width, height})`` of one file, resized to the
-    catalog's *size*."""
-    path = root / item.rel
+    catalog's *size*; *root* is the collection's folder or object store."""
     try:
-        im = open_image(path, max_side=2 * size, max_pixels=max_pixels)
+        if isinstance(root, RemoteSource):
+            data = root.read(item.rel)
+            im = decode_image_bytes(data, f"{root}/{item.rel}", max_side=2 * size, max_pixels=max_pixels)
+            checksum = hashlib.sha256(data).hexdigest()
+        else:
+            path = root / item.rel
+            im = open_image(path, max_side=2 * size, max_pixels=max_pixels)
+            checksum = None
         if not include_outputs and im.info["made_by_artspace"]:
             return item, None, OUTPUT_REASON, None
         w, h = im.info.get("source_size", im.size)  # the file's own size, EXIF orientation applied
         x = prepare_image(im, size)
-        checksum = file_sha256(path)
+        checksum = checksum or file_sha256(path)
     except UnreadableImage as e:
         return item, None, e.reason, None
     except OSError as e:

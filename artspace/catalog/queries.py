@@ -9,6 +9,7 @@ outside the catalog is asked about (:attr:`Catalog.extractor`).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import sys
@@ -24,6 +25,7 @@ from ..spaces import SPACES, measure, space as _space
 from ..spec import FeatureSpec
 from . import generation as gen
 from .chunks import open_array
+from .sources import is_uri
 from .store import find_catalog, locate_catalog, open_generation, repair_hint
 
 __all__ = ["Catalog", "SPACES"]
@@ -60,7 +62,13 @@ class Catalog:
         except Exception as e:  # noqa: BLE001 - a damaged spec
             raise CorruptCatalog(f"catalog file {folder / 'manifest.json'} is damaged (spec: {e}); "
                                  f"{repair_hint(self.dir)}") from None
-        self.root = (self.dir / manifest.get("root", "..")).resolve()
+        root = manifest.get("root", "..")
+        #: the collection's object store (``s3://…``), or None for a local folder
+        self.source_uri = root if is_uri(root) else None
+        self._source = None
+        #: the collection folder; for a collection in an object store, the local folder its images are fetched to
+        self.root = (self.dir / root).resolve() if self.source_uri is None else \
+            self.cache_dir / "sources" / hashlib.sha256(root.encode()).hexdigest()[:16]
         self._works = self._emb = self._pairs = self._embedder = self._paths = self._max_scale = None
         self._indexes = {}
         self._outside = {}  # the embeddings depend on the generation's projections
@@ -212,7 +220,6 @@ class Catalog:
     def lookup(self, query) -> int | None:
         """The id of the catalogued work *query* names: an id, a relative path, a file inside the collection, or a
         bare file name that one work has. A file name that several works have is an error listing them."""
-        works = self.works
         q = str(query)
         p = Path(q).expanduser()
         if p.is_file():
@@ -274,7 +281,17 @@ class Catalog:
         if path.is_absolute() or ".." in path.parts:
             raise CorruptCatalog(f"the works table of {self.files} lists {rel!r}, a path outside the collection "
                                  f"{self.root}; {repair_hint(self.dir)}")
+        if self.source_uri is not None:  # fetched from the object store once, then read from the cache
+            if self._source is None:
+                from .sources import RemoteSource
+
+                self._source = RemoteSource(self.source_uri)
+            return self._source.fetch(path.as_posix(), self.cache_dir)
         return self.root / path
+
+    def location(self, rel: str) -> str:
+        """Where the work at relative path *rel* is: a file path, or its object-store URI."""
+        return f"{self.source_uri.split('?')[0].rstrip('/')}/{rel}" if self.source_uri else str(self.root / rel)
 
     @property
     def precision(self) -> str:

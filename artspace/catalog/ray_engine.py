@@ -72,7 +72,8 @@ def decode_batch(batch: dict, *, root: str, size: int, max_pixels: int | None, i
     width, height = np.zeros(n, np.int32), np.zeros(n, np.int32)
     for j in range(n):
         item = _Item(str(batch["rel"][j]), int(batch["id"][j]), int(batch["size"][j]), int(batch["mtime_ns"][j]))
-        _, x, why, info = _load_one(Path(root), item, size, max_pixels, include_outputs)
+        _, x, why, info = _load_one(root if not isinstance(root, str) else Path(root), item, size, max_pixels,
+                                    include_outputs)
         if x is None:
             reason[j] = why
             continue
@@ -86,7 +87,8 @@ def decode_batch(batch: dict, *, root: str, size: int, max_pixels: int | None, i
 class EncodeActor:
     """Ray Data stage 3: VGG-19 and everything a shard stores, for the rows that were read."""
 
-    def __init__(self, spec: dict, device: str, precision: str, projections: dict | None, threads: int):
+    def __init__(self, spec: dict, device: str, precision: str, projections: dict | None, threads: int,
+                 compile: bool = False):
         import torch
 
         from ..features import Extractor, FeatureSpec
@@ -94,7 +96,7 @@ class EncodeActor:
 
         torch.set_num_threads(max(1, threads))
         self.spec = FeatureSpec.from_dict(spec)
-        self.extractor = Extractor(self.spec, device=device, precision=precision)
+        self.extractor = Extractor(self.spec, device=device, precision=precision, compile=compile)
         self.embedder = Embedder(self.spec, {})
         if projections is not None:
             self.embedder = self.embedder.with_projections(projections)
@@ -143,8 +145,9 @@ class RayExtraction:
     """
 
     def __init__(self, run, *, address: str | None, device: str, batch_size: int | None, max_pixels: int | None,
-                 include_outputs: bool, actors: int | None = None):
+                 include_outputs: bool, actors: int | None = None, compile: bool = False):
         self.ray = connect(address)
+        self.compile = compile
         self.run_, self.device = run, device
         self.max_pixels, self.include_outputs = max_pixels, include_outputs
         resources = self.ray.cluster_resources()
@@ -163,13 +166,14 @@ class RayExtraction:
         rows = [{"rel": it.rel, "id": it.id, "size": it.size, "mtime_ns": it.mtime_ns} for it in items]
         ds = ray.data.from_items(rows)
         ds = ds.map_batches(decode_batch, batch_size=self.batch_size, batch_format="numpy",
-                            fn_kwargs={"root": str(self.run_.root.resolve()), "size": self.run_.spec.size,
+                            fn_kwargs={"root": str(self.run_.root.resolve()) if isinstance(self.run_.root, Path)
+                                       else self.run_.root, "size": self.run_.spec.size,
                                        "max_pixels": self.max_pixels, "include_outputs": self.include_outputs})
         device = "cuda" if self.gpus else "cpu"
         ds = ds.map_batches(EncodeActor, batch_size=self.batch_size, batch_format="numpy",
                             fn_constructor_kwargs={"spec": self.run_.spec.to_dict(), "device": device,
                                                    "precision": self.run_.precision, "projections": projections,
-                                                   "threads": self.threads},
+                                                   "threads": self.threads, "compile": self.compile},
                             concurrency=self.actors, num_gpus=1 if self.gpus else 0,
                             num_cpus=None if self.gpus else self.threads)
         yield from ds.iter_batches(batch_size=None, batch_format="numpy")

@@ -35,7 +35,8 @@ def demo(
 @app.command("index")
 @handle_errors
 def index_cmd(
-    folder: Path = typer.Argument(..., help="Folder of images, walked recursively."),
+    folder: str = typer.Argument(..., help="Folder of images, walked recursively; or an object-store URI "
+                                 "(s3://bucket/prefix, gs://bucket/prefix) with --catalog a local folder."),
     metadata: Optional[Path] = typer.Option(None, "--metadata", "-m", help="CSV (, ; or tab) joined on relative "
                                             "path or file name (column path, file, filename or image); checked "
                                             "before any image is read, and remembered."),
@@ -69,6 +70,8 @@ def index_cmd(
                                "the same catalog either way."),
     address: Optional[str] = typer.Option(None, "--address", help="With --engine ray: the cluster to join (auto, "
                                           "ray://head:10001). Default: a local Ray instance."),
+    compile: bool = typer.Option(False, "--compile", help="Run VGG-19 through torch.compile: fused kernels for "
+                                 "long GPU runs, after about a minute of compilation (one stream)."),
     quiet: bool = quiet_option("No progress bar or status lines."),
 ):
     """Index a folder: style and content features of every image, a catalog beside them, faiss indexes.
@@ -78,6 +81,7 @@ def index_cmd(
     files could not be read (listed, and kept in the catalog's skipped.csv).
 
     Example: artspace index ./paintings --metadata works.csv
+             artspace index s3://museum/scans --catalog ./scans.artspace --engine ray --address auto
     """
     from ..catalog import index
     from ..spec import FeatureSpec
@@ -86,7 +90,7 @@ def index_cmd(
     report = index(folder, catalog=catalog, metadata=metadata, spec=FeatureSpec(**chosen) if chosen else None,
                    batch_size=batch_size, device=device, workers=workers, streams=streams, rebuild=rebuild,
                    quiet=quiet, max_pixels=max_pixels, exclude=tuple(exclude or ()), include_outputs=include_outputs,
-                   precision=precision, engine=engine, address=address,
+                   precision=precision, engine=engine, address=address, compile=compile,
                    on_skip=lambda path, reason: echo_err(f"skipped {path}: {reason}"))
     for note in report.notes:
         echo_err(f"note: {note}")
