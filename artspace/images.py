@@ -57,7 +57,7 @@ OnSkip = Callable[[Path, str], None]
 
 
 def walk_images(root: str | os.PathLike, *, exclude: tuple[str, ...] = (".artspace",),
-                on_skip: OnSkip | None = None) -> Iterator[Path]:
+                on_skip: OnSkip | None = None, as_strings: bool = False) -> Iterator[Path]:
     """Yield the image files below *root*, recursively, in a stable order.
 
     Each folder's files come first, sorted by name, then its subfolders, likewise. Hidden names (``.x``) and the
@@ -77,6 +77,8 @@ def walk_images(root: str | os.PathLike, *, exclude: tuple[str, ...] = (".artspa
     on_skip : callable, optional
         Called as ``on_skip(path, reason)`` with a :class:`~pathlib.Path` and a one-line reason saying the fix. A
         non-UTF-8 path holds lone surrogates and cannot be printed to a strict stream; its reason quotes its bytes.
+    as_strings : bool
+        Yield the paths as strings (what a million-file listing needs: no :class:`~pathlib.Path` per file).
     """
     skip = on_skip if on_skip is not None else (lambda path, reason: None)
     stack = [Path(root)]
@@ -93,17 +95,16 @@ def walk_images(root: str | os.PathLike, *, exclude: tuple[str, ...] = (".artspa
         for entry in entries:
             if entry.name.startswith("."):
                 continue
-            path = folder / entry.name
             try:
                 kind = _classify(entry, exclude)
             except OSError as e:
                 kind = f"cannot read ({e.strerror or e})"
             if kind == "folder":
-                subfolders.append(path)
+                subfolders.append(folder / entry.name)
             elif kind == "image":
-                yield path
+                yield entry.path if as_strings else folder / entry.name
             elif kind is not None:
-                skip(path, kind)
+                skip(folder / entry.name, kind)
         stack.extend(reversed(subfolders))  # popped in sorted order
 
 

@@ -6,9 +6,9 @@ Each space of :mod:`artspace.spaces` has one index: squared Euclidean distance f
 (:func:`relative_search`, :func:`batch_search`), which evens out the density of the space.
 
 Which faiss index: up to :data:`EXACT_LIMIT` works an exact flat index (every distance computed); above it an
-inverted file of product-quantised codes (``IVF{2√n},PQ``) that shortlists candidates, re-ranked by their exact
-distance on the stored (memory-mapped) vectors: millions of works in milliseconds and a few dozen bytes a work, at
-a small cost in recall. How many lists a search probes is chosen when the index is trained
+inverted file of 8-bit scalar-quantised codes (``IVF{2√n},SQ8``) that shortlists candidates, re-ranked by their
+exact distance on the stored (memory-mapped) vectors: millions of works in milliseconds and one byte a dimension,
+at a small cost in recall. How many lists a search probes is chosen when the index is trained
 (:meth:`VectorIndex.calibrate`): the fewest that find :data:`TARGET_RECALL` of the exact 10 nearest works for a
 seeded sample of the collection's own works. The settings, the probes and the recall measured are recorded in the
 manifest. A later ``index`` run adds and removes works in place (:meth:`VectorIndex.build` with ``previous``).
@@ -49,11 +49,12 @@ def _inner(index: faiss.Index) -> faiss.Index:
 class VectorIndex:
     """A faiss index with the catalog's work ids as labels.
 
-    Up to :data:`EXACT_LIMIT` works an exact flat index. Above it an inverted file of product-quantised codes
-    (``IVF{2√n},PQ{m}``, Jégou et al. 2011: 32 to 64 bytes a work instead of 512 to 2,048), which only shortlists:
-    the :data:`SHORTLIST` candidates it finds are re-ranked by their exact distance to the query, computed on the
-    stored vectors (:meth:`attach`; memory-mapped in a query process), so every distance it returns is exact and
-    only recall is approximate. How many lists a search probes is calibrated when the index is trained
+    Up to :data:`EXACT_LIMIT` works an exact flat index. Above it an inverted file of 8-bit scalar-quantised codes
+    (``IVF{2√n},SQ8``: one byte a dimension instead of four), which only shortlists: the :data:`SHORTLIST`
+    candidates it finds are re-ranked by their exact distance to the query, computed on the stored vectors
+    (:meth:`attach`; memory-mapped in a query process), so every distance it returns is exact and only recall is
+    approximate. (Product quantisation, 32–64 bytes a work, lost a third of the true neighbours of the 512-d content
+    embeddings even when every list was probed, and OPQ a tenth: docs/scaling.md.) How many lists a search probes is calibrated when the index is trained
     (:meth:`calibrate`); the settings and the recall measured are recorded in the manifest (:meth:`describe`).
 
     Parameters
@@ -79,7 +80,7 @@ class VectorIndex:
     @property
     def compressed(self) -> bool:
         """Whether the index holds codes, not vectors, and so re-ranks its candidates on :attr:`vectors`."""
-        return isinstance(_inner(self.index), faiss.IndexIVFPQ)
+        return isinstance(_inner(self.index), (faiss.IndexIVFScalarQuantizer, faiss.IndexIVFPQ))
 
     @property
     def ntotal(self) -> int:
@@ -126,22 +127,17 @@ class VectorIndex:
                 int(len(gone) + add.sum())
             return cls(previous.index, metric, cal).attach(ids, vectors)
         nlist = max(1, int(2 * math.sqrt(n)))
-        m = d // 4 if d <= 128 else d // 8
-        while d % m:
-            m -= 1
-        nbits = int(min(8, max(4, math.floor(math.log2(max(n / 39, 16))))))
         faiss_metric = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
         quantizer = faiss.IndexFlatL2(d) if metric == "l2" else faiss.IndexFlatIP(d)
-        inner = faiss.IndexIVFPQ(quantizer, d, nlist, m, nbits, faiss_metric)
-        inner.cp.niter = inner.pq.cp.niter = 10  # faiss's default, 25, triples the training time
-        inner.pq.cp.max_points_per_centroid = 64
+        inner = faiss.IndexIVFScalarQuantizer(quantizer, d, nlist, faiss.ScalarQuantizer.QT_8bit, faiss_metric)
+        inner.cp.niter = 10  # faiss's default, 25, more than doubles the training time
         rng = np.random.default_rng(0)
         sample = vectors[np.sort(rng.choice(n, size=min(n, 50 * nlist), replace=False))]
         inner.train(sample)
         inner.add_with_ids(vectors, ids)
         built = cls(inner, metric).attach(ids, vectors)
         built.calibrate(ids, vectors)
-        built.calibration.update({"nlist": int(nlist), "pq_bytes": int(m * nbits // 8), "pq_bits": nbits,
+        built.calibration.update({"nlist": int(nlist), "code": "SQ8", "bytes_per_work": int(d),
                                   "shortlist": SHORTLIST, "trained_on": int(n), "works_changed_since_trained": 0})
         return built
 
@@ -387,9 +383,11 @@ def relative_search(index: VectorIndex, query: np.ndarray, k: int, *, query_scal
     PAMI 2010) evens out the density of the space. Ranked by the raw distance, a few works ("hubs") turn up in a
     large share of all result lists and others in none: on wikiart-dev one painting is among the 10 nearest of 56
     of the 210 paintings, and at most 23 after the division (docs/benchmarks.md). *scales* maps work ids to
-    :math:`\rho`; *max_scale* is the largest :math:`\rho` of the collection. The raw nearest works are fetched in
-    growing pools until no work outside the pool could rank among the *k*: the result is the one an exhaustive
-    ranking gives (over what the index finds, for an approximate index).
+    :math:`\rho`; *max_scale* is the largest :math:`\rho` of the collection. From an exact index the raw nearest
+    works are fetched in growing pools until no work outside the pool could rank among the *k*: the result is the
+    one an exhaustive ranking gives. An approximate index is asked once, for a pool of ``max(4(k+1), 64)`` raw
+    neighbours, which are ranked by the relative distance (its recall against the exhaustive relative ranking is
+    measured in docs/scaling.md).
 
     Returns ``(relative, raw, ids)`` arrays, nearest first; *exclude* (the query's own id) is left out.
     """
@@ -403,7 +401,7 @@ def relative_search(index: VectorIndex, query: np.ndarray, k: int, *, query_scal
         raw, found = np.maximum(d[ok], 0.0).astype(np.float64), i[ok]
         rel = raw / np.sqrt(query_scale * scales(found))
         order = np.argsort(rel, kind="stable")[:k]
-        complete = pool >= n or (i < 0).any()
+        complete = pool >= n or (i < 0).any() or index.kind != "exact"
         # Works beyond the pool are at least d[-1] away raw, so at least d[-1] / sqrt(rho_q max rho) relative.
         if complete or (len(order) == k and rel[order[-1]] <= d[-1] / np.sqrt(query_scale * max_scale)):
             return rel[order], raw[order], found[order]
@@ -426,6 +424,7 @@ def batch_search(index: VectorIndex, vectors: np.ndarray, k: int, *, ids: np.nda
     nbr = np.full((n, k), -1, np.int64)
     dist = np.full((n, k), np.nan, np.float64)
     relative = scales is not None
+    approximate = index.kind != "exact"
     pool = min(index.ntotal, max(4 * (k + 1), 64) if relative else k + 1)
     for s in range(0, n, 4096):
         d, i = index.search(vectors[s:s + 4096], pool)
@@ -436,7 +435,7 @@ def batch_search(index: VectorIndex, vectors: np.ndarray, k: int, *, ids: np.nda
             if relative:
                 rel = raw / np.sqrt(scales[row] * scale_of(found))
                 order = np.argsort(rel, kind="stable")[:k]
-                proven = pool >= index.ntotal or (i[r] < 0).any() or (
+                proven = approximate or pool >= index.ntotal or (i[r] < 0).any() or (
                     len(order) == k and rel[order[-1]] <= d[r][-1] / np.sqrt(scales[row] * max_scale))
                 if not proven:
                     rel_d, _, found_d = relative_search(index, vectors[row], k, query_scale=float(scales[row]),

@@ -65,13 +65,13 @@ def index_speed(out: Path, n: int) -> None:
                 net(x.cuda().contiguous(memory_format=torch.channels_last), layers)
         sync()
         plain = len(paths) / (time.perf_counter() - t)
-        for precision in ("float32", "bfloat16"):
+        for precision, compiled in (("float32", False), ("bfloat16", False), ("bfloat16", True)):
             t = time.perf_counter()
-            index(folder, catalog=out / f"cat{side}-{precision}", spec=FeatureSpec(size=side), quiet=True,
-                  device="cuda", precision=precision, workers=8)
+            index(folder, catalog=out / f"cat{side}-{precision}-{compiled}", spec=FeatureSpec(size=side),
+                  quiet=True, device="cuda", precision=precision, workers=8, compile=compiled)
             rate = len(paths) / (time.perf_counter() - t)
-            print(f"index {side} px {precision}: {rate:.0f} img/s end to end (plain float32 loop {plain:.0f} img/s)",
-                  flush=True)
+            print(f"index {side} px {precision}{' torch.compile (compilation included)' if compiled else ''}: "
+                  f"{rate:.0f} img/s end to end (plain float32 loop {plain:.0f} img/s)", flush=True)
 
 
 def transfer_speed(out: Path) -> None:

@@ -81,13 +81,13 @@ def test_removing_a_work_rewrites_the_chunks_after_it_and_answers_stay_right(dem
 
 
 def test_compressed_index_reranks_exactly_and_takes_new_works_in_place(demo_copy, monkeypatch):
-    monkeypatch.setattr(search, "EXACT_LIMIT", 8)  # 18 works: above it, so product-quantised and re-ranked
+    monkeypatch.setattr(search, "EXACT_LIMIT", 8)  # 18 works: above it, so quantised and re-ranked
     root = demo_copy
     index(root, spec=TINY_SPEC, quiet=True)
     cat = Catalog.open(root)
     for by in SPACES:
         space = cat.manifest["spaces"][by]
-        assert space["index"] == "IndexIVFPQ"
+        assert space["index"] == "IndexIVFScalarQuantizer"
         cal = space["index_calibration"]
         assert cal["trained_on"] == 18 and cal["recall_at_10"] >= search.TARGET_RECALL and cal["shortlist"] >= 10
     # on a collection this small the shortlist holds every work: the answers are the exact ones

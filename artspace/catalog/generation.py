@@ -487,7 +487,7 @@ def _previous_index(run, by: str, n: int):
     if n <= EXACT_LIMIT or prev.folder is None or not prev.healthy or run.rebuilt:
         return None
     space = (prev.manifest.get("spaces") or {}).get(by) or {}
-    if space.get("index") != "IndexIVFPQ":
+    if space.get("index") not in ("IndexIVFScalarQuantizer", "IndexIVFPQ"):
         return None
     try:
         return VectorIndex.load(prev.folder / f"{by}.faiss", SPACES[by].metric,
