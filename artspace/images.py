@@ -120,7 +120,8 @@ def _classify(entry: os.DirEntry, exclude: tuple[str, ...]) -> str | None:
             return None
         return ("symbolic link to a folder, not followed (links can loop); "
                 "index the target folder itself or move the folder here")
-    if os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
+    dot = name.rfind(".")  # os.path.splitext's suffix for the names that reach here (hidden ones do not)
+    if dot <= 0 or name[dot:].lower() not in IMAGE_EXTENSIONS:
         return None
     if not _is_utf8(name):
         return _name_reason(name, "file")

@@ -15,6 +15,7 @@ resident high-water mark (``ru_maxrss``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -55,6 +56,7 @@ def add_works(root: Path, cdir: Path, first: int, n: int, number: int, rng) -> N
               checksum=np.array(["0" * 64] * n, dtype=str), width=np.full(n, 224, np.int32),
               height=np.full(n, 224, np.int32), style=realistic(n, 384, 6, rng), signature=realistic(n, 128, 15, rng) * 0.05,
               descriptor=desc / np.linalg.norm(desc, axis=1, keepdims=True),
+              moments=np.abs(rng.normal(size=(n, 1024))).astype(np.float16),
               skip_path=np.array([], dtype=str), skip_size=np.zeros(0, np.int64),
               skip_mtime_ns=np.zeros(0, np.int64), skip_reason=np.array([], dtype=str))
 
@@ -127,7 +129,8 @@ for by in ("style", "l_style", "content"):
     for wid in ids:
         cat.similar(int(wid), by=by, k=10)
     print(f"{by}: {1000 * (time.perf_counter() - t) / len(ids):.2f} ms a query")
-print(f"peak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f} MiB")
+status = open("/proc/self/status").read()  # ru_maxrss would carry the parent's peak across exec
+print(f"peak resident memory: {int(status.split('VmHWM:')[1].split()[0]) / 2**10:.0f} MiB")
 """
 
 
@@ -166,12 +169,14 @@ def main() -> None:
     ap.add_argument("--add", type=int, default=1_000, help="works added for the second publication")
     ap.add_argument("--cli", action="store_true", help="also time `artspace similar WORK` in fresh processes")
     ap.add_argument("--progress", action="store_true", help="print index's status lines (to stderr)")
+    ap.add_argument("--keep", help="build the collection in this folder and keep it (default: a temporary one)")
+    ap.add_argument("--profile", action="store_true", help="print where the publication after adding spends its time")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     print(f"# python {' '.join(sys.argv)}")
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}")
-    with tempfile.TemporaryDirectory() as tmp:
+    with (contextlib.nullcontext(args.keep) if args.keep else tempfile.TemporaryDirectory()) as tmp:
         root = Path(tmp) / "collection"
         cdir = root / ".artspace"
         root.mkdir()
@@ -180,7 +185,15 @@ def main() -> None:
         quiet = not args.progress
         first, t_first = timed(lambda: index(root, quiet=quiet))
         add_works(root, cdir, args.n, args.add, 2, rng)
-        added, t_added = timed(lambda: index(root, quiet=quiet))
+        if args.profile:
+            import cProfile
+            import pstats
+
+            profiler = cProfile.Profile()
+            added, t_added = timed(lambda: profiler.runcall(index, root, quiet=quiet))
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+        else:
+            added, t_added = timed(lambda: index(root, quiet=quiet))
         same, t_same = timed(lambda: index(root, quiet=quiet))
         cat = Catalog.open(root)
         _, t_query = timed(lambda: [cat.similar(i, by="style", k=10) for i in range(100)])

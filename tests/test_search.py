@@ -151,3 +151,25 @@ def test_an_approximate_index_is_tuned_to_its_recall_and_says_so():
     _, found = ix.search(q, 10)
     assert np.mean([len(set(a) & set(ids[b])) / 10 for a, b in zip(found, truth)]) >= TARGET_RECALL - 0.03
     assert VectorIndex.build(ids, x).describe() == {"index": "exact"}
+
+
+def test_neighbour_lists_of_an_approximate_index_take_new_works_from_their_side():
+    """Above the exact limit a new work enters the kept lists of the works among its 100 nearest, instead of every
+    kept work searching the new ones: the lists match the exact merge almost everywhere."""
+    from artspace.search import NeighbourLists, VectorIndex
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(30, 24)) * 3
+    x = (centres[rng.integers(0, 30, 6000)] + rng.normal(size=(6000, 24))).astype(np.float32)
+    ids = np.arange(6000, dtype=np.int64)
+    old = slice(0, 5800)
+    exact_before = VectorIndex.build(ids[old], x[old])
+    previous, _ = NeighbourLists.build(exact_before, ids[old], x[old])
+    approximate = VectorIndex.build(ids, x, exact_limit=1000)
+    assert approximate.kind != "exact"
+    merged, searched = NeighbourLists.build(approximate, ids, x, previous=previous)
+    assert searched == 200  # only the new works search the collection
+    exact, _ = NeighbourLists.build(VectorIndex.build(ids, x), ids, x, previous=previous)
+    same = np.mean([len(set(a) & set(b)) / len(a) for a, b in zip(merged.neighbours, exact.neighbours)])
+    assert same >= 0.97
+    assert np.mean(np.isclose(merged.scales, exact.scales, rtol=1e-4)) >= 0.97

@@ -42,9 +42,9 @@ from .. import __version__
 from ..atomic import atomic_write
 from ..errors import ArtspaceError, CorruptCatalog, InvalidMetadata, InvalidOption
 from ..spec import FeatureSpec
-from .chunks import basis_digests, unchanged_rows, write_chunks
+from .chunks import ChunkedArray, basis_digests, open_array, unchanged_rows, write_chunks
 from .metadata import WORK_COLUMNS, join_metadata, read_metadata
-from .shards import MOMENTS_DIM, Log, compact
+from .shards import MOMENTS_DIM, Log, compact, read_npz
 from .store import (FORMAT_VERSION, GenerationBuilder, WriterLock, collect_garbage, damaged_files,
                     open_generation, read_json, read_pointer_quiet, repair_hint, _generations)
 
@@ -82,8 +82,10 @@ def digest(rows) -> str:
     mtime_ns, id)``) and of the files it skipped (``(path, reason)``), to tell whether the extraction log holds
     anything the published generation lacks (say, after a run killed before publishing)."""
     h = hashlib.sha256()
-    for row in sorted(rows):
-        h.update(("\0".join(map(str, row)) + "\n").encode("utf-8", "backslashreplace"))
+    lines = sorted(rows)
+    for s in range(0, len(lines), 65_536):  # one update per block of rows: the same bytes, fewer calls
+        h.update("".join("\0".join(map(str, row)) + "\n" for row in lines[s:s + 65_536]).encode(
+            "utf-8", "backslashreplace"))
     return h.hexdigest()
 
 
@@ -147,7 +149,7 @@ class Previous:
     @property
     def ids_by_path(self) -> dict:
         w = self.works
-        return {} if w is None else dict(zip(w["path"].astype(str), w["id"].astype(int)))
+        return {} if w is None else dict(zip(w["path"].astype(str).tolist(), w["id"].astype(int).tolist()))
 
     @property
     def next_id(self) -> int:
@@ -282,23 +284,35 @@ def _read_shards(by_shard: dict):
     """The works table and the (l_style, style, descriptor, moments) arrays of the live records, in id order."""
     works, l_style, style, desc, moments = [], [], [], [], []
     for shard, entries in by_shard.items():
-        with np.load(shard) as z:
-            idx = np.array([j for _, j in entries])
-            works.append(pd.DataFrame({k: z[k][idx] for k in WORK_COLUMNS}))
-            l_style.append(z["style"][idx])  # the shards' "style" is the compact L_style embedding
-            style.append(z["signature"][idx])
-            desc.append(z["descriptor"][idx])
-            moments.append(z["moments"][idx] if "moments" in z.files
-                           else np.full((len(idx), MOMENTS_DIM), np.nan, np.float16))
+        z = read_npz(shard)
+        idx = np.array([j for _, j in entries])
+        every = len(idx) == len(z["id"]) and np.array_equal(idx, np.arange(len(idx)))
+
+        def rows(a):  # a whole shard is taken as it is, not copied by a fancy index
+            return a if every else a[idx]
+
+        works.append(pd.DataFrame({k: rows(z[k]) for k in WORK_COLUMNS}))
+        l_style.append(rows(z["style"]))  # the shards' "style" is the compact L_style embedding
+        style.append(rows(z["signature"]))
+        desc.append(rows(z["descriptor"]))
+        moments.append(rows(z["moments"]) if "moments" in z
+                       else np.full((len(idx), MOMENTS_DIM), np.nan, np.float16))
     if not works:
         return None, None, None, None, None
     works = pd.concat(works, ignore_index=True)
-    order = np.argsort(works["id"].to_numpy(), kind="stable")
-    works = works.iloc[order].reset_index(drop=True)
+    wid = works["id"].to_numpy()
+    if len(wid) > 1 and (np.diff(wid) > 0).all():  # already in id order (shards appended in id order)
+        def ordered(parts):  # the shards' memory-mapped rows one after another, not copied
+            return parts[0] if len(parts) == 1 else ChunkedArray(parts)
+    else:
+        order = np.argsort(wid, kind="stable")
+        works = works.iloc[order].reset_index(drop=True)
+
+        def ordered(parts):
+            return np.concatenate(parts)[order]
     works["path"] = works["path"].astype(str)
     works["checksum"] = works["checksum"].astype(str)
-    return (works, np.concatenate(l_style)[order], np.concatenate(style)[order], np.concatenate(desc)[order],
-            np.concatenate(moments)[order].astype(np.float16))
+    return works, ordered(l_style), ordered(style), ordered(desc), ordered(moments)
 
 
 def _count(report, prev: Previous, works: pd.DataFrame) -> None:
@@ -307,12 +321,12 @@ def _count(report, prev: Previous, works: pd.DataFrame) -> None:
     if old is None:
         report.added, report.updated, report.removed, report.unchanged = len(works), 0, 0, 0
         return
-    before = dict(zip(old["path"].astype(str), old["checksum"].astype(str)))
-    now = dict(zip(works["path"], works["checksum"]))
-    report.added = sum(1 for p in now if p not in before)
-    report.removed = sum(1 for p in before if p not in now)
-    report.updated = sum(1 for p, c in now.items() if p in before and before[p] != c)
-    report.unchanged = len(now) - report.added - report.updated
+    both = works[["path", "checksum"]].astype(str).merge(old[["path", "checksum"]].astype(str), on="path",
+                                                          how="outer", suffixes=("", "_old"), indicator=True)
+    report.added = int((both["_merge"] == "left_only").sum())
+    report.removed = int((both["_merge"] == "right_only").sum())
+    report.updated = int(((both["_merge"] == "both") & (both["checksum"] != both["checksum_old"])).sum())
+    report.unchanged = len(works) - report.added - report.updated
 
 
 def _with_columns(run, works: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
@@ -421,8 +435,8 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
     if refitted and run.previous.folder is not None:
         run.report.notes.append(f"the content model's {len(content_model.centroids)} style groups were fitted "
                                 f"again on {len(ids)} works")
-    emb["content"] = content_model.transform(emb["l_style"], desc)
     basis = basis_digests(run.spec.to_dict(), run.precision, run.log.projection_files(), content_model)
+    emb["content"] = _content(run, works, emb["l_style"], desc, content_model, basis)
     indexes = {}
     for by, sp in SPACES.items():
         previous_index = _previous_index(run, by, len(ids))
@@ -461,8 +475,9 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
         "metadata_file": {"path": _resolved(md.path), "checksum": md.checksum, "columns": list(md.columns)}
         if md else None,
         "skipped_digest": digest(skipped_all),
-        "works_digest": digest(zip(works["path"], works["size"].astype(int), works["mtime_ns"].astype(int),
-                                   works["id"].astype(int))),
+        "works_digest": run.works_digest if not run.todo and run.works_digest else
+        digest(zip(works["path"], works["size"].astype(int), works["mtime_ns"].astype(int),
+                   works["id"].astype(int))),
         "spec": run.spec.to_dict(), "precision": run.precision, "model": "vgg19", "works": int(len(works)), "skipped": len(skipped_all),
         "next_id": int(max(run.next_id, int(ids.max()) + 1)),
         "spaces": {by: {"dim": int(emb[by].shape[1]), "metric": sp.metric, "relative": sp.relative,
@@ -475,6 +490,26 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
         "pairs_sampled": int(min(len(ids) * (len(ids) - 1) // 2, PAIR_SAMPLE)),
         "chunks": chunks,
     }
+
+
+def _content(run, works, l_style, desc, content_model, basis):
+    """Every work's content embedding. When the run only added works (with larger ids) and kept the content model,
+    the earlier works' rows are the published generation's, memory-mapped, and only the new rows are computed:
+    a million works' 2 GB are then neither read nor written."""
+    prev = run.previous
+    unchanged = unchanged_rows(prev, works, basis, "content")
+    if unchanged is not None and prev.works is not None:
+        m = int(unchanged.sum())
+        if 0 < m == len(prev.works) and unchanged[:m].all():
+            try:
+                old = open_array(prev.manifest, "content",
+                                 lambda name: np.load(prev.folder / name, mmap_mode="r", allow_pickle=False))
+            except (OSError, ValueError):
+                old = None
+            if old is not None and len(old) == m:
+                tail = content_model.transform(l_style[m:], desc[m:])
+                return ChunkedArray([*(old.parts if isinstance(old, ChunkedArray) else [old]), tail])
+    return content_model.transform(l_style, desc)
 
 
 def _previous_index(run, by: str, n: int):

@@ -229,6 +229,7 @@ class _Run:
         self.present: set[str] = set()  # the relative paths of self.files
         self.walk_skips: list[tuple[str, str]] = []
         self.todo: list[_Item] = []
+        self.works_digest: str | None = None
         self.next_id = 0
         self.projections = None
         self.state: ShardLog | None = None
@@ -289,12 +290,14 @@ class _Run:
         self.state = ShardLog(self.log.shards)
         for d in self.state.damaged:
             self.report.notes.append(f"damaged extraction shard {d} removed; its images are read again")
-        ids = self.previous.ids_by_path
+        ids = None  # the published ids by path, read only if a file lacks a record (a million paths take a second)
         self.next_id = max(self.next_id, self.state.max_id + 1)
         for rel, size, mtime in self.files:
             r = self.state.records.get(rel)
             if self.state.is_current(rel, size, mtime) and not (include_outputs and r.reason == OUTPUT_REASON):
                 continue
+            if r is None or not r.ok:
+                ids = self.previous.ids_by_path if ids is None else ids
             wid = r.id if r is not None and r.ok else ids.get(rel)
             if wid is None:
                 wid, self.next_id = self.next_id, self.next_id + 1
@@ -321,7 +324,9 @@ class _Run:
         present = self.present
         works = [(rel, r.size, r.mtime_ns, r.id) for rel, r in self.state.records.items() if r.ok and rel in present]
         skips = gen.digest(self.skipped())
-        return self.previous.differs(self.metadata, gen.digest(works), skips, self.root)
+        # the digest of the works a generation made now would hold, unless this run extracts (publish reuses it)
+        self.works_digest = gen.digest(works)
+        return self.previous.differs(self.metadata, self.works_digest, skips, self.root)
 
     def report_unchanged(self) -> None:
         prev, r = self.previous, self.report
@@ -369,12 +374,14 @@ class _Run:
             ex = _Extraction(self, extractor, batch_size=batch_size, workers=workers, max_pixels=max_pixels,
                              include_outputs=include_outputs,
                              streams=_stream_count(streams, extractor.device if extractor else torch.device("cpu")))
+        wrote = bool(self.todo) or self.projections is None
         with ex:
             if self.projections is None:
                 self._fit(ex, fit_size, embed_dim, signature_dim)
-            project_fit_shards(self.log.shards, self.projections)
+            wrote |= project_fit_shards(self.log.shards, self.projections)
             ex.run(self.todo, self.projections)
-        self.state = ShardLog(self.log.shards)
+        if wrote:  # read the log again only if this run added to it (a million records take seconds)
+            self.state = ShardLog(self.log.shards)
 
     def _fit(self, ex: "_Extraction", fit_size: int, embed_dim: int, signature_dim: int) -> None:
         """Extract a seeded random sample of the collection first and fit the projections on it."""

@@ -127,7 +127,7 @@ class Catalog:
     def works(self) -> pd.DataFrame:
         """The works table (not a copy: do not modify it in place; use :meth:`update_columns`)."""
         if self._works is None:
-            self._works = self._load("works.parquet", pd.read_parquet)
+            self._works = _one_chunk(self._load("works.parquet", pd.read_parquet))
         return self._works
 
     @property
@@ -563,6 +563,20 @@ class Catalog:
             stored = self.moments(s)
             sources.append(stored if stored is not None else self.image_path(s))
         return adain_transfer(self.image_path(content), sources, output, protected_dirs=[self.dir], **options)
+
+
+def _one_chunk(table: pd.DataFrame) -> pd.DataFrame:
+    """*table* with each Arrow-backed column in one contiguous chunk: parquet reads a million paths in several, and
+    taking 10 rows of a chunked column then costs 6 ms instead of a few microseconds."""
+    import pyarrow as pa
+
+    for c in table.columns:
+        a = table[c].array
+        if hasattr(a, "__arrow_array__"):
+            chunked = a.__arrow_array__()
+            if isinstance(chunked, pa.ChunkedArray) and chunked.num_chunks > 1:
+                table[c] = pd.array(chunked.combine_chunks(), dtype=a.dtype)
+    return table
 
 
 class _Arrays:
