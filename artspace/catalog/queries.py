@@ -286,7 +286,9 @@ class Catalog:
                 from .sources import RemoteSource
 
                 self._source = RemoteSource(self.source_uri)
-            return self._source.fetch(path.as_posix(), self.cache_dir)
+            wid = self._by_path(path.as_posix())  # fetched again when the object's size changed since indexing
+            size = int(self.works["size"].iat[int(self._rows(wid))]) if wid is not None else None
+            return self._source.fetch(path.as_posix(), self.cache_dir, size=size)
         return self.root / path
 
     def location(self, rel: str) -> str:

@@ -34,10 +34,15 @@ MOMENTS_DIM = 1024
 _DTYPES = {"id": np.int64, "size": np.int64, "mtime_ns": np.int64, "width": np.int32, "height": np.int32}
 
 
+#: Shard members larger than this are memory-mapped instead of read (see :func:`read_npz`).
+MAP_BYTES = 16 << 20
+
+
 def read_npz(path: Path) -> dict:
-    """The arrays of a shard, each memory-mapped where the archive stores it uncompressed (``np.savez`` does):
-    reading a million works' log then costs the pages that are used, not a copy and a CRC of gigabytes. An archive
-    member that cannot be mapped is read as ``np.load`` reads it."""
+    """The arrays of a shard. A member above :data:`MAP_BYTES` stored uncompressed (``np.savez`` stores them so) is
+    memory-mapped: reading a million works' log then costs the pages that are used, not a copy and a CRC of
+    gigabytes. Such a member is checked for truncation but not against its CRC; every other member is read as
+    ``np.load`` reads it, CRC checked."""
     import struct
 
     out = {}
@@ -46,8 +51,8 @@ def read_npz(path: Path) -> dict:
         for info in zf.infolist():
             name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
             try:
-                if info.compress_type != zipfile.ZIP_STORED:
-                    raise ValueError("compressed")
+                if info.compress_type != zipfile.ZIP_STORED or info.file_size < MAP_BYTES:
+                    raise ValueError("read whole")
                 fh.seek(info.header_offset)
                 local = fh.read(30)
                 if local[:4] != b"PK\x03\x04":
