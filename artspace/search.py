@@ -53,9 +53,10 @@ class VectorIndex:
     (``IVF{2√n},SQ8``: one byte a dimension instead of four), which only shortlists: the :data:`SHORTLIST`
     candidates it finds are re-ranked by their exact distance to the query, computed on the stored vectors
     (:meth:`attach`; memory-mapped in a query process), so every distance it returns is exact and only recall is
-    approximate. (Product quantisation, 32–64 bytes a work, lost a third of the true neighbours of the 512-d content
-    embeddings even when every list was probed, and OPQ a tenth: docs/scaling.md.) How many lists a search probes is calibrated when the index is trained
-    (:meth:`calibrate`); the settings and the recall measured are recorded in the manifest (:meth:`describe`).
+    approximate. (Product quantisation, 32–64 bytes a work, lost 40 % of the true neighbours of the 512-d content
+    embeddings even when every list was probed, and OPQ a tenth: docs/benchmarks.md.) How many lists a search probes
+    is calibrated when the index is trained (:meth:`calibrate`); the settings and the recall measured are recorded in
+    the manifest (:meth:`describe`).
 
     Parameters
     ----------

@@ -5,11 +5,12 @@
     python benchmarks/bench_catalog.py --n 1000000 --progress   # a million works, with index's status lines
 
 No image is decoded: the collection is N empty files, and the extraction log is one synthetic shard holding N
-works' compact embeddings in the real dimensions (384 + 128 + 512 floats), drawn from clusters whose spectra have
-the effective dimension measured on real catalogs (:func:`realistic`), with projections of the real shapes. `index` then finds every file already extracted and does exactly what it does after extraction: read the
-log, fit or update the content model, build the three faiss indexes and the neighbour lists, sample the pair
-distances, write the generation and publish it. Each figure is one run's wall time; peak memory is the process's
-resident high-water mark (``ru_maxrss``).
+works' compact embeddings in the real dimensions (384 + 128 + 512 floats, and 1,024 float16 moments), drawn from clusters whose spectra have
+the effective dimension measured on real catalogs (:func:`realistic`), with projections of the real shapes. `index`
+then finds every file already extracted and does exactly what it does after extraction: read the log, fit or update
+the content model, build the three faiss indexes and the neighbour lists, sample the pair distances, write the
+generation and publish it. Each figure is one run's wall time; peak memory is the process's resident high-water mark
+(``ru_maxrss``).
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ def add_works(root: Path, cdir: Path, first: int, n: int, number: int, rng) -> N
               id=np.arange(first, first + n, dtype=np.int64), path=np.array(rels, dtype=str),
               size=np.zeros(n, np.int64), mtime_ns=np.array(mtimes, np.int64),
               checksum=np.array(["0" * 64] * n, dtype=str), width=np.full(n, 224, np.int32),
-              height=np.full(n, 224, np.int32), style=realistic(n, 384, 6, rng), signature=realistic(n, 128, 15, rng) * 0.05,
+              height=np.full(n, 224, np.int32), style=realistic(n, 384, 6, rng),
+              signature=realistic(n, 128, 15, rng) * 0.05,
               descriptor=desc / np.linalg.norm(desc, axis=1, keepdims=True),
               moments=np.abs(rng.normal(size=(n, 1024))).astype(np.float16),
               skip_path=np.array([], dtype=str), skip_size=np.zeros(0, np.int64),

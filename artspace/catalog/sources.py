@@ -6,7 +6,8 @@ catalog on a local disk. A work's path is its key relative to the prefix, its si
 store reports, its checksum the SHA-256 of its bytes: the resume and skip rules are those of a folder. Credentials
 come from the environment as pyarrow reads them (``AWS_ACCESS_KEY_ID``…, ``GOOGLE_APPLICATION_CREDENTIALS``); the
 URI's query may set what pyarrow accepts there (``region``, ``endpoint_override``, ``scheme``). A secret pasted
-into it (``access_key``, ``secret_key``, ``session_token``) is never written to the catalog or printed. Commands that need a work's image (contact sheets, pastiches, thumbnails) fetch it once into the catalog's
+into it (``access_key``, ``secret_key``, ``session_token``) is never written to the catalog or printed. Commands
+that need a work's image (contact sheets, pastiches, thumbnails) fetch it once into the catalog's
 ``cache/sources/``.
 """
 
