@@ -4,13 +4,13 @@
     python benchmarks/bench_catalog.py --n 500 --cli       # and `artspace similar WORK` wall time in a shell loop
     python benchmarks/bench_catalog.py --n 1000000 --progress   # a million works, with index's status lines
 
-No image is decoded: the collection is N empty files, and the extraction log is one synthetic shard holding N
-works' compact embeddings in the real dimensions (384 + 128 + 512 floats, and 1,024 float16 moments), drawn from clusters whose spectra have
-the effective dimension measured on real catalogs (:func:`realistic`), with projections of the real shapes. `index`
-then finds every file already extracted and does exactly what it does after extraction: read the log, fit or update
-the content model, build the three faiss indexes and the neighbour lists, sample the pair distances, write the
-generation and publish it. Each figure is one run's wall time; peak memory is the process's resident high-water mark
-(``ru_maxrss``).
+No image is decoded: the collection is N empty files, and the extraction log is one synthetic shard holding N works'
+compact embeddings in the real dimensions (384 + 128 + 512 floats, and 1,024 float16 moments), drawn from clusters
+whose spectra have the effective dimension measured on real catalogs (:func:`realistic`), with projections of the
+real shapes. `index` then finds every file already extracted and does exactly what it does after extraction: read
+the log, fit or update the content model, build the three faiss indexes and the neighbour lists, sample the pair
+distances, write the generation and publish it. Each figure is one run's wall time; peak memory is the resident
+high-water mark (``ru_maxrss`` of this process, ``VmHWM`` of the fresh query process).
 """
 
 from __future__ import annotations
