@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -129,6 +131,8 @@ def test_gram_of_channels_last_maps_equals_gram_of_contiguous_maps():
     torch.testing.assert_close(losses.gram(f.contiguous(memory_format=torch.channels_last)), losses.gram(f))
 
 
+@pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++")),
+                    reason="torch.compile on a CPU generates C++ and needs a compiler")
 def test_a_compiled_network_gives_the_same_features():
     """``torch.compile`` (``index --compile``) changes how the network runs, not what it computes."""
     spec = FeatureSpec(size=32)
