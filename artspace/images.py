@@ -7,6 +7,7 @@ Everything that turns a file into pixels lives here: the recursive walk, format 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import stat
 from pathlib import Path
@@ -210,8 +211,6 @@ def open_image(path: str | os.PathLike, *, max_side: int | None = None,
 def decode_image_bytes(data: bytes, name: str, *, max_side: int | None = None,
                        max_pixels: int | None = None) -> Image.Image:
     """:func:`open_image` for an image's bytes (read from an object store); *name* is what errors say."""
-    import io
-
     if not data:
         raise UnreadableImage(name, "file is empty (0 bytes)")
     return _decode(io.BytesIO(data), name, max_side, _pixel_limit(max_pixels))

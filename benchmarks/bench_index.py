@@ -108,21 +108,29 @@ def quality(args) -> None:
     print(f"machine: {_machine()}")
 
 
+def _sample_copy(data, n: int, prefix: str) -> tuple[Path, Path, int]:
+    """The first *n* images of *data* copied into a fresh temporary folder: ``(tmp, tmp/images, count)``."""
+    from artspace.images import walk_images
+
+    files = list(walk_images(data))[:n]
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    sub = tmp / "images"
+    sub.mkdir()
+    for i, f in enumerate(files):
+        shutil.copy(f, sub / f"{i:05d}{f.suffix}")
+    return tmp, sub, len(files)
+
+
 def speed(args) -> None:
     """A plain loop (PIL decode, one forward per batch of 8 to relu5_1) against `artspace index`, in one run."""
     from PIL import Image
 
     from artspace.backbone import VGG19
     from artspace.catalog import index
-    from artspace.images import to_tensor, walk_images
+    from artspace.images import to_tensor
 
-    files = list(walk_images(args.data))[: args.n]
-    tmp = Path(tempfile.mkdtemp(prefix="artspace-speed-"))
+    tmp, sub, count = _sample_copy(args.data, args.n, "artspace-speed-")
     try:
-        sub = tmp / "images"
-        sub.mkdir()
-        for i, f in enumerate(files):
-            shutil.copy(f, sub / f"{i:05d}{f.suffix}")
         net = VGG19(last_layer="relu5_1")
         layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
 
@@ -138,7 +146,7 @@ def speed(args) -> None:
         def ours(round_, precision):
             t = time.time()
             index(sub, catalog=tmp / f"cat{round_}-{precision}", quiet=True, precision=precision)
-            return len(files) / (time.time() - t)
+            return count / (time.time() - t)
 
         plain()  # warm-up (weights into cache, oneDNN kernels chosen)
         rows = []
@@ -153,7 +161,7 @@ def speed(args) -> None:
         base = med["plain img/s"]
         print(f"median: plain float32 loop {base:.2f} img/s; " + "; ".join(
             f"{c.removesuffix(' img/s')} {med[c]:.2f} img/s ({med[c] / base:.2f}x)" for c in df.columns
-            if c.startswith("index")) + f"; {len(files)} images at 224 px")
+            if c.startswith("index")) + f"; {count} images at 224 px")
         print(f"machine: {_machine()}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -205,15 +213,9 @@ def ray_engine(args) -> None:
     import ray
 
     from artspace.catalog import Catalog, index
-    from artspace.images import walk_images
 
-    files = list(walk_images(args.data))[: args.n]
-    tmp = Path(tempfile.mkdtemp(prefix="artspace-ray-"))
+    tmp, sub, count = _sample_copy(args.data, args.n, "artspace-ray-")
     try:
-        sub = tmp / "images"
-        sub.mkdir()
-        for i, f in enumerate(files):
-            shutil.copy(f, sub / f"{i:05d}{f.suffix}")
         t = time.time()
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
         t_init = time.time() - t
@@ -226,7 +228,7 @@ def ray_engine(args) -> None:
         df = pd.DataFrame(rows)
         print(df.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
         med = df.groupby("engine")["seconds"].median()
-        print(f"median: local {med['local']:.1f} s, ray {med['ray']:.1f} s ({len(files)} images at 224 px, float32); "
+        print(f"median: local {med['local']:.1f} s, ray {med['ray']:.1f} s ({count} images at 224 px, float32); "
               f"ray.init {t_init:.1f} s once")
         a, b = Catalog.open(tmp / "local0"), Catalog.open(tmp / "ray0")
         same = (a.works["path"].tolist() == b.works["path"].tolist()

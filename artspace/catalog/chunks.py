@@ -21,7 +21,8 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["CHUNK_ROWS", "CHUNKED", "chunk_file", "basis_digests", "write_chunks", "ChunkedArray", "open_array"]
+__all__ = ["CHUNK_ROWS", "CHUNKED", "chunk_file", "basis_digests", "write_chunks", "kept_works", "unchanged_rows",
+           "ChunkedArray", "open_array"]
 
 #: Rows in one chunk of a generation's per-work arrays.
 CHUNK_ROWS = 65_536
@@ -97,17 +98,22 @@ def write_chunks(builder, previous, works, arrays: dict, basis: dict, *, rows: i
     return {"rows": rows, "count": len(row_digests), "basis": basis, "digests": digests, "written": written}
 
 
-def unchanged_rows(previous, works, basis: dict, name: str) -> np.ndarray | None:
-    """A boolean per row of *works*: the work was in the *previous* generation with the same size, modification
-    time and checksum, and the basis of array *name* is the same, so its row there is this row. None when the
-    previous generation cannot tell (none, damaged, or another basis)."""
-    old = (previous.manifest.get("chunks") or {}) if previous.folder is not None and previous.healthy else {}
-    if old.get("basis", {}).get(name) != basis[name] or previous.works is None:
+def kept_works(previous, works) -> np.ndarray | None:
+    """A boolean per row of *works*: the work was in the *previous* generation with the same id, size, modification
+    time and checksum. None when there is no intact previous generation to compare with."""
+    if previous.folder is None or not previous.healthy or previous.works is None:
         return None
     before = previous.works[["id", "size", "mtime_ns", "checksum"]]
     merged = works[["id", "size", "mtime_ns", "checksum"]].merge(before, on="id", how="left", suffixes=("", "_old"))
     return ((merged["size"] == merged["size_old"]) & (merged["mtime_ns"] == merged["mtime_ns_old"])
             & (merged["checksum"].astype(str) == merged["checksum_old"].astype(str))).fillna(False).to_numpy(bool)
+
+
+def unchanged_rows(previous, kept: np.ndarray | None, basis: dict, name: str) -> np.ndarray | None:
+    """The rows of array *name* that equal the *previous* generation's: the *kept* works (:func:`kept_works`),
+    where the basis of *name* is the same as then. None when the previous generation cannot tell."""
+    old = previous.manifest.get("chunks") or {}
+    return kept if kept is not None and old.get("basis", {}).get(name) == basis[name] else None
 
 
 class ChunkedArray:

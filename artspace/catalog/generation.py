@@ -42,7 +42,7 @@ from .. import __version__
 from ..atomic import atomic_write
 from ..errors import ArtspaceError, CorruptCatalog, InvalidMetadata, InvalidOption
 from ..spec import FeatureSpec
-from .chunks import ChunkedArray, basis_digests, open_array, unchanged_rows, write_chunks
+from .chunks import ChunkedArray, basis_digests, kept_works, open_array, unchanged_rows, write_chunks
 from .metadata import WORK_COLUMNS, join_metadata, read_metadata
 from .shards import MOMENTS_DIM, Log, compact, read_npz
 from .store import (FORMAT_VERSION, GenerationBuilder, WriterLock, collect_garbage, damaged_files,
@@ -436,11 +436,13 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
         run.report.notes.append(f"the content model's {len(content_model.centroids)} style groups were fitted "
                                 f"again on {len(ids)} works")
     basis = basis_digests(run.spec.to_dict(), run.precision, run.log.projection_files(), content_model)
-    emb["content"] = _content(run, works, emb["l_style"], desc, content_model, basis)
+    kept = kept_works(run.previous, works)  # compared once; each array then checks its own basis
+    emb["content"] = _content(run, unchanged_rows(run.previous, kept, basis, "content"), emb["l_style"], desc,
+                              content_model)
     indexes = {}
     for by, sp in SPACES.items():
         previous_index = _previous_index(run, by, len(ids))
-        unchanged = unchanged_rows(run.previous, works, basis, by) if previous_index is not None else None
+        unchanged = unchanged_rows(run.previous, kept, basis, by) if previous_index is not None else None
         indexes[by] = VectorIndex.build(ids, emb[by], metric=sp.metric, previous=previous_index,
                                         unchanged=unchanged)
     previous = NeighbourLists.load(run.previous.folder / NEIGHBOURS) if run.previous.folder else None
@@ -492,13 +494,13 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
     }
 
 
-def _content(run, works, l_style, desc, content_model, basis):
-    """Every work's content embedding. When the run only added works (with larger ids) and kept the content model,
-    the earlier works' rows are the published generation's, memory-mapped, and only the new rows are computed:
-    a million works' 2 GB are then neither read nor written."""
+def _content(run, unchanged, l_style, desc, content_model):
+    """Every work's content embedding. When the run only added works (with larger ids) and kept the content model
+    (*unchanged*: the rows equal to the published generation's), the earlier works' rows are the published
+    generation's, memory-mapped, and only the new rows are computed: a million works' 2 GB are then neither read
+    nor written."""
     prev = run.previous
-    unchanged = unchanged_rows(prev, works, basis, "content")
-    if unchanged is not None and prev.works is not None:
+    if unchanged is not None:
         m = int(unchanged.sum())
         if 0 < m == len(prev.works) and unchanged[:m].all():
             try:

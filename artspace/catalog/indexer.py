@@ -500,16 +500,16 @@ def _load_one(root: Path, item: _Item, size: int, max_pixels: int | None, includ
         if isinstance(root, RemoteSource):
             data = root.read(item.rel)
             im = decode_image_bytes(data, f"{root}/{item.rel}", max_side=2 * size, max_pixels=max_pixels)
-            checksum = hashlib.sha256(data).hexdigest()
+            digest = hashlib.sha256(data).hexdigest
         else:
             path = root / item.rel
             im = open_image(path, max_side=2 * size, max_pixels=max_pixels)
-            checksum = None
+            digest = functools.partial(file_sha256, path)  # read again only for a work, not for a skipped output
         if not include_outputs and im.info["made_by_artspace"]:
             return item, None, OUTPUT_REASON, None
         w, h = im.info.get("source_size", im.size)  # the file's own size, EXIF orientation applied
         x = prepare_image(im, size)
-        checksum = checksum or file_sha256(path)
+        checksum = digest()
     except UnreadableImage as e:
         return item, None, e.reason, None
     except OSError as e:

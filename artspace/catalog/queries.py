@@ -9,7 +9,6 @@ outside the catalog is asked about (:attr:`Catalog.extractor`).
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import sys
@@ -25,7 +24,7 @@ from ..spaces import SPACES, measure, space as _space
 from ..spec import FeatureSpec
 from . import generation as gen
 from .chunks import open_array
-from .sources import is_uri
+from .sources import is_uri, mirror
 from .store import find_catalog, locate_catalog, open_generation, repair_hint
 
 __all__ = ["Catalog", "SPACES"]
@@ -67,8 +66,7 @@ class Catalog:
         self.source_uri = root if is_uri(root) else None
         self._source = None
         #: the collection folder; for a collection in an object store, the local folder its images are fetched to
-        self.root = (self.dir / root).resolve() if self.source_uri is None else \
-            self.cache_dir / "sources" / hashlib.sha256(root.encode()).hexdigest()[:16]
+        self.root = (self.dir / root).resolve() if self.source_uri is None else mirror(self.cache_dir, root)
         self._works = self._emb = self._pairs = self._embedder = self._paths = self._max_scale = None
         self._indexes = {}
         self._outside = {}  # the embeddings depend on the generation's projections
@@ -143,8 +141,7 @@ class Catalog:
         embeddings (1 − cos).
         """
         _space(by)
-        vectors = self._embeddings()[by]
-        return self._embeddings()["ids"], vectors if isinstance(vectors, np.ndarray) else np.asarray(vectors)
+        return self._embeddings()["ids"], np.asarray(self._embeddings()[by])  # chunks are read into one array
 
     def _embeddings(self) -> "_Arrays":
         if self._emb is None:
@@ -244,12 +241,18 @@ class Catalog:
             return self._by_name(q)
         return None
 
-    def _by_path(self, rel: str) -> int | None:
-        """The id of the work at relative path *rel* (a hash lookup: the index is built once per generation)."""
+    def _row_of_path(self, rel: str) -> int | None:
+        """The row of the works table at relative path *rel* (a hash lookup: the index is built once per
+        generation)."""
         if self._paths is None:
             self._paths = pd.Index(self.works["path"].to_numpy())
         at = int(self._paths.get_indexer([rel])[0])
-        return None if at < 0 else int(self.works["id"].iat[at])
+        return None if at < 0 else at
+
+    def _by_path(self, rel: str) -> int | None:
+        """The id of the work at relative path *rel*."""
+        row = self._row_of_path(rel)
+        return None if row is None else int(self.works["id"].iat[row])
 
     def _by_name(self, name: str) -> int | None:
         works = self.works
@@ -286,9 +289,9 @@ class Catalog:
                 from .sources import RemoteSource
 
                 self._source = RemoteSource(self.source_uri)
-            wid = self._by_path(path.as_posix())  # fetched again when the object's size changed since indexing
-            size = int(self.works["size"].iat[int(self._rows(wid))]) if wid is not None else None
-            return self._source.fetch(path.as_posix(), self.cache_dir, size=size)
+            row = self._row_of_path(path.as_posix())  # fetched again when the object's size changed since indexing
+            size = int(self.works["size"].iat[row]) if row is not None else None
+            return self._source.fetch(path.as_posix(), self.root, size=size)
         return self.root / path
 
     def location(self, rel: str) -> str:

@@ -171,7 +171,7 @@ class ShardLog:
                 raise KeyError(f"no {key} array")
         self.records.update(found)
         self.rows += rows
-        if len(z["id"]):
+        if rows:
             self.max_id = max(self.max_id, int(np.max(z["id"])))
 
     def is_current(self, rel: str, size: int, mtime: int) -> bool:

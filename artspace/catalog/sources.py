@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 from ..errors import ArtspaceError
 from ..images import IMAGE_EXTENSIONS
 
-__all__ = ["is_uri", "public_uri", "RemoteSource"]
+__all__ = ["is_uri", "public_uri", "mirror", "RemoteSource"]
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 #: Query parameters of a URI that are secrets: used to connect, never stored.
@@ -42,6 +42,11 @@ def public_uri(uri: str) -> str:
         return uri
     query = [(k, v) for k, v in pairs if k not in SECRET_PARAMS]
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query, safe=":/")))
+
+
+def mirror(cache: Path, uri: str) -> Path:
+    """The folder under a catalog's *cache* that the images of the collection at *uri* are fetched to."""
+    return cache / "sources" / hashlib.sha256(public_uri(uri).encode()).hexdigest()[:16]
 
 
 class RemoteSource:
@@ -101,10 +106,10 @@ class RemoteSource:
         with self.fs.open_input_stream(f"{self.base}/{rel}") as f:
             return f.read()
 
-    def fetch(self, rel: str, cache: Path, size: int | None = None) -> Path:
-        """A local copy of *rel* under *cache* (fetched once; again when its size differs from *size*)."""
-        key = hashlib.sha256(self.public.encode()).hexdigest()[:16]
-        target = cache / "sources" / key / rel
+    def fetch(self, rel: str, folder: Path, size: int | None = None) -> Path:
+        """A local copy of *rel* in *folder* (its :func:`mirror`), fetched once; again when its size differs from
+        *size*."""
+        target = folder / rel
         if target.is_file() and (size is None or target.stat().st_size == size):
             return target
         from ..atomic import atomic_write

@@ -37,7 +37,7 @@ from .. import losses
 from ..atomic import atomic_write
 from ..backbone import VGG19, ieee_float32, resolve_device
 from ..errors import ArtspaceError, InvalidOption, OutputConflict, UnreadableImage
-from ..images import file_sha256 as file_digest  # noqa: F401 - re-exported: what the header records
+from ..images import file_sha256 as file_digest  # the header's checksums: the catalog's, under its name here
 from ..images import open_image, save_image, to_pil, to_tensor, walk_images
 from ..outputs import check_output
 from ..precision import autocast, resolve_precision
