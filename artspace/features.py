@@ -16,7 +16,7 @@ removes the overall activation level; on the shared sets it finds the same style
 
 Content of an image: the relu4_2 feature map at a fixed input size gives Gatys et al.'s exact content distance
 :math:`\tfrac12\sum (F-P)^2` of a pair; for search across a collection, the *descriptor* of
-:func:`content_descriptor` (deep relu5_4 responses pooled over space) is kept, and the catalog removes from it
+:func:`content_descriptor` (deep relu5_2, relu5_3 and relu5_4 responses pooled over space) is kept, and the catalog removes from it
 what each style group shares (:mod:`artspace.search`).
 """
 
@@ -42,16 +42,22 @@ __all__ = [
     "style_signature",
 ]
 
-def content_descriptor(features: torch.Tensor) -> torch.Tensor:
-    r"""Content search descriptor of deep feature maps (B, N, H, W): shape (B, N).
+def content_descriptor(features: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+    r"""Content search descriptor of deep feature maps, one (B, N_l, H, W) tensor per layer: shape (B, ΣN_l).
 
     The maximum of each filter over all positions — does this part of a subject appear anywhere? — scaled to unit
-    length. Pooling over space makes it indifferent to where the subject stands; max pooling keeps the strongest
-    part detector rather than the average texture response (on pacs-dev same-class precision@10 0.67 against 0.64
-    for mean pooling; on the shapes × textures demo 0.70 against 0.63). Style is removed later, at the catalog level.
+    length per layer, the layers concatenated and the whole scaled to unit length (each layer then weighs the same).
+    Pooling over space makes it indifferent to where the subject stands; max pooling keeps the strongest part
+    detector rather than the average texture response (on pacs-dev same-class precision@10 0.67 against 0.64 for
+    mean pooling). The default layers, relu5_2, relu5_3 and relu5_4, found the subject more often than relu5_4
+    alone on every development set (docs/benchmarks.md). Style is removed later, at the catalog level.
     """
-    peak = features.float().clamp_min(0).amax((2, 3))
-    return peak / peak.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    maps = [features] if isinstance(features, torch.Tensor) else list(features)
+    parts = []
+    for f in maps:
+        peak = f.float().clamp_min(0).amax((2, 3))
+        parts.append(peak / peak.norm(dim=1, keepdim=True).clamp_min(1e-12))
+    return torch.cat(parts, 1) / len(parts) ** 0.5
 
 
 def style_signature(grams: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -113,7 +119,7 @@ class Extractor:
     >>> ex = Extractor(FeatureSpec(size=64), device="cpu")
     >>> out = ex.encode(torch.rand(2, 3, 64, 64))
     >>> out["style"].shape, out["signature"].shape, out["descriptor"].shape
-    (torch.Size([2, 305888]), torch.Size([2, 262656]), torch.Size([2, 512]))
+    (torch.Size([2, 305888]), torch.Size([2, 262656]), torch.Size([2, 1536]))
     """
 
     def __init__(self, spec: FeatureSpec = FeatureSpec(), *, device: str | torch.device = "auto",
@@ -158,7 +164,7 @@ class Extractor:
         """
         spec = self.spec
         x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        layers = (set(spec.style_layers) | set(spec.signature_layers) | {spec.descriptor_layer, MOMENTS_LAYER}
+        layers = (set(spec.style_layers) | set(spec.signature_layers) | set(spec.descriptor_layers) | {MOMENTS_LAYER}
                   | ({spec.content_layer} if content_maps else set()))
         # not TF32: a float32 catalog built on a GPU must agree with one built on a CPU
         with ieee_float32(self.device):
@@ -171,7 +177,7 @@ class Extractor:
         signature = style_signature([grams[n] for n in spec.signature_layers])
         mean, std = losses.channel_stats(out[MOMENTS_LAYER])
         result = {"style": style.cpu(), "signature": signature.cpu(),
-                  "descriptor": content_descriptor(out[spec.descriptor_layer]).cpu(),
+                  "descriptor": content_descriptor([out[n] for n in spec.descriptor_layers]).cpu(),
                   "moments": torch.cat([mean, std], 1).cpu()}
         if content_maps:
             result["content"] = out[spec.content_layer].float().cpu()

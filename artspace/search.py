@@ -16,6 +16,7 @@ manifest. A later ``index`` run adds and removes works in place (:meth:`VectorIn
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import zipfile
@@ -26,6 +27,7 @@ import faiss
 import numpy as np
 
 from .atomic import atomic_write
+from .discriminant import LinearProjection
 
 __all__ = ["EXACT_LIMIT", "CONTEXT_K", "VectorIndex", "ContentModel", "NeighbourLists", "neighbourhood_scales",
            "relative_search", "scale_floor"]
@@ -520,66 +522,117 @@ def choose_groups(style: np.ndarray, *, max_groups: int = 32, sample: int = 4000
 
 @dataclass
 class ContentModel:
-    r"""Removes from content descriptors what each style group shares.
+    r"""Content embeddings that follow what is depicted rather than the hand: the collection's style-group means
+    removed from the descriptors, and a projection learnt from pastiches blended in.
 
     A painter's hand or a medium adds the same texture to every subject, and ImageNet features pooled over space
     respond to texture first (Geirhos et al., 2019): a sketch of a dog lies nearer to a sketch of a house than to a
-    photograph of a dog. The works are grouped by style (k-means on style embeddings; the number of groups, 2 to
-    32, is the one with the best silhouette on up to 4,000 works) and each descriptor has its group's mean
-    descriptor subtracted; what remains is
-    how this work differs from others in the same hand — its subject. An image from outside the collection is
-    assigned to the nearest style group and treated the same way. The embedding is scaled to unit length.
+    photograph of a dog. Two remedies, combined:
+
+    * **Style groups** (fitted on the collection). The works are grouped by style (k-means on style embeddings; the
+      number of groups, 2 to 32, is the one with the best silhouette on up to 4,000 works) and each descriptor has
+      its group's mean subtracted; what remains is how this work differs from others in the same hand — its
+      subject. An image from outside the collection is assigned to the nearest style group.
+    * **A projection learnt from pastiches** (:mod:`artspace.content`, shipped with artspace): Fisher's
+      discriminant of photographs and their AdaIN pastiches, the directions along which a change of hand moves a
+      descriptor least compared with a change of photograph. Its coordinates, less their style-group means, form a
+      second part of the embedding.
+
+    With :math:`a` the descriptor (reduced by the collection's PCA to :attr:`REDUCE_TO` dimensions when longer) and
+    :math:`b = W^\top(x-\mu)` the learnt projection, each less its group's mean and scaled to unit length, the
+    embedding is :math:`[\sqrt{1/(1+w)}\,a, \sqrt{w/(1+w)}\,b]` with :math:`w` = :attr:`LEARNT_WEIGHT`, so that
+    :math:`1-\cos = 1 - (\cos_a + w\cos_b)/(1+w)`. Without a learnt projection (catalogs whose descriptor the
+    shipped projection does not fit) it is :math:`a` alone.
     """
 
     centroids: np.ndarray  # (g, style_dim)
-    means: np.ndarray  # (g, descriptor_dim)
+    means: np.ndarray  # (g, a dims + b dims): each group's mean before the parts are normalised
     #: how many works the style groups were fitted on (0: unknown)
     fitted_on: int = 0
+    #: the collection's PCA of descriptors longer than REDUCE_TO (None: the descriptor itself)
+    reduce: LinearProjection | None = None
+    #: the projection learnt from pastiches (None: not used)
+    learnt: LinearProjection | None = None
 
     #: :meth:`update` keeps the groups while the collection has changed by at most this fraction since the fit
     REFIT_AFTER = 0.1
+    #: descriptors longer than this are reduced by PCA (a million works' content index then stays within memory)
+    REDUCE_TO = 512
+    #: :math:`w`, the learnt part's weight in the cosine
+    LEARNT_WEIGHT = 0.5
 
     @classmethod
     def fit(cls, style: np.ndarray, descriptors: np.ndarray, *, groups: int | None = None,
-            sample: int = 50_000, seed: int = 0) -> "ContentModel":
-        """Fit style groups (k-means on at most *sample* works, then every work assigned) and their mean descriptors."""
+            sample: int = 50_000, seed: int = 0, learnt: LinearProjection | None = None) -> "ContentModel":
+        """Fit style groups (k-means on at most *sample* works, then every work assigned), the PCA of long
+        descriptors (same sample), and each group's mean; *learnt* is the pastiche projection to blend in."""
         from sklearn.cluster import KMeans  # imported here: scikit-learn takes a second to import
 
         n = len(style)
         style, descriptors = np.asarray(style), np.asarray(descriptors)
+        rng = np.random.default_rng(seed)
+        fit_rows = np.sort(rng.choice(n, size=min(n, sample), replace=False)) if n > sample else np.arange(n)
+        reduce = _pca(descriptors[fit_rows], cls.REDUCE_TO) if descriptors.shape[1] > cls.REDUCE_TO else None
+        if learnt is not None and learnt.mean.shape[0] != descriptors.shape[1]:
+            learnt = None  # fitted on another descriptor: not applicable
         g = groups if groups is not None else choose_groups(style, seed=seed)
         g = max(1, min(g, n))
         if g == 1:
-            return cls(centroids=style.mean(0, keepdims=True).astype(np.float32),
-                       means=descriptors.mean(0, keepdims=True).astype(np.float32), fitted_on=n)
-        rng = np.random.default_rng(seed)
-        fit_rows = rng.choice(n, size=min(n, sample), replace=False) if n > sample else np.arange(n)
-        km = KMeans(n_clusters=g, n_init=4, random_state=seed).fit(style[fit_rows].astype(np.float64))
-        return cls(centroids=km.cluster_centers_.astype(np.float32), means=np.zeros((g, descriptors.shape[1]),
-                   np.float32), fitted_on=n).with_means(style, descriptors)
+            centroids = style.mean(0, keepdims=True).astype(np.float32)
+        else:
+            km = KMeans(n_clusters=g, n_init=4, random_state=seed).fit(style[fit_rows].astype(np.float64))
+            centroids = km.cluster_centers_.astype(np.float32)
+        model = cls(centroids=centroids, means=np.zeros((len(centroids), 0), np.float32), fitted_on=n,
+                    reduce=reduce, learnt=learnt)
+        return model.with_means(style, descriptors)
 
-    def with_means(self, style: np.ndarray, descriptors: np.ndarray) -> "ContentModel":
-        """The same style groups, with each group's mean descriptor taken over the works given."""
+    def parts(self, descriptors: np.ndarray) -> np.ndarray:
+        """The descriptors in the model's space before the group means: ``[a, b]`` (float32)."""
+        d = np.asarray(descriptors, np.float32)
+        a = self.reduce.transform(d) if self.reduce is not None else d
+        return np.hstack([a, self.learnt.transform(d)]) if self.learnt is not None else a
+
+    def with_means(self, style: np.ndarray, descriptors: np.ndarray, batch: int = 65_536) -> "ContentModel":
+        """The same style groups and projections, with each group's mean taken over the works given."""
         labels = self.groups(style)
-        means = np.zeros((len(self.centroids), descriptors.shape[1]), np.float32)
-        for c in range(len(self.centroids)):
-            members = labels == c
-            means[c] = descriptors[members].mean(0) if members.any() else 0.0
-        return ContentModel(centroids=self.centroids, means=means, fitted_on=self.fitted_on)
+        g = len(self.centroids)
+        sums, counts = None, np.bincount(labels, minlength=g).astype(np.float64)
+        for s in range(0, len(labels), batch):
+            x = self.parts(descriptors[s:s + batch]).astype(np.float64)
+            if sums is None:
+                sums = np.zeros((g, x.shape[1]))
+            np.add.at(sums, labels[s:s + batch], x)
+        means = (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
+        return ContentModel(centroids=self.centroids, means=means, fitted_on=self.fitted_on, reduce=self.reduce,
+                            learnt=self.learnt)
 
     @classmethod
-    def update(cls, previous: "ContentModel | None", style: np.ndarray, descriptors: np.ndarray) -> \
-            tuple["ContentModel", bool]:
-        """The model for a collection that changed since *previous* was fitted: *previous* itself, style groups and
-        their means unchanged, while the collection grew or shrank by at most :attr:`REFIT_AFTER` since the fit (so
-        that adding 2 works to 500 costs no k-means and changes no other work's content embedding), a new fit
-        otherwise. Returns the model and whether it was refitted."""
+    def update(cls, previous: "ContentModel | None", style: np.ndarray, descriptors: np.ndarray, *,
+               learnt: LinearProjection | None = None) -> tuple["ContentModel", bool]:
+        """The model for a collection that changed since *previous* was fitted: *previous* itself, style groups,
+        projections and means unchanged, while the collection grew or shrank by at most :attr:`REFIT_AFTER` since
+        the fit and the learnt projection is the same (so that adding 2 works to 500 costs no k-means and changes
+        no other work's content embedding), a new fit otherwise. Returns the model and whether it was refitted."""
         n = len(style)
+        if learnt is not None and learnt.mean.shape[0] != descriptors.shape[1]:
+            learnt = None
         if (previous is not None and previous.fitted_on and previous.centroids.shape[1] == style.shape[1]
-                and previous.means.shape[1] == descriptors.shape[1]
+                and previous.input_dim == descriptors.shape[1] and _same(previous.learnt, learnt)
                 and abs(n - previous.fitted_on) <= cls.REFIT_AFTER * previous.fitted_on):
             return previous, False
-        return cls.fit(style, descriptors), True
+        return cls.fit(style, descriptors, learnt=learnt), True
+
+    @property
+    def input_dim(self) -> int:
+        """The length of the descriptors the model takes."""
+        if self.reduce is not None:
+            return int(self.reduce.mean.shape[0])
+        return int(self.means.shape[1] - (self.learnt.dim if self.learnt is not None else 0))
+
+    @property
+    def dim(self) -> int:
+        """The length of the content embedding."""
+        return int(self.means.shape[1])
 
     def groups(self, style: np.ndarray, batch: int = 65_536) -> np.ndarray:
         """Each work's style group: the nearest centroid (squared distance as |c|² − 2 s·c, one matrix product)."""
@@ -589,21 +642,65 @@ class ContentModel:
                                for s in range(0, len(style), batch)]) if len(style) else np.zeros(0, np.int64)
 
     def transform(self, style: np.ndarray, descriptors: np.ndarray, batch: int = 65_536) -> np.ndarray:
-        """Unit content embeddings: each descriptor less its style group's mean (in blocks of rows, so that a
-        million works need no copies of the whole array)."""
+        """Unit content embeddings (in blocks of rows, so that a million works need no copies of the whole
+        array): each part less its style group's mean, scaled to unit length, and weighted (see the class)."""
         groups = self.groups(style)
-        out = np.empty((len(descriptors), self.means.shape[1]), np.float32)
+        out = np.empty((len(descriptors), self.dim), np.float32)
+        split = self.dim - (self.learnt.dim if self.learnt is not None else 0)
+        w = self.LEARNT_WEIGHT
+        scale = (np.sqrt(1.0 / (1.0 + w)), np.sqrt(w / (1.0 + w))) if self.learnt is not None else (1.0, 0.0)
         for s in range(0, len(descriptors), batch):
-            e = np.asarray(descriptors[s:s + batch], np.float32) - self.means[groups[s:s + batch]]
-            out[s:s + batch] = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+            e = self.parts(descriptors[s:s + batch]) - self.means[groups[s:s + batch]]
+            for part, k in ((slice(0, split), scale[0]), (slice(split, None), scale[1])):
+                if e[:, part].shape[1]:
+                    p = e[:, part]
+                    e[:, part] = k * p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)
+            out[s:s + batch] = e
+        return out
+
+    def arrays(self) -> dict:
+        """Every array the embeddings depend on, by name (what :meth:`save` writes and digests hash)."""
+        out = {"centroids": self.centroids, "means": self.means, "fitted_on": np.int64(self.fitted_on)}
+        for name, p in (("reduce", self.reduce), ("learnt", self.learnt)):
+            if p is not None:
+                out[f"{name}_mean"] = np.asarray(p.mean, np.float32)
+                out[f"{name}_components"] = np.asarray(p.components, np.float32)
         return out
 
     def save(self, path: str | os.PathLike) -> None:
-        atomic_write(path, lambda p: np.savez(p, centroids=self.centroids, means=self.means,
-                                              fitted_on=np.int64(self.fitted_on)))
+        info = json.dumps(self.learnt.info if self.learnt is not None else {}, sort_keys=True)
+        atomic_write(path, lambda p: np.savez(p, **self.arrays(), learnt_info=np.array(info)))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ContentModel":
-        with np.load(path) as z:
+        with np.load(path, allow_pickle=False) as z:
+            parts = {}
+            for name in ("reduce", "learnt"):
+                if f"{name}_mean" in z.files:
+                    info = json.loads(str(z["learnt_info"])) if name == "learnt" and "learnt_info" in z.files else {}
+                    parts[name] = LinearProjection(mean=z[f"{name}_mean"].astype(np.float64),
+                                                   components=z[f"{name}_components"].astype(np.float64), info=info)
             return cls(centroids=z["centroids"], means=z["means"],
-                       fitted_on=int(z["fitted_on"]) if "fitted_on" in z.files else 0)
+                       fitted_on=int(z["fitted_on"]) if "fitted_on" in z.files else 0, **parts)
+
+
+def _pca(x: np.ndarray, dim: int) -> LinearProjection:
+    """Principal axes of the rows of *x*: the top *dim* (at most the rank) as a :class:`LinearProjection`."""
+    x = np.asarray(x, np.float64)
+    mean = x.mean(0)
+    cov = np.zeros((x.shape[1], x.shape[1]))
+    for s in range(0, len(x), 8192):
+        c = x[s:s + 8192] - mean
+        cov += c.T @ c
+    values, vectors = np.linalg.eigh(cov)
+    keep = min(dim, max(1, len(x) - 1))
+    return LinearProjection(mean=mean, components=vectors[:, ::-1][:, :keep].copy(),
+                            info={"method": "pca", "dim": int(keep), "fitted_on": int(len(x))})
+
+
+def _same(a: LinearProjection | None, b: LinearProjection | None) -> bool:
+    """Whether two optional projections are the same map."""
+    if a is None or b is None:
+        return a is None and b is None
+    return a.components.shape == b.components.shape and np.allclose(a.mean, b.mean, atol=1e-6) and np.allclose(
+        a.components, b.components, atol=1e-6)

@@ -10,9 +10,11 @@ style      the style signature: mean over relu4_1, relu5_1 of the squared      t
 l_style    Gatys et al.'s (2016) style loss :math:`L_{style}=\\sum_l w_lE_l`,   the distance itself
            :math:`E_l=\\frac{1}{4N_l^2M_l^2}\\sum_{ij}(G^l_{ij}-A^l_{ij})^2`,
            relu1_1 … relu5_1, :math:`w_l = 1/5`
-content    :math:`1-\\cos` of style-free content embeddings (pooled relu5_4,    the distance itself
-           each work's style-group mean removed; Geirhos et al. 2019 on
-           why ImageNet features follow texture)
+content    :math:`1-\\cos` of style-free content embeddings: maxima of          the distance itself
+           relu5_2, relu5_3, relu5_4, less each work's style-group mean,
+           blended with a projection learnt from pastiches,
+           :math:`1-(\\cos_a + w\\cos_b)/(1+w)` (:mod:`artspace.content`;
+           Geirhos et al. 2019 on why ImageNet features follow texture)
 =========  ==================================================================  =================================
 
 Every space is searched through a compact embedding stored in the catalog (squared L2 of the compact vectors
@@ -52,7 +54,8 @@ SPACES: dict[str, Space] = {
     "l_style": Space("l_style", "l2", False, "L_style (Gatys et al.)",
                      "sum_l w_l E_l, E_l = sum (G - A)^2 / (4 N^2 M^2) on relu1_1 ... relu5_1"),
     "content": Space("content", "ip", False, "content (1 - cos)",
-                     "1 - cos of style-free content embeddings (relu5_4 maxima, style-group mean removed)"),
+                     "1 - (cos_a + w cos_b)/(1 + w): a = relu5_2-5_4 maxima, b = their pastiche-learnt projection, "
+                   "each less its style-group mean"),
 }
 DEFAULT_SPACE = "style"
 

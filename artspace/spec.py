@@ -14,7 +14,7 @@ from typing import Iterable
 from .errors import InvalidOption, UnknownLayer
 
 __all__ = ["LAYERS", "CONV_LAYERS", "CHANNELS", "check_layers", "DEFAULT_STYLE_LAYERS", "DEFAULT_CONTENT_LAYER",
-           "DEFAULT_SIGNATURE_LAYERS", "MOMENTS_LAYER",
+           "DEFAULT_SIGNATURE_LAYERS", "MOMENTS_LAYER", "DEFAULT_DESCRIPTOR_LAYERS",
            "FeatureSpec"]
 
 _CFG = [[64, 64], [128, 128], [256, 256, 256, 256], [512, 512, 512, 512], [512, 512, 512, 512]]
@@ -60,6 +60,10 @@ DEFAULT_SIGNATURE_LAYERS = ("relu4_1", "relu5_1")
 #: style for AdaIN (Huang & Belongie 2017) without reading the work's image again.
 MOMENTS_LAYER = "relu4_1"
 
+#: Layers of the content search descriptor: the maxima of relu5_2, relu5_3 and relu5_4 found the same subject more
+#: often than relu5_4 alone on every development set (docs/benchmarks.md, "Content that follows the subject").
+DEFAULT_DESCRIPTOR_LAYERS = ("relu5_2", "relu5_3", "relu5_4")
+
 
 def _triangle_dims(layers) -> tuple[int, ...]:
     """Length of the upper triangle of each layer's Gram matrix, :math:`N(N+1)/2`."""
@@ -83,8 +87,9 @@ class FeatureSpec:
         :math:`w_l` for each style layer; default :math:`1/|L|`.
     content_layer : str
         Layer of the exact content distance (Gatys et al.'s conv4_2, taken after its relu).
-    descriptor_layer : str
-        Layer whose pooled responses form the content search descriptor.
+    descriptor_layers : tuple of str
+        Layers whose maxima over space form the content search descriptor (:func:`artspace.features.content_descriptor`).
+        Catalogs made before this default used relu5_4 alone (their specs say ``descriptor_layer``) and keep it.
     signature_layers : tuple of str
         Layers whose Gram matrices form the style signature (:func:`style_signature`).
     """
@@ -94,13 +99,13 @@ class FeatureSpec:
     style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
     style_weights: tuple[float, ...] | None = None
     content_layer: str = DEFAULT_CONTENT_LAYER
-    descriptor_layer: str = "relu5_4"
+    descriptor_layers: tuple[str, ...] = DEFAULT_DESCRIPTOR_LAYERS
     signature_layers: tuple[str, ...] = DEFAULT_SIGNATURE_LAYERS
 
     def __post_init__(self):
         check_layers(self.style_layers)
         check_layers(self.signature_layers)
-        check_layers([self.content_layer, self.descriptor_layer])
+        check_layers([self.content_layer, *self.descriptor_layers])
         if not 32 <= int(self.size) <= 4096:
             raise InvalidOption(f"size must be between 32 and 4096 pixels, not {self.size}")
         if self.style_weights is not None and len(self.style_weights) != len(self.style_layers):
@@ -127,12 +132,12 @@ class FeatureSpec:
 
     @property
     def descriptor_dim(self) -> int:
-        return CHANNELS[self.descriptor_layer]
+        return sum(CHANNELS[n] for n in self.descriptor_layers)
 
     @property
     def last_layer(self) -> str:
-        wanted = set(self.style_layers) | set(self.signature_layers) | {self.content_layer, self.descriptor_layer,
-                                                                        MOMENTS_LAYER}
+        wanted = set(self.style_layers) | set(self.signature_layers) | {self.content_layer, MOMENTS_LAYER,
+                                                                        *self.descriptor_layers}
         return max(wanted, key=LAYERS.index)
 
     def to_dict(self) -> dict:
@@ -140,6 +145,7 @@ class FeatureSpec:
         d["style_layers"] = list(self.style_layers)
         d["style_weights"] = list(self.layer_weights)
         d["signature_layers"] = list(self.signature_layers)
+        d["descriptor_layers"] = list(self.descriptor_layers)
         return d
 
     @classmethod
@@ -150,6 +156,10 @@ class FeatureSpec:
             d["style_weights"] = tuple(d["style_weights"])
         if d.get("signature_layers") is not None:
             d["signature_layers"] = tuple(d["signature_layers"])
+        if d.get("descriptor_layers") is not None:
+            d["descriptor_layers"] = tuple(d["descriptor_layers"])
+        elif d.get("descriptor_layer") is not None:  # a catalog from before the three-layer default
+            d["descriptor_layers"] = (d["descriptor_layer"],)
         return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
 
     def describe(self) -> str:

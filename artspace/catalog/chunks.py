@@ -51,8 +51,10 @@ def basis_digests(spec: dict, precision: str, projection_files: dict, content_mo
         _hash_file(proj, Path(projection_files[by]))
     out["style"] = out["l_style"] = proj.hexdigest()
     content = proj.copy()
-    for a in (content_model.centroids, content_model.means):
-        content.update(np.ascontiguousarray(a).tobytes())
+    for name, a in sorted(content_model.arrays().items()):
+        if name != "fitted_on":
+            content.update(name.encode())
+            content.update(np.ascontiguousarray(a).tobytes())
     out["content"] = content.hexdigest()
     return out
 

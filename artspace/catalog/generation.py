@@ -421,6 +421,18 @@ def _previous_content_model(run):
         return None
 
 
+def _learnt_projection(run, previous_model):
+    """The content projection to blend in: the one this run asks for, else the one the catalog has, else the one
+    shipped with artspace where it fits the catalog's descriptor (:func:`artspace.content.projection_for`)."""
+    from ..content import projection_for
+
+    if run.content_projection is not None:
+        return run.content_projection
+    if previous_model is not None and previous_model.learnt is not None:
+        return previous_model.learnt
+    return projection_for(run.spec)
+
+
 def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moments, skipped_all) -> dict:
     import faiss
     import torch
@@ -431,7 +443,9 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
 
     ids = works["id"].to_numpy(np.int64)
     run.status(f"content model and search indexes of {len(ids)} works")
-    content_model, refitted = ContentModel.update(_previous_content_model(run), emb["l_style"], desc)
+    previous_model = _previous_content_model(run)
+    content_model, refitted = ContentModel.update(previous_model, emb["l_style"], desc,
+                                                  learnt=_learnt_projection(run, previous_model))
     if refitted and run.previous.folder is not None:
         run.report.notes.append(f"the content model's {len(content_model.centroids)} style groups were fitted "
                                 f"again on {len(ids)} works")
@@ -486,12 +500,22 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
                         "distance": sp.formula, **indexes[by].describe(),
                         **({"sketch_dim": SKETCH_DIM, "sketch_seed": projection[by].seed,
                             "fitted_on": projection[by].n_fit, "variance_kept": projection[by].explained}
-                           if by in projection else {"groups": int(len(content_model.centroids))}),
+                           if by in projection else _content_description(content_model)),
                         **({"neighbours": CONTEXT_K} if sp.relative else {})}
                    for by, sp in SPACES.items()},
         "pairs_sampled": int(min(len(ids) * (len(ids) - 1) // 2, PAIR_SAMPLE)),
         "chunks": chunks,
     }
+
+
+def _content_description(model) -> dict:
+    """What the manifest says of the content space: its style groups, the PCA and the learnt projection."""
+    learnt = model.learnt
+    return {"groups": int(len(model.centroids)), "descriptor_dim": model.input_dim,
+            "reduced_to": model.reduce.dim if model.reduce is not None else None,
+            "learnt_projection": None if learnt is None else
+            {"dim": learnt.dim, "weight": model.LEARNT_WEIGHT,
+             **{k: learnt.info.get(k) for k in ("method", "shrinkage", "groups", "works", "catalog")}}}
 
 
 def _content(run, unchanged, l_style, desc, content_model):

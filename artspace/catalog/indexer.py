@@ -104,6 +104,7 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
           signature_dim: int = 128, rebuild: bool = False, quiet: bool = False, streams: int | None = None,
           max_pixels: int | None = None, exclude: Sequence[str] = (), include_outputs: bool = False,
           precision: str = "auto", engine: str = "local", address: str | None = None, compile: bool = False,
+          content_projection: str | os.PathLike | None = None,
           on_skip: Callable[[str, str], None] | None = None) -> IndexReport:
     """Index every image below *root* into a catalog: extract, store, fit, and build the search indexes.
 
@@ -159,6 +160,9 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
     compile : bool
         Run VGG-19 through ``torch.compile`` (:class:`~artspace.features.Extractor`); batches then go through one
         stream. The catalog is the same, to float rounding.
+    content_projection : path, optional
+        A content projection made by :func:`artspace.content.fit_content` (``artspace fit-content``) to blend into
+        the content embeddings instead of the one the catalog has (at first, the one shipped with artspace).
     on_skip : callable(path, reason), optional
         Called for each file that is not catalogued.
 
@@ -198,6 +202,7 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
         collect_garbage(cdir)
         run = _Run(root, cdir, report, quiet=quiet, on_skip=on_skip)
         run.prepare(spec, md, rebuild, precision, device)
+        run.choose_content_projection(content_projection)
         run.plan(exclude, include_outputs)
         if run.needs_publishing():
             run.extract(batch_size=batch_size, device=device, workers=workers, streams=streams,
@@ -235,6 +240,8 @@ class _Run:
         self.state: ShardLog | None = None
         #: whether the extraction log was started afresh (projections refitted: nothing derived from them is kept)
         self.rebuilt = False
+        #: the learnt content projection asked for on this run (None: the catalog's own, or the shipped one)
+        self.content_projection = None
 
     # ---- 1. plan ------------------------------------------------------------------------------------------------
 
@@ -317,9 +324,17 @@ class _Run:
             self.projections = None
             self.rebuilt = True
 
+    def choose_content_projection(self, path) -> None:
+        """Read the content projection asked for (refused here, before any image, if it does not fit the spec)."""
+        from ..content import projection_for
+
+        if path is not None:
+            self.content_projection = projection_for(self.spec, path)
+
     def needs_publishing(self) -> bool:
-        """Whether a generation made now would differ from the published one (works, skips, metadata, damage)."""
-        if self.todo or self.state.damaged or self.projections is None:
+        """Whether a generation made now would differ from the published one (works, skips, metadata, damage, the
+        content projection)."""
+        if self.todo or self.state.damaged or self.projections is None or self.content_projection is not None:
             return True
         present = self.present
         works = [(rel, r.size, r.mtime_ns, r.id) for rel, r in self.state.records.items() if r.ok and rel in present]
