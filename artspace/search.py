@@ -538,7 +538,7 @@ class ContentModel:
       descriptor least compared with a change of photograph. Its coordinates, less their style-group means, form a
       second part of the embedding.
 
-    With :math:`a` the descriptor (reduced by the collection's PCA to :attr:`REDUCE_TO` dimensions when longer) and
+    With :math:`a` the descriptor (reduced by the collection's PCA to :attr:`REDUCE_TO` dimensions when longer than :attr:`REDUCE_ABOVE`) and
     :math:`b = W^\top(x-\mu)` the learnt projection, each less its group's mean and scaled to unit length, the
     embedding is :math:`[\sqrt{1/(1+w)}\,a, \sqrt{w/(1+w)}\,b]` with :math:`w` = :attr:`LEARNT_WEIGHT`, so that
     :math:`1-\cos = 1 - (\cos_a + w\cos_b)/(1+w)`. Without a learnt projection (catalogs whose descriptor the
@@ -556,8 +556,10 @@ class ContentModel:
 
     #: :meth:`update` keeps the groups while the collection has changed by at most this fraction since the fit
     REFIT_AFTER = 0.1
-    #: descriptors longer than this are reduced by PCA (a million works' content index then stays within memory)
-    REDUCE_TO = 512
+    #: descriptors longer than REDUCE_ABOVE are reduced to REDUCE_TO numbers by the collection's PCA (with the
+    #: learnt projection's 128 directions the embedding has 512 numbers, as relu5_4 alone had: a million works'
+    #: content index stays the size it was)
+    REDUCE_ABOVE, REDUCE_TO = 512, 384
     #: :math:`w`, the learnt part's weight in the cosine
     LEARNT_WEIGHT = 0.5
 
@@ -572,7 +574,7 @@ class ContentModel:
         style, descriptors = np.asarray(style), np.asarray(descriptors)
         rng = np.random.default_rng(seed)
         fit_rows = np.sort(rng.choice(n, size=min(n, sample), replace=False)) if n > sample else np.arange(n)
-        reduce = _pca(descriptors[fit_rows], cls.REDUCE_TO) if descriptors.shape[1] > cls.REDUCE_TO else None
+        reduce = _pca(descriptors[fit_rows], cls.REDUCE_TO) if descriptors.shape[1] > cls.REDUCE_ABOVE else None
         if learnt is not None and learnt.mean.shape[0] != descriptors.shape[1]:
             learnt = None  # fitted on another descriptor: not applicable
         g = groups if groups is not None else choose_groups(style, seed=seed)

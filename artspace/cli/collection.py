@@ -72,6 +72,10 @@ def index_cmd(
                                           "ray://head:10001). Default: a local Ray instance."),
     compile: bool = typer.Option(False, "--compile", help="Run VGG-19 through torch.compile: fused kernels for "
                                  "long GPU runs, after about a minute of compilation (one stream)."),
+    content_projection: Optional[Path] = typer.Option(None, "--content-projection", help="A content projection "
+                                                      "from `artspace fit-content` to blend into the content "
+                                                      "space instead of the catalog's (at first, the one shipped "
+                                                      "with artspace); kept by later runs."),
     quiet: bool = quiet_option("No progress bar or status lines."),
 ):
     """Index a folder: style and content features of every image, a catalog beside them, faiss indexes.
@@ -91,9 +95,65 @@ def index_cmd(
                    batch_size=batch_size, device=device, workers=workers, streams=streams, rebuild=rebuild,
                    quiet=quiet, max_pixels=max_pixels, exclude=tuple(exclude or ()), include_outputs=include_outputs,
                    precision=precision, engine=engine, address=address, compile=compile,
-                   on_skip=lambda path, reason: echo_err(f"skipped {path}: {reason}"))
+                   content_projection=content_projection, on_skip=lambda path, reason: echo_err(f"skipped {path}: {reason}"))
     for note in report.notes:
         echo_err(f"note: {note}")
     typer.echo(report.summary())
     if report.skipped:
         raise typer.Exit(3)
+
+
+@app.command("pastiche-set")
+@handle_errors
+def pastiche_set_cmd(
+    photos: Path = typer.Argument(..., help="Folder of photographs (a metadata.csv with path,class labels them)."),
+    paintings: Path = typer.Argument(..., help="Folder of paintings (a metadata.csv with path,style names movements)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder to write the pastiches and metadata.csv into; "
+                                "images already there are kept, so an interrupted run continues."),
+    photos_n: int = typer.Option(300, "--photos", help="How many photographs (a seeded choice)."),
+    per_photo: int = typer.Option(6, "--per-photo", help="Paintings each photograph is painted in."),
+    size: int = typer.Option(224, "--size", help="Long side of the pastiches, in pixels."),
+    seed: int = typer.Option(0, "--seed", help="Seeds the choice of photographs and paintings."),
+):
+    """Paint photographs in many paintings' styles with AdaIN (Huang & Belongie 2017): groups of a photograph and
+    its pastiches, which share the subject and nothing of the hand. Index them with --include-outputs and fit a
+    content projection on them with `artspace fit-content`.
+
+    Example: artspace pastiche-set photos/ paintings/ -o pastiches --photos 300 --per-photo 6
+    """
+    from ..pastiches import pastiche_set
+
+    table = pastiche_set(photos, paintings, output, photos_n=photos_n, per_photo=per_photo, size=size, seed=seed)
+    typer.echo(f"wrote {len(table)} images ({(table['kind'] == 'photo').sum()} photographs and their pastiches) "
+               f"and {output / 'metadata.csv'}")
+
+
+@app.command("fit-content")
+@handle_errors
+def fit_content_cmd(
+    folder: Path = typer.Argument(..., help="An indexed folder of pastiche groups (see `artspace pastiche-set`)."),
+    output: Path = typer.Option(..., "--output", "-o", help="The projection file to write (.npz); never "
+                                "overwritten."),
+    catalog: Optional[Path] = typer.Option(None, "--catalog", "-c", help="Catalog directory (default "
+                                           "FOLDER/.artspace)."),
+    group_column: str = typer.Option("photo", "--group-column", help="Metadata column naming each work's group (a "
+                                     "photograph and its pastiches share it)."),
+    shrinkage: float = typer.Option(0.9, "--shrinkage", help="Pull of the within-group covariance towards a "
+                                    "multiple of the identity, 0 to 1 (Friedman 1989)."),
+):
+    """Fit a content projection (Fisher's discriminant, Fisher 1936) on pastiche groups: the directions of the
+    content descriptor that a change of hand moves least. Use it with `artspace index --content-projection`.
+
+    Example: artspace fit-content pastiches -o my_projection.npz && artspace index works --content-projection my_projection.npz
+    """
+    from ..catalog import Catalog
+    from ..content import fit_content
+    from ..errors import ArtspaceError
+
+    if output.exists():
+        raise ArtspaceError(f"{output} exists; artspace never overwrites a file: choose another --output")
+    cat = Catalog.open(catalog or folder)
+    p = fit_content(cat, group_column, shrinkage=shrinkage)
+    p.save(output)
+    typer.echo(f"wrote {output}: {p.dim} directions from {p.info['works']} works in {p.info['groups']} groups "
+               f"(shrinkage {shrinkage})")

@@ -1,0 +1,145 @@
+"""Does content search follow what is depicted rather than the hand? Before and after, on pastiches nobody fitted
+on, on pacs-dev and on the demo grid.
+
+    # 1. two pastiche sets (AdaIN, artspace's own): 'fit' to fit the projection on, 'dev' to measure on; they share
+    #    no photograph and no painting
+    python benchmarks/bench_content.py make --photos ../shared/data/photos-train \\
+        --paintings ../shared/data/paintings-train --out /tmp/content
+    # 2. index every set twice: 'before' with the previous content descriptor (relu5_4 alone, no learnt
+    #    projection), 'after' with the defaults
+    python benchmarks/bench_content.py index --out /tmp/content --set dev=/tmp/content/dev \\
+        --set pacs=../shared/data/pacs-dev --set demo=/tmp/demo
+    # 3. fit the shipped projection on the 'fit' set (artspace/data/content_projection.npz)
+    python benchmarks/bench_content.py fit --out /tmp/content --save artspace/data/content_projection.npz
+    # 4. measure: precision@10 of every work as a query (pastiches only on 'dev'), 95 % bootstrap intervals
+    python benchmarks/bench_content.py measure --out /tmp/content
+
+The learnt projection is read from the package when the 'after' catalogs are published, so step 3 comes before
+their last publication: ``index`` re-publishes without reading an image again when asked to
+(``--content-projection``). Every figure is what ``Catalog.similar(..., by=...)`` returns on these catalogs
+(exact indexes below 200,000 works), each work a query, its own hit left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from artspace.catalog import Catalog, index  # noqa: E402
+from artspace.spec import FeatureSpec  # noqa: E402
+
+#: The content and style labels of each set: (content column, style column)
+LABELS = {"dev": ("subject", "painting"), "pacs": ("class", "domain"), "demo": ("shape", "texture")}
+BEFORE = FeatureSpec(descriptor_layers=("relu5_4",))
+
+
+def make(args) -> None:
+    from artspace.pastiches import pastiche_set
+
+    out = Path(args.out)
+    # fit: 244 photographs × 6 paintings of the even-numbered half; dev: 120 other photographs × 4 of 48 paintings
+    # of the odd-numbered half (each dev painting styles about ten photographs, so "same painting" is measurable)
+    for name, skip, n, per, share, paintings_n in (("dev", 300, 120, 4, (1, 2), 48), ("fit", 0, 244, 6, (0, 2), None)):
+        t = time.perf_counter()
+        table = pastiche_set(args.photos, args.paintings, out / name, photos_n=n, per_photo=per, skip_photos=skip,
+                             painting_share=share, paintings_n=paintings_n, seed=0)
+        print(f"{name}: {len(table)} images ({n} photographs × {per} paintings, and the photographs) in "
+              f"{time.perf_counter() - t:.0f} s", flush=True)
+
+
+def index_sets(args) -> None:
+    out = Path(args.out)
+    sets = dict(s.split("=", 1) for s in args.set)
+    sets.setdefault("fit", str(out / "fit"))
+    for name, folder in sets.items():
+        for variant, spec in (("before", BEFORE), ("after", None)):
+            if name == "fit" and variant == "before":
+                continue
+            md = Path(folder) / "metadata.csv"
+            t = time.perf_counter()
+            rep = index(folder, catalog=out / "catalogs" / f"{name}-{variant}", metadata=md if md.is_file() else None,
+                        spec=spec, include_outputs=True, quiet=True)
+            print(f"{name} {variant}: {rep.works} works in {time.perf_counter() - t:.0f} s", flush=True)
+
+
+def fit(args) -> None:
+    from artspace.content import SHRINKAGE, fit_content
+
+    cat = Catalog.open(Path(args.out) / "catalogs" / "fit-after")
+    t = time.perf_counter()
+    p = fit_content(cat, "photo", shrinkage=SHRINKAGE)
+    p.info["catalog"] = "pastiche set 'fit' of benchmarks/bench_content.py (photos-train × paintings-train)"
+    p.save(args.save)
+    print(f"fitted {p.dim} directions on {p.info['works']} works in {p.info['groups']} groups in "
+          f"{time.perf_counter() - t:.1f} s; wrote {args.save}")
+
+
+def precision_at(cat: Catalog, by: str, labels: np.ndarray, rows: np.ndarray, k: int = 10, seed: int = 0):
+    """Mean precision@k of *labels* over the query *rows* through ``Catalog.similar``, and its 95 % bootstrap
+    interval over the queries."""
+    ids = cat.works["id"].to_numpy()
+    label_of = dict(zip(ids, labels))
+    hits = []
+    for r in rows:
+        found = cat.similar(int(ids[r]), by=by, k=k)
+        got = [label_of[i] for i in found["id"]]
+        hits.append(np.mean([g == labels[r] for g in got]))
+    hits = np.asarray(hits)
+    rng = np.random.default_rng(seed)
+    boot = [hits[rng.integers(0, len(hits), len(hits))].mean() for _ in range(1000)]
+    return float(hits.mean()), float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))
+
+
+def fmt(p) -> str:
+    return f"{p[0]:.3f} [{p[1]:.2f}, {p[2]:.2f}]"
+
+
+def measure(args) -> None:
+    cats = Path(args.out) / "catalogs"
+    for name, (content_col, style_col) in LABELS.items():
+        if not (cats / f"{name}-after").exists():
+            continue
+        print(f"\n### {name}\n")
+        print(f"| catalog | content: same {content_col} ↑ | content: same {style_col} ↓ | style: same {style_col} ↑ "
+              f"| style: same {content_col} ↓ |")
+        print("| --- | --- | --- | --- | --- |")
+        for variant in ("before", "after"):
+            cat = Catalog.open(cats / f"{name}-{variant}")
+            w = cat.works
+            rows = np.flatnonzero(w["kind"].to_numpy() == "pastiche") if "kind" in w.columns else np.arange(len(w))
+            c, s = w[content_col].to_numpy(object), w[style_col].to_numpy(object)
+            cells = [precision_at(cat, "content", c, rows), precision_at(cat, "content", s, rows),
+                     precision_at(cat, "style", s, rows), precision_at(cat, "style", c, rows)]
+            print(f"| {variant} | " + " | ".join(fmt(x) for x in cells) + " |", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("make")
+    m.add_argument("--photos", required=True)
+    m.add_argument("--paintings", required=True)
+    m.add_argument("--out", required=True)
+    i = sub.add_parser("index")
+    i.add_argument("--out", required=True)
+    i.add_argument("--set", action="append", default=[], help="NAME=FOLDER (dev, pacs, demo)")
+    f = sub.add_parser("fit")
+    f.add_argument("--out", required=True)
+    f.add_argument("--save", required=True)
+    e = sub.add_parser("measure")
+    e.add_argument("--out", required=True)
+    args = ap.parse_args()
+    print(f"# python {' '.join(sys.argv)}")
+    {"make": make, "index": index_sets, "fit": fit, "measure": measure}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()

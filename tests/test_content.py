@@ -1,0 +1,176 @@
+"""The content space: the multi-layer descriptor, the content model's PCA and learnt projection, the shipped
+projection, and a pastiche whose content neighbours share its photograph's subject (generated images)."""
+
+import numpy as np
+import pytest
+import torch
+
+from artspace.content import load_projection, projection_for, shipped_projection
+from artspace.discriminant import LinearProjection, fisher
+from artspace.errors import ArtspaceError, InvalidOption
+from artspace.features import content_descriptor
+from artspace.search import ContentModel
+from artspace.spec import FeatureSpec
+
+
+def test_descriptor_of_several_layers_weighs_each_layer_the_same_and_has_unit_length():
+    a, b = torch.rand(2, 4, 3, 3), 100 * torch.rand(2, 6, 2, 2)
+    d = content_descriptor([a, b])
+    assert d.shape == (2, 10)
+    torch.testing.assert_close(d.norm(dim=1), torch.ones(2))
+    torch.testing.assert_close(d[:, :4].norm(dim=1), d[:, 4:].norm(dim=1))
+    torch.testing.assert_close(content_descriptor(a), content_descriptor([a]))
+
+
+def test_spec_of_an_older_catalog_keeps_its_one_descriptor_layer():
+    old = FeatureSpec().to_dict()
+    del old["descriptor_layers"]
+    old["descriptor_layer"] = "relu5_4"
+    spec = FeatureSpec.from_dict(old)
+    assert spec.descriptor_layers == ("relu5_4",) and spec.descriptor_dim == 512
+    assert FeatureSpec().descriptor_dim == 1536
+    assert FeatureSpec.from_dict(FeatureSpec().to_dict()).descriptor_layers == FeatureSpec().descriptor_layers
+
+
+def _collection(seed=0, n=120, d=600, groups=3):
+    rng = np.random.default_rng(seed)
+    style = np.repeat(np.eye(groups) * 10, n // groups, axis=0) + rng.normal(0, 0.1, (n, groups))
+    desc = rng.random((n, d)).astype(np.float32) + np.repeat(rng.random((groups, d)), n // groups, axis=0)
+    return style.astype(np.float32), desc
+
+
+def test_long_descriptors_are_reduced_by_pca_and_the_learnt_part_is_blended_by_its_weight(tmp_path):
+    style, desc = _collection()
+    learnt = fisher(desc, np.arange(len(desc)) // 4, dim=8, shrinkage=0.5)
+    model = ContentModel.fit(style, desc, groups=3, learnt=learnt)
+    assert model.reduce is not None and model.reduce.dim == min(ContentModel.REDUCE_TO, len(desc) - 1)
+    assert ContentModel.fit(style, desc[:, :512], groups=3).reduce is None  # relu5_4 alone: as before
+    e = model.transform(style, desc)
+    assert e.shape == (len(desc), model.reduce.dim + 8)
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, rtol=1e-5)
+    split = model.reduce.dim
+    w = ContentModel.LEARNT_WEIGHT
+    np.testing.assert_allclose((e[:, split:] ** 2).sum(1), w / (1 + w), rtol=1e-5)
+    # 1 - cos is the weighted mean of the two parts' 1 - cos
+    a = e[:, :split] / np.linalg.norm(e[:, :split], axis=1, keepdims=True)
+    b = e[:, split:] / np.linalg.norm(e[:, split:], axis=1, keepdims=True)
+    np.testing.assert_allclose(e[0] @ e[1], (a[0] @ a[1] + w * (b[0] @ b[1])) / (1 + w), rtol=1e-5)
+    # each part has its style group's mean removed
+    groups = model.groups(style)
+    parts = model.parts(desc)
+    np.testing.assert_allclose(parts[groups == 0].mean(0), model.means[0], rtol=1e-4, atol=1e-4)
+    model.save(tmp_path / "m.npz")
+    back = ContentModel.load(tmp_path / "m.npz")
+    np.testing.assert_allclose(back.transform(style, desc), e, rtol=1e-4, atol=1e-5)
+    assert back.learnt.info == learnt.info
+
+
+def test_update_keeps_the_model_until_the_collection_or_the_learnt_projection_changes():
+    style, desc = _collection(d=64)
+    learnt = fisher(desc, np.arange(len(desc)) // 4, dim=4)
+    model = ContentModel.fit(style, desc, groups=3, learnt=learnt)
+    same, refitted = ContentModel.update(model, style[:-2], desc[:-2], learnt=learnt)
+    assert same is model and not refitted
+    other = fisher(desc, np.arange(len(desc)) // 6, dim=4)
+    new, refitted = ContentModel.update(model, style, desc, learnt=other)
+    assert refitted and new.learnt is other
+    # a projection fitted on another descriptor is not applied
+    alone, _ = ContentModel.update(None, style, desc, learnt=fisher(desc[:, :10], np.arange(len(desc)) // 4))
+    assert alone.learnt is None and alone.dim == 64
+
+
+def test_the_shipped_projection_fits_the_default_descriptor():
+    p = shipped_projection()
+    assert p is not None, "artspace/data/content_projection.npz is missing from the package"
+    assert p.mean.shape == (FeatureSpec().descriptor_dim,)
+    assert p.info["descriptor_layers"] == list(FeatureSpec().descriptor_layers) and p.info["groups"] > 100
+    assert projection_for(FeatureSpec()) is p
+    assert projection_for(FeatureSpec(descriptor_layers=("relu5_4",))) is None
+
+
+def test_a_projection_for_another_descriptor_or_no_projection_is_refused(tmp_path):
+    p = fisher(np.random.default_rng(0).random((20, 512)), np.arange(20) // 4)
+    p.save(tmp_path / "plain.npz")
+    with pytest.raises(ArtspaceError, match="not a content projection"):
+        load_projection(tmp_path / "plain.npz")
+    p.info.update({"descriptor_layers": ["relu5_4"], "size": 224, "weights": "original"})
+    p.save(tmp_path / "old.npz")
+    with pytest.raises(InvalidOption, match="fit one on this descriptor"):
+        projection_for(FeatureSpec(), tmp_path / "old.npz")
+    assert isinstance(projection_for(FeatureSpec(descriptor_layers=("relu5_4",)), tmp_path / "old.npz"),
+                      LinearProjection)
+
+
+@pytest.fixture(scope="module")
+def pastiches(tmp_path_factory):
+    """Eight generated 'photographs' (four shapes, flat marble) each painted by AdaIN in three generated
+    'paintings' (stripes, dots, checker), indexed at 96 px."""
+    import pandas as pd
+
+    from artspace.catalog import index
+    from artspace.demo import make_demo
+    from artspace.pastiches import pastiche_set
+
+    root = tmp_path_factory.mktemp("pastiches")
+    photos = make_demo(root / "photos", shapes=("circle", "square", "triangle", "star"), textures=("marble",),
+                       variants=2, size=96)
+    pd.read_csv(photos / "metadata.csv").rename(columns={"shape": "class"}).to_csv(photos / "metadata.csv",
+                                                                                   index=False)
+    paintings = make_demo(root / "paintings", shapes=("cross",), textures=("stripes", "dots", "checker"),
+                          variants=1, size=96)
+    table = pastiche_set(photos, paintings, root / "set", photos_n=8, per_photo=3, size=96)
+    assert (table["kind"] == "pastiche").sum() == 24 and table["subject"].notna().all()
+    index(root / "set", metadata=root / "set" / "metadata.csv", include_outputs=True, quiet=True,
+          spec=FeatureSpec(size=96))
+    return root / "set"
+
+
+def _precision(cat, by, column):
+    w = cat.works.set_index("id")
+    hits = []
+    for wid in w.index[w["kind"] == "pastiche"]:
+        found = cat.similar(int(wid), by=by, k=3)
+        hits.append((w.loc[found["id"], column].to_numpy() == w.loc[wid, column]).mean())
+    return float(np.mean(hits))
+
+
+def test_a_pastiche_finds_its_subject_by_content_and_its_painting_by_style(pastiches):
+    from artspace.catalog import Catalog
+
+    cat = Catalog.open(pastiches)
+    assert cat.manifest["spaces"]["content"]["learnt_projection"]["groups"] > 100  # the shipped one is blended in
+    # chance: 5 of the 31 other works share a subject, 7 share a painting
+    assert _precision(cat, "content", "subject") >= 0.7
+    assert _precision(cat, "content", "painting") <= 0.4
+    assert _precision(cat, "style", "painting") >= 0.8
+    assert _precision(cat, "content", "subject") > _precision(cat, "style", "subject")
+
+
+def test_fit_content_on_the_command_line_and_index_with_the_projection(pastiches, tmp_path):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from artspace.catalog import Catalog
+    from artspace.cli import app
+
+    pastiches = shutil.copytree(pastiches, tmp_path / "set")  # the other tests keep the shipped projection
+    out = tmp_path / "projection.npz"
+    r = CliRunner().invoke(app, ["fit-content", str(pastiches), "-o", str(out), "--shrinkage", "0.5"])
+    assert r.exit_code == 0, r.output
+    assert "8 groups" in r.output and load_projection(out).info["group_column"] == "photo"
+    again = CliRunner().invoke(app, ["fit-content", str(pastiches), "-o", str(out)])
+    assert again.exit_code == 1 and "never overwrites" in again.output
+    missing = CliRunner().invoke(app, ["fit-content", str(pastiches), "-o", str(tmp_path / "x.npz"),
+                                       "--group-column", "sitter"])
+    assert missing.exit_code == 1 and "no column 'sitter'" in missing.output
+    before = Catalog.open(pastiches)
+    r = CliRunner().invoke(app, ["index", str(pastiches), "--include-outputs", "--content-projection", str(out),
+                                 "--quiet"])
+    assert r.exit_code == 0, r.output
+    after = Catalog.open(pastiches)
+    learnt = after.manifest["spaces"]["content"]["learnt_projection"]
+    assert after.generation == before.generation + 1 and learnt["groups"] == 8 and learnt["shrinkage"] == 0.5
+    assert learnt["dim"] == 7  # 8 groups: at most 7 discriminant directions
+    # the style space is untouched: same vectors
+    np.testing.assert_array_equal(after.embeddings("style")[1], before.embeddings("style")[1])
