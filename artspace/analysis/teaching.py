@@ -78,7 +78,15 @@ def fit_projection(x: np.ndarray, y: np.ndarray, *, method: str = "lda", pca: in
                    shrinkage: float = 0.5, seed: int = 0) -> LinearProjection:
     """One learner fitted on the rows of *x* (n, D) with integer labels *y*: a :class:`LinearProjection` of the
     style embedding (principal components and the learnt map folded into one matrix)."""
-    x = np.asarray(x, np.float64)
+    from threadpoolctl import threadpool_limits
+
+    # the matrices are small (D ≤ a few hundred): one BLAS thread is a hundred times faster than several that wait
+    # for each other on a busy machine
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _fit(np.asarray(x, np.float64), y, method, pca, shrinkage, seed)
+
+
+def _fit(x, y, method, pca, shrinkage, seed) -> LinearProjection:
     mu, axes = _pca(x, pca)
     z = (x - mu) @ axes
     if method == "lda":

@@ -18,7 +18,8 @@ from .common import (app, by_option, catalog_option, default_out, echo_err, fail
 
 
 _BY_HELP = ("The space, as in `similar`: style = the style signature (default), l_style = Gatys et al.'s L_style, "
-            "content = 1 - cos of style-free content embeddings. Clusters, maps and comparisons use the raw "
+            "content = 1 - cos of style-free content embeddings, taught:NAME = a space taught by labels (`artspace "
+            "teach`). Clusters, maps and comparisons use the raw "
             "signature distance for style; neighbour lists its relative ranking, as `similar`.")
 _CLUSTER = library_defaults("artspace.analysis.clustering", "cluster")
 _MAP = library_defaults("artspace.analysis.maps", "map_collection")

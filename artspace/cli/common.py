@@ -83,7 +83,8 @@ def by_option(help: str | None = None):
 
     return typer.Option(DEFAULT_SPACE, "--by", help=help or (
         "The space, the same in every command: style = the style signature relative to both works' neighbourhoods "
-        "(default), l_style = Gatys et al.'s L_style, content = 1 - cos of style-free content embeddings."))
+        "(default), l_style = Gatys et al.'s L_style, content = 1 - cos of style-free content embeddings, "
+        "taught:NAME = a space taught by labels (`artspace teach`)."))
 
 
 def quiet_option(help: str = "No progress bar or log lines."):
