@@ -20,6 +20,7 @@ fresh process and reads its peak resident memory (``VmHWM``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -143,15 +144,16 @@ def scale(args) -> None:
     from artspace.catalog import index
 
     rng = np.random.default_rng(0)
-    with tempfile.TemporaryDirectory() as tmp:
+    with (contextlib.nullcontext(args.keep) if args.keep else tempfile.TemporaryDirectory()) as tmp:
         root = Path(tmp) / "collection"
         cdir = root / ".artspace"
-        root.mkdir()
-        synthetic_log(cdir, rng)
-        add_works(root, cdir, 0, args.n, 1, rng)
-        t = time.perf_counter()
-        index(root, quiet=True)
-        print(f"# synthetic catalog of {args.n:,} works indexed in {time.perf_counter() - t:.0f} s (not counted)")
+        if not (cdir / "CURRENT").is_file():  # --keep: a catalog built by an earlier run is used again
+            root.mkdir(parents=True)
+            synthetic_log(cdir, rng)
+            add_works(root, cdir, 0, args.n, 1, rng)
+            t = time.perf_counter()
+            index(root, quiet=True)
+            print(f"# synthetic catalog of {args.n:,} works indexed in {time.perf_counter() - t:.0f} s (not counted)")
         cat = Catalog.open(root)
         ids, x = cat.embeddings("style")
         centres = x[rng.choice(len(x), 20, replace=False)]
@@ -183,6 +185,7 @@ def main() -> None:
     s = sub.add_parser("scale", help="time and memory of teach on a synthetic catalog")
     s.add_argument("--n", type=int, default=100_000)
     s.add_argument("--labels", type=int, default=10_000)
+    s.add_argument("--keep", help="build the catalog in this folder and keep it (used again by the next run)")
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     (quality if args.what == "quality" else scale)(args)
