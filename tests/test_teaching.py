@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -155,7 +154,8 @@ def test_teach_names_the_labels_left_out_and_refuses_what_it_cannot_learn(demo):
     assert "warning:" in result.summary()
     with pytest.raises(InvalidOption, match=r"no column 'nope' in the works table .*; columns: .*texture"):
         demo.teach("nope")
-    with pytest.raises(InvalidOption, match=r"has 0 label\(s\) with at least 7 works \(checker: 6, .*at least 2 labels of at least 7 works each"):
+    with pytest.raises(InvalidOption, match=r"has 0 label\(s\) with at least 7 works \(checker: 6, .*at least 2 "
+                                            r"labels of at least 7 works each"):
         demo.teach("texture", min_works=7)
     with pytest.raises(InvalidOption, match="methods must be among lda, nca"):
         demo.teach("texture", methods=["svm"])

@@ -22,10 +22,10 @@ hand never helps score itself): each held-out work's ten nearest other labelled 
 fitted without it, and the setting with the highest mean same-label precision@10 is fitted again on every labelled
 work. Labels are predicted from the distances to each label's mean in the taught space (the posterior of a Gaussian
 model with the shared, whitened covariance), their probabilities calibrated on the out-of-fold predictions by one
-temperature (Guo et al. 2017) and kept off 0 and 1 by Laplace's rule of succession. The report gives, per label, the cross-validated precision@10 and accuracy with
-bootstrap 95 % intervals (Efron & Tibshirani 1993), the confusion matrix, the calibration curve, and the same figures
-in the raw style space (ranked as ``similar --by style`` ranks, accuracy by a 10-nearest-neighbour vote), so the
-scholar sees what teaching bought.
+temperature (Guo et al. 2017) and kept off 0 and 1 by Laplace's rule of succession. The report gives, per label,
+the cross-validated precision@10 and accuracy with bootstrap 95 % intervals (Efron & Tibshirani 1993), the
+confusion matrix, the calibration curve, and the same figures in the raw style space (ranked as ``similar --by
+style`` ranks, accuracy by a 10-nearest-neighbour vote), so the scholar sees what teaching bought.
 """
 
 from __future__ import annotations
@@ -435,7 +435,7 @@ def teach(catalog, label_column: str, *, name: str | None = None, methods=METHOD
     """
     t0 = time.perf_counter()
     name = label_column if name is None else name
-    by = space(f"{TAUGHT}{name}").name
+    space(f"{TAUGHT}{name}")  # the name is checked before any work
     if isinstance(min_works, bool) or not isinstance(min_works, (int, np.integer)) or min_works < 2:
         raise InvalidOption(f"min_works must be a whole number of at least 2, not {min_works!r}")
     if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
@@ -661,8 +661,9 @@ def _attribution_sheets(catalog, table: pd.DataFrame, by: str, folder: Path) -> 
                   f"{Path(row['path']).name} (id {row['id']})\n{guess}")]
         for wid, lab, d in zip(row["evidence"], row["evidence_labels"], row["evidence_distances"]):
             rel = paths.at[wid]
-            items.append((thumbnail(catalog._work_file(rel), 320), f"{Path(rel).name} (id {wid})\n{lab} · d = {d:.3g}"))
-        files.append(save_picture(contact_sheet(items, columns=min(6, len(items)),
-                                                title=f"attribution by {by}: the work, then its nearest labelled works"),
+            items.append((thumbnail(catalog._work_file(rel), 320),
+                          f"{Path(rel).name} (id {wid})\n{lab} · d = {d:.3g}"))
+        title = f"attribution by {by}: the work, then its nearest labelled works"
+        files.append(save_picture(contact_sheet(items, columns=min(6, len(items)), title=title),
                                   folder / f"attribute-{row['id']}.png"))
     return files
