@@ -102,6 +102,9 @@ def test_teach_stores_a_space_that_every_command_searches(demo, tmp_path):
     q, wid = demo.query_vector("dots/star_0.png", by="taught:tex")
     outside = demo.vectors([demo.root / "dots/star_0.png"], by="taught:tex")[0]
     np.testing.assert_allclose(outside, q, rtol=1e-3, atol=1e-3)  # an image is placed as its work was
+    d = demo.distance("dots/star_0.png", "dots/star_1.png")["taught:tex"]
+    near_d = demo.similar("dots/star_0.png", by="taught:tex", k=17).set_index("path").loc["dots/star_1.png"]
+    assert d["distance"] == pytest.approx(near_d["distance"], rel=1e-5)
     _, nbr, dist = demo.neighbours("taught:tex", k=3)
     assert nbr.shape == (18, 3) and np.isfinite(dist).all()
 
@@ -127,6 +130,9 @@ def test_a_taught_space_is_refused_once_its_labels_change_and_refitted_by_teach(
         demo.similar(0, by="taught:tex")
     with pytest.raises(StaleSpace):
         demo.embeddings("taught:tex")
+    assert "taught:tex" not in demo.distance(0, 1)  # the stale space is left out, the others answer
+    r = runner.invoke(app, ["similar", "0", "-k", "1", "--catalog", str(demo.dir)])
+    assert r.exit_code == 0 and "note: the taught space taught:tex is stale" in r.output
     demo.teach("texture", name="tex", folds=3)
     assert demo.taught_spaces == {"taught:tex": None}
     assert len(demo.similar(0, by="taught:tex", k=3)) == 3

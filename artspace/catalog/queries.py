@@ -555,7 +555,8 @@ class Catalog:
     def distance(self, a, b, *, precision: str = "float32") -> dict:
         """Every distance between two images or works: what each space ranks by, and the exact figures.
 
-        Returns ``{"style": {...}, "l_style": {...}, "content": {...}, "exact": {...}}``. Each space's entry holds
+        Returns ``{"style": {...}, "l_style": {...}, "content": {...}, "exact": {...}}``, and an entry per taught
+        space of the catalog that is current (``"taught:NAME"``: its ``distance`` and ``percentile``). Each space's entry holds
         the ``distance`` :meth:`similar` prints for this pair in that space and its ``percentile`` among the
         collection's pairs; ``style`` adds the compact signature distance ``signature`` and the two neighbourhood
         scales ``scale_a``, ``scale_b`` it is divided by. ``exact`` holds the figures computed from the two
@@ -590,6 +591,13 @@ class Catalog:
                 entry = {"distance": raw / math.sqrt(ra * rb), "signature": raw, "scale_a": ra, "scale_b": rb}
             entry["percentile"] = float(self.percentile(by, [entry["distance"]])[0])
             result[by] = entry
+        for by, stale in self.taught_spaces.items():  # the taught spaces that are current
+            if stale is None:
+                va, vb = [self._embeddings()[by][self._rows(w)] if w is not None else
+                          self._taught_projection(by).transform(np.asarray(computed["style"][j])[None])[0]
+                          for j, w in enumerate(wids)]
+                raw = float(measure(by, np.asarray(va)[None], np.asarray(vb)[None, None])[0, 0])
+                result[by] = {"distance": raw, "percentile": float(self.percentile(by, [raw])[0])}
         result["exact"] = ex.exact_distances(out)
         return result
 

@@ -130,6 +130,11 @@ def open_catalog(catalog: Optional[Path], near=()):
     for column, source in cat.stale_columns().items():
         echo_err(f"note: column {column!r} ({source}) was computed before the works last changed; run that command "
                  f"again to update it")
+    for by, stale in cat.taught_spaces.items():
+        if stale is not None:
+            entry = cat.manifest["taught"][by.split(":", 1)[1]]
+            echo_err(f"note: the taught space {by} is stale ({stale}); `artspace teach --label-column "
+                     f"{entry.get('label_column')} --name {by.split(':', 1)[1]}` refits it")
     return cat
 
 
