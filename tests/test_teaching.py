@@ -77,7 +77,10 @@ def test_a_taught_space_is_named_in_the_one_table_of_spaces():
 
 
 def test_teach_stores_a_space_that_every_command_searches(demo, tmp_path):
+    before = {by: demo.similar("dots/star_0.png", by=by, k=5) for by in ("style", "l_style", "content")}
     result = demo.teach("texture", name="tex", folds=3, out=tmp_path / "report")
+    for by, table in before.items():  # the untaught spaces do not change
+        pd.testing.assert_frame_equal(demo.similar("dots/star_0.png", by=by, k=5), table)
     assert result.space == "taught:tex" and demo.generation == result.generation
     assert set(result.labels) == {"stripes", "dots", "checker"}
     f = result.figures.set_index("label")
