@@ -70,6 +70,7 @@ class Catalog:
         self._works = self._emb = self._pairs = self._embedder = self._paths = self._max_scale = None
         self._indexes = {}
         self._outside = {}  # the embeddings depend on the generation's projections
+        self._taught: dict = {}  # taught spaces found current in this generation (checked once: it never changes)
 
     @classmethod
     def open(cls, path=".") -> "Catalog":
@@ -158,15 +159,19 @@ class Catalog:
         its works or the style embedding changed since it was taught."""
         from .taught import check_taught
 
-        return check_taught(self.manifest, self.works, by, self.dir)
+        if by not in self._taught:
+            self._taught[by] = check_taught(self.manifest, self.works, by, self.dir)
+        return self._taught[by]
 
     @property
     def taught_spaces(self) -> dict[str, str | None]:
         """The taught spaces this generation holds: ``{"taught:NAME": None if current, else why it is stale}``."""
         from .taught import stale_reason
 
-        return {f"taught:{name}": stale_reason(self.manifest, self.works, name)
-                for name in sorted(self.manifest.get("taught") or {})}
+        if "*" not in self._taught:
+            self._taught["*"] = {f"taught:{name}": stale_reason(self.manifest, self.works, name)
+                                 for name in sorted(self.manifest.get("taught") or {})}
+        return dict(self._taught["*"])
 
     def _taught_projection(self, by: str):
         from ..discriminant import LinearProjection
