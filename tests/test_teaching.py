@@ -41,18 +41,39 @@ def _hide(cat: Catalog, column: str, every: int = 3, new: str = "half") -> pd.Se
 # ---- the learner ----------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["lda", "nca"])
+@pytest.mark.parametrize("method", ["lda", "nca", "mlp"])
 def test_fit_projection_brings_each_group_together(blobs, method):
     works, X = blobs(groups=3, per=30, dim=12, sep=1.0, seed=1)
     noise = np.random.default_rng(0).normal(size=(len(X), 20)) * 3.0  # loud directions no group follows
     X = np.c_[X, noise]
     y = pd.factorize(works["g"])[0]
     proj = fit_projection(X, y, method=method, pca=None, shrinkage=0.3)
-    assert proj.components.shape[0] == X.shape[1]
     rows = np.arange(len(X))
     raw = (y[_neighbours(X, rows, 5)] == y[:, None]).mean()
     taught = (y[_neighbours(proj.transform(X), rows, 5)] == y[:, None]).mean()
     assert taught > raw + 0.1 and taught > 0.9
+
+
+def test_an_mlp_head_is_saved_and_read_back_exactly(blobs, tmp_path):
+    from artspace.contrastive import MLPProjection, load_projection
+    from artspace.discriminant import LinearProjection
+
+    works, X = blobs(groups=3, per=20, dim=8, seed=2)
+    y = pd.factorize(works["g"])[0]
+    head = fit_projection(X, y, method="mlp", steps=20, seed=3)
+    again = fit_projection(X, y, method="mlp", steps=20, seed=3)
+    np.testing.assert_array_equal(head.transform(X), again.transform(X))  # deterministic for a seed
+    np.testing.assert_allclose(np.linalg.norm(head.transform(X), axis=1), 1.0, rtol=1e-5)
+    head.save(tmp_path / "head.npz")
+    back = load_projection(tmp_path / "head.npz")
+    assert isinstance(back, MLPProjection) and back.info["steps"] == 20
+    np.testing.assert_allclose(back.transform(X), head.transform(X), rtol=1e-4, atol=1e-5)
+    lda = fit_projection(X, y, method="lda", pca=None)
+    lda.save(tmp_path / "lda.npz")
+    assert isinstance(load_projection(tmp_path / "lda.npz"), LinearProjection)
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(Exception, match="bad.npz.*refit it"):
+        load_projection(tmp_path / "bad.npz")
 
 
 def test_calibration_table_bins_the_top_probability():
@@ -166,7 +187,7 @@ def test_teach_names_the_labels_left_out_and_refuses_what_it_cannot_learn(demo):
     with pytest.raises(InvalidOption, match=r"has 0 label\(s\) with at least 7 works \(checker: 6, .*at least 2 "
                                             r"labels of at least 7 works each"):
         demo.teach("texture", min_works=7)
-    with pytest.raises(InvalidOption, match="methods must be among lda, nca"):
+    with pytest.raises(InvalidOption, match="methods must be among lda, nca, mlp"):
         demo.teach("texture", methods=["svm"])
     with pytest.raises(InvalidOption, match="holds no taught space 'other'.*artspace teach"):
         demo.similar(0, by="taught:other")

@@ -7,7 +7,7 @@ one label lie close, and stores it in the catalog as the space ``taught:NAME``: 
 exported like the others. :func:`attribute` then gives every unlabelled work its likeliest labels and, as evidence a
 scholar can look at, the labelled works nearest to it in that space.
 
-The learners, each a linear map so that one matrix carries the whole space:
+The learners (the first two a linear map, so that one matrix carries the whole space):
 
 * ``lda``: principal components of the labelled works (``pca`` of them), then Fisher's discriminant (Fisher 1936)
   with the within-label covariance shrunk towards a multiple of the identity (Friedman 1989; Ledoit & Wolf 2004;
@@ -15,7 +15,9 @@ The learners, each a linear map so that one matrix carries the whole space:
   covariance, along the labels − 1 directions that separate the labels most;
 * ``nca``: principal components, then neighbourhood components analysis (Goldberger et al. 2004), which learns the
   map that maximises the expected leave-one-out accuracy of a stochastic nearest-neighbour rule (fitted on at most
-  :data:`NCA_SAMPLE` labelled works: its cost grows with the square of their number).
+  :data:`NCA_SAMPLE` labelled works: its cost grows with the square of their number);
+* ``mlp``: not linear, a two-layer perceptron to 32 unit dimensions trained with a supervised contrastive loss
+  (Khosla et al. 2020; :mod:`artspace.contrastive`), 100 or 200 steps.
 
 Every candidate setting is scored by cross-validation grouped by work (or by *group_column*, say the artist, so that a
 hand never helps score itself): each held-out work's ten nearest other labelled works are searched in the space
@@ -44,17 +46,18 @@ from ..errors import InvalidOption
 from ..spaces import TAUGHT, space
 from .files import check_out, save_figure, save_picture, write_csv
 
-__all__ = ["MIN_WORKS", "METHODS", "TeachResult", "teach", "attribute", "calibration_table", "fit_projection",
+__all__ = ["MIN_WORKS", "METHODS", "STEPS", "TeachResult", "teach", "attribute", "calibration_table", "fit_projection",
            "reliability_figure"]
 
 #: Labels with fewer works than this are left out (named in a warning): too few to learn from or to score.
 MIN_WORKS = 5
 #: The learners :func:`teach` chooses among.
-METHODS = ("lda", "nca")
+METHODS = ("lda", "nca", "mlp")
 #: Settings tried for each learner: principal components kept (None: every one the labelled works allow) ...
 PCA_DIMS = (16, 32, 64, None)
-#: ... and, for ``lda``, the shrinkage of the within-label covariance.
+#: ... and, for ``lda``, the shrinkage of the within-label covariance; for ``mlp``, the training steps.
 SHRINKAGES = (0.1, 0.3, 0.5, 0.7, 0.9)
+STEPS = (100, 200)
 #: NCA is fitted on at most this many labelled works (drawn per label in proportion): its cost grows with their
 #: square (46 s for five folds of 2,000 works at 10,000 labels, 6 s at 1,000, on two cores).
 NCA_SAMPLE = 1000
@@ -79,10 +82,15 @@ def _pca(x: np.ndarray, dims: int | None):
 
 
 def fit_projection(x: np.ndarray, y: np.ndarray, *, method: str = "lda", pca: int | None = None,
-                   shrinkage: float = 0.5, seed: int = 0, basis=None) -> LinearProjection:
+                   shrinkage: float = 0.5, steps: int = 200, seed: int = 0, basis=None):
     """One learner fitted on the rows of *x* (n, D) with integer labels *y*: a :class:`LinearProjection` of the
     style embedding (principal components and the learnt map folded into one matrix). *basis*: the rows' mean and
-    every principal axis, when already computed (the settings tried on one fold share them)."""
+    every principal axis, when already computed (the settings tried on one fold share them). ``method="mlp"``
+    returns a :class:`~artspace.contrastive.MLPProjection` trained for *steps* on the whole embedding instead."""
+    if method == "mlp":
+        from ..contrastive import train_head
+
+        return train_head(np.asarray(x, np.float64), y, steps=steps, seed=seed)
     from threadpoolctl import threadpool_limits
 
     # the matrices are small (D ≤ a few hundred): one BLAS thread is a hundred times faster than several that wait
@@ -138,6 +146,8 @@ def _candidates(methods, n_fit: int, dim: int, labels: int) -> list[dict]:
             out += [{"method": "lda", "pca": p, "shrinkage": s} for p in dims for s in SHRINKAGES]
         elif m == "nca":
             out += [{"method": "nca", "pca": p} for p in dims if p <= 64]
+        elif m == "mlp":
+            out += [{"method": "mlp", "steps": s} for s in STEPS]
         else:
             raise InvalidOption(f"method must be one of {', '.join(METHODS)}, not {m!r}")
     return out
@@ -409,9 +419,9 @@ def teach(catalog, label_column: str, *, name: str | None = None, methods=METHOD
     name : str, optional
         The space's name (default: *label_column*): ``similar --by taught:NAME``. Teaching the same name again
         replaces it in the next generation (earlier generations keep theirs).
-    methods : sequence of {"lda", "nca"}
-        The learners to choose among (module docstring); each is tried with the settings of :data:`PCA_DIMS` and
-        :data:`SHRINKAGES`, and the one with the best cross-validated precision@10 is kept.
+    methods : sequence of {"lda", "nca", "mlp"}
+        The learners to choose among (module docstring); each is tried with the settings of :data:`PCA_DIMS`,
+        :data:`SHRINKAGES` and :data:`STEPS`, and the one with the best cross-validated precision@10 is kept.
     folds : int
         Cross-validation folds (at most the number of works of the smallest label).
     min_works : int

@@ -174,10 +174,10 @@ class Catalog:
         return dict(self._taught["*"])
 
     def _taught_projection(self, by: str):
-        from ..discriminant import LinearProjection
+        from ..contrastive import load_projection
         from .taught import files_of
 
-        return self._load(files_of(_space(by).name.split(":", 1)[1])["projection"], LinearProjection.load)
+        return self._load(files_of(_space(by).name.split(":", 1)[1])["projection"], load_projection)
 
     def teach(self, label_column: str, **options):
         """Teach a style space from the labels in *label_column* and store it in the catalog as ``taught:NAME``;

@@ -3,7 +3,8 @@
 A taught space ``taught:NAME`` (made by :meth:`Catalog.teach <artspace.catalog.Catalog.teach>`) is four files of
 the generation that holds it, beside the manifest's ``taught`` entry::
 
-    taught-NAME.npz          the projection of the style embedding (artspace.discriminant.LinearProjection; its info
+    taught-NAME.npz          the projection of the style embedding (artspace.discriminant.LinearProjection, or
+                             artspace.contrastive.MLPProjection; its info
                              holds the label centroids, the calibration temperature and the cross-validated figures)
     taught-NAME.npy          every work's taught embedding (n × d float32, id order)
     taught-NAME.faiss        its index (squared L2)
@@ -110,7 +111,8 @@ def _pair_sample(ids: np.ndarray, x: np.ndarray, by: str) -> np.ndarray:
 def publish_taught(cdir: Path, name: str, projection, entry: dict, *,
                    notify: Callable[[str], None] | None = None) -> int:
     """Publish a generation that holds the taught space *name* (*projection*: a fitted
-    :class:`~artspace.discriminant.LinearProjection` of the style embedding; *entry*: the manifest entry, which must
+    :class:`~artspace.discriminant.LinearProjection` or :class:`~artspace.contrastive.MLPProjection` of the style
+    embedding; *entry*: the manifest entry, which must
     say what it was taught from). Waits for a running writer; the embeddings and index are computed from the
     generation current under the lock, so a work added meanwhile gets its place (and the space is then stale, as the
     works changed since it was taught). Returns the new generation's number."""

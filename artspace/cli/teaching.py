@@ -23,9 +23,10 @@ def teach_cmd(
     name: Optional[str] = typer.Option(None, "--name", help="Name of the space (default: the label column): "
                                        "searched as --by taught:NAME."),
     method: Optional[List[str]] = typer.Option(None, "--method", help="Learner to choose among, repeatable: lda "
-                                               "(PCA + Fisher's discriminant with shrinkage) or nca (neighbourhood "
-                                               "components analysis); default both, the better one by cross-"
-                                               "validation is kept."),
+                                               "(PCA + Fisher's discriminant with shrinkage), nca (neighbourhood "
+                                               "components analysis) or mlp (a small head trained with a supervised "
+                                               "contrastive loss); default all three, the best by cross-validation "
+                                               "is kept."),
     folds: int = typer.Option(_TEACH["folds"], "--folds", help="Cross-validation folds."),
     min_works: Optional[int] = typer.Option(None, "--min-works", help="Labels with fewer works are left out, with a "
                                             "warning naming them (default 5)."),
@@ -40,7 +41,8 @@ def teach_cmd(
 
     The stored style embedding (relu4_1 + relu5_1 Gram signature, Gatys et al. 2016) is projected by principal
     components and Fisher's discriminant with a shrunk within-label covariance (Fisher 1936; Friedman 1989; Ledoit &
-    Wolf 2004), or by neighbourhood components analysis (Goldberger et al. 2004); the learner and its settings are
+    Wolf 2004), by neighbourhood components analysis (Goldberger et al. 2004), or by a small head trained with a
+    supervised contrastive loss (Khosla et al. 2020); the learner and its settings are
     chosen by cross-validation grouped by work, so no work helps score itself. Prints, and writes to --out, the
     cross-validated precision@10 and accuracy per label with bootstrap 95 % intervals beside the raw style space's,
     the confusion matrix and the calibration curve. The space is then searched, mapped, clustered and exported with
