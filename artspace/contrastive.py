@@ -81,7 +81,7 @@ def load_projection(path: str | os.PathLike):
 
 
 def train_head(x: np.ndarray, y: np.ndarray, *, hidden: int = 128, dim: int = 32, steps: int = 200,
-               temperature: float = 0.1, lr: float = 0.01, weight_decay: float = 1e-3, batch: int = 1000,
+               temperature: float = 0.1, lr: float = 0.01, weight_decay: float = 1e-3, batch: int = 512,
                seed: int = 0) -> MLPProjection:
     """Train the head on the rows of *x* (n, D) with integer labels *y* (full batches up to *batch* rows, random
     batches of *batch* rows beyond), deterministically for a given *seed*."""
