@@ -15,7 +15,8 @@ content    :math:`1-\\cos` of style-free content embeddings (pooled relu5_4,    
            why ImageNet features follow texture)
 taught:N   squared Euclidean distance after a projection of the style          the distance itself
            embedding taught by a scholar's labels (``artspace teach``:
-           Fisher 1936 with shrinkage, or NCA, Goldberger et al. 2004)
+           Fisher 1936 with shrinkage, NCA, Goldberger et al. 2004, or a
+           supervised contrastive head, Khosla et al. 2020)
 =========  ==================================================================  =================================
 
 The first three are every catalog's; a taught space ``taught:NAME`` is one catalog's own, made by
