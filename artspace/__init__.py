@@ -21,7 +21,7 @@ _WHERE = {
     "backbone": ["VGG19"],
     "errors": ["ArtspaceError", "CatalogLocked", "CatalogNotFound", "CorruptCatalog", "IncompatibleCatalog",
                "InvalidFilter", "InvalidModel", "InvalidMetadata", "InvalidOption", "NoMatch", "OutOfMemoryAdvice", "OutputConflict",
-               "UnknownLayer", "UnreadableImage", "WeightsUnavailable", "WorkNotFound"],
+               "StaleSpace", "UnknownLayer", "UnreadableImage", "WeightsUnavailable", "WorkNotFound"],
     "images": ["open_image", "save_image"],
     "features": ["Extractor"],
     "catalog": ["Catalog", "IndexReport", "index"],
@@ -32,6 +32,7 @@ _WHERE = {
     "analysis.style_content": ["plane"],
     "analysis.maps": ["layout", "map_collection", "map_html"],
     "analysis.unit_patches": ["characteristic_units", "units"],
+    "analysis.teaching": ["attribute", "teach"],
     "transfer": ["TransferOptions", "TransferResult", "reconstruct", "reconstruct_layers", "synthesise"],
     "feedforward": ["train_style", "train_decoder", "stylise", "adain_transfer", "load_model"],
 }

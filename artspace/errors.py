@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "ArtspaceError",
     "InvalidModel",
+    "StaleSpace",
     "UnreadableImage",
     "UnknownLayer",
     "WeightsUnavailable",
@@ -100,3 +101,8 @@ class OutputConflict(ArtspaceError):
 
 class InvalidModel(ArtspaceError):
     """A model file that is not an artspace network, is damaged, or was written by another model format."""
+
+
+class StaleSpace(ArtspaceError):
+    """A taught space whose labels, works or style embedding changed since it was taught; the message names the
+    command that refits it."""

@@ -10,12 +10,15 @@ style      the style signature: mean over relu4_1, relu5_1 of the squared      t
 l_style    Gatys et al.'s (2016) style loss :math:`L_{style}=\\sum_l w_lE_l`,   the distance itself
            :math:`E_l=\\frac{1}{4N_l^2M_l^2}\\sum_{ij}(G^l_{ij}-A^l_{ij})^2`,
            relu1_1 … relu5_1, :math:`w_l = 1/5`
-content    :math:`1-\\cos` of style-free content embeddings: maxima of          the distance itself
-           relu5_2, relu5_3, relu5_4, less each work's style-group mean,
-           blended with a projection learnt from pastiches,
-           :math:`1-(\\cos_a + w\\cos_b)/(1+w)` (:mod:`artspace.content`;
-           Geirhos et al. 2019 on why ImageNet features follow texture)
+taught:N   squared Euclidean distance after a projection of the style          the distance itself
+           embedding taught by a scholar's labels (``artspace teach``:
+           Fisher 1936 with shrinkage, NCA, Goldberger et al. 2004, or a
+           supervised contrastive head, Khosla et al. 2020)
 =========  ==================================================================  =================================
+
+The first three are every catalog's; a taught space ``taught:NAME`` is one catalog's own, made by
+:meth:`Catalog.teach <artspace.catalog.Catalog.teach>` and resolved against that catalog's generation (refused, with
+the command that refits it, once its labels or works have changed).
 
 Every space is searched through a compact embedding stored in the catalog (squared L2 of the compact vectors
 estimates the distance above; for content it is exact). ``artspace distance`` prints the exact figures of a pair
@@ -24,13 +27,14 @@ beside the estimate each space ranks by. This module imports nothing heavy, so t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import InvalidOption
 
-__all__ = ["Space", "SPACES", "DEFAULT_SPACE", "space", "measure"]
+__all__ = ["Space", "SPACES", "DEFAULT_SPACE", "TAUGHT", "space", "measure", "is_taught"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,16 @@ class Space:
     #: the estimated quantity, as a formula in plain text (help texts, manifests)
     formula: str
 
+    @property
+    def key(self) -> str:
+        """The name as it may appear in file and column names (``taught:movement`` → ``taught_movement``)."""
+        return self.name.replace(":", "_")
+
+    @property
+    def taught(self) -> bool:
+        """Whether this is a space taught by labels (one catalog's own) rather than one of :data:`SPACES`."""
+        return self.name.startswith(TAUGHT)
+
 
 SPACES: dict[str, Space] = {
     "style": Space("style", "l2", True, "style (relative signature distance)",
@@ -55,18 +69,36 @@ SPACES: dict[str, Space] = {
                      "sum_l w_l E_l, E_l = sum (G - A)^2 / (4 N^2 M^2) on relu1_1 ... relu5_1"),
     "content": Space("content", "ip", False, "content (1 - cos)",
                      "1 - (cos_a + w cos_b)/(1 + w): a = relu5_2-5_4 maxima, b = their pastiche-learnt projection, "
-                   "each less its style-group mean"),
+                     "each less its style-group mean"),
 }
 DEFAULT_SPACE = "style"
+#: The prefix of a taught space's name: ``taught:NAME``.
+TAUGHT = "taught:"
+_TAUGHT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def is_taught(name) -> bool:
+    """Whether *name* names a taught space (``taught:NAME``), whether or not a catalog holds it."""
+    return isinstance(name, str) and name.startswith(TAUGHT)
 
 
 def space(name: str) -> Space:
-    """The :class:`Space` called *name*; :class:`~artspace.errors.InvalidOption` listing the names otherwise."""
+    """The :class:`Space` called *name*: one of :data:`SPACES`, or ``taught:NAME`` (its name checked here, its
+    existence by the catalog that is asked); :class:`~artspace.errors.InvalidOption` listing the names otherwise."""
     try:
         return SPACES[name]
     except (KeyError, TypeError):
-        *first, last = SPACES
-        raise InvalidOption(f"by must be {', '.join(first)} or {last}, not {name!r}") from None
+        pass
+    if is_taught(name):
+        taught = name[len(TAUGHT):]
+        if not _TAUGHT_NAME.fullmatch(taught):
+            raise InvalidOption(f"a taught space's name is letters, digits, '_', '.' or '-' (at most 64, starting with "
+                                f"a letter or digit), not {taught!r}")
+        return Space(name, "l2", False, f"{name} (taught by labels)",
+                     "squared L2 after the projection of the style embedding taught by labels")
+    *first, last = SPACES
+    raise InvalidOption(f"by must be {', '.join(first)} or {last}, not {name!r} (or taught:NAME, a space made by "
+                        f"`artspace teach`)")
 
 
 def measure(by: str, q: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -30,6 +30,8 @@ SECTIONS = [
      "Reading and joining a metadata CSV."),
     ("Analyses", "artspace.analysis", None, "Clusters, maps, the style/content plane, group comparisons, filter units, "
      "export."),
+    ("Taught spaces", "artspace.contrastive", None, "The non-linear head a taught space may use (a supervised "
+     "contrastive loss, Khosla et al. 2020), stored as plain arrays."),
     ("Pastiches", "artspace.transfer", None, "Gatys et al.'s optimisation, one table of options."),
     ("One-pass pastiches", "artspace.feedforward", None, "Johnson et al.'s network per style and AdaIN's decoder "
      "(Huang & Belongie 2017): training, model files, stylising."),

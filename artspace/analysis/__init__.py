@@ -12,6 +12,9 @@ r"""Analyses of a catalogued collection, one module per concern.
   (``artspace compare``);
 * :mod:`.unit_patches` — :func:`units`, :func:`characteristic_units`: top-activating patches after Erhan et al.
   2009 and Zeiler & Fergus 2014 (``artspace units``);
+* :mod:`.teaching` — :func:`teach`, :func:`attribute`: a style space taught by a scholar's labels (Fisher 1936 with
+  shrinkage, or NCA, Goldberger et al. 2004) and attributions of the unlabelled works (``artspace teach``,
+  ``artspace attribute``);
 * :mod:`.exporting` — :func:`export` (``artspace export``).
 
 Every analysis takes ``by``, a space of :mod:`artspace.spaces` with the meaning it has in ``artspace similar``:
@@ -37,6 +40,8 @@ _WHERE = {
     "maps": ["LAYOUT_METHODS", "MapResult", "layout", "map_collection", "map_figure", "map_html", "stored_layout"],
     "style_content": ["QUADRANTS", "PlaneResult", "plane"],
     "groups": ["CompareResult", "compare", "holm"],
+    "teaching": ["METHODS", "MIN_WORKS", "TeachResult", "attribute", "calibration_table", "fit_projection",
+                 "reliability_figure", "teach"],
     "unit_patches": ["UnitsResult", "characteristic_units", "receptive_field", "unit_responses", "units"],
     "exporting": ["export"],
 }

@@ -184,7 +184,7 @@ def cluster(source, *, by: str = DEFAULT_SPACE, k: int | None = None, method: st
     command = f"cluster --by {by}" + (f" -k {k_used}" if k is not None else "") + f" --method {method}" + \
         (f" --seed {seed}" if seed else "")
     result = ClusterResult(labels=_label_table(src, X, labels, by), by=by, method=method,
-                           k=int(len(set(labels.tolist()) - {-1})), how=how, column=column or f"cluster_{by}",
+                           k=int(len(set(labels.tolist()) - {-1})), how=how, column=column or f"cluster_{space(by).key}",
                            source=command, scores=scores)
     if label_column is not None:
         a = agreement(labels, src.works[label_column].to_numpy())
@@ -194,7 +194,7 @@ def cluster(source, *, by: str = DEFAULT_SPACE, k: int | None = None, method: st
         stored = pd.DataFrame({result.column: pd.array(labels, dtype="Int64")}, index=pd.Index(src.ids, name="id"))
         src.catalog.update_columns(stored, source=command)
     if out is not None:
-        result.files.append(write_csv(result.labels, out / f"clusters-{by}.csv"))
+        result.files.append(write_csv(result.labels, out / f"clusters-{space(by).key}.csv"))
         if src.catalog is not None:
             result.files += _cluster_sheets(src, result, out, sheet_size=sheet_size, caption=label_column)
     result.seconds = time.perf_counter() - t0
@@ -339,7 +339,7 @@ def _cluster_sheets(src, result: ClusterResult, out: Path, *, sheet_size: int, c
             (f" (the {len(members)} nearest its mean)" if c >= 0 and n_c > len(members) else "")
         sheet = contact_sheet(items, columns=6, thumb=128, title=title)
         name = "noise" if c < 0 else f"{c:02d}"
-        files.append(save_picture(sheet, out / f"cluster-{result.by}-{name}.png"))
+        files.append(save_picture(sheet, out / f"cluster-{space(result.by).key}-{name}.png"))
     return files
 
 

@@ -65,13 +65,14 @@ def export(source, path, *, neighbors: int = 5, by: Sequence[str] | str | None =
         table.insert(2, "file", [src.catalog.location(p) for p in table["path"]])
     for b in spaces if neighbors > 0 else []:
         ids, dist = nearest(src, by=b, k=neighbors)
+        key = space(b).key  # taught:movement -> taught_movement_neighbors
         if suffix == ".csv":
-            table[f"{b}_neighbors"] = [";".join(str(i) for i in r if i >= 0) for r in ids]
-            table[f"{b}_neighbor_distances"] = [";".join(f"{v:.6g}" for v, i in zip(d, r) if i >= 0)
-                                                for r, d in zip(ids, dist)]
+            table[f"{key}_neighbors"] = [";".join(str(i) for i in r if i >= 0) for r in ids]
+            table[f"{key}_neighbor_distances"] = [";".join(f"{v:.6g}" for v, i in zip(d, r) if i >= 0)
+                                                  for r, d in zip(ids, dist)]
         else:
-            table[f"{b}_neighbors"] = [r[r >= 0] for r in ids]
-            table[f"{b}_neighbor_distances"] = [d[r >= 0].astype(np.float64) for r, d in zip(ids, dist)]
+            table[f"{key}_neighbors"] = [r[r >= 0] for r in ids]
+            table[f"{key}_neighbor_distances"] = [d[r >= 0].astype(np.float64) for r, d in zip(ids, dist)]
     if suffix == ".csv":
         write_csv(table, path)
     else:

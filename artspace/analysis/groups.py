@@ -288,11 +288,11 @@ def _global_test(X, codes, st: "_GroupStats", permutations: int, rng) -> dict:
 
 def _write(result: CompareResult, out) -> list:
     by = result.by
-    return [write_csv(result.matrix.reset_index(), out / f"compare-{by}-matrix.csv"),
-            write_csv(result.groups, out / f"compare-{by}-groups.csv"),
-            write_csv(result.pairs, out / f"compare-{by}-pairs.csv"),
-            save_figure(result.heatmap(), out / f"compare-{by}-heatmap.png"),
-            save_figure(result.dendrogram(), out / f"compare-{by}-dendrogram.png")]
+    return [write_csv(result.matrix.reset_index(), out / f"compare-{space(by).key}-matrix.csv"),
+            write_csv(result.groups, out / f"compare-{space(by).key}-groups.csv"),
+            write_csv(result.pairs, out / f"compare-{space(by).key}-pairs.csv"),
+            save_figure(result.heatmap(), out / f"compare-{space(by).key}-heatmap.png"),
+            save_figure(result.dendrogram(), out / f"compare-{space(by).key}-dendrogram.png")]
 
 
 def _permuted_ssb(X: np.ndarray, codes: np.ndarray, sizes: np.ndarray, permutations: int,

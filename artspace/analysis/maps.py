@@ -40,7 +40,8 @@ THUMBS = ("auto", "embed", "beside", "none")
 
 
 def _coord_columns(by: str) -> tuple[str, str]:
-    return f"map_{by}_x", f"map_{by}_y"
+    key = space(by).key  # taught:movement -> taught_movement: a column name the filters can read
+    return f"map_{key}_x", f"map_{key}_y"
 
 
 def layout(source, *, by: str = DEFAULT_SPACE, method: str = "umap", n_neighbors: int = 15, min_dist: float = 0.1,
@@ -344,7 +345,7 @@ def _neighbours_payload(src, by: str, k: int) -> dict:
     rows = pd.Index(src.ids).get_indexer(ids.ravel()).reshape(ids.shape)
     out = {"k": int(rows.shape[1]), "nbr": rows.astype(np.int64).ravel().tolist(),
            "nbrDist": [float(f"{d:.4g}") for d in dist.ravel()],
-           "nearest": f"nearest by {SPACES[by].label}" if src.catalog is not None else f"nearest by {MEASURE[by]}",
+           "nearest": f"nearest by {space(by).label}" if src.catalog is not None else f"nearest by {MEASURE[by]}",
            "nbrPct": None}
     if src.catalog is not None and dist.size:
         out["nbrPct"] = [float(f"{p:.3g}") for p in src.catalog.percentile(by, dist.ravel())]
@@ -428,11 +429,11 @@ def map_collection(source, out, *, by: str = DEFAULT_SPACE, color: str | None = 
     result = MapResult(coords=coords, by=by, computed=computed)
     table = src.works[["id"] + [c for c in ("path",) if c in src.works.columns]].copy()
     table[["x", "y"]] = _positions(src, by, coords)
-    result.files.append(write_csv(table, out / f"map-{by}.csv"))
+    result.files.append(write_csv(table, out / f"map-{space(by).key}.csv"))
     if picture:
         result.figure = map_figure(src, by=by, coords=coords, color=color)
-        result.files.append(save_figure(result.figure, out / f"map-{by}.png"))
-    result.files.append(map_html(src, out / f"map-{by}.html", by=by, coords=coords, color=color,
+        result.files.append(save_figure(result.figure, out / f"map-{space(by).key}.png"))
+    result.files.append(map_html(src, out / f"map-{space(by).key}.html", by=by, coords=coords, color=color,
                                  neighbors_k=neighbors_k, thumbs=thumbs))
     result.seconds = time.perf_counter() - t0
     return result

@@ -40,8 +40,15 @@ __all__ = ["BOOKKEEPING", "MEASURE", "Source", "distance_scale", "is_catalog", "
 #: Columns of the works table that are bookkeeping, not metadata worth showing or colouring by.
 BOOKKEEPING = ("size", "mtime_ns", "checksum")
 
-#: What the distance between two stored embeddings of each space is, in words (axes, captions, summaries).
-MEASURE = {"style": "style signature distance d_sig", "l_style": "L_style", "content": "content distance 1 − cos"}
+class _Measures(dict):
+    def __missing__(self, by):  # a taught space: named by its label
+        return f"squared distance in {space(by).label}"
+
+
+#: What the distance between two stored embeddings of each space is, in words (axes, captions, summaries); a taught
+#: space ``taught:NAME`` reads "squared distance in taught:NAME (taught by labels)".
+MEASURE = _Measures({"style": "style signature distance d_sig", "l_style": "L_style",
+                     "content": "content distance 1 − cos"})
 
 
 def distance_scale(by: str) -> float:

@@ -72,7 +72,7 @@ class PlaneResult:
 
     def summary(self, n: int = 5) -> str:
         """A few lines: how many works, where the axes split, the first works of the two named quadrants."""
-        lines = [f"{len(self.works)} works placed around {self.query} by {SPACES[self.by].label} and "
+        lines = [f"{len(self.works)} works placed around {self.query} by {space(self.by).label} and "
                  f"{SPACES['content'].label} (near: up to {self.thresholds['style']:.4g} in style, "
                  f"{self.thresholds['content']:.4g} in content)"]
         for name in ("same style, other subject", "same subject, other style"):
@@ -211,7 +211,7 @@ def plane_figure(result: PlaneResult, src=None, *, split: float = 0.5, color: st
     _rank_axis(ax.xaxis, df["content_distance"])
     _rank_axis(ax.yaxis, df["style_distance"])
     ax.set_xlabel(f"{SPACES['content'].label} from the query: rank, % of the other works nearer (distance below)")
-    ax.set_ylabel(f"{SPACES[result.by].label} from the query:\nrank, % of the other works nearer (distance below)")
+    ax.set_ylabel(f"{space(result.by).label} from the query:\nrank, % of the other works nearer (distance below)")
     ax.set_title(f"The style/content plane around {result.query} (after Gatys et al. 2016)", fontsize=10)
     box = dict(boxstyle="round", fc="white", ec="0.7", alpha=0.85)
     ax.text(0.98, 0.02, "same style,\nother subject", transform=ax.transAxes, ha="right", va="bottom", fontsize=9,

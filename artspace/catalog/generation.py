@@ -22,6 +22,8 @@ A generation's folder holds, each written once::
     style_neighbours.npz   each work's 10 nearest works by style signature (updated in place by the next run)
     pairs.npz           per space, the sorted distances of a random sample of pairs of works: what percentiles are
                         read from
+    taught-NAME.*       a space taught by labels (``artspace teach``; see artspace.catalog.taught), carried over
+                        by every later generation and judged stale when its labels or works changed
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from .metadata import WORK_COLUMNS, join_metadata, read_metadata
 from .shards import MOMENTS_DIM, Log, compact, read_npz
 from .store import (FORMAT_VERSION, GenerationBuilder, WriterLock, collect_garbage, damaged_files,
                     open_generation, read_json, read_pointer_quiet, repair_hint, _generations)
+from .taught import carry_taught
 
 NEIGHBOURS = "style_neighbours.npz"
 PROJECTIONS = {"style": "style_projection.npz", "l_style": "l_style_projection.npz"}
@@ -371,6 +374,7 @@ def publish(run) -> int:
         manifest = _write_files(builder, run, works, {"style": style, "l_style": l_style}, desc, moments,
                                 skipped_all)
         manifest["analyses"] = analyses
+        manifest["taught"] = carry_taught(builder, run.previous.folder, run.previous.manifest)
         n = builder.publish(manifest)
     except BaseException:
         builder.discard()
@@ -386,10 +390,11 @@ def publish(run) -> int:
 
 
 def pair_sample(ids: np.ndarray, embeddings: dict, scales: np.ndarray, *, size: int = PAIR_SAMPLE,
-                seed: int = 0) -> dict:
-    """Per space, the sorted distances of up to *size* random pairs of distinct works (all pairs of a small
-    collection), measured as :meth:`~artspace.catalog.Catalog.similar` measures them."""
-    from ..spaces import SPACES, measure
+                seed: int = 0, spaces=None) -> dict:
+    """Per space (*spaces*: names; default every space of :data:`~artspace.spaces.SPACES`), the sorted distances
+    of up to *size* random pairs of distinct works (all pairs of a small collection), measured as
+    :meth:`~artspace.catalog.Catalog.similar` measures them."""
+    from ..spaces import SPACES, measure, space
 
     n = len(ids)
     if n * (n - 1) // 2 <= size:
@@ -399,7 +404,7 @@ def pair_sample(ids: np.ndarray, embeddings: dict, scales: np.ndarray, *, size: 
         a, b = rng.integers(0, n, size), rng.integers(0, n - 1, size)
         b = b + (b >= a)  # a uniformly chosen other work
     out = {}
-    for by, sp in SPACES.items():
+    for by, sp in (SPACES.items() if spaces is None else ((b, space(b)) for b in spaces)):
         x = embeddings[by]
         d = np.concatenate([measure(by, x[a[s:s + 4096]], x[b[s:s + 4096]][:, None])[:, 0]
                             for s in range(0, len(a), 4096)]) if len(a) else np.zeros(0)

@@ -70,6 +70,7 @@ class Catalog:
         self._works = self._emb = self._pairs = self._embedder = self._paths = self._max_scale = None
         self._indexes = {}
         self._outside = {}  # the embeddings depend on the generation's projections
+        self._taught: dict = {}  # taught spaces found current in this generation (checked once: it never changes)
 
     @classmethod
     def open(cls, path=".") -> "Catalog":
@@ -139,9 +140,59 @@ class Catalog:
         ``style``: compact style signatures (squared L2 ≈ the signature distance, mean squared Hellinger);
         ``l_style``: compact L_style embeddings (squared L2 ≈ :math:`L_{style}`); ``content``: unit content
         embeddings (1 − cos).
+        A taught space ``taught:NAME`` (:meth:`teach`) is refused with the command that refits it once it is stale.
         """
-        _space(by)
+        self._space(by)
         return self._embeddings()["ids"], np.asarray(self._embeddings()[by])  # chunks are read into one array
+
+    def _space(self, by: str):
+        """The :class:`~artspace.spaces.Space` *by*; a taught one must be this generation's and not stale."""
+        sp = _space(by)
+        if sp.taught:
+            self.taught_space(by)
+        return sp
+
+    def taught_space(self, by: str) -> dict:
+        """What the taught space *by* (``taught:NAME``) was taught from and how: its manifest entry (label column,
+        method and settings, cross-validated figures...). :class:`~artspace.errors.InvalidOption` if this generation
+        holds no such space, :class:`~artspace.errors.StaleSpace` (naming the command that refits it) if its labels,
+        its works or the style embedding changed since it was taught."""
+        from .taught import check_taught
+
+        if by not in self._taught:
+            self._taught[by] = check_taught(self.manifest, self.works, by, self.dir)
+        return self._taught[by]
+
+    @property
+    def taught_spaces(self) -> dict[str, str | None]:
+        """The taught spaces this generation holds: ``{"taught:NAME": None if current, else why it is stale}``."""
+        from .taught import stale_reason
+
+        if "*" not in self._taught:
+            self._taught["*"] = {f"taught:{name}": stale_reason(self.manifest, self.works, name)
+                                 for name in sorted(self.manifest.get("taught") or {})}
+        return dict(self._taught["*"])
+
+    def _taught_projection(self, by: str):
+        from ..contrastive import load_projection
+        from .taught import files_of
+
+        return self._load(files_of(_space(by).name.split(":", 1)[1])["projection"], load_projection)
+
+    def teach(self, label_column: str, **options):
+        """Teach a style space from the labels in *label_column* and store it in the catalog as ``taught:NAME``;
+        see :func:`artspace.analysis.teaching.teach` for the options and the result. Reads the new generation from
+        then on."""
+        from ..analysis.teaching import teach
+
+        return teach(self, label_column, **options)
+
+    def attribute(self, label_column: str | None = None, **options):
+        """The likeliest labels of every unlabelled work, with the labelled works nearest to it as evidence; see
+        :func:`artspace.analysis.teaching.attribute`."""
+        from ..analysis.teaching import attribute
+
+        return attribute(self, label_column, **options)
 
     def _embeddings(self) -> "_Arrays":
         if self._emb is None:
@@ -155,8 +206,14 @@ class Catalog:
         from ..search import VectorIndex
 
         if by not in self._indexes:
-            metric = SPACES[by].metric
-            index = self._load(f"{by}.faiss", lambda p: VectorIndex.load(p, metric, mmap=True))
+            sp = self._space(by)
+            if sp.taught:
+                from .taught import files_of
+
+                name = files_of(by.split(":", 1)[1])["index"]
+            else:
+                name = f"{by}.faiss"
+            index = self._load(name, lambda p: VectorIndex.load(p, sp.metric, mmap=True))
             if index.compressed:  # its shortlist is re-ranked on the stored vectors
                 index.attach(self._embeddings()["ids"], self._embeddings()[by])
             self._indexes[by] = index
@@ -206,9 +263,14 @@ class Catalog:
         """The share (in %) of the collection's pairs of works that lie nearer than each of *distances* in space
         *by*, from the random sample of pairs stored with the generation: 0.8 means "closer than 99.2 % of
         pairs"."""
-        _space(by)
+        sp = self._space(by)
         if self._pairs is None:
             self._pairs = self._load(gen.PAIRS, lambda p: dict(np.load(p)))
+        if sp.taught and by not in self._pairs:
+            from .taught import files_of
+
+            f = files_of(by.split(":", 1)[1])["pairs"]
+            self._pairs[by] = self._load(f, lambda p: np.load(p, allow_pickle=False))
         sample = self._pairs[by]
         return 100.0 * np.searchsorted(sample, np.asarray(distances, np.float64), side="left") / max(len(sample), 1)
 
@@ -316,7 +378,8 @@ class Catalog:
     def vectors(self, images: Iterable, by: str = "style") -> np.ndarray:
         """Embeddings of arbitrary images (paths or PIL images) in one of this catalog's spaces (see
         :meth:`embeddings`)."""
-        _space(by)
+        if self._space(by).taught:
+            return self._taught_projection(by).transform(self._all_vectors(images)["style"])
         return self._all_vectors(images)[by]
 
     def _all_vectors(self, images: Iterable) -> dict[str, np.ndarray]:
@@ -332,13 +395,18 @@ class Catalog:
 
     def query_vector(self, query, by: str = "style") -> tuple[np.ndarray, int | None]:
         """The embedding of *query* in space *by* and its work id (``None`` for an image from outside the catalog)."""
-        _space(by)
-        vecs, wid = self.query_vectors(query)
+        vecs, wid = self.query_vectors(query, by)
         return vecs[by], wid
 
-    def query_vectors(self, query) -> tuple[dict[str, np.ndarray], int | None]:
-        """The embeddings of *query* in every space (one forward pass for an outside image, remembered for the next
-        questions about the same unchanged file) and its work id."""
+    def query_vectors(self, query, by: str | None = None) -> tuple[dict[str, np.ndarray], int | None]:
+        """The embeddings of *query* in every space of :data:`~artspace.spaces.SPACES`, and in the taught space *by*
+        if one is named (one forward pass for an outside image, remembered for the next questions about the same
+        unchanged file), and its work id."""
+        if by is not None and self._space(by).taught:
+            vecs, wid = self.query_vectors(query)
+            x = self._embeddings()[by][self._rows(wid)] if wid is not None else \
+                self._taught_projection(by).transform(vecs["style"][None])[0]
+            return {**vecs, by: np.asarray(x)}, wid
         wid = self.lookup(query)
         if wid is not None:
             row = self._rows(wid)
@@ -361,10 +429,11 @@ class Catalog:
         ----------
         query : path, id, relative path or file name
             An image file (inside or outside the collection) or a catalogued work.
-        by : {"style", "l_style", "content"}
+        by : {"style", "l_style", "content"} or "taught:NAME"
             The space (:mod:`artspace.spaces`): ``style`` ranks by the style signature (mean squared Hellinger
             distance between Gram matrices) relative to the two works' neighbourhoods, ``l_style`` by Gatys et al.'s
-            :math:`L_{style}` itself, ``content`` by the style-free content embedding.
+            :math:`L_{style}` itself, ``content`` by the style-free content embedding, ``taught:NAME`` by the
+            squared distance in a space taught by labels (:meth:`teach`).
         k : int
         where : str, optional
             A filter on the works table (:mod:`artspace.filters`: comparisons, ``in`` lists, ``and``/``or``/``not``,
@@ -381,10 +450,10 @@ class Catalog:
         the compact embeddings (``artspace distance`` prints the exact figures of a pair). ``percentile`` is the
         share of the collection's pairs that are nearer (0.8: closer than 99.2 % of pairs).
         """
-        _space(by)
+        self._space(by)
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise InvalidOption(f"k must be a whole number of at least 1, not {k!r}")
-        vecs, wid = self.query_vectors(query)
+        vecs, wid = self.query_vectors(query, by)
         allowed = self._allowed(where)
         _, _, found = self._search(by, vecs[by], wid, k, allowed)
         return self._result(by, vecs, wid, found)
@@ -402,7 +471,7 @@ class Catalog:
         """``(distance, raw distance, ids)`` of the *k* nearest works, as :meth:`similar` ranks them."""
         from ..search import relative_search
 
-        if SPACES[by].relative:
+        if _space(by).relative:
             scales = self._embeddings()["style_scale"]
             return relative_search(self._index(by), vec, k, query_scale=self._query_scale(vec, wid),
                                    scales=lambda f: scales[self._rows(f)], max_scale=self._max_style_scale(),
@@ -418,7 +487,7 @@ class Catalog:
         :meth:`distances` and the percentiles print (faiss only ranks)."""
         emb = self._embeddings()
         raw = measure(by, np.asarray(vec)[None], emb[by][self._rows(found)][None])[0]
-        if not SPACES[by].relative:
+        if not _space(by).relative:
             return raw, raw
         return raw / np.sqrt(self._query_scale(vec, wid) * emb["style_scale"][self._rows(found)]), raw
 
@@ -442,11 +511,11 @@ class Catalog:
         """
         from ..search import batch_search
 
-        _space(by)
+        self._space(by)
         emb = self._embeddings()
         ids = emb["ids"] if ids is None else np.asarray(ids, np.int64)
         rows = self._rows(ids)
-        if SPACES[by].relative:
+        if _space(by).relative:
             scales = emb["style_scale"]
             nbr, _ = batch_search(self._index(by), emb[by][rows], k, ids=ids, scales=scales[rows],
                                   scale_of=lambda f: scales[self._rows(f)], max_scale=float(scales.max()))
@@ -461,7 +530,7 @@ class Catalog:
         for s in range(0, len(rows), chunk):
             n = nbr[s:s + chunk]
             d = measure(by, x[rows[s:s + chunk]], x[self._rows(np.maximum(n, 0))])
-            if SPACES[by].relative:
+            if _space(by).relative:
                 scales = emb["style_scale"]
                 d = d / np.sqrt(scales[rows[s:s + chunk]][:, None] * scales[self._rows(np.maximum(n, 0))])
             out[s:s + chunk] = np.where(n >= 0, d, np.nan)
@@ -470,8 +539,8 @@ class Catalog:
     def distances(self, query, by: str = "style") -> tuple[np.ndarray, np.ndarray]:
         """``(ids, distances)`` from *query* to every work of the catalog in space *by*, as :meth:`similar` would
         print them (the query itself, if catalogued, at distance 0)."""
-        _space(by)
-        vecs, wid = self.query_vectors(query)
+        self._space(by)
+        vecs, wid = self.query_vectors(query, by)
         ids = self._embeddings()["ids"]
         return ids, self._measure(by, vecs[by], wid, ids)[0]
 
@@ -486,12 +555,13 @@ class Catalog:
             text = (f"#{row['rank']} {Path(row['path']).name} (id {row['id']})\n{by} d = {row['distance']:.4g}"
                     f" · {row['percentile']:.2g} %" + (f"\n{extra}" if extra else ""))
             items.append((thumbnail(self._work_file(row["path"]), 320), text))
-        return contact_sheet(items, columns=min(6, len(items)), title=f"nearest by {SPACES[by].label}")
+        return contact_sheet(items, columns=min(6, len(items)), title=f"nearest by {_space(by).label}")
 
     def distance(self, a, b, *, precision: str = "float32") -> dict:
         """Every distance between two images or works: what each space ranks by, and the exact figures.
 
-        Returns ``{"style": {...}, "l_style": {...}, "content": {...}, "exact": {...}}``. Each space's entry holds
+        Returns ``{"style": {...}, "l_style": {...}, "content": {...}, "exact": {...}}``, and an entry per taught
+        space of the catalog that is current (``"taught:NAME"``: its ``distance`` and ``percentile``). Each space's entry holds
         the ``distance`` :meth:`similar` prints for this pair in that space and its ``percentile`` among the
         collection's pairs; ``style`` adds the compact signature distance ``signature`` and the two neighbourhood
         scales ``scale_a``, ``scale_b`` it is divided by. ``exact`` holds the figures computed from the two
@@ -526,6 +596,13 @@ class Catalog:
                 entry = {"distance": raw / math.sqrt(ra * rb), "signature": raw, "scale_a": ra, "scale_b": rb}
             entry["percentile"] = float(self.percentile(by, [entry["distance"]])[0])
             result[by] = entry
+        for by, stale in self.taught_spaces.items():  # the taught spaces that are current
+            if stale is None:
+                va, vb = [self._embeddings()[by][self._rows(w)] if w is not None else
+                          self._taught_projection(by).transform(np.asarray(computed["style"][j])[None])[0]
+                          for j, w in enumerate(wids)]
+                raw = float(measure(by, np.asarray(va)[None], np.asarray(vb)[None, None])[0, 0])
+                result[by] = {"distance": raw, "percentile": float(self.percentile(by, [raw])[0])}
         result["exact"] = ex.exact_distances(out)
         return result
 
@@ -592,6 +669,11 @@ class _Arrays:
         self.cat, self.arrays = cat, {}
 
     def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self.arrays and key.startswith("taught:"):
+            from .taught import files_of
+
+            self.arrays[key] = self.cat._load(files_of(key.split(":", 1)[1])["embedding"],
+                                              lambda p: np.load(p, mmap_mode="r", allow_pickle=False))
         if key not in self.arrays:
             self.arrays[key] = open_array(self.cat.manifest, key, lambda name: self.cat._load(
                 name, lambda p: np.load(p, mmap_mode="r", allow_pickle=False)))

@@ -7,7 +7,8 @@ Each command parses its options, calls one library function with the same argume
 * :mod:`.queries` — ``similar``, ``distance``;
 * :mod:`.pastiches` — ``transfer``, ``reconstruct``;
 * :mod:`.networks` — ``train-style``, ``train-decoder``, ``stylise``;
-* :mod:`.analyses` — ``cluster``, ``map``, ``plane``, ``compare``, ``units``, ``export``.
+* :mod:`.analyses` — ``cluster``, ``map``, ``plane``, ``compare``, ``units``, ``export``;
+* :mod:`.teaching` — ``teach``, ``attribute``.
 
 Importing it loads neither torch nor scikit-learn: a query about catalogued works answers without them.
 """
@@ -15,7 +16,7 @@ Importing it loads neither torch nor scikit-learn: a query about catalogued work
 import typer
 
 from .. import __version__
-from . import analyses, collection, networks, pastiches, queries  # noqa: F401 - each registers its commands
+from . import analyses, collection, networks, pastiches, queries, teaching  # noqa: F401 - each registers its commands
 from .common import app
 
 __all__ = ["app", "main"]

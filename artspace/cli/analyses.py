@@ -11,14 +11,15 @@ from typing import List, Optional
 
 import typer
 
-from ..spaces import SPACES
+from ..spaces import SPACES, space
 from .common import (app, by_option, catalog_option, default_out, echo_err, fail, given, handle_errors,
                      library_defaults, open_catalog, out_option, print_table, wrote)
 
 
 
 _BY_HELP = ("The space, as in `similar`: style = the style signature (default), l_style = Gatys et al.'s L_style, "
-            "content = 1 - cos of style-free content embeddings. Clusters, maps and comparisons use the raw "
+            "content = 1 - cos of style-free content embeddings, taught:NAME = a space taught by labels (`artspace "
+            "teach`). Clusters, maps and comparisons use the raw "
             "signature distance for style; neighbour lists its relative ranking, as `similar`.")
 _CLUSTER = library_defaults("artspace.analysis.clustering", "cluster")
 _MAP = library_defaults("artspace.analysis.maps", "map_collection")
@@ -53,7 +54,7 @@ def cluster_cmd(
     cat = open_catalog(catalog)
     echo_err(f"cluster: {len(cat)} works by {by} ({method}{'' if k else ', choosing k by silhouette'})...")
     result = cluster(cat, by=by, k=k, method=method, label_column=label_column, column=column, seed=seed,
-                     out=default_out(cat, out, f"clusters-{by}"))
+                     out=default_out(cat, out, f"clusters-{space(by).key}"))
     typer.echo(result.summary())
     if result.table is not None:
         typer.echo(f"\nworks per cluster (rows) and {label_column} (columns):")

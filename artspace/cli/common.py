@@ -83,7 +83,8 @@ def by_option(help: str | None = None):
 
     return typer.Option(DEFAULT_SPACE, "--by", help=help or (
         "The space, the same in every command: style = the style signature relative to both works' neighbourhoods "
-        "(default), l_style = Gatys et al.'s L_style, content = 1 - cos of style-free content embeddings."))
+        "(default), l_style = Gatys et al.'s L_style, content = 1 - cos of style-free content embeddings, "
+        "taught:NAME = a space taught by labels (`artspace teach`)."))
 
 
 def quiet_option(help: str = "No progress bar or log lines."):
@@ -129,6 +130,11 @@ def open_catalog(catalog: Optional[Path], near=()):
     for column, source in cat.stale_columns().items():
         echo_err(f"note: column {column!r} ({source}) was computed before the works last changed; run that command "
                  f"again to update it")
+    for by, stale in cat.taught_spaces.items():
+        if stale is not None:
+            entry = cat.manifest["taught"][by.split(":", 1)[1]]
+            echo_err(f"note: the taught space {by} is stale ({stale}); `artspace teach --label-column "
+                     f"{entry.get('label_column')} --name {by.split(':', 1)[1]}` refits it")
     return cat
 
 

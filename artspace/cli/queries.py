@@ -99,9 +99,9 @@ def distance(
 
 
 def _print_distance(result: dict, spec) -> None:
-    from ..spaces import SPACES
+    from ..spaces import SPACES, is_taught, space
 
-    for by, sp in SPACES.items():
+    for by, sp in [*SPACES.items(), *((b, space(b)) for b in result if is_taught(b))]:
         if by in result:
             r = result[by]
             typer.echo(f"{sp.label:40s} {r['distance']:.6g}   closer than {100 - r['percentile']:.3g} % of the "
