@@ -51,12 +51,13 @@ class LinearProjection:
         return int(self.components.shape[1])
 
     def transform(self, x: np.ndarray, batch: int = 65_536) -> np.ndarray:
-        """The projected vectors (n, d) in float32 (in blocks of rows, so that a million works need no float64
-        copy of the whole array)."""
+        """The projected vectors (n, d) in float32, computed in float32 (embeddings need no more; a million
+        1,536-number descriptors project twice as fast) in blocks of rows, so that a million works need no copy of
+        the whole array."""
         out = np.empty((len(x), self.dim), np.float32)
-        mean, comp = self.mean.astype(np.float64), self.components.astype(np.float64)
+        mean, comp = self.mean.astype(np.float32), self.components.astype(np.float32)
         for s in range(0, len(x), batch):
-            out[s:s + batch] = (np.asarray(x[s:s + batch], np.float64) - mean) @ comp
+            np.matmul(np.asarray(x[s:s + batch], np.float32) - mean, comp, out=out[s:s + batch])
         return out
 
     def save(self, path: str | os.PathLike) -> None:
