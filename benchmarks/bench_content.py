@@ -71,7 +71,8 @@ def index_sets(args) -> None:
 
 
 def fit(args) -> None:
-    from artspace.content import SHRINKAGE, fit_content
+    from artspace.analysis.content_fit import fit_content
+    from artspace.content import SHRINKAGE
 
     cat = Catalog.open(Path(args.out) / "catalogs" / "fit-after")
     t = time.perf_counter()

@@ -29,7 +29,13 @@ SECTIONS = [
     ("Metadata", "artspace.catalog.metadata", ["read_metadata", "join_metadata", "Metadata", "JoinReport"],
      "Reading and joining a metadata CSV."),
     ("Analyses", "artspace.analysis", None, "Clusters, maps, the style/content plane, group comparisons, filter units, "
-     "export."),
+     "taught spaces, content projections, export."),
+    ("Content space", "artspace.content", None, "The content projection learnt from pastiches that the catalog blends "
+     "into the content space (fitted by `artspace.analysis.fit_content`)."),
+    ("Discriminants", "artspace.discriminant", None, "Fisher's discriminant with shrinkage, shared by the content "
+     "projection and taught spaces."),
+    ("Pastiche sets", "artspace.pastiches", None, "Photographs painted in many paintings by AdaIN: the groups a "
+     "content projection is fitted on and measured with."),
     ("Taught spaces", "artspace.contrastive", None, "The non-linear head a taught space may use (a supervised "
      "contrastive loss, Khosla et al. 2020), stored as plain arrays."),
     ("Pastiches", "artspace.transfer", None, "Gatys et al.'s optimisation, one table of options."),

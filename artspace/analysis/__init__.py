@@ -15,6 +15,8 @@ r"""Analyses of a catalogued collection, one module per concern.
 * :mod:`.teaching` — :func:`teach`, :func:`attribute`: a style space taught by a scholar's labels (Fisher 1936 with
   shrinkage, or NCA, Goldberger et al. 2004) and attributions of the unlabelled works (``artspace teach``,
   ``artspace attribute``);
+* :mod:`.content_fit` — :func:`fit_content`: a content projection fitted on pastiche groups (Fisher 1936 with
+  shrinkage) for the content space (``artspace fit-content``);
 * :mod:`.exporting` — :func:`export` (``artspace export``).
 
 Every analysis takes ``by``, a space of :mod:`artspace.spaces` with the meaning it has in ``artspace similar``:
@@ -43,6 +45,7 @@ _WHERE = {
     "teaching": ["METHODS", "MIN_WORKS", "TeachResult", "attribute", "calibration_table", "fit_projection",
                  "reliability_figure", "teach"],
     "unit_patches": ["UnitsResult", "characteristic_units", "receptive_field", "unit_responses", "units"],
+    "content_fit": ["descriptors", "fit_content"],
     "exporting": ["export"],
 }
 __all__, __getattr__, __dir__ = exports(__name__, _WHERE)

@@ -161,7 +161,7 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
         Run VGG-19 through ``torch.compile`` (:class:`~artspace.features.Extractor`); batches then go through one
         stream. The catalog is the same, to float rounding.
     content_projection : path, optional
-        A content projection made by :func:`artspace.content.fit_content` (``artspace fit-content``) to blend into
+        A content projection made by :func:`artspace.analysis.content_fit.fit_content` (``artspace fit-content``) to blend into
         the content embeddings instead of the one the catalog has (at first, the one shipped with artspace).
     on_skip : callable(path, reason), optional
         Called for each file that is not catalogued.

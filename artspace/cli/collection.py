@@ -147,7 +147,7 @@ def fit_content_cmd(
     Example: artspace fit-content pastiches -o my_projection.npz && artspace index works --content-projection my_projection.npz
     """
     from ..catalog import Catalog
-    from ..content import fit_content
+    from ..analysis.content_fit import fit_content
     from ..errors import ArtspaceError
 
     if output.exists():
