@@ -565,6 +565,33 @@ def _previous_index(run, by: str, n: int):
 # ---- storing analysis results -----------------------------------------------------------------------------------
 
 
+def amend(cdir: Path, prepare: Callable, *, reason: str, notify: Callable[[str], None] | None = None) -> int:
+    """Publish a generation made from the current one: what ``commit_columns`` and ``teach`` store.
+
+    Waits for a running writer and reads whatever generation is current then. *prepare(n, folder, manifest)* reads
+    what it needs and returns ``(replaced, write)``: the names of the files it writes anew (every other file of the
+    generation is kept, by hard link) and *write(builder)*, which writes them with ``builder.path(name)`` and returns
+    the manifest's changed entries. Nothing is published if either raises. Returns the new generation's number.
+    """
+    with WriterLock(cdir, wait=True, notify=notify):
+        n, folder, manifest, lease = open_generation(cdir)
+        try:
+            replaced, write = prepare(n, folder, manifest)
+            builder = GenerationBuilder(cdir, base=folder)
+            try:
+                builder.keep(name for name in manifest.get("files", {}) if name not in replaced)
+                changes = write(builder)
+                new = builder.publish({**manifest, **changes, "parent": n, "reason": reason,
+                                       "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+            except BaseException:
+                builder.discard()
+                raise
+        finally:
+            lease.release()
+        collect_garbage(cdir)
+    return new
+
+
 def commit_columns(cdir: Path, columns: pd.DataFrame, *, source: str,
                    notify: Callable[[str], None] | None = None) -> int:
     """Publish a generation whose works table adds or replaces *columns* (indexed by work id) of the current one.
@@ -577,27 +604,21 @@ def commit_columns(cdir: Path, columns: pd.DataFrame, *, source: str,
     reserved = set(WORK_COLUMNS) & set(columns.columns)
     if reserved:
         raise InvalidOption(f"columns {sorted(reserved)} are artspace's own and cannot be replaced")
-    with WriterLock(cdir, wait=True, notify=notify):
-        n, folder, manifest, lease = open_generation(cdir)
-        try:
-            works = load(folder, "works.parquet", pd.read_parquet, cdir)
-            for c in columns.columns:
-                works[c] = works["id"].map(columns[c])
-            metadata_cols = set((manifest.get("metadata_file") or {}).get("columns", []))
-            analyses = dict(manifest.get("analyses") or {})
-            for c in columns.columns:
-                if c not in metadata_cols:
-                    analyses[c] = {"source": source, "generation": n, "works_digest": manifest.get("works_digest")}
-            builder = GenerationBuilder(cdir, base=folder)
-            try:
-                builder.keep(name for name in manifest.get("files", {}) if name != "works.parquet")
-                works.to_parquet(builder.path("works.parquet"), index=False)
-                new = builder.publish({**manifest, "analyses": analyses, "parent": n, "reason": source,
-                                       "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
-            except BaseException:
-                builder.discard()
-                raise
-        finally:
-            lease.release()
-        collect_garbage(cdir)
-    return new
+
+    def prepare(n, folder, manifest):
+        works = load(folder, "works.parquet", pd.read_parquet, cdir)
+        for c in columns.columns:
+            works[c] = works["id"].map(columns[c])
+        metadata_cols = set((manifest.get("metadata_file") or {}).get("columns", []))
+        analyses = dict(manifest.get("analyses") or {})
+        for c in columns.columns:
+            if c not in metadata_cols:
+                analyses[c] = {"source": source, "generation": n, "works_digest": manifest.get("works_digest")}
+
+        def write(builder):
+            works.to_parquet(builder.path("works.parquet"), index=False)
+            return {"analyses": analyses}
+
+        return {"works.parquet"}, write
+
+    return amend(cdir, prepare, reason=source, notify=notify)

@@ -21,7 +21,6 @@ command.
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 from pathlib import Path
 from typing import Callable
@@ -118,37 +117,30 @@ def publish_taught(cdir: Path, name: str, projection, entry: dict, *,
     works changed since it was taught). Returns the new generation's number."""
     from ..search import VectorIndex
     from .chunks import open_array
-    from .generation import load
-    from .store import GenerationBuilder, WriterLock, collect_garbage, open_generation
+    from .generation import amend, load
 
     by = f"{TAUGHT}{name}"
-    with WriterLock(cdir, wait=True, notify=notify):
-        n, folder, manifest, lease = open_generation(cdir)
-        try:
-            ids = load(folder, "ids.npy", lambda p: np.load(p, allow_pickle=False), cdir)
-            style = open_array(manifest, "style",
-                               lambda f: load(folder, f, lambda p: np.load(p, mmap_mode="r", allow_pickle=False), cdir))
-            x = projection.transform(style)
-            files = files_of(name)
-            builder = GenerationBuilder(cdir, base=folder)
-            try:
-                builder.keep(f for f in manifest.get("files", {}) if f not in files.values())
-                projection.save(builder.path(files["projection"]))
-                np.save(builder.path(files["embedding"]), x, allow_pickle=False)
-                VectorIndex.build(ids, x, metric="l2").save(builder.path(files["index"]))
-                np.save(builder.path(files["pairs"]), _pair_sample(ids, x, by), allow_pickle=False)
-                taught = dict(manifest.get("taught") or {})
-                taught[name] = {**entry, "dim": int(x.shape[1]), "files": files}
-                now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-                new = builder.publish({**manifest, "taught": taught, "parent": n, "updated": now,
-                                       "reason": f"teach --label-column {entry.get('label_column')} --name {name}"})
-            except BaseException:
-                builder.discard()
-                raise
-        finally:
-            lease.release()
-        collect_garbage(cdir)
-    return new
+    files = files_of(name)
+
+    def prepare(n, folder, manifest):
+        ids = load(folder, "ids.npy", lambda p: np.load(p, allow_pickle=False), cdir)
+        style = open_array(manifest, "style",
+                           lambda f: load(folder, f, lambda p: np.load(p, mmap_mode="r", allow_pickle=False), cdir))
+        x = projection.transform(style)
+
+        def write(builder):
+            projection.save(builder.path(files["projection"]))
+            np.save(builder.path(files["embedding"]), x, allow_pickle=False)
+            VectorIndex.build(ids, x, metric="l2").save(builder.path(files["index"]))
+            np.save(builder.path(files["pairs"]), _pair_sample(ids, x, by), allow_pickle=False)
+            taught = dict(manifest.get("taught") or {})
+            taught[name] = {**entry, "dim": int(x.shape[1]), "files": files}
+            return {"taught": taught}
+
+        return set(files.values()), write
+
+    return amend(cdir, prepare, reason=f"teach --label-column {entry.get('label_column')} --name {name}",
+                 notify=notify)
 
 
 def carry_taught(builder, previous_folder: Path | None, previous_manifest: dict) -> dict:
