@@ -17,7 +17,7 @@ import pandas as pd
 from .atomic import atomic_write
 from .errors import ArtspaceError
 
-__all__ = ["pastiche_set"]
+__all__ = ["COLUMNS", "pastiche_set"]
 
 
 def pastiche_set(photos: str | os.PathLike, paintings: str | os.PathLike, out: str | os.PathLike, *,
@@ -35,6 +35,7 @@ def pastiche_set(photos: str | os.PathLike, paintings: str | os.PathLike, out: s
     from .images import open_image, resize_long_side, save_image, walk_images
 
     photos, paintings, out = Path(photos), Path(paintings), Path(out)
+    _check_own(out / "metadata.csv")
     photo_files = sorted(walk_images(photos))
     painting_files = sorted(walk_images(paintings))[painting_share[0]::painting_share[1]]
     if not photo_files or not painting_files:
@@ -71,9 +72,24 @@ def pastiche_set(photos: str | os.PathLike, paintings: str | os.PathLike, out: s
                          "painting": name, "movement": movements.get(name), "kind": "pastiche"})
         if progress is not None:
             progress(j + 1, len(order))
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows, columns=COLUMNS)
     atomic_write(out / "metadata.csv", lambda p: table.to_csv(p, index=False))
     return table
+
+
+COLUMNS = ["path", "photo", "subject", "painting", "movement", "kind"]
+
+
+def _check_own(csv: Path) -> None:
+    """Refuse to write into a folder whose metadata.csv is not a pastiche set's (it would be replaced)."""
+    if csv.exists():
+        try:
+            ours = list(pd.read_csv(csv, nrows=0).columns) == COLUMNS
+        except (OSError, ValueError, pd.errors.ParserError):
+            ours = False
+        if not ours:
+            raise ArtspaceError(f"{csv} exists and is not a pastiche set's metadata; artspace never overwrites "
+                                f"it: choose another output folder")
 
 
 def _labels(folder: Path, column: str) -> dict:

@@ -174,3 +174,13 @@ def test_fit_content_on_the_command_line_and_index_with_the_projection(pastiches
     assert learnt["dim"] == 7  # 8 groups: at most 7 discriminant directions
     # the style space is untouched: same vectors
     np.testing.assert_array_equal(after.embeddings("style")[1], before.embeddings("style")[1])
+
+
+def test_a_pastiche_set_never_replaces_someone_elses_metadata(tmp_path):
+    from artspace.pastiches import pastiche_set
+
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "metadata.csv").write_text("path,sitter\na.png,Mme X\n")
+    with pytest.raises(ArtspaceError, match="never overwrites"):
+        pastiche_set(tmp_path / "photos", tmp_path / "paintings", tmp_path / "out")
+    assert (tmp_path / "out" / "metadata.csv").read_text() == "path,sitter\na.png,Mme X\n"
