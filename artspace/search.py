@@ -27,7 +27,7 @@ import faiss
 import numpy as np
 
 from .atomic import atomic_write
-from .discriminant import LinearProjection
+from .discriminant import LinearProjection, principal_axes
 
 __all__ = ["EXACT_LIMIT", "CONTEXT_K", "VectorIndex", "ContentModel", "NeighbourLists", "neighbourhood_scales",
            "relative_search", "scale_floor"]
@@ -588,9 +588,9 @@ class ContentModel:
         style, descriptors = np.asarray(style), np.asarray(descriptors)
         rng = np.random.default_rng(seed)
         fit_rows = np.sort(rng.choice(n, size=min(n, sample), replace=False)) if n > sample else np.arange(n)
-        reduce = _pca(descriptors[fit_rows], cls.REDUCE_TO) if descriptors.shape[1] > cls.REDUCE_ABOVE else None
-        if learnt is not None and learnt.mean.shape[0] != descriptors.shape[1]:
-            learnt = None  # fitted on another descriptor: not applicable
+        reduce = (principal_axes(descriptors[fit_rows], cls.REDUCE_TO) if descriptors.shape[1] > cls.REDUCE_ABOVE
+                  else None)
+        learnt = _applicable(learnt, descriptors.shape[1])
         g = groups if groups is not None else choose_groups(style, seed=seed)
         g = max(1, min(g, n))
         if g == 1:
@@ -630,8 +630,7 @@ class ContentModel:
         the fit and the learnt projection is the same (so that adding 2 works to 500 costs no k-means and changes
         no other work's content embedding), a new fit otherwise. Returns the model and whether it was refitted."""
         n = len(style)
-        if learnt is not None and learnt.mean.shape[0] != descriptors.shape[1]:
-            learnt = None
+        learnt = _applicable(learnt, descriptors.shape[1])
         if (previous is not None and previous.fitted_on and previous.centroids.shape[1] == style.shape[1]
                 and previous.input_dim == descriptors.shape[1] and _same(previous.learnt, learnt)
                 and abs(n - previous.fitted_on) <= cls.REFIT_AFTER * previous.fitted_on):
@@ -700,18 +699,9 @@ class ContentModel:
                        fitted_on=int(z["fitted_on"]) if "fitted_on" in z.files else 0, **parts)
 
 
-def _pca(x: np.ndarray, dim: int) -> LinearProjection:
-    """Principal axes of the rows of *x*: the top *dim* (at most the rank) as a :class:`LinearProjection`."""
-    x = np.asarray(x, np.float64)
-    mean = x.mean(0)
-    cov = np.zeros((x.shape[1], x.shape[1]))
-    for s in range(0, len(x), 8192):
-        c = x[s:s + 8192] - mean
-        cov += c.T @ c
-    values, vectors = np.linalg.eigh(cov)
-    keep = min(dim, max(1, len(x) - 1))
-    return LinearProjection(mean=mean, components=vectors[:, ::-1][:, :keep].copy(),
-                            info={"method": "pca", "dim": int(keep), "fitted_on": int(len(x))})
+def _applicable(learnt: LinearProjection | None, dim: int) -> LinearProjection | None:
+    """*learnt* if it takes descriptors of length *dim*; None if it was fitted on another descriptor."""
+    return learnt if learnt is not None and learnt.mean.shape[0] == dim else None
 
 
 def _same(a: LinearProjection | None, b: LinearProjection | None) -> bool:

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..discriminant import LinearProjection, fisher
+from ..discriminant import LinearProjection, fisher, principal_axes
 from ..errors import InvalidOption
 from ..spaces import TAUGHT, space
 from .files import check_out, save_figure, save_picture, write_csv
@@ -74,11 +74,8 @@ BOOTSTRAP = 1000
 
 def _pca(x: np.ndarray, dims: int | None):
     """Mean and the leading principal axes (D, p) of the rows of *x*."""
-    mu = x.mean(0)
-    _, sv, vt = np.linalg.svd(x - mu, full_matrices=False)
-    rank = int((sv > sv[0] * 1e-9).sum()) if len(sv) else 0
-    p = rank if dims is None else min(dims, rank)
-    return mu, vt[:p].T
+    axes = principal_axes(x, dims)
+    return axes.mean, axes.components
 
 
 def fit_projection(x: np.ndarray, y: np.ndarray, *, method: str = "lda", pca: int | None = None,
