@@ -47,7 +47,6 @@ def pastiche_set(photos: str | os.PathLike, paintings: str | os.PathLike, out: s
                                                                        replace=False))]
     labels, movements = _labels(photos, "class"), _labels(paintings, "style")
     (out / "images").mkdir(parents=True, exist_ok=True)
-    cache: dict = {}
     rows = []
     for j, i in enumerate(order):
         photo = photo_files[i]
@@ -63,9 +62,7 @@ def pastiche_set(photos: str | os.PathLike, paintings: str | os.PathLike, out: s
             painting = painting_files[p]
             target = out / "images" / f"{stem}_s{p:04d}.png"
             if not target.exists():
-                if painting not in cache:
-                    cache[painting] = _moments(painting, size)
-                result = adain_transfer(im, [cache[painting]], size=size)
+                result = adain_transfer(im, [painting], size=size)
                 save_image(result.image, target)
             name = painting.relative_to(paintings).as_posix()
             rows.append({"path": f"images/{target.name}", "photo": rel, "subject": labels.get(rel),
@@ -101,24 +98,3 @@ def _labels(folder: Path, column: str) -> dict:
     if column not in table.columns or "path" not in table.columns:
         return {}
     return dict(zip(table["path"].astype(str), table[column].astype(str)))
-
-
-def _moments(painting: Path, size: int):
-    """A painting's relu4_1 channel means and standard deviations (AdaIN's style), computed once."""
-    import torch
-
-    from .backbone import VGG19
-    from .images import open_image, resize_long_side, to_tensor
-    from .losses import channel_stats
-    from .spec import MOMENTS_LAYER
-
-    global _ENCODER
-    if _ENCODER is None:
-        _ENCODER = VGG19("original", last_layer=MOMENTS_LAYER)
-    x = to_tensor(resize_long_side(open_image(painting, max_side=2 * size), size))[None]
-    with torch.inference_mode():
-        mean, std = channel_stats(_ENCODER(x, [MOMENTS_LAYER])[MOMENTS_LAYER])
-    return mean[0].numpy(), std[0].numpy()
-
-
-_ENCODER = None
