@@ -1,12 +1,14 @@
-"""The GPU figures of docs/scaling.md, in one run on a machine with a CUDA GPU (and Ray for the last one).
+"""The GPU figures of docs/scaling.md and docs/transfer.md, in one run on a machine with a CUDA GPU (and Ray for the
+last one).
 
     python benchmarks/bench_gpu.py --out /tmp/gpu           # ~5 minutes on one H100
+    python benchmarks/bench_gpu.py --stages feedforward,transfer --device cpu --n 16   # the same code on a CPU
 
 Needs no data: it writes its own JPEGs (noise and shapes, so that decoding costs what a photograph's does). Prints:
 
 1. ``artspace index`` images/s end to end from JPEG files at 224 and 512 px (bfloat16, batch size from free
    memory), against the plain float32 loop on the same GPU;
-2. ``artspace transfer`` 500 L-BFGS evaluations at 512 px: seconds (float32 and bfloat16);
+2. ``artspace transfer`` 500 L-BFGS evaluations at 512 px: seconds (float32);
 3. ``stylise`` and AdaIN milliseconds per image at 512 and 1024 px;
 4. ``index --engine ray`` with one GPU actor (skipped without Ray).
 """
@@ -45,7 +47,7 @@ def sync():
         torch.cuda.synchronize()
 
 
-def index_speed(out: Path, n: int) -> None:
+def index_speed(out: Path, n: int, device: str, compiled_too: bool) -> None:
     from artspace.backbone import VGG19
     from artspace.catalog import index
     from artspace.features import FeatureSpec
@@ -56,37 +58,38 @@ def index_speed(out: Path, n: int) -> None:
         if not folder.exists():
             make_jpegs(folder, n, side)
         paths = sorted(folder.iterdir())
-        net = VGG19(last_layer="relu5_1").cuda().to(memory_format=torch.channels_last)
+        net = VGG19(last_layer="relu5_1").to(device, memory_format=torch.channels_last)
         layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
         t = time.perf_counter()
         with torch.no_grad():
             for i in range(0, len(paths), 64):
                 x = torch.stack([to_tensor(open_image(p).resize((side, side))) for p in paths[i:i + 64]])
-                net(x.cuda().contiguous(memory_format=torch.channels_last), layers)
+                net(x.to(device).contiguous(memory_format=torch.channels_last), layers)
         sync()
         plain = len(paths) / (time.perf_counter() - t)
-        for precision, compiled in (("float32", False), ("bfloat16", False), ("bfloat16", True)):
+        runs = (("float32", False), ("bfloat16", False)) + ((("bfloat16", True),) if compiled_too else ())
+        for precision, compiled in runs:
             t = time.perf_counter()
             index(folder, catalog=out / f"cat{side}-{precision}-{compiled}", spec=FeatureSpec(size=side),
-                  quiet=True, device="cuda", precision=precision, workers=8, compile=compiled)
+                  quiet=True, device=device, precision=precision, workers=8, compile=compiled)
             rate = len(paths) / (time.perf_counter() - t)
             print(f"index {side} px {precision}{' torch.compile (compilation included)' if compiled else ''}: "
                   f"{rate:.0f} img/s end to end (plain float32 loop {plain:.0f} img/s)", flush=True)
 
 
-def transfer_speed(out: Path) -> None:
+def transfer_speed(out: Path, device: str, iterations: int) -> None:
     from artspace.transfer import synthesise
 
     make_jpegs(out / "pair", 2, 512)
     c, s = sorted((out / "pair").iterdir())
     for precision in ("float32",):
         t = time.perf_counter()
-        r = synthesise(c, s, size=512, iterations=500, tolerance=0, seed=0, device="cuda", progress=False)
-        print(f"transfer 512 px, 500 evaluations: {time.perf_counter() - t:.1f} s ({r.evaluations} evaluations, "
+        r = synthesise(c, s, size=512, iterations=iterations, tolerance=0, seed=0, device=device, progress=False)
+        print(f"transfer 512 px, {iterations} evaluations: {time.perf_counter() - t:.1f} s ({r.evaluations} evaluations, "
               f"{precision})", flush=True)
 
 
-def feedforward_speed(out: Path) -> None:
+def feedforward_speed(out: Path, device: str) -> None:
     from artspace.feedforward import TransformNet, adain_transfer, stylise
     from artspace.feedforward.models import save_model
 
@@ -94,18 +97,18 @@ def feedforward_speed(out: Path) -> None:
     for side in (512, 1024):
         im = Image.fromarray(np.random.default_rng(0).integers(0, 255, (side, side, 3), dtype=np.uint8))
         for precision in ("float32", "bfloat16"):
-            stylise(model, im, device="cuda", precision=precision)
+            stylise(model, im, device=device, precision=precision)
             times = []
             for _ in range(10):
                 sync()
                 t = time.perf_counter()
-                stylise(model, im, device="cuda", precision=precision)
+                stylise(model, im, device=device, precision=precision)
                 sync()
                 times.append(time.perf_counter() - t)
             ada = []
             for _ in range(10):
                 t = time.perf_counter()
-                adain_transfer(im, im, size=side, device="cuda", precision=precision)
+                adain_transfer(im, im, size=side, device=device, precision=precision)
                 ada.append(time.perf_counter() - t)
             print(f"{side} px {precision}: stylise {1000 * statistics.median(times):.1f} ms, AdaIN "
                   f"{1000 * statistics.median(ada[1:]):.1f} ms per image", flush=True)
@@ -127,19 +130,34 @@ def ray_speed(out: Path) -> None:
     print(f"index --engine ray, one GPU actor, 224 px: {n / (time.perf_counter() - t):.0f} img/s end to end")
 
 
+STAGES = ("index", "transfer", "feedforward", "ray")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("/tmp/artspace-gpu"))
     ap.add_argument("--n", type=int, default=4096, help="JPEGs per size for the indexing figures")
+    ap.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated, of {', '.join(STAGES)}")
+    ap.add_argument("--iterations", type=int, default=500, help="L-BFGS evaluations of the transfer figure")
+    ap.add_argument("--no-compile", action="store_true", help="leave out the torch.compile indexing run")
+    ap.add_argument("--device", default="cuda", help="cuda (the point of it), or cpu to check the script itself")
     a = ap.parse_args()
-    if not torch.cuda.is_available():
-        sys.exit("no CUDA GPU: this benchmark measures the GPU paths")
-    print(torch.cuda.get_device_name(0), torch.__version__, flush=True)
+    stages = [s.strip() for s in a.stages.split(",") if s.strip()]
+    unknown = sorted(set(stages) - set(STAGES))
+    if unknown:
+        sys.exit(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
+    if a.device.startswith("cuda") and not torch.cuda.is_available():
+        sys.exit("no CUDA GPU: this benchmark measures the GPU paths (--device cpu checks the script itself)")
+    print(torch.cuda.get_device_name(0) if a.device.startswith("cuda") else "CPU", torch.__version__, flush=True)
     a.out.mkdir(parents=True, exist_ok=True)
-    index_speed(a.out, a.n)
-    transfer_speed(a.out)
-    feedforward_speed(a.out)
-    ray_speed(a.out)
+    if "feedforward" in stages:
+        feedforward_speed(a.out, a.device)
+    if "transfer" in stages:
+        transfer_speed(a.out, a.device, a.iterations)
+    if "index" in stages:
+        index_speed(a.out, a.n, a.device, not a.no_compile)
+    if "ray" in stages:
+        ray_speed(a.out)
 
 
 if __name__ == "__main__":

