@@ -349,6 +349,32 @@ def test_streams_compute_the_same_catalog_as_one_thread(demo_source, tmp_path):
         np.testing.assert_allclose(va, vb, rtol=1e-4, atol=1e-5 * float(np.abs(va).max()))
 
 
+def test_the_batch_size_does_not_change_the_catalog(demo_source, tmp_path, monkeypatch):
+    # a GPU writes one shard per batch of hundreds: the fit sample is read back in name order, each shard once
+    import artspace.catalog.indexer as indexer
+
+    loads, real = [], indexer.np.load
+
+    def counting(path, *a, **k):
+        loads.append(str(path))
+        return real(path, *a, **k)
+
+    small = index(demo_source, catalog=tmp_path / "small", spec=TINY_SPEC, quiet=True, batch_size=3)
+    monkeypatch.setattr(indexer.np, "load", counting)
+    whole = index(demo_source, catalog=tmp_path / "whole", spec=TINY_SPEC, quiet=True, batch_size=64)
+    monkeypatch.undo()
+    assert small.extracted == whole.extracted == 18
+    shard_reads = [p for p in loads if "/shards/part-" in p]
+    # a few reads of the fit shard and its projected copy; reading the sample a work at a time made 18 more
+    assert 1 <= len(shard_reads) <= 6, shard_reads
+    a, b = Catalog.open(tmp_path / "small"), Catalog.open(tmp_path / "whole")
+    for by in ("style", "l_style", "content"):
+        ia, va = a.embeddings(by)
+        ib, vb = b.embeddings(by)
+        assert np.array_equal(ia, ib)
+        np.testing.assert_allclose(va, vb, rtol=1e-3, atol=1e-4 * float(np.abs(va).max()))
+
+
 def test_streams_must_be_positive(demo_source, tmp_path):
     with pytest.raises(ValueError, match="streams"):
         index(demo_source, catalog=tmp_path / "c", spec=TINY_SPEC, quiet=True, streams=0)

@@ -405,14 +405,15 @@ class _Run:
         ex.run([t for t in self.todo if t.rel in sample], None)
         self.todo = [t for t in self.todo if t.rel not in sample]
         state = ShardLog(self.log.shards)
-        sk_rows, sig_rows = [], []
-        for rel in sorted(sample):
-            r = state.records.get(rel)
-            if r is not None and r.ok:
-                with np.load(r.shard) as z:
-                    if "sketch" in z.files:
-                        sk_rows.append(z["sketch"][r.row].astype(np.float32))
-                        sig_rows.append(z["sig_sketch"][r.row].astype(np.float32))
+        found = [state.records.get(rel) for rel in sorted(sample)]  # in name order, whatever the shards
+        found = [r for r in found if r is not None and r.ok]
+        blocks: dict = {}  # each shard is read once (a GPU writes hundreds of works a shard), not once a work
+        for shard in dict.fromkeys(r.shard for r in found):
+            with np.load(shard) as z:
+                if "sketch" in z.files:
+                    blocks[shard] = (z["sketch"], z["sig_sketch"])
+        sk_rows = [blocks[r.shard][0][r.row].astype(np.float32) for r in found if r.shard in blocks]
+        sig_rows = [blocks[r.shard][1][r.row].astype(np.float32) for r in found if r.shard in blocks]
         if len(sk_rows) < 2:
             raise ArtspaceError(
                 f"{self.root} holds {len(sk_rows)} readable image(s); a catalog needs at least 2 to compare")
