@@ -8,11 +8,11 @@ on, on pacs-dev and on the demo grid.
     # 2. index every set twice: 'before' with the previous content descriptor (relu5_4 alone, no learnt
     #    projection), 'after' with the defaults
     python benchmarks/bench_content.py index --out /tmp/content --set dev=/tmp/content/dev \\
-        --set pacs=../shared/data/pacs-dev --set demo=/tmp/demo
+        --set pacs=../shared/data/pacs-dev --set demo=/tmp/demo --set wikiart=../shared/data/wikiart-dev
     # 3. fit the shipped projection on the 'fit' set (artspace/data/content_projection.npz)
     python benchmarks/bench_content.py fit --out /tmp/content --save artspace/data/content_projection.npz
     # 4. measure: precision@10 of every work as a query (pastiches only on 'dev'), 95 % bootstrap intervals
-    python benchmarks/bench_content.py measure --out /tmp/content
+    python benchmarks/bench_content.py measure --out /tmp/content --ignore-subject 0.25 --ignore-subject 0.5
 
 The learnt projection is read from the package when the 'after' catalogs are published, so step 3 comes before
 their last publication: ``index`` re-publishes without reading an image again when asked to
@@ -37,7 +37,8 @@ from artspace.catalog import Catalog, index  # noqa: E402
 from artspace.spec import FeatureSpec  # noqa: E402
 
 #: The content and style labels of each set: (content column, style column)
-LABELS = {"dev": ("subject", "painting"), "pacs": ("class", "domain"), "demo": ("shape", "texture")}
+LABELS = {"dev": ("subject", "painting"), "pacs": ("class", "domain"), "demo": ("shape", "texture"),
+          "wikiart": (None, "style")}
 BEFORE = FeatureSpec(descriptor_layers=("relu5_4",))
 
 
@@ -83,14 +84,14 @@ def fit(args) -> None:
           f"{time.perf_counter() - t:.1f} s; wrote {args.save}")
 
 
-def precision_at(cat: Catalog, by: str, labels: np.ndarray, rows: np.ndarray, k: int = 10, seed: int = 0):
+def precision_at(cat: Catalog, by: str, labels: np.ndarray, rows: np.ndarray, k: int = 10, seed: int = 0, **options):
     """Mean precision@k of *labels* over the query *rows* through ``Catalog.similar``, and its 95 % bootstrap
     interval over the queries."""
     ids = cat.works["id"].to_numpy()
     label_of = dict(zip(ids, labels))
     hits = []
     for r in rows:
-        found = cat.similar(int(ids[r]), by=by, k=k)
+        found = cat.similar(int(ids[r]), by=by, k=k, **options)
         got = [label_of[i] for i in found["id"]]
         hits.append(np.mean([g == labels[r] for g in got]))
     hits = np.asarray(hits)
@@ -106,20 +107,37 @@ def fmt(p) -> str:
 def measure(args) -> None:
     cats = Path(args.out) / "catalogs"
     for name, (content_col, style_col) in LABELS.items():
-        if not (cats / f"{name}-after").exists():
+        if not (cats / f"{name}-after").exists() or (args.only and name not in args.only):
             continue
         print(f"\n### {name}\n")
-        print(f"| catalog | content: same {content_col} ↑ | content: same {style_col} ↓ | style: same {style_col} ↑ "
-              f"| style: same {content_col} ↓ |")
-        print("| --- | --- | --- | --- | --- |")
+        if content_col is None:  # a set labelled by style alone (wikiart-dev: the movement)
+            print(f"| catalog | style: same {style_col} ↑ |\n| --- | --- |")
+        else:
+            print(f"| catalog | content: same {content_col} ↑ | content: same {style_col} ↓ | style: same {style_col} ↑ "
+                  f"| style: same {content_col} ↓ |")
+            print("| --- | --- | --- | --- | --- |")
         for variant in ("before", "after"):
+            if not (cats / f"{name}-{variant}").exists():
+                continue
             cat = Catalog.open(cats / f"{name}-{variant}")
             w = cat.works
             rows = np.flatnonzero(w["kind"].to_numpy() == "pastiche") if "kind" in w.columns else np.arange(len(w))
-            c, s = w[content_col].to_numpy(object), w[style_col].to_numpy(object)
-            cells = [precision_at(cat, "content", c, rows), precision_at(cat, "content", s, rows),
-                     precision_at(cat, "style", s, rows), precision_at(cat, "style", c, rows)]
+            s = w[style_col].to_numpy(object)
+            if content_col is None:
+                cells = [precision_at(cat, "style", s, rows)]
+            else:
+                c = w[content_col].to_numpy(object)
+                cells = [precision_at(cat, "content", c, rows), precision_at(cat, "content", s, rows),
+                         precision_at(cat, "style", s, rows), precision_at(cat, "style", c, rows)]
             print(f"| {variant} | " + " | ".join(fmt(x) for x in cells) + " |", flush=True)
+        # the 'after' catalog, style searched with similar(..., ignore_subject=γ)
+        for gamma in args.ignore_subject:
+            cells = [precision_at(cat, "style", s, rows, ignore_subject=gamma)]
+            if content_col is not None:
+                cells.append(precision_at(cat, "style", c, rows, ignore_subject=gamma))
+            blank = "" if content_col is None else " | |"
+            print(f"| after, style with ignore_subject={gamma}{blank} | " + " | ".join(fmt(x) for x in cells) + " |",
+                  flush=True)
 
 
 def main() -> None:
@@ -137,6 +155,9 @@ def main() -> None:
     f.add_argument("--save", required=True)
     e = sub.add_parser("measure")
     e.add_argument("--out", required=True)
+    e.add_argument("--ignore-subject", type=float, action="append", default=[],
+                   help="also measure style search with similar(..., ignore_subject=G) (repeatable)")
+    e.add_argument("--only", action="append", default=[], help="measure only this set (repeatable)")
     args = ap.parse_args()
     print(f"# python {' '.join(sys.argv)}")
     {"make": make, "index": index_sets, "fit": fit, "measure": measure}[args.cmd](args)

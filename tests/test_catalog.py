@@ -15,7 +15,7 @@ import pytest
 
 from artspace.catalog import FORMAT_VERSION, Catalog, index
 from artspace.catalog.store import WriterLock
-from artspace.errors import CatalogLocked, CatalogNotFound, IncompatibleCatalog, NoMatch, WorkNotFound
+from artspace.errors import CatalogLocked, CatalogNotFound, IncompatibleCatalog, InvalidOption, NoMatch, WorkNotFound
 from artspace.features import FeatureSpec
 
 TINY_SPEC = FeatureSpec(size=64)  # the spec of the demo_catalog fixture
@@ -64,6 +64,34 @@ def test_similar_style_and_content(demo_catalog):
     assert set(only_stripes["texture"]) == {"stripes"} and len(only_stripes) == 6
     with pytest.raises(WorkNotFound, match="neither an image file nor a work"):
         cat.similar("no-such-thing.jpg")
+
+
+def test_style_search_can_ignore_the_subject(demo_catalog):
+    cat = demo_catalog
+    same_shape, same_texture = {0.0: 0, 1.0: 0}, {0.0: 0, 1.0: 0}
+    for q in cat.works["path"]:
+        row = cat.works.set_index("path").loc[q]
+        for gamma in (0.0, 1.0):
+            found = cat.similar(q, by="style", k=4, ignore_subject=gamma)
+            same_shape[gamma] += int((found["shape"] == row["shape"]).sum())
+            same_texture[gamma] += int((found["texture"] == row["texture"]).sum())
+    assert same_shape[1.0] < same_shape[0.0]  # fewer works that depict the same shape ...
+    assert same_texture[1.0] >= 0.8 * same_texture[0.0]  # ... and still the same hand
+    # the score is the documented formula over the shortlist (here the whole collection but the query)
+    q = "dots/star_0.png"
+    got = cat.similar(q, by="l_style", k=5, ignore_subject=0.5)
+    every = cat.similar(q, by="l_style", k=len(cat.works))
+    cos = np.array([1 - cat.distance(q, int(i))["content"]["distance"] for i in every["id"]])
+    z = lambda x: (x - x.mean()) / x.std()  # noqa: E731
+    score = z(-every["distance"].to_numpy()) - 0.5 * z(cos)
+    assert got["id"].tolist() == every["id"].to_numpy()[np.argsort(-score, kind="stable")[:5]].tolist()
+    np.testing.assert_allclose(got["score"], np.sort(score)[::-1][:5], rtol=1e-6)
+    assert got["score"].is_monotonic_decreasing and list(got.columns[5:7]) == ["content_cosine", "score"]
+    with pytest.raises(InvalidOption, match="nothing to ignore"):
+        cat.similar(q, by="content", ignore_subject=0.5)
+    for bad in (-1, float("nan"), True, "half"):
+        with pytest.raises(InvalidOption, match="ignore_subject must be a number"):
+            cat.similar(q, ignore_subject=bad)
 
 
 def test_where_filters_are_parsed_never_run(demo_catalog, tmp_path, monkeypatch):

@@ -20,6 +20,10 @@ def similar(
     catalog: Optional[Path] = catalog_option(),
     where: Optional[str] = typer.Option(None, help="Filter on the works table: comparisons, in [...], and/or/not, "
                                         "isnull(col); e.g. \"style == 'Baroque' and year < 1700\"."),
+    ignore_subject: float = typer.Option(0.0, "--ignore-subject", help="gamma >= 0, for a style space: move down "
+                                         "works that depict what the query depicts. The 6k (at least 60) nearest "
+                                         "are scored z(-distance) - gamma z(content cosine), standardised over "
+                                         "them; 0.5 is a good start (docs/benchmarks.md). Default: 0 (off)."),
     format: str = typer.Option("table", "--format", "-f", help="table, json or csv."),
     sheet: Optional[Path] = typer.Option(None, help="Also write a contact sheet of the query and its neighbours."),
     caption: Optional[List[str]] = typer.Option(None, "--caption", help="Works-table column shown under each "
@@ -33,6 +37,7 @@ def similar(
     far apart as their nearest neighbours usually are); it also lists d_sig itself (signature) and L_style.
     --by l_style ranks by L_style (Gatys et al. 2016); --by content by 1 - cos of the style-free content
     embeddings. percentile = the share of the collection's pairs that are nearer (0.8: closer than 99.2 %).
+    --ignore-subject 0.5 asks for works painted like QUERY whatever they depict.
 
     Example: artspace similar dots/star_0.png --by content -k 5 --catalog data/demo
     """
@@ -43,7 +48,7 @@ def similar(
         from ..outputs import check_output
 
         check_output(sheet, inputs=[cat.image_path(query)], protected_dirs=[cat.dir])
-    result = cat.similar(query, by=by, k=k, where=where)
+    result = cat.similar(query, by=by, k=k, where=where, ignore_subject=ignore_subject)
     print_table(result, format)
     if sheet is not None:
         from ..images import save_image
