@@ -162,6 +162,27 @@ def test_a_taught_space_is_refused_once_its_labels_change_and_refitted_by_teach(
     assert len(demo.similar(0, by="taught:tex", k=3)) == 3
 
 
+def test_unteach_removes_a_taught_space_and_keeps_everything_else(demo):
+    demo.teach("texture", name="tex", folds=3)
+    demo.teach("shape", name="form", folds=3)
+    before = demo.generation
+    style = demo.similar(0, by="style", k=3)["id"].tolist()
+    assert demo.unteach("taught:tex") == before + 1 and demo.generation == before + 1
+    assert demo.taught_spaces == {"taught:form": None}
+    assert not any(f.startswith("taught-tex") for f in demo.manifest["files"])
+    assert any(f.startswith("taught-form") for f in demo.manifest["files"])
+    with pytest.raises(InvalidOption, match="no taught space"):
+        demo.similar(0, by="taught:tex")
+    assert demo.similar(0, by="style", k=3)["id"].tolist() == style  # the rest answers as before
+    assert len(demo.similar(0, by="taught:form", k=3)) == 3
+    with pytest.raises(InvalidOption, match=r"no taught space taught:tex \(taught spaces: taught:form\)"):
+        demo.unteach("tex")
+    r = runner.invoke(app, ["unteach", "form", "--catalog", str(demo.dir)])
+    assert r.exit_code == 0 and "removed taught:form" in r.output and "no taught space" in r.output, r.output
+    r = runner.invoke(app, ["unteach", "form", "--catalog", str(demo.dir)])
+    assert r.exit_code == 1 and r.output.count("Error:") == 1 and "taught spaces: none" in r.output
+
+
 def test_index_carries_a_taught_space_over_and_marks_it_stale_when_works_change(demo):
     demo.teach("texture", name="tex", folds=3)
     root = demo.root

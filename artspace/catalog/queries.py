@@ -187,6 +187,16 @@ class Catalog:
 
         return teach(self, label_column, **options)
 
+    def unteach(self, name: str) -> int:
+        """Remove the taught space *name* (``NAME`` or ``taught:NAME``) by publishing a generation without it; reads
+        that generation from then on. Returns its number. The other spaces, the works and their columns are kept."""
+        from .taught import TAUGHT, remove_taught
+
+        name = name[len(TAUGHT):] if name.startswith(TAUGHT) else name
+        n = remove_taught(self.dir, name, notify=lambda m: print(m, file=sys.stderr))
+        self.refresh()
+        return n
+
     def attribute(self, label_column: str | None = None, **options):
         """The likeliest labels of every unlabelled work, with the labelled works nearest to it as evidence; see
         :func:`artspace.analysis.teaching.attribute`."""

@@ -143,6 +143,24 @@ def publish_taught(cdir: Path, name: str, projection, entry: dict, *,
                  notify=notify)
 
 
+def remove_taught(cdir: Path, name: str, *, notify: Callable[[str], None] | None = None) -> int:
+    """Publish a generation without the taught space *name* (its projection, embedding, index and pair sample are
+    not carried into it; earlier generations keep them until they are collected). :class:`InvalidOption`, naming the
+    spaces there are, if the current generation holds no such space. Returns the new generation's number."""
+    from .generation import amend
+
+    def prepare(n, folder, manifest):
+        taught = dict(manifest.get("taught") or {})
+        if name not in taught:
+            there = ", ".join(f"taught:{t}" for t in sorted(taught)) or "none"
+            raise InvalidOption(f"the catalog holds no taught space taught:{name} (taught spaces: {there})")
+        entry = taught.pop(name)
+        gone = set((entry.get("files") or files_of(name)).values())
+        return gone, lambda builder: {"taught": taught}
+
+    return amend(cdir, prepare, reason=f"unteach {name}", notify=notify)
+
+
 def carry_taught(builder, previous_folder: Path | None, previous_manifest: dict) -> dict:
     """Link the previous generation's taught spaces into *builder*'s generation and return their manifest entries
     (unchanged: whether they still fit the new generation is judged when they are read, by :func:`stale_reason`)."""

@@ -67,6 +67,23 @@ def teach_cmd(
     wrote(result.files)
 
 
+@app.command("unteach")
+@handle_errors
+def unteach_cmd(
+    name: str = typer.Argument(..., help="The taught space to remove: NAME or taught:NAME."),
+    catalog: Optional[Path] = catalog_option(),
+):
+    """Remove a taught space from the catalog (a new generation without it; the works, their columns and the other
+    spaces are kept). Teach it again with `artspace teach`.
+
+    Example: artspace unteach movement --catalog paintings
+    """
+    cat = open_catalog(catalog)
+    n = cat.unteach(name)
+    typer.echo(f"removed taught:{name.split(':', 1)[-1]}: generation {n} holds "
+               + (", ".join(sorted(cat.taught_spaces)) or "no taught space"))
+
+
 def _flat(table):
     """Lists as ``;``-separated text, for a table or CSV."""
     out = table.copy()
