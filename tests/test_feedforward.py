@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image, ImageDraw
@@ -222,6 +223,33 @@ def test_interrupted_training_resumes_bit_for_bit(photos, paintings, tmp_path, m
     a, b = load_model(whole.path).net.state_dict(), load_model(resumed.path).net.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [h["total"] for h in whole.history] == [h["total"] for h in resumed.history]
+
+
+def test_the_loss_curve_is_written_beside_the_model_and_survives_a_resume(photos, paintings, tmp_path, monkeypatch):
+    monkeypatch.setattr(training_module, "CURVE_BLOCK", 4)
+    r = train_style([paintings / "painting1.png"], photos, tmp_path / "c.pt", steps=10, seed=0, **TINY)
+    assert r.curve == tmp_path / "c-losses.csv"
+    curve = pd.read_csv(r.curve)
+    assert curve["step"].tolist() == [4, 8, 10] and curve["steps"].tolist() == [4, 4, 2]
+    assert list(curve.columns) == ["step", "steps", "content", "style", "tv", "total"]
+    np.testing.assert_allclose(curve["total"].iloc[0], np.mean([h["total"] for h in r.history[:4]]), rtol=1e-5)
+    # stopped at step 6 (inside the second block) and resumed: the same curve
+    calls, real = {"n": 0}, training_module.ImageSampler.batch
+
+    def interrupting(self, n):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise KeyboardInterrupt
+        return real(self, n)
+
+    monkeypatch.setattr(training_module.ImageSampler, "batch", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        train_style([paintings / "painting1.png"], photos, tmp_path / "r.pt", steps=10, seed=0, checkpoint_every=3,
+                    **TINY)
+    monkeypatch.setattr(training_module.ImageSampler, "batch", real)
+    resumed = train_style([paintings / "painting1.png"], photos, tmp_path / "r.pt", steps=10, seed=0,
+                          checkpoint_every=3, **TINY)
+    assert resumed.curve.read_text() == r.curve.read_text()
 
 
 def test_a_time_budget_stops_training_and_writes_the_model(photos, paintings, tmp_path):

@@ -58,6 +58,9 @@ DEFAULT_ADAIN_STYLE_WEIGHT = 10.0
 #: Crops are taken after scaling an image's short side to between 1 and this many times the crop size.
 SCALE_JITTER = 1.5
 
+#: The loss curve written beside a model (``model-losses.csv``) has the mean terms of each block of this many steps.
+CURVE_BLOCK = 50
+
 
 def checkpoint_path(output: str | os.PathLike) -> Path:
     """Where a training run keeps its checkpoint: ``model.pt`` → ``model.pt.checkpoint``."""
@@ -65,10 +68,17 @@ def checkpoint_path(output: str | os.PathLike) -> Path:
     return output.with_name(output.name + ".checkpoint")
 
 
+def curve_path(output: str | os.PathLike) -> Path:
+    """Where a training run writes its loss curve: ``model.pt`` → ``model-losses.csv``."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}-losses.csv")
+
+
 @dataclass
 class TrainingResult:
     """What a training run made: the model file, its header, the mean loss terms of its last 50 steps, the
-    validation pastiches written, and the loss terms of every step (of the last 1,000 before a resume)."""
+    validation pastiches written, the loss terms of every step (of the last 1,000 before a resume), and the loss
+    curve file (``model-losses.csv``: the mean terms of every :data:`CURVE_BLOCK` steps, resumed runs included)."""
 
     path: Path
     header: dict
@@ -77,6 +87,7 @@ class TrainingResult:
     losses: dict = field(default_factory=dict)
     validation: list = field(default_factory=list)
     history: list = field(default_factory=list)
+    curve: Path | None = None
 
 
 class ImageSampler:
@@ -238,6 +249,8 @@ class _Loop:
         self.opt = torch.optim.Adam(net.parameters(), lr=lr)
         self.generator = torch.Generator().manual_seed(seed)
         self.step, self.elapsed, self.history = 0, 0.0, []
+        self.curve: list[dict] = []  # the mean terms of each block of CURVE_BLOCK steps
+        self.block: tuple[dict, int] = ({}, 0)  # the open block's sums and step count
         self.validation: list[Path] = []
         self.ckpt = checkpoint_path(output)
         self._resume()
@@ -263,12 +276,16 @@ class _Loop:
         torch.set_rng_state(state["rng"])
         self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
         self.history = json.loads(state["history"])
+        self.curve = json.loads(state.get("curve", "[]"))
+        sums, count = json.loads(state.get("block", "[{}, 0]"))
+        self.block = (sums, int(count))
         self.log(f"resuming {self.output} from step {self.step} ({self.ckpt})")
 
     def save_checkpoint(self) -> None:
         state = {"settings": self._fingerprint(), "net": self.net.state_dict(), "opt": self.opt.state_dict(),
                  "sampler_rng": self.sampler_state(), "rng": torch.get_rng_state(), "step": self.step,
-                 "elapsed": self.elapsed, "history": json.dumps(self.history[-1000:])}
+                 "elapsed": self.elapsed, "history": json.dumps(self.history[-1000:]),
+                 "curve": json.dumps(self.curve), "block": json.dumps(list(self.block))}
         atomic_write(self.ckpt, lambda tmp: torch.save(state, tmp))
 
     def sampler_state(self) -> torch.Tensor:
@@ -328,6 +345,7 @@ class _Loop:
                 self.step += 1
                 self.elapsed += time.perf_counter() - t0
                 self.history.append(terms)
+                self._add_to_curve(terms)
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in terms.items()}, refresh=False)
                 if self.checkpoint_every and self.step % self.checkpoint_every == 0 and self.step < self.steps:
@@ -351,6 +369,36 @@ class _Loop:
         self.net.train()
         self.validation.append(save_image(to_pil(image), self.validation_path()))
 
+    def _add_to_curve(self, terms: dict) -> None:
+        sums, count = self.block
+        sums = {k: sums.get(k, 0.0) + v for k, v in terms.items()}
+        self.block = (sums, count + 1)
+        if count + 1 >= CURVE_BLOCK:
+            self._close_block()
+
+    def _close_block(self) -> None:
+        sums, count = self.block
+        if count:
+            self.curve.append({"step": self.step, "steps": count, **{k: v / count for k, v in sums.items()}})
+        self.block = ({}, 0)
+
+    def _write_curve(self) -> Path | None:
+        """``model-losses.csv``: one row per block of steps (its last step, its number of steps, the mean terms)."""
+        import csv
+        import io
+
+        self._close_block()
+        if not self.curve:
+            return None
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(self.curve[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
+                         for row in self.curve)
+        path = curve_path(self.output)
+        atomic_write(path, lambda tmp: Path(tmp).write_text(buf.getvalue(), encoding="utf-8"))
+        return path
+
     def mean_terms(self, last: int = 50) -> dict:
         recent = self.history[-last:]
         return {k: sum(t[k] for t in recent) / len(recent) for k in recent[0]} if recent else {}
@@ -364,9 +412,10 @@ class _Loop:
                                           "time_s": round(self.elapsed, 1), **budget,
                                           "final_losses": {k: float(f"{v:.6g}") for k, v in final.items()}}}
         path = save_model(self.output, self.kind, self.net, header, half=half)
+        curve = self._write_curve()
         self.ckpt.unlink(missing_ok=True)
         return TrainingResult(path, header, self.step, self.elapsed, final, self.validation,
-                              self.history)
+                              self.history, curve)
 
 
 def _setup(device, precision, weights, last_layer: str):
@@ -449,7 +498,7 @@ def train_style(styles: Sequence[str | os.PathLike], content: str | os.PathLike,
     if min(weights_.values()) < 0:
         raise InvalidOption(f"loss weights must not be negative: {weights_}")
     content_layers, style_layers = list(content_layers), list(style_layers)
-    for path in (output, checkpoint_path(output)):
+    for path in (output, checkpoint_path(output), curve_path(output)):
         check_output(path, inputs=styles)
     if norm not in NORMS:
         raise InvalidOption(f"norm must be one of {NORMS}, not {norm!r}")
