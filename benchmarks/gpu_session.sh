@@ -16,8 +16,10 @@
 #      same settings as the CPU network of docs/transfer.md; its quality is measured afterwards on the CPU
 #      (bench_feedforward.py quality), so that both networks are scored by the same float32 objective;
 #   4. indexing speed at 224 and 512 px (bench_gpu.py).
+# STAGES="index train" (say) runs only those, in the order above; TRAIN_MINUTES sets the training budget.
 set -u
 OUT=${1:?give OUT} DATA=${2:?give DATA} WHEELS=${3:?give WHEELS}
+STAGES=" ${STAGES:-tests speed train index} "
 MINUTES=${TRAIN_MINUTES:-3.5} TRAIN_LIMIT=${TRAIN_LIMIT:-250}  # the budget of the training steps, and of the stage
 export PYTHONUNBUFFERED=1
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
@@ -27,6 +29,7 @@ export PYTHONPATH=/tmp/site:$PWD
 stage() {
     local name=$1 limit=$2
     shift 2
+    [[ $STAGES == *" $name "* || $name == finish ]] || return 0
     echo "=== $name: start $(date +%T), limit ${limit} s"
     timeout -s TERM "$limit" "$@"
     echo "=== $name: exit $? at $(date +%T)"
@@ -44,8 +47,11 @@ stage() {
            --validate-every 2000 --validation-image "$DATA/transfer/tubingen.jpg" --checkpoint-every 1000 --quiet)
     stage train "$TRAIN_LIMIT" "${train[@]}" --max-minutes "$MINUTES"
     # stopped by the limit before writing: the checkpoint's network is written as it is (its budget is spent)
-    [ -f $W/starry_night_gpu.pt ] || stage finish 60 "${train[@]}" --max-minutes 0.001
-    cp $W/starry_night_gpu.pt "$OUT"/ && tar -C $W -cf "$OUT"/validation.tar starry_night_gpu-validation
-    python3 -c "import json, sys; from artspace.feedforward import load_model; print(json.dumps(load_model(sys.argv[1]).header['training']))" $W/starry_night_gpu.pt
+    if [[ $STAGES == *" train "* ]]; then
+        [ -f $W/starry_night_gpu.pt ] || stage finish 60 "${train[@]}" --max-minutes 0.001
+        cp $W/starry_night_gpu.pt $W/starry_night_gpu-losses.csv "$OUT"/
+        tar -C $W -cf "$OUT"/validation.tar starry_night_gpu-validation
+        python3 -c "import json, sys; from artspace.feedforward import load_model; print(json.dumps(load_model(sys.argv[1]).header['training']))" $W/starry_night_gpu.pt
+    fi
     stage index 90 python3 benchmarks/bench_gpu.py --stages index --n 1024 --out /tmp/gpu
 } 2>&1 | tee "$OUT/log.txt"
