@@ -16,11 +16,12 @@
 #      same settings as the CPU network of docs/transfer.md; its quality is measured afterwards on the CPU
 #      (bench_feedforward.py quality), so that both networks are scored by the same float32 objective;
 #   4. indexing speed at 224 and 512 px (bench_gpu.py).
-# STAGES="index train" (say) runs only those, in the order above; TRAIN_MINUTES sets the training budget.
+# STAGES="index train" (say) runs only those, in the order above; TRAIN_MINUTES and TRAIN_BATCH set the training's
+# budget and crops per step (Johnson et al.'s 4 leave an H100 mostly idle: 134 crops/s).
 set -u
 OUT=${1:?give OUT} DATA=${2:?give DATA} WHEELS=${3:?give WHEELS}
 STAGES=" ${STAGES:-tests speed train index} "
-MINUTES=${TRAIN_MINUTES:-3.5} TRAIN_LIMIT=${TRAIN_LIMIT:-250}  # the budget of the training steps, and of the stage
+MINUTES=${TRAIN_MINUTES:-3.5} BATCH=${TRAIN_BATCH:-4} TRAIN_LIMIT=${TRAIN_LIMIT:-250}  # the budget of the training steps, and of the stage
 export PYTHONUNBUFFERED=1
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
     "$WHEELS"/*.whl || exit 1
@@ -43,7 +44,7 @@ stage() {
     W=/tmp/train
     mkdir -p $W
     train=(python3 -m artspace.cli train-style "$DATA/transfer/starry_night.jpg" --content "$DATA/photos"
-           -o $W/starry_night_gpu.pt --steps 40000 --size 256 --style-size 256 --batch-size 4 --seed 0
+           -o $W/starry_night_gpu.pt --steps 40000 --size 256 --style-size 256 --batch-size "$BATCH" --seed 0
            --validate-every 2000 --validation-image "$DATA/transfer/tubingen.jpg" --checkpoint-every 1000 --quiet)
     stage train "$TRAIN_LIMIT" "${train[@]}" --max-minutes "$MINUTES"
     # stopped by the limit before writing: the checkpoint's network is written as it is (its budget is spent)
