@@ -113,8 +113,8 @@ def measure(args) -> None:
         if content_col is None:  # a set labelled by style alone (wikiart-dev: the movement)
             print(f"| catalog | style: same {style_col} ↑ |\n| --- | --- |")
         else:
-            print(f"| catalog | content: same {content_col} ↑ | content: same {style_col} ↓ | style: same {style_col} ↑ "
-                  f"| style: same {content_col} ↓ |")
+            print(f"| catalog | content: same {content_col} ↑ | content: same {style_col} ↓ "
+                  f"| style: same {style_col} ↑ | style: same {content_col} ↓ |")
             print("| --- | --- | --- | --- | --- |")
         for variant in ("before", "after"):
             if not (cats / f"{name}-{variant}").exists():

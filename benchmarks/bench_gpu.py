@@ -85,7 +85,8 @@ def transfer_speed(out: Path, device: str, iterations: int) -> None:
     for precision in ("float32",):
         t = time.perf_counter()
         r = synthesise(c, s, size=512, iterations=iterations, tolerance=0, seed=0, device=device, progress=False)
-        print(f"transfer 512 px, {iterations} evaluations: {time.perf_counter() - t:.1f} s ({r.evaluations} evaluations, "
+        print(f"transfer 512 px, {iterations} evaluations: {time.perf_counter() - t:.1f} s "
+              f"({r.evaluations} evaluations, "
               f"{precision})", flush=True)
 
 

@@ -269,7 +269,8 @@ class _Loop:
                                 "the training afresh") from None
         if saved != self._fingerprint():
             raise InvalidOption(f"checkpoint {self.ckpt} was made with other settings; run with the same options "
-                                "to resume it (only --steps may change), or delete it to start afresh")
+                                "to resume it (only --steps and --max-minutes may change), or delete it to start "
+                                "afresh")
         self.net.load_state_dict(state["net"])
         self.opt.load_state_dict(state["opt"])
         self.generator.set_state(state["sampler_rng"])
