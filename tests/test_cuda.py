@@ -73,3 +73,21 @@ def test_feedforward_on_the_gpu(tmp_path):
     assert np.abs(cpu - gpu).max() <= 2
     r = adain_transfer(to_pil(x), to_pil(torch.rand(1, 3, 40, 40)), size=48, device="cuda")
     assert r.image.size == (48, 36)
+
+
+@cuda
+def test_training_on_the_gpu_draws_its_crops_ahead(tmp_path):
+    from PIL import Image
+
+    from artspace.feedforward import train_decoder, train_style
+
+    for k in range(6):
+        Image.fromarray(np.random.default_rng(k).integers(0, 255, (48, 56, 3), dtype=np.uint8)).save(
+            tmp_path / f"p{k}.png")
+    r = train_style([tmp_path / "p0.png"], tmp_path, tmp_path / "out" / "s.pt", steps=5, size=32, batch_size=2,
+                    device="cuda", progress=False, checkpoint_every=2)
+    assert r.steps == 5 and r.header["training"]["device"].startswith("cuda") and r.curve.is_file()
+    assert all(np.isfinite(h["total"]) for h in r.history)
+    d = train_decoder(tmp_path, tmp_path, tmp_path / "out" / "d.pt", steps=3, size=32, batch_size=2, device="cuda",
+                      progress=False, max_minutes=10)
+    assert d.steps == 3 and d.header["training"]["stopped_by_time"] is False
