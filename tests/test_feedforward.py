@@ -3,6 +3,7 @@ stored moments — on images the tests draw themselves."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import numpy as np
@@ -193,6 +194,24 @@ def test_existing_model_is_never_overwritten(style_model, photos, paintings):
     assert style_model.path.read_bytes() == before
 
 
+@contextlib.contextmanager
+def _interrupted_at_batch(number: int, monkeypatch):
+    """Inside the block, drawing the *number*-th training batch raises KeyboardInterrupt, as Ctrl-C would."""
+    calls, real = {"n": 0}, training_module.ImageSampler.batch
+
+    def interrupting(self, n):
+        calls["n"] += 1
+        if calls["n"] == number:
+            raise KeyboardInterrupt
+        return real(self, n)
+
+    monkeypatch.setattr(training_module.ImageSampler, "batch", interrupting)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(training_module.ImageSampler, "batch", real)
+
+
 @pytest.mark.parametrize("prefetch", [0, 3])
 def test_interrupted_training_resumes_bit_for_bit(photos, paintings, tmp_path, monkeypatch, prefetch):
     """Stopped at its third batch and resumed, a training gives the uninterrupted network exactly; also when the
@@ -201,22 +220,11 @@ def test_interrupted_training_resumes_bit_for_bit(photos, paintings, tmp_path, m
     style = [paintings / "painting2.png"]
     whole = train_style(style, photos, tmp_path / "whole.pt", steps=4, seed=3, checkpoint_every=1, prefetch=0,
                         **TINY)
-    calls = {"n": 0}
-    real = training_module.ImageSampler.batch
-
-    def interrupting(self, n):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(self, n)
-
-    monkeypatch.setattr(training_module.ImageSampler, "batch", interrupting)
     out = tmp_path / "resumed.pt"
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt), _interrupted_at_batch(3, monkeypatch):
         train_style(style, photos, out, steps=4, seed=3, checkpoint_every=1, prefetch=prefetch, **TINY)
     assert checkpoint_path(out).exists() and not out.exists()
     assert torch.load(checkpoint_path(out), weights_only=True)["step"] == 2
-    monkeypatch.setattr(training_module.ImageSampler, "batch", real)
     with pytest.raises(InvalidOption, match="other settings"):
         train_style(style, photos, out, steps=4, seed=4, checkpoint_every=1, **TINY)
     resumed = train_style(style, photos, out, steps=4, seed=3, checkpoint_every=1, prefetch=prefetch, **TINY)
@@ -234,19 +242,9 @@ def test_the_loss_curve_is_written_beside_the_model_and_survives_a_resume(photos
     assert list(curve.columns) == ["step", "steps", "content", "style", "tv", "total"]
     np.testing.assert_allclose(curve["total"].iloc[0], np.mean([h["total"] for h in r.history[:4]]), rtol=1e-5)
     # stopped at step 6 (inside the second block) and resumed: the same curve
-    calls, real = {"n": 0}, training_module.ImageSampler.batch
-
-    def interrupting(self, n):
-        calls["n"] += 1
-        if calls["n"] == 7:
-            raise KeyboardInterrupt
-        return real(self, n)
-
-    monkeypatch.setattr(training_module.ImageSampler, "batch", interrupting)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt), _interrupted_at_batch(7, monkeypatch):
         train_style([paintings / "painting1.png"], photos, tmp_path / "r.pt", steps=10, seed=0, checkpoint_every=3,
                     **TINY)
-    monkeypatch.setattr(training_module.ImageSampler, "batch", real)
     resumed = train_style([paintings / "painting1.png"], photos, tmp_path / "r.pt", steps=10, seed=0,
                           checkpoint_every=3, **TINY)
     assert resumed.curve.read_text() == r.curve.read_text()
