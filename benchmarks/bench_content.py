@@ -1,5 +1,6 @@
 """Does content search follow what is depicted rather than the hand? Before and after, on pastiches nobody fitted
-on, on pacs-dev and on the demo grid.
+on, on pacs-dev and on the demo grid; and what style search with ``ignore_subject`` finds there and on wikiart-dev
+(labelled by movement alone).
 
     # 1. two pastiche sets (AdaIN, artspace's own): 'fit' to fit the projection on, 'dev' to measure on; they share
     #    no photograph and no painting
