@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..catalog.metadata import WORK_COLUMNS
 from ..content import DIM, SHRINKAGE
 from ..discriminant import LinearProjection, fisher
 from ..errors import ArtspaceError, InvalidOption
@@ -57,8 +58,7 @@ def fit_content(catalog, group_column: str = "photo", *, shrinkage: float = SHRI
     (save it with ``.save(path)``); its ``info`` records the descriptor, the catalog and the groups."""
     works = catalog.works
     if group_column not in works.columns:
-        cols = [c for c in works.columns if c not in ("id", "path", "size", "mtime_ns", "checksum", "width",
-                                                      "height")]
+        cols = [c for c in works.columns if c not in WORK_COLUMNS]
         raise InvalidOption(f"the catalog {catalog.dir} has no column {group_column!r} (its metadata columns: "
                             f"{', '.join(cols) or 'none'}); name the column that groups a photograph with its "
                             f"pastiches with --group-column")

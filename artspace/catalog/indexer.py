@@ -405,15 +405,16 @@ class _Run:
         ex.run([t for t in self.todo if t.rel in sample], None)
         self.todo = [t for t in self.todo if t.rel not in sample]
         state = ShardLog(self.log.shards)
-        found = [state.records.get(rel) for rel in sorted(sample)]  # in name order, whatever the shards
-        found = [r for r in found if r is not None and r.ok]
-        blocks: dict = {}  # each shard is read once (a GPU writes hundreds of works a shard), not once a work
-        for shard in dict.fromkeys(r.shard for r in found):
+        by_shard, _ = state.live(sample)  # {shard: [(rel, row)]}: each shard is read once, not once a work
+        rows = {}
+        for shard, entries in by_shard.items():
             with np.load(shard) as z:
                 if "sketch" in z.files:
-                    blocks[shard] = (z["sketch"], z["sig_sketch"])
-        sk_rows = [blocks[r.shard][0][r.row].astype(np.float32) for r in found if r.shard in blocks]
-        sig_rows = [blocks[r.shard][1][r.row].astype(np.float32) for r in found if r.shard in blocks]
+                    sketch, sig = z["sketch"], z["sig_sketch"]
+                    rows.update({rel: (sketch[j], sig[j]) for rel, j in entries})
+        # in name order, whatever the shards: the fit does not depend on the batch size
+        sk_rows = [rows[rel][0].astype(np.float32) for rel in sorted(rows)]
+        sig_rows = [rows[rel][1].astype(np.float32) for rel in sorted(rows)]
         if len(sk_rows) < 2:
             raise ArtspaceError(
                 f"{self.root} holds {len(sk_rows)} readable image(s); a catalog needs at least 2 to compare")

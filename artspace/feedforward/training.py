@@ -385,20 +385,13 @@ class _Loop:
 
     def _write_curve(self) -> Path | None:
         """``model-losses.csv``: one row per block of steps (its last step, its number of steps, the mean terms)."""
-        import csv
-        import io
+        import pandas as pd
 
         self._close_block()
         if not self.curve:
             return None
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(self.curve[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
-                         for row in self.curve)
-        path = curve_path(self.output)
-        atomic_write(path, lambda tmp: Path(tmp).write_text(buf.getvalue(), encoding="utf-8"))
-        return path
+        return atomic_write(curve_path(self.output),
+                            lambda tmp: pd.DataFrame(self.curve).to_csv(tmp, index=False, float_format="%.6g"))
 
     def mean_terms(self, last: int = 50) -> dict:
         recent = self.history[-last:]
