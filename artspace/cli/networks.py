@@ -31,6 +31,8 @@ def _common(function: str) -> dict:
         "size": _opt(function, "size", "Side of the square training crops, in pixels."),
         "batch_size": _opt(function, "batch_size", "Crops per step."),
         "lr": _opt(function, "lr", "Adam's learning rate."),
+        "lr_schedule": _opt(function, "lr_schedule", "constant, or cosine: the rate decays to 0 along a half cosine "
+                            "over --steps, or over --max-minutes where that ends the run first."),
         "seed": _opt(function, "seed", "Seeds the network and the crops: a CPU run is repeatable bit for bit."),
         "checkpoint_every": _opt(function, "checkpoint_every", "Write a checkpoint (OUTPUT.checkpoint) every N "
                                  "steps; the same command resumes from it."),
@@ -76,7 +78,7 @@ def train_style_cmd(
                                               "0.7,0.3. Default: equal."),
     style_size: Optional[int] = typer.Option(None, "--style-size", help="Long side at which the styles are "
                                              "measured. Default: --size."),
-    lr: Optional[float] = _S["lr"], seed: Optional[int] = _S["seed"],
+    lr: Optional[float] = _S["lr"], lr_schedule: Optional[str] = _S["lr_schedule"], seed: Optional[int] = _S["seed"],
     checkpoint_every: Optional[int] = _S["checkpoint_every"], validate_every: Optional[int] = _S["validate_every"],
     max_minutes: Optional[float] = _S["max_minutes"],
     validation_image: Optional[Path] = typer.Option(None, "--validation-image", help="Content of the validation "
@@ -110,7 +112,7 @@ def train_decoder_cmd(
     batch_size: Optional[int] = _D["batch_size"],
     style_weight: Optional[float] = typer.Option(None, "--style-weight", help="lambda of Huang & Belongie 2017. "
                                                  "Default: 10."),
-    lr: Optional[float] = _D["lr"], seed: Optional[int] = _D["seed"],
+    lr: Optional[float] = _D["lr"], lr_schedule: Optional[str] = _D["lr_schedule"], seed: Optional[int] = _D["seed"],
     checkpoint_every: Optional[int] = _D["checkpoint_every"], validate_every: Optional[int] = _D["validate_every"],
     max_minutes: Optional[float] = _D["max_minutes"],
     half: bool = typer.Option(False, "--half", help="Store the weights as float16 (half the file)."),

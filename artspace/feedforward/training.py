@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import queue
 import signal
@@ -55,6 +56,7 @@ __all__ = ["TrainingResult", "train_style", "train_decoder", "checkpoint_path", 
 DEFAULT_STYLE_NET_WEIGHTS = {"content": 1.0, "style": 1e2, "tv": 1e4}
 #: AdaIN's style weight λ (Huang & Belongie 2017 use 10 with the content term at relu4_1).
 DEFAULT_ADAIN_STYLE_WEIGHT = 10.0
+LR_SCHEDULES = ("constant", "cosine")
 #: Crops are taken after scaling an image's short side to between 1 and this many times the crop size.
 SCALE_JITTER = 1.5
 
@@ -191,7 +193,8 @@ class Prefetcher:
         self.thread.join(timeout=5)
 
 
-def _check_common(output, steps, size, batch_size, lr, checkpoint_every, validate_every, max_minutes=None) -> Path:
+def _check_common(output, steps, size, batch_size, lr, checkpoint_every, validate_every, max_minutes=None,
+                  lr_schedule="constant") -> Path:
     if max_minutes is not None and not (isinstance(max_minutes, (int, float)) and not isinstance(max_minutes, bool)
                                         and max_minutes > 0):
         raise InvalidOption(f"max_minutes must be a positive number of minutes, not {max_minutes!r}")
@@ -201,6 +204,8 @@ def _check_common(output, steps, size, batch_size, lr, checkpoint_every, validat
             raise InvalidOption(f"{name} must be a whole number of at least {lo}, not {value!r}")
     if not lr > 0:
         raise InvalidOption(f"lr must be positive, not {lr!r}")
+    if lr_schedule not in LR_SCHEDULES:
+        raise InvalidOption(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {lr_schedule!r}")
     output = Path(output)
     if output.suffix.lower() not in (".pt", ".pth"):
         raise InvalidOption(f"model output {output}: use a .pt (or .pth) file name, such as {output.with_suffix('.pt')}")
@@ -235,8 +240,9 @@ class _Loop:
     def __init__(self, *, kind: str, output: Path, net: torch.nn.Module, settings: dict, steps: int, lr: float,
                  seed: int, checkpoint_every: int, validate_every: int, device: torch.device, precision: str,
                  progress: bool, log: Callable[[str], None] | None, max_minutes: float | None = None,
-                 prefetch: int | None = None):
+                 prefetch: int | None = None, lr_schedule: str = "constant"):
         self.kind, self.output, self.net, self.settings = kind, output, net, settings
+        self.lr, self.lr_schedule = lr, lr_schedule
         self.steps, self.device, self.precision = steps, device, precision
         self.max_seconds = None if max_minutes is None else 60.0 * max_minutes
         self.stopped_by_time = False
@@ -341,6 +347,7 @@ class _Loop:
                     if validate is not None and self.validate_every and self.step % self.validate_every:
                         self._validate(validate)  # the pastiche of the network as it is written
                     break
+                self._set_lr()
                 t0 = time.perf_counter()
                 terms = train_step()
                 self.step += 1
@@ -362,6 +369,23 @@ class _Loop:
             raise
         finally:
             bar.close()
+
+    def progress_fraction(self) -> float:
+        """How much of the run is done: the steps taken over *steps*, or under a time budget the time spent over it
+        where that is further along."""
+        done = self.step / self.steps
+        if self.max_seconds:
+            done = max(done, self.elapsed / self.max_seconds)
+        return min(done, 1.0)
+
+    def _set_lr(self) -> None:
+        """The learning rate of the next step: *lr* throughout, or for ``cosine`` lr·½(1 + cos πp) at the fraction p
+        of the run done (Loshchilov & Hutter 2017, without restarts), so that the last steps only settle the net."""
+        lr = self.lr
+        if self.lr_schedule == "cosine":
+            lr = self.lr * 0.5 * (1.0 + math.cos(math.pi * self.progress_fraction()))
+        for group in self.opt.param_groups:
+            group["lr"] = lr
 
     def _validate(self, validate) -> None:
         self.net.eval()
@@ -437,7 +461,8 @@ def train_style(styles: Sequence[str | os.PathLike], content: str | os.PathLike,
                 style_weight: float | None = None, tv_weight: float | None = None,
                 style_blend: Sequence[float] | None = None, style_size: int | None = None,
                 content_layers: Sequence[str] = (DEFAULT_CONTENT_LAYER,),
-                style_layers: Sequence[str] = DEFAULT_STYLE_LAYERS, lr: float = 1e-3, seed: int = 0,
+                style_layers: Sequence[str] = DEFAULT_STYLE_LAYERS, lr: float = 1e-3, lr_schedule: str = "constant",
+                seed: int = 0,
                 checkpoint_every: int = 100, validate_every: int = 0, validation_image=None,
                 weights: str = "original", device: str = "auto", precision: str = "auto", progress: bool = True,
                 max_minutes: float | None = None, prefetch: int | None = None,
@@ -458,6 +483,9 @@ def train_style(styles: Sequence[str | os.PathLike], content: str | os.PathLike,
     max_minutes : float, optional
         A time budget: stop after this many minutes of training steps (summed over resumed runs) even if fewer than
         *steps* were taken, and write the model; its header records the steps taken and that the budget stopped it.
+    lr, lr_schedule : float, {"constant", "cosine"}
+        Adam's learning rate, kept throughout or decayed to 0 along a half cosine over the run (its steps, or the
+        time budget when that ends it first).
     prefetch : int, optional
         Batches decoded and cropped ahead on a thread while a step runs (default 4 on a GPU, 0 on a CPU, whose
         cores the step itself keeps busy). Which crops a run draws does not depend on it.
@@ -475,7 +503,8 @@ def train_style(styles: Sequence[str | os.PathLike], content: str | os.PathLike,
     precision : {"auto", "float32", "bfloat16", "float16"}
         Precision of the network passes (:mod:`artspace.precision`); losses and weights stay float32.
     """
-    output = _check_common(output, steps, size, batch_size, lr, checkpoint_every, validate_every, max_minutes)
+    output = _check_common(output, steps, size, batch_size, lr, checkpoint_every, validate_every, max_minutes,
+                           lr_schedule)
     styles = [Path(s) for s in ([styles] if isinstance(styles, (str, os.PathLike)) else styles)]
     if not styles:
         raise InvalidOption("give at least one style image")
@@ -502,12 +531,12 @@ def train_style(styles: Sequence[str | os.PathLike], content: str | os.PathLike,
     settings = {"kind": "style", "styles": style_digests, "blend": blend, "content": str(Path(content).resolve()),
                 "size": size, "batch_size": batch_size, "norm": norm, "losses": [content_loss, style_loss],
                 "weights": weights_, "layers": [content_layers, style_layers], "style_size": style_size, "lr": lr,
-                "seed": seed, "vgg": str(weights), "precision": prec}
+                "lr_schedule": lr_schedule, "seed": seed, "vgg": str(weights), "precision": prec}
     torch.manual_seed(seed)
     net = TransformNet(norm=norm).to(dev, memory_format=torch.channels_last)
     loop = _Loop(kind="style", output=output, net=net, settings=settings, steps=steps, lr=lr, seed=seed,
                  checkpoint_every=checkpoint_every, validate_every=validate_every, device=dev, precision=prec,
-                 progress=progress, log=log, max_minutes=max_minutes, prefetch=prefetch)
+                 progress=progress, log=log, max_minutes=max_minutes, prefetch=prefetch, lr_schedule=lr_schedule)
     sampler = ImageSampler(content, size, loop.generator, role="content", log=log)
     style_loss_fn = losses.StyleLoss(style_layers, kind=style_loss)
     content_loss_fn = losses.ContentLoss(content_layers, kind=content_loss)
@@ -544,14 +573,15 @@ def train_style(styles: Sequence[str | os.PathLike], content: str | os.PathLike,
         "styles": style_digests, "blend": blend, "style_size": style_size,
         "training": {"content_folder": str(Path(content)), "content_images": len(sampler.paths),
                      "content_sha256": sampler.digest(), "size": size, "batch_size": batch_size, "lr": lr,
-                     "seed": seed, "precision": prec, "device": str(dev)},
+                     "lr_schedule": lr_schedule, "seed": seed, "precision": prec, "device": str(dev)},
     }
     return loop.finish(header)
 
 
 def train_decoder(content: str | os.PathLike, styles: str | os.PathLike, output: str | os.PathLike, *,
                   steps: int = 2000, size: int = 256, batch_size: int = 8,
-                  style_weight: float = DEFAULT_ADAIN_STYLE_WEIGHT, lr: float = 1e-4, seed: int = 0,
+                  style_weight: float = DEFAULT_ADAIN_STYLE_WEIGHT, lr: float = 1e-4, lr_schedule: str = "constant",
+                  seed: int = 0,
                   checkpoint_every: int = 100, validate_every: int = 0, validation_image=None,
                   validation_style=None, weights: str = "original", device: str = "auto",
                   precision: str = "auto", half: bool = False, progress: bool = True,
@@ -563,18 +593,20 @@ def train_decoder(content: str | os.PathLike, styles: str | os.PathLike, output:
     as float16 (half the file). The other parameters are those of :func:`train_style`; *validation_style* is the
     style of the validation pastiche (default: the first style image).
     """
-    output = _check_common(output, steps, size, batch_size, lr, checkpoint_every, validate_every, max_minutes)
+    output = _check_common(output, steps, size, batch_size, lr, checkpoint_every, validate_every, max_minutes,
+                           lr_schedule)
     if not style_weight >= 0:
         raise InvalidOption(f"style_weight must not be negative, not {style_weight!r}")
     dev, prec, vgg = _setup(device, precision, weights, ADAIN_LAYER)
     settings = {"kind": "adain-decoder", "content": str(Path(content).resolve()),
                 "styles": str(Path(styles).resolve()), "size": size, "batch_size": batch_size,
-                "style_weight": style_weight, "lr": lr, "seed": seed, "vgg": str(weights), "precision": prec}
+                "style_weight": style_weight, "lr": lr, "lr_schedule": lr_schedule, "seed": seed, "vgg": str(weights),
+                "precision": prec}
     torch.manual_seed(seed)
     dec = AdaINDecoder().to(dev, memory_format=torch.channels_last)
     loop = _Loop(kind="adain-decoder", output=output, net=dec, settings=settings, steps=steps, lr=lr, seed=seed,
                  checkpoint_every=checkpoint_every, validate_every=validate_every, device=dev, precision=prec,
-                 progress=progress, log=log, max_minutes=max_minutes, prefetch=prefetch)
+                 progress=progress, log=log, max_minutes=max_minutes, prefetch=prefetch, lr_schedule=lr_schedule)
     contents = ImageSampler(content, size, loop.generator, role="content", log=log)
     style_images = ImageSampler(styles, size, loop.generator, role="style", log=log)
     layers = list(ADAIN_STYLE_LAYERS)
@@ -615,7 +647,7 @@ def train_decoder(content: str | os.PathLike, styles: str | os.PathLike, output:
         "training": {"content_folder": str(Path(content)), "content_images": len(contents.paths),
                      "content_sha256": contents.digest(), "style_folder": str(Path(styles)),
                      "style_images": len(style_images.paths), "styles_sha256": style_images.digest(),
-                     "size": size, "batch_size": batch_size, "lr": lr, "seed": seed, "precision": prec,
-                     "device": str(dev), "weights_stored_as": "float16" if half else "float32"},
+                     "size": size, "batch_size": batch_size, "lr": lr, "lr_schedule": lr_schedule, "seed": seed,
+                     "precision": prec, "device": str(dev), "weights_stored_as": "float16" if half else "float32"},
     }
     return loop.finish(header, half=half)
