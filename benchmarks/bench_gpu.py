@@ -47,13 +47,13 @@ def sync():
         torch.cuda.synchronize()
 
 
-def index_speed(out: Path, n: int, device: str, compiled_too: bool) -> None:
+def index_speed(out: Path, n: int, device: str, compiled_too: bool, sides=(224, 512)) -> None:
     from artspace.backbone import VGG19
     from artspace.catalog import index
     from artspace.features import FeatureSpec
     from artspace.images import open_image, to_tensor
 
-    for side in (224, 512):
+    for side in sides:
         folder = out / f"jpegs{side}"
         if not folder.exists():
             make_jpegs(folder, n, side)
@@ -139,6 +139,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=4096, help="JPEGs per size for the indexing figures")
     ap.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated, of {', '.join(STAGES)}")
     ap.add_argument("--iterations", type=int, default=500, help="L-BFGS evaluations of the transfer figure")
+    ap.add_argument("--sizes", default="224,512", help="image sides of the indexing figures, comma-separated")
     ap.add_argument("--no-compile", action="store_true", help="leave out the torch.compile indexing run")
     ap.add_argument("--device", default="cuda", help="cuda (the point of it), or cpu to check the script itself")
     a = ap.parse_args()
@@ -155,7 +156,7 @@ def main() -> None:
     if "transfer" in stages:
         transfer_speed(a.out, a.device, a.iterations)
     if "index" in stages:
-        index_speed(a.out, a.n, a.device, not a.no_compile)
+        index_speed(a.out, a.n, a.device, not a.no_compile, tuple(int(s) for s in a.sizes.split(",")))
     if "ray" in stages:
         ray_speed(a.out)
 
