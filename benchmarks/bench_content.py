@@ -63,7 +63,7 @@ def index_sets(args) -> None:
     sets.setdefault("fit", str(out / "fit"))
     for name, folder in sets.items():
         for variant, spec in (("before", BEFORE), ("after", None)):
-            if name == "fit" and variant == "before":
+            if (name == "fit" and variant == "before") or variant not in args.variant:
                 continue
             md = Path(folder) / "metadata.csv"
             t = time.perf_counter()
@@ -151,6 +151,7 @@ def main() -> None:
     i = sub.add_parser("index")
     i.add_argument("--out", required=True)
     i.add_argument("--set", action="append", default=[], help="NAME=FOLDER (dev, pacs, demo)")
+    i.add_argument("--variant", action="append", default=[], help="before, after (repeatable; default both)")
     f = sub.add_parser("fit")
     f.add_argument("--out", required=True)
     f.add_argument("--save", required=True)
@@ -160,6 +161,8 @@ def main() -> None:
                    help="also measure style search with similar(..., ignore_subject=G) (repeatable)")
     e.add_argument("--only", action="append", default=[], help="measure only this set (repeatable)")
     args = ap.parse_args()
+    if args.cmd == "index" and not args.variant:
+        args.variant = ["before", "after"]
     print(f"# python {' '.join(sys.argv)}")
     {"make": make, "index": index_sets, "fit": fit, "measure": measure}[args.cmd](args)
 
