@@ -56,6 +56,8 @@ __all__ = ["TrainingResult", "train_style", "train_decoder", "checkpoint_path", 
 DEFAULT_STYLE_NET_WEIGHTS = {"content": 1.0, "style": 1e2, "tv": 1e4}
 #: AdaIN's style weight λ (Huang & Belongie 2017 use 10 with the content term at relu4_1).
 DEFAULT_ADAIN_STYLE_WEIGHT = 10.0
+#: Learning-rate schedules of the training loop: the rate kept, or decayed along a half cosine over the run (whose
+#: length is *steps*, or the time budget where that ends it first; a resumed run with another length follows it).
 LR_SCHEDULES = ("constant", "cosine")
 #: Crops are taken after scaling an image's short side to between 1 and this many times the crop size.
 SCALE_JITTER = 1.5
