@@ -173,3 +173,21 @@ def test_neighbour_lists_of_an_approximate_index_take_new_works_from_their_side(
     same = np.mean([len(set(a) & set(b)) / len(a) for a, b in zip(merged.neighbours, exact.neighbours)])
     assert same >= 0.97
     assert np.mean(np.isclose(merged.scales, exact.scales, rtol=1e-4)) >= 0.97
+
+
+def test_choose_groups_takes_the_k_with_the_best_silhouette():
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    from artspace.search import choose_groups
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(scale=4.0, size=(5, 16))
+    x = (centres[rng.integers(0, 5, 300)] + rng.normal(size=(300, 16))).astype(np.float32)
+    picked = choose_groups(x, max_groups=12, seed=0)
+    # the same sample and k-means as choose_groups, each silhouette computed from the points afresh
+    xs = x[np.random.default_rng(0).choice(300, size=300, replace=False)].astype(np.float64)
+    scores = {k: silhouette_score(xs, KMeans(n_clusters=k, n_init=2, random_state=0).fit_predict(xs))
+              for k in range(2, 13)}
+    assert picked == max(scores, key=scores.get) == 5
+    assert choose_groups(x[:7]) == 1  # fewer than 8 works: no two groups of 4
