@@ -518,7 +518,7 @@ def choose_groups(style: np.ndarray, *, max_groups: int = 32, sample: int = 4000
     """Number of style groups with the best silhouette score (k-means, k = 2 … max_groups, at least 4 works each).
 
     The works' Euclidean distances are computed once for every k's silhouette (128 MB at the 4,000 works sampled):
-    the same scores as computing them afresh each time, in a third of the time of the whole sweep."""
+    the scores of computing them afresh each time (to rounding), and the sweep 1.4-2.7 times faster."""
     from sklearn.cluster import KMeans
     from sklearn.metrics import pairwise_distances, silhouette_score
 
