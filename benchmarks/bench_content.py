@@ -63,7 +63,7 @@ def index_sets(args) -> None:
     sets.setdefault("fit", str(out / "fit"))
     for name, folder in sets.items():
         for variant, spec in (("before", BEFORE), ("after", None)):
-            if (name == "fit" and variant == "before") or variant not in args.variant:
+            if (name == "fit" and variant == "before") or variant not in (args.variant or ("before", "after")):
                 continue
             md = Path(folder) / "metadata.csv"
             t = time.perf_counter()
@@ -161,8 +161,6 @@ def main() -> None:
                    help="also measure style search with similar(..., ignore_subject=G) (repeatable)")
     e.add_argument("--only", action="append", default=[], help="measure only this set (repeatable)")
     args = ap.parse_args()
-    if args.cmd == "index" and not args.variant:
-        args.variant = ["before", "after"]
     print(f"# python {' '.join(sys.argv)}")
     {"make": make, "index": index_sets, "fit": fit, "measure": measure}[args.cmd](args)
 

@@ -93,6 +93,13 @@ def _gatys_curve(content: Path, style: Path, work: Path, name: str, n: int) -> l
     return list(r.history)
 
 
+def _held_out(cname: str) -> Image.Image:
+    """The held-out photograph *cname* with its long side at 256 px (Lanczos), as the networks are scored."""
+    photo = Image.open(C(cname)).convert("RGB")
+    return photo.resize((256, round(256 * photo.height / photo.width)) if photo.width >= photo.height
+                        else (round(256 * photo.width / photo.height), 256), Image.LANCZOS)
+
+
 def _loss_of(image: Image.Image, content: Path, style: Path, work: Path, name: str) -> float:
     """Artspace's Gatys objective of *image*: the first evaluation of a transfer that starts from it."""
     path = work / f"{name}-start.png"
@@ -115,10 +122,7 @@ def quality(model: Path, style_name: str, iterations: int, work: Path) -> None:
     rows = []
     for cname in CONTENTS:
         content, style = C(cname), S(style_name)
-        photo = Image.open(content).convert("RGB")
-        photo = photo.resize((256, round(256 * photo.height / photo.width)) if photo.width >= photo.height
-                             else (round(256 * photo.width / photo.height), 256), Image.LANCZOS)
-        r = stylise(model, photo, device="cpu")[0]
+        r = stylise(model, _held_out(cname), device="cpu")[0]
         loss = _loss_of(r.image, content, style, work, cname)
         curve = _gatys_curve(content, style, work, cname, iterations)
         at50 = curve[49] if len(curve) >= 50 else float("nan")
@@ -198,10 +202,7 @@ def schedule(steps: int, size: int, batch_size: int, work: Path, style_name: str
             minutes = f"{r.elapsed_s / 60:.1f}"
         scores = []
         for cname in CONTENTS:
-            photo = Image.open(C(cname)).convert("RGB")
-            photo = photo.resize((256, round(256 * photo.height / photo.width)) if photo.width >= photo.height
-                                 else (round(256 * photo.width / photo.height), 256), Image.LANCZOS)
-            scores.append(_loss_of(stylise(model, photo, device="cpu")[0].image, C(cname), S(style_name), work,
+            scores.append(_loss_of(stylise(model, _held_out(cname), device="cpu")[0].image, C(cname), S(style_name), work,
                                    f"{name}-{cname}"))
         print(f"| {name} | " + " | ".join(f"{v:.3g}" for v in scores)
               + f" | {statistics.mean(scores):.3g} | {minutes} |", flush=True)

@@ -64,7 +64,8 @@ stage() {
              -o $W/adain_decoder_gpu.pt --steps 200000 --size 256 --batch-size 8 --seed 0 --half
              --validate-every 2000 --checkpoint-every 1000 --quiet --max-minutes "$DECODER_MINUTES")
     # one training: its stage, then (stopped by the limit before writing) the checkpoint's network written as it
-    # is, its budget being spent; the network, its loss curve and its validation pastiches go to OUT
+    # is, by the same command with a spent budget (the last --max-minutes given is the one used); the network, its
+    # loss curve and its validation pastiches go to OUT
     trained() {
         local name=$1 model=$2
         shift 2
