@@ -11,6 +11,10 @@ standardised style embedding to a unit vector, trained on the labelled works so 
 (Khosla et al. 2020), :math:`P_i` the other works of :math:`i`'s label in the batch. Training uses torch; the head is
 stored as plain arrays and applied with numpy, so that a query needs no torch. Squared Euclidean distances of the
 unit outputs are :math:`2 - 2\cos`.
+
+A head taught beside reference axes (:mod:`artspace.reference`) also passes those axes' coordinates through
+unchanged (a linear *skip* of the input), weighted against the head's unit output, so that squared distances add
+:math:`\lVert (a - b)\,S\rVert^2` to the head's.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ __all__ = ["MLPProjection", "train_head", "load_projection"]
 
 @dataclass
 class MLPProjection:
-    """``unit((relu(((x − mean) / scale) W1 + b1)) W2 + b2)``; ``info`` says what it was fitted on and how."""
+    """``unit((relu(((x − mean) / scale) W1 + b1)) W2 + b2)``, times ``head_weight``, after ``x S`` when a *skip*
+    matrix S (D, s) is given; ``info`` says what it was fitted on and how."""
 
     mean: np.ndarray
     scale: np.ndarray
@@ -38,24 +43,34 @@ class MLPProjection:
     w2: np.ndarray
     b2: np.ndarray
     info: dict = field(default_factory=dict)
+    skip: np.ndarray | None = None
+    head_weight: float = 1.0
 
     @property
     def dim(self) -> int:
         """The output dimension."""
-        return int(self.w2.shape[1])
+        return int(self.w2.shape[1]) + (0 if self.skip is None else int(self.skip.shape[1]))
 
     def transform(self, x: np.ndarray, batch: int = 65_536) -> np.ndarray:
-        """The unit output vectors (n, dim) in float32, in blocks of rows."""
+        """The output vectors (n, dim) in float32, in blocks of rows: the skip coordinates, then the unit output
+        times the head's weight."""
         out = np.empty((len(x), self.dim), np.float32)
+        first = 0 if self.skip is None else self.skip.shape[1]
         for s in range(0, len(x), batch):
-            h = (np.asarray(x[s:s + batch], np.float64) - self.mean) / self.scale
+            rows = np.asarray(x[s:s + batch], np.float64)
+            h = (rows - self.mean) / self.scale
             h = np.maximum(h @ self.w1 + self.b1, 0.0) @ self.w2 + self.b2
-            out[s:s + batch] = h / np.maximum(np.linalg.norm(h, axis=1, keepdims=True), 1e-12)
+            out[s:s + batch, first:] = self.head_weight * h / np.maximum(np.linalg.norm(h, axis=1, keepdims=True),
+                                                                         1e-12)
+            if first:
+                out[s:s + batch, :first] = rows @ self.skip
         return out
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the head to an ``.npz`` file (atomically; no pickled objects)."""
         arrays = {k: np.asarray(getattr(self, k), np.float32) for k in ("mean", "scale", "w1", "b1", "w2", "b2")}
+        if self.skip is not None:
+            arrays.update(skip=np.asarray(self.skip, np.float32), head_weight=np.float64(self.head_weight))
         atomic_write(path, lambda p: np.savez(p, kind=np.array("mlp"), info=np.array(json.dumps(self.info,
                                                                                             sort_keys=True)),
                                               **arrays))
@@ -72,6 +87,8 @@ def load_projection(path: str | os.PathLike):
             if "kind" not in z.files:
                 return LinearProjection.load(path)
             parts = {k: z[k].astype(np.float64) for k in ("mean", "scale", "w1", "b1", "w2", "b2")}
+            if "skip" in z.files:
+                parts.update(skip=z["skip"].astype(np.float64), head_weight=float(z["head_weight"]))
             info = json.loads(str(z["info"]))
     except ArtspaceError:
         raise

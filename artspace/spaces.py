@@ -18,7 +18,9 @@ content    :math:`1-\\cos` of style-free content embeddings: maxima of          
 taught:N   squared Euclidean distance after a projection of the style          the distance itself
            embedding taught by a scholar's labels (``artspace teach``:
            Fisher 1936 with shrinkage, NCA, Goldberger et al. 2004, or a
-           supervised contrastive head, Khosla et al. 2020)
+           supervised contrastive head, Khosla et al. 2020), beside
+           reference axes of WikiArt movements where they help
+           (:mod:`artspace.reference`)
 =========  ==================================================================  =================================
 
 The first three are every catalog's; a taught space ``taught:NAME`` is one catalog's own, made by

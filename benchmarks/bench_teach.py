@@ -2,6 +2,8 @@
 
     python benchmarks/bench_teach.py quality CATALOG --column style --seeds 10 --figure docs/images/x.png
     python benchmarks/bench_teach.py scale --n 100000 --labels 10000
+    python benchmarks/bench_teach.py reference --data ../shared/data/paintings-train --column style \
+        --name "WikiArt movements" --save artspace/data/movement_axes.npz
 
 ``quality`` copies an indexed catalog (it is never written), then for each seed labels a random half of the works
 with their *column* and hides the other half's, teaches ``taught:half`` on the labelled half
@@ -15,6 +17,11 @@ resamples); ``sd`` is the spread of the per-seed means.
 ``scale`` builds a synthetic catalog of N works with the real embedding dimensions (as ``bench_catalog.py`` does:
 no image is decoded), labels L of them with 20 labels that follow the style embedding, then times ``teach`` in a
 fresh process and reads its peak resident memory (``VmHWM``).
+
+``reference`` fits the reference axes that ``teach`` offers its learners (:mod:`artspace.reference`): it computes
+the style-signature sketch of every image listed in DATA/metadata.csv (the default feature spec, the precision that
+``artspace index`` uses by default) and fits Fisher's discriminant of *column* on their principal components, the
+components and shrinkage chosen by 5-fold cross-validation.
 """
 
 from __future__ import annotations
@@ -174,6 +181,42 @@ def scale(args) -> None:
           f"settings; cross-validated precision@10 {r['precision']:.3f} (raw {r['raw']:.3f})")
 
 
+def reference(args) -> None:
+    import torch
+
+    from artspace.catalog.generation import Embedder
+    from artspace.features import Extractor
+    from artspace.images import open_image
+    from artspace.reference import fit_reference
+    from artspace.spec import FeatureSpec
+
+    root = Path(args.data)
+    meta = pd.read_csv(root / "metadata.csv")
+    spec = FeatureSpec()
+    ex = Extractor(spec, precision=args.precision)
+    sketch = Embedder(spec, {}).sketches["style"]
+    t = time.perf_counter()
+    rows = []
+    with torch.inference_mode():
+        for s in range(0, len(meta), 8):
+            x = ex.batch([open_image(root / p) for p in meta["path"].iloc[s:s + 8]])
+            rows.append(sketch(ex.encode(x)["signature"]).numpy())
+    x = np.concatenate(rows)
+    print(f"{len(x)} sketches in {time.perf_counter() - t:.0f} s ({ex.precision})", flush=True)
+    t = time.perf_counter()
+    axes = fit_reference(x, meta[args.column], name=args.name, notify=print,
+                         info={"signature_layers": list(spec.signature_layers), "weights": str(spec.weights),
+                               "sketch_seed": int(sketch.seed), "size": int(spec.size),
+                               "precision": str(ex.precision), "column": args.column,
+                               "fitted_on": f"{root.name}: {len(x)} images of {root}",
+                               "command": "python " + " ".join(sys.argv)})
+    print(f"fitted in {time.perf_counter() - t:.0f} s: {axes.info['pca']} components, shrinkage "
+          f"{axes.info['shrinkage']}, cross-validated precision@10 {axes.info['cv_precision_at_10']:.3f}")
+    print("grid (components/shrinkage: precision@10):", json.dumps(axes.info["cv_grid"]))
+    axes.save(args.save)
+    print(f"wrote {args.save} ({os.path.getsize(args.save) / 1e6:.2f} MB)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
@@ -186,9 +229,15 @@ def main() -> None:
     s.add_argument("--n", type=int, default=100_000)
     s.add_argument("--labels", type=int, default=10_000)
     s.add_argument("--keep", help="build the catalog in this folder and keep it (used again by the next run)")
+    r = sub.add_parser("reference", help="fit the reference axes teach offers its learners")
+    r.add_argument("--data", required=True, help="a folder with metadata.csv (path, label columns)")
+    r.add_argument("--column", required=True)
+    r.add_argument("--name", required=True, help="what the axes separate, in words")
+    r.add_argument("--save", required=True)
+    r.add_argument("--precision", default="auto")
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    (quality if args.what == "quality" else scale)(args)
+    {"quality": quality, "scale": scale, "reference": reference}[args.what](args)
 
 
 if __name__ == "__main__":

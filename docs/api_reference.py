@@ -38,6 +38,8 @@ SECTIONS = [
      "content projection is fitted on and measured with."),
     ("Taught spaces", "artspace.contrastive", None, "The non-linear head a taught space may use (a supervised "
      "contrastive loss, Khosla et al. 2020), stored as plain arrays."),
+    ("Reference axes", "artspace.reference", None, "What a larger labelled collection teaches about style (by "
+     "default seven WikiArt movements), offered to the learners of a taught space."),
     ("Pastiches", "artspace.transfer", None, "Gatys et al.'s optimisation, one table of options."),
     ("One-pass pastiches", "artspace.feedforward", None, "Johnson et al.'s network per style and AdaIN's decoder "
      "(Huang & Belongie 2017): training, model files, stylising."),

@@ -264,3 +264,136 @@ def test_cli_teach_then_attribute_then_similar(demo, tmp_path):
     assert r.exit_code == 1 and r.output.splitlines()[-1].startswith("Error: no column 'nope'")
     r = runner.invoke(app, ["similar", "0", "--by", "taught:absent", "--catalog", c])
     assert r.exit_code == 1 and "artspace teach --label-column COLUMN --name absent" in r.output
+
+
+# ---- reference axes -------------------------------------------------------------------------------------------------
+
+
+def _sq(z: np.ndarray) -> np.ndarray:
+    z = np.asarray(z, np.float64)
+    return ((z[:, None] - z[None]) ** 2).sum(-1)
+
+
+def test_reference_axes_are_folded_into_a_map_of_the_embedding_alone(blobs, tmp_path):
+    from artspace.contrastive import load_projection
+
+    works, X = blobs(groups=3, per=20, dim=10, sep=1.0, seed=4)
+    y = pd.factorize(works["g"])[0]
+    axes = np.random.default_rng(0).normal(size=(10, 2))
+    wide = np.c_[X, 0.5 * X @ axes]  # what the learner sees: each row and its weighted reference coordinates
+    lda = fit_projection(X, y, method="lda", pca=None, shrinkage=0.3, reference=0.5, axes=axes)
+    direct = fit_projection(wide, y, method="lda", pca=None, shrinkage=0.3)
+    assert lda.components.shape[0] == 10 and lda.info["reference"] == 0.5
+    np.testing.assert_allclose(_sq(lda.transform(X)), _sq(direct.transform(wide)), rtol=1e-3, atol=1e-4)
+
+    head = fit_projection(X, y, method="mlp", steps=20, seed=1, reference=0.5, axes=axes)
+    plain = fit_projection(wide, y, method="mlp", steps=20, seed=1)
+    z = head.transform(X)
+    assert z.shape == (60, 2 + plain.dim) and head.mean.shape == (10,)
+    np.testing.assert_allclose(z[:, 2:] / head.head_weight, plain.transform(wide), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(_sq(z[:, :2]), _sq(X @ axes) * head.skip[0, 0] ** 2 / axes[0, 0] ** 2, rtol=1e-3)
+    for part in (z[:, :2], z[:, 2:]):  # each part's median squared distance between two works is 1
+        d = _sq(part)
+        assert np.median(d[np.triu_indices(60, 1)]) == pytest.approx(1.0, rel=1e-3)
+    head.save(tmp_path / "head.npz")
+    back = load_projection(tmp_path / "head.npz")
+    assert back.dim == head.dim and back.info["reference"] == 0.5
+    np.testing.assert_allclose(back.transform(X), z, rtol=1e-4, atol=1e-5)
+
+
+def _manifest(layers=("relu4_1", "relu5_1"), weights="original", seed=150806576) -> dict:
+    return {"spec": {"signature_layers": list(layers), "weights": weights}, "spaces": {"style": {"sketch_seed": seed}}}
+
+
+def test_reference_axes_are_fitted_saved_and_refused_where_they_do_not_apply(tmp_path):
+    from artspace.errors import ArtspaceError
+    from artspace.reference import ReferenceAxes, axes_for, fit_reference
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 40)
+    centres = np.zeros((3, 300))
+    centres[:, :5] = 2.0 * rng.normal(size=(3, 5))
+    x = rng.normal(size=(120, 300)) + centres[y]  # three labels along 5 of the 300 numbers of a "sketch"
+    info = {"signature_layers": ["relu4_1", "relu5_1"], "weights": "original", "sketch_seed": 150806576}
+    axes = fit_reference(x, np.array(["a", "b", "c"])[y], name="three labels", info=info, folds=3)
+    assert axes.dim == 2 and axes.info["labels"] == ["a", "b", "c"] and axes.info["pca"] <= 79
+    # each held-out fold (40 works) is searched among itself
+    assert axes.info["cv_precision_at_10"] > 0.75 and len(axes.info["cv_grid"]) >= 4
+    raw = (y[np.argsort(_sq(x) + np.diag(np.full(120, np.inf)), 1)[:, :10]] == y[:, None]).mean()
+    z = (x - axes.mean) @ axes.components
+    taught = (y[np.argsort(_sq(z) + np.diag(np.full(120, np.inf)), 1)[:, :10]] == y[:, None]).mean()
+    assert taught > 0.95 and raw < 0.7
+    axes.save(tmp_path / "axes.npz")
+    back = ReferenceAxes.load(tmp_path / "axes.npz")
+    np.testing.assert_allclose(back.components, axes.components, rtol=2e-3, atol=1e-3 * np.abs(axes.components).max())
+    assert back.info == axes.info
+
+    assert back.matches(_manifest()) is None
+    assert "signature layers ['relu3_1'] (the axes need ['relu4_1', 'relu5_1'])" in back.matches(_manifest(["relu3_1"]))
+    assert axes_for(_manifest(), tmp_path / "axes.npz")[0].info["name"] == "three labels"
+    with pytest.raises(InvalidOption, match=r"axes.npz do not apply to this catalog: the catalog's sketch seed 7"):
+        axes_for(_manifest(seed=7), tmp_path / "axes.npz")
+    assert axes_for(_manifest(), False) == (None, "no reference axes (turned off)")
+    none, note = axes_for(_manifest(seed=7), True)  # the shipped axes: left out, silently, where they do not apply
+    assert none is None and note.startswith("no reference axes (")
+    np.savez(tmp_path / "other.npz", a=np.zeros(3))
+    with pytest.raises(ArtspaceError, match="other.npz is not a file of reference axes"):
+        ReferenceAxes.load(tmp_path / "other.npz")
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(ArtspaceError, match="cannot read the reference axes .*bad.npz"):
+        ReferenceAxes.load(tmp_path / "bad.npz")
+
+
+def _demo_axes(demo: Catalog, path, **info):
+    """Reference axes for the demo catalog: two random directions of its own principal axes of the sketch."""
+    from artspace.catalog.generation import PROJECTIONS
+    from artspace.projection import StyleProjection
+    from artspace.reference import ReferenceAxes
+
+    proj = StyleProjection.load(demo.files / PROJECTIONS["style"])
+    r = np.random.default_rng(1).normal(size=(proj.dim, 2))
+    axes = ReferenceAxes(mean=np.zeros(proj.components.shape[1]), components=proj.components.T.astype(np.float64) @ r,
+                         info={"name": "demo axes", "signature_layers": demo.manifest["spec"]["signature_layers"],
+                               "weights": demo.manifest["spec"]["weights"],
+                               "sketch_seed": demo.manifest["spaces"]["style"]["sketch_seed"], **info})
+    axes.save(path)
+    return path
+
+
+def test_teach_offers_reference_axes_beside_its_other_settings(demo, tmp_path, monkeypatch):
+    from artspace.analysis import teaching
+
+    path = _demo_axes(demo, tmp_path / "axes.npz")
+    result = demo.teach("texture", name="tex", folds=3, reference=path)
+    with_ref = result.candidates[result.candidates["reference"].notna()]
+    assert len(with_ref) == len(teaching.REFERENCE_SETTINGS) and "reference axes: demo axes" in result.summary()
+    off = demo.teach("texture", name="tex2", folds=3, reference=False)
+    assert "reference" not in off.candidates.columns and "no reference axes (turned off)" in off.summary()
+    with pytest.raises(InvalidOption, match="do not apply to this catalog"):
+        demo.teach("texture", name="tex3", reference=_demo_axes(demo, tmp_path / "other.npz", weights="other"))
+
+    # only the reference settings of the head to choose from: the space stored is the folded head with its skip
+    monkeypatch.setattr(teaching, "STEPS", ())
+    result = demo.teach("texture", name="ref", folds=3, methods=["mlp"], reference=path)
+    assert result.settings["reference"] == 0.3 and demo.taught_space("taught:ref")["settings"]["reference"] == 0.3
+    ids, X = demo.embeddings("taught:ref")
+    assert X.shape == (18, 2 + 32)
+    q, wid = demo.query_vector("dots/star_0.png", by="taught:ref")
+    outside = demo.vectors([demo.root / "dots/star_0.png"], by="taught:ref")[0]
+    np.testing.assert_allclose(outside, q, rtol=1e-3, atol=1e-3)  # an image is placed as its work was
+    near = demo.similar("dots/star_0.png", by="taught:ref", k=4)
+    assert (near["texture"] == "dots").mean() >= 0.75
+
+
+def test_cli_teach_takes_reference_axes_or_none(demo, tmp_path):
+    path = _demo_axes(demo, tmp_path / "axes.npz")
+    c = str(demo.dir)
+    r = runner.invoke(app, ["teach", "--label-column", "texture", "--folds", "3", "--reference", str(path),
+                            "-o", str(tmp_path / "a"), "--catalog", c])
+    assert r.exit_code == 0 and "reference axes: demo axes" in r.output, r.output
+    r = runner.invoke(app, ["teach", "--label-column", "texture", "--folds", "3", "--no-reference",
+                            "-o", str(tmp_path / "b"), "--catalog", c])
+    assert r.exit_code == 0 and "no reference axes (turned off)" in r.output, r.output
+    r = runner.invoke(app, ["teach", "--label-column", "texture", "--reference", str(path), "--no-reference",
+                            "--catalog", c])
+    assert r.exit_code == 1 and "give --reference FILE or --no-reference, not both" in r.output

@@ -19,6 +19,13 @@ The learners (the first two a linear map, so that one matrix carries the whole s
 * ``mlp``: not linear, a two-layer perceptron to 32 unit dimensions trained with a supervised contrastive loss
   (Khosla et al. 2020; :mod:`artspace.contrastive`), 100 or 200 steps.
 
+Fifteen works per label teach a noisy space. Where the catalog's features allow, the learners are also offered
+*reference axes* (:mod:`artspace.reference`): the directions of the style signature that separate the labels of a
+larger collection — by default the six axes of seven WikiArt movements in 2,100 paintings, shipped with artspace.
+The settings of :data:`REFERENCE_SETTINGS` see each work's embedding extended by its reference coordinates (weighted
+by *a*); an ``mlp`` head among them also keeps those coordinates beside its output. They compete with the others in
+the same cross-validation, so they are kept only where the scholar's own labels agree with them.
+
 Every candidate setting is scored by cross-validation grouped by work (or by *group_column*, say the artist, so that a
 hand never helps score itself): each held-out work's ten nearest other labelled works are searched in the space
 fitted without it, and the setting with the highest mean same-label precision@10 is fitted again on every labelled
@@ -58,6 +65,11 @@ PCA_DIMS = (16, 32, 64, None)
 #: ... and, for ``lda``, the shrinkage of the within-label covariance; for ``mlp``, the training steps.
 SHRINKAGES = (0.1, 0.3, 0.5, 0.7, 0.9)
 STEPS = (100, 200)
+#: Settings tried beside reference axes (:mod:`artspace.reference`): the weight of the reference coordinates in the
+#: learner's input (measured on wikiart-dev and pacs-dev, docs/benchmarks.md; ``lda`` keeps every principal component).
+REFERENCE_SETTINGS = ({"method": "lda", "shrinkage": 0.3, "reference": 0.2},
+                      {"method": "mlp", "steps": 100, "reference": 0.3},
+                      {"method": "mlp", "steps": 200, "reference": 0.3})
 #: NCA is fitted on at most this many labelled works (drawn per label in proportion): its cost grows with their
 #: square (46 s for five folds of 2,000 works at 10,000 labels, 6 s at 1,000, on two cores).
 NCA_SAMPLE = 1000
@@ -79,11 +91,21 @@ def _pca(x: np.ndarray, dims: int | None):
 
 
 def fit_projection(x: np.ndarray, y: np.ndarray, *, method: str = "lda", pca: int | None = None,
-                   shrinkage: float = 0.5, steps: int = 200, seed: int = 0, basis=None):
+                   shrinkage: float = 0.5, steps: int = 200, seed: int = 0, basis=None, reference: float = 0.0,
+                   axes: np.ndarray | None = None):
     """One learner fitted on the rows of *x* (n, D) with integer labels *y*: a :class:`LinearProjection` of the
     style embedding (principal components and the learnt map folded into one matrix). *basis*: the rows' mean and
     every principal axis, when already computed (the settings tried on one fold share them). ``method="mlp"``
-    returns a :class:`~artspace.contrastive.MLPProjection` trained for *steps* on the whole embedding instead."""
+    returns a :class:`~artspace.contrastive.MLPProjection` trained for *steps* on the whole embedding instead.
+
+    With reference *axes* (D, d) (:meth:`artspace.reference.ReferenceAxes.on_embedding`) and a *reference* weight
+    a > 0, the learner sees each row extended by its reference coordinates, :math:`[x,\\ a\\,xA]`; what it learns is
+    folded back into a map of *x* alone (exactly, up to one constant vector that no distance sees), and an ``mlp``
+    head passes the reference coordinates :math:`xA` through beside its unit output, each part scaled so that its
+    median squared distance between the rows is 1."""
+    if reference and axes is not None:
+        return _fit_with_reference(np.asarray(x, np.float64), y, method, pca, shrinkage, steps, seed, float(reference),
+                                   np.asarray(axes, np.float64))
     if method == "mlp":
         from ..contrastive import train_head
 
@@ -94,6 +116,42 @@ def fit_projection(x: np.ndarray, y: np.ndarray, *, method: str = "lda", pca: in
     # for each other on a busy machine
     with threadpool_limits(limits=1, user_api="blas"):
         return _fit(np.asarray(x, np.float64), y, method, pca, shrinkage, seed, basis)
+
+
+def _median_sq_distance(z: np.ndarray, seed: int, cap: int = 2000) -> float:
+    """The median squared Euclidean distance between two different rows of *z* (of at most *cap* rows drawn)."""
+    rows = np.random.default_rng(seed).permutation(len(z))[:cap]
+    q = z[rows]
+    sq = (q ** 2).sum(1)
+    d = sq[:, None] + sq[None] - 2.0 * q @ q.T
+    return float(np.median(d[np.triu_indices(len(q), 1)])) or 1.0
+
+
+def _fit_with_reference(x, y, method, pca, shrinkage, steps, seed, weight, axes):
+    from threadpoolctl import threadpool_limits
+
+    lift = np.c_[np.eye(x.shape[1]), weight * axes]  # x -> [x, a xA]
+    wide = x @ lift
+    if method == "lda":
+        with threadpool_limits(limits=1, user_api="blas"):
+            p = _fit(wide, y, method, pca, shrinkage, seed, None)
+        return LinearProjection(mean=p.mean[:x.shape[1]], components=lift @ p.components,
+                                info={**p.info, "reference": weight})
+    if method != "mlp":
+        raise InvalidOption(f"reference axes are offered to lda and mlp, not {method!r}")
+    from ..contrastive import train_head
+
+    head = train_head(wide, y, steps=steps, seed=seed)
+    w1 = head.w1 / head.scale[:, None]
+    head.b1 = head.b1 - (head.mean / head.scale) @ head.w1
+    head.w1 = lift @ w1
+    head.mean, head.scale = np.zeros(x.shape[1]), np.ones(x.shape[1])
+    ref = x @ axes
+    head.skip = axes / np.sqrt(_median_sq_distance(ref, seed))
+    head.head_weight = 1.0 / np.sqrt(_median_sq_distance(head.transform(x)[:, axes.shape[1]:].astype(np.float64),
+                                                         seed))
+    head.info = {**head.info, "reference": weight}
+    return head
 
 
 def _fit(x, y, method, pca, shrinkage, seed, basis) -> LinearProjection:
@@ -133,8 +191,9 @@ def _sample(y: np.ndarray, cap: int, seed: int) -> np.ndarray:
                                    for c in np.unique(y)]))
 
 
-def _candidates(methods, n_fit: int, dim: int, labels: int) -> list[dict]:
-    """Every setting worth trying: the distinct numbers of principal components the fitting folds allow."""
+def _candidates(methods, n_fit: int, dim: int, labels: int, reference: bool = False) -> list[dict]:
+    """Every setting worth trying: the distinct numbers of principal components the fitting folds allow; with
+    *reference* axes, also :data:`REFERENCE_SETTINGS`."""
     cap = min(dim, max(n_fit - labels, 2))
     dims = sorted({min(p or cap, cap) for p in PCA_DIMS})
     out = []
@@ -147,6 +206,9 @@ def _candidates(methods, n_fit: int, dim: int, labels: int) -> list[dict]:
             out += [{"method": "mlp", "steps": s} for s in STEPS]
         else:
             raise InvalidOption(f"method must be one of {', '.join(METHODS)}, not {m!r}")
+    if reference:
+        out += [{**c, **({"pca": cap} if c["method"] == "lda" else {})} for c in REFERENCE_SETTINGS
+                if c["method"] in methods]
     return out
 
 
@@ -228,7 +290,7 @@ def _folds(y: np.ndarray, groups: np.ndarray, folds: int, seed: int) -> list[np.
 
 
 def _cross_validate(x, y, folds, setting: dict, seed: int, k: int, *, predict: bool = False, bases=None,
-                    scored: np.ndarray | None = None):
+                    scored: np.ndarray | None = None, axes: np.ndarray | None = None):
     """Out-of-fold precision@k per row (NaN for rows outside *scored*, a boolean mask; default all) and, with
     *predict*, out-of-fold logits: each fold's works are searched and predicted in the space fitted on the other
     folds (*bases*: each fold's principal axes, computed once)."""
@@ -237,7 +299,8 @@ def _cross_validate(x, y, folds, setting: dict, seed: int, k: int, *, predict: b
     logits = np.empty((n, labels)) if predict else None
     for j, test in enumerate(folds):
         train = np.setdiff1d(np.arange(n), test)
-        proj = fit_projection(x[train], y[train], seed=seed, basis=None if bases is None else bases[j], **setting)
+        proj = fit_projection(x[train], y[train], seed=seed, basis=None if bases is None else bases[j], axes=axes,
+                              **setting)
         z = proj.transform(x).astype(np.float64)
         q = test if scored is None else test[scored[test]]
         nbr = _neighbours(z, q, k)
@@ -280,6 +343,8 @@ class TeachResult:
     folds: int = 0
     files: list = field(default_factory=list)
     seconds: float = 0.0
+    #: which reference axes the learners were offered (or why none), in words
+    reference: str = ""
 
     @property
     def space(self) -> str:
@@ -291,7 +356,8 @@ class TeachResult:
         s = ", ".join(f"{k}={v}" for k, v in self.settings.items())
         lines = [f"taught {self.space} from column {self.label_column!r}: {int(a['works'])} labelled works in "
                  f"{len(self.labels)} labels; {self.method} ({s}) chosen by {self.folds}-fold cross-validation "
-                 f"among {len(self.candidates)} settings; stored in generation {self.generation}",
+                 f"among {len(self.candidates)} settings ({self.reference}); stored in generation "
+                 f"{self.generation}",
                  f"same-label precision@10, cross-validated: taught {a['taught_precision']:.3f} "
                  f"[{a['taught_precision_lo']:.3f}, {a['taught_precision_hi']:.3f}], raw style "
                  f"{a['raw_precision']:.3f} [{a['raw_precision_lo']:.3f}, {a['raw_precision_hi']:.3f}]",
@@ -403,8 +469,23 @@ def _labelled(cat, label_column: str, min_works: int):
     return rows, y, names, left_out
 
 
+def _reference(catalog, reference):
+    """((name, the axes as a matrix of the catalog's style embedding), note) for the reference axes of *reference*
+    (:func:`artspace.reference.axes_for`), or (None, note saying why none)."""
+    from ..catalog.generation import PROJECTIONS
+    from ..projection import StyleProjection
+    from ..reference import axes_for
+
+    axes, note = axes_for(catalog.manifest, reference)
+    if axes is None:
+        return None, note
+    return (str(axes.info.get("name") or reference), axes.on_embedding(catalog._load(PROJECTIONS["style"],
+                                                                                     StyleProjection.load))), note
+
+
 def teach(catalog, label_column: str, *, name: str | None = None, methods=METHODS, folds: int = 5,
-          min_works: int = MIN_WORKS, group_column: str | None = None, seed: int = 0, out=None) -> TeachResult:
+          min_works: int = MIN_WORKS, group_column: str | None = None, seed: int = 0, out=None,
+          reference: bool | str | Path = True) -> TeachResult:
     """Teach a style space from the labels in *label_column* and store it in the catalog as ``taught:NAME``.
 
     Parameters
@@ -427,6 +508,10 @@ def teach(catalog, label_column: str, *, name: str | None = None, methods=METHOD
         Works sharing a value of this column (an artist, a workshop) are always held out together.
     seed : int
         Seed of the folds, of the bootstrap and of NCA.
+    reference : bool or path
+        Reference axes offered to the learners (:mod:`artspace.reference`; the settings of
+        :data:`REFERENCE_SETTINGS`, kept only if the cross-validation prefers them): True for the movement axes shipped
+        with artspace where the catalog's features allow them, False for none, or the path of another file of axes.
     out : path, optional
         Folder for the report: ``teach-NAME-figures.csv``, ``-candidates.csv``, ``-confusion.csv``,
         ``-confusion.png`` and ``-calibration.png``.
@@ -463,19 +548,22 @@ def teach(catalog, label_column: str, *, name: str | None = None, methods=METHOD
     else:
         groups = ids_all[rows]
     x = np.asarray(catalog._embeddings()["style"][rows], np.float64)
+    ref_axes, ref_note = _reference(catalog, reference)
+    axes = None if ref_axes is None else ref_axes[1]
     test_folds = _folds(y, groups, folds, seed)
     n_fit = len(y) - max(len(t) for t in test_folds)
-    candidates = _candidates(methods, n_fit, x.shape[1], len(labels))
+    candidates = _candidates(methods, n_fit, x.shape[1], len(labels), reference=axes is not None)
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):
         bases = [_pca(x[np.setdiff1d(np.arange(len(y)), t)], None) for t in test_folds]
     scored = np.zeros(len(y), bool)
     scored[_sample(y, SCORE_SAMPLE, seed)] = True
-    scores = [float(np.nanmean(_cross_validate(x, y, test_folds, c, seed, K, bases=bases, scored=scored)[0]))
+    scores = [float(np.nanmean(_cross_validate(x, y, test_folds, c, seed, K, bases=bases, scored=scored,
+                                               axes=axes)[0]))
               for c in candidates]
     best = candidates[int(np.argmax(scores))]
-    precision, logits = _cross_validate(x, y, test_folds, best, seed, K, predict=True, bases=bases)
+    precision, logits = _cross_validate(x, y, test_folds, best, seed, K, predict=True, bases=bases, axes=axes)
     temperature = _temperature(logits, y)
     smoothing = 1.0 / (len(y) + len(labels))
     probs = _probabilities(logits, temperature, smoothing)
@@ -490,7 +578,7 @@ def teach(catalog, label_column: str, *, name: str | None = None, methods=METHOD
                              .reshape(len(labels), -1), index=pd.Index(labels, name=label_column),
                              columns=pd.Index(labels, name="predicted"))
 
-    final = fit_projection(x, y, seed=seed, **best)
+    final = fit_projection(x, y, seed=seed, axes=axes, **best)
     z = final.transform(x).astype(np.float64)
     counts = np.bincount(y, minlength=len(labels)).astype(np.float64)
     centroids = np.zeros((len(labels), z.shape[1]))
@@ -501,7 +589,8 @@ def teach(catalog, label_column: str, *, name: str | None = None, methods=METHOD
     final.info = {**final.info, "labels": labels, "centroids": centroids.round(8).tolist(),
                   "log_prior": np.log(counts / counts.sum()).round(8).tolist(), "temperature": temperature,
                   "smoothing": smoothing,
-                  "label_column": label_column}
+                  "label_column": label_column,
+                  **({"reference_axes": ref_axes[0]} if best.get("reference") else {})}
     from ..catalog.taught import labels_digest, publish_taught, style_basis
 
     entry = {"label_column": label_column, "labels_digest": labels_digest(catalog.works, label_column),
@@ -510,6 +599,7 @@ def teach(catalog, label_column: str, *, name: str | None = None, methods=METHOD
              "settings": {k: v for k, v in best.items() if k != "method"}, "labels": labels,
              "counts": {lab: int(c) for lab, c in zip(labels, counts)}, "left_out": left_out,
              "folds": len(test_folds), "group_column": group_column, "temperature": temperature,
+             "reference": ref_note,
              "cross_validated": summary,
              "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     import sys
@@ -520,7 +610,8 @@ def teach(catalog, label_column: str, *, name: str | None = None, methods=METHOD
     result = TeachResult(name=name, label_column=label_column, method=best["method"],
                          settings={k: v for k, v in best.items() if k != "method"}, labels=labels, figures=figures,
                          confusion=confusion, calibration=calibration_table(probs, y), candidates=table,
-                         temperature=temperature, left_out=left_out, generation=generation, folds=len(test_folds))
+                         temperature=temperature, left_out=left_out, generation=generation, folds=len(test_folds),
+                         reference=ref_note)
     if out is not None:
         result.files = _write_report(result, out)
     result.seconds = time.perf_counter() - t0
