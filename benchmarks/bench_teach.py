@@ -59,6 +59,22 @@ def _precision(cat: Catalog, by: str, queries: np.ndarray, truth: pd.Series) -> 
         .mean(1)
 
 
+def _reference_alone(cat: Catalog, truth: pd.Series) -> pd.Series | None:
+    """Each work's same-label precision@10 searching the whole collection by its coordinates on the shipped
+    reference axes alone (no label of the collection used), or None where the axes do not apply."""
+    from artspace.analysis.teaching import _neighbours, _reference
+
+    got, _ = _reference(cat, True)
+    if got is None:
+        return None
+    emb = cat._embeddings()
+    z = np.asarray(emb["style"], np.float64) @ got[1]
+    ids = np.asarray(emb["ids"])
+    y = truth.reindex(ids).to_numpy()
+    nbr = _neighbours(z, np.arange(len(z)), 10)
+    return pd.Series((y[nbr] == y[:, None]).mean(1), index=ids)
+
+
 def quality(args) -> None:
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -67,7 +83,9 @@ def quality(args) -> None:
         cat = Catalog.open(work)
         truth = cat.works.set_index("id")[args.column].astype(str)
         ids = truth.index.to_numpy()
-        per_seed, taught_p, raw_p, right, conf, methods, tried = [], [], [], [], [], [], []
+        per_seed, taught_p, raw_p, right, conf, methods, tried, ref_p = [], [], [], [], [], [], [], []
+        reference = False if args.no_reference else True
+        ref = _reference_alone(cat, truth) if reference else None
         for seed in range(args.seeds):
             perm = np.random.default_rng(seed).permutation(len(ids))
             hidden = np.sort(ids[perm[len(ids) // 2:]])
@@ -77,7 +95,7 @@ def quality(args) -> None:
             t = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                result = cat.teach("half", seed=seed)
+                result = cat.teach("half", seed=seed, reference=reference)
             seconds = time.perf_counter() - t
             tp = _precision(cat, "taught:half", hidden, truth)
             rp = _precision(cat, "style", hidden, truth)
@@ -85,6 +103,8 @@ def quality(args) -> None:
             ok = (table["label_1"].to_numpy() == truth.loc[hidden].to_numpy())
             taught_p.append(tp)
             raw_p.append(rp)
+            if ref is not None:
+                ref_p.append(ref.loc[hidden].to_numpy())
             right.append(ok)
             conf.append(table["p_1"].to_numpy())
             methods.append(f"{result.method} {json.dumps(result.settings)}")
@@ -98,8 +118,14 @@ def quality(args) -> None:
     print(f"\n# python {' '.join(sys.argv)}")
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}; {len(ids)} works, half labelled, {args.seeds} seeds")
+    print(f"# reference axes offered: {'no' if args.no_reference else 'yes'}")
     print("| measured on the unlabelled half | mean | 95 % interval | sd over seeds |")
     print("| --- | ---: | ---: | ---: |")
+    if ref_p:
+        v = np.concatenate(ref_p)
+        lo, hi = _ci(v, rng)
+        print(f"| same-label precision@10, reference axes alone (no label used) | {v.mean():.3f} | [{lo:.3f}, "
+              f"{hi:.3f}] | {np.std([r.mean() for r in ref_p]):.3f} |")
     for name, v, j in (("same-label precision@10, taught space", T, 0), ("same-label precision@10, raw style", R, 1),
                        ("top-1 attribution accuracy", A.astype(float), 2)):
         lo, hi = _ci(v, rng)
@@ -225,6 +251,7 @@ def main() -> None:
     q.add_argument("--column", required=True)
     q.add_argument("--seeds", type=int, default=10)
     q.add_argument("--figure", help="write the reliability diagram here")
+    q.add_argument("--no-reference", action="store_true", help="teach without reference axes")
     s = sub.add_parser("scale", help="time and memory of teach on a synthetic catalog")
     s.add_argument("--n", type=int, default=100_000)
     s.add_argument("--labels", type=int, default=10_000)
