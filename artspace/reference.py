@@ -19,6 +19,8 @@ and keeps them only where its cross-validation on the scholar's own labels says 
 artspace ships one set (``artspace/data/movement_axes.npz``): the six axes that best separate seven WikiArt movements
 (Art Nouveau, Baroque, Expressionism, Impressionism, Post-Impressionism, Romanticism, Symbolism) in 2,100 paintings
 that no evaluation set contains; docs/benchmarks.md gives the command that fits it, :func:`fit_reference` the method.
+``artspace fit-reference`` (:func:`fit_reference_from`) fits axes from the labelled works of any catalog — a
+museum's attributed collection, say — for ``artspace teach --reference FILE``.
 """
 
 from __future__ import annotations
@@ -34,12 +36,16 @@ import numpy as np
 from .atomic import atomic_write
 from .errors import ArtspaceError, InvalidOption
 
-__all__ = ["ReferenceAxes", "fit_reference", "shipped_axes", "axes_for", "PCA_DIMS", "SHRINKAGES"]
+__all__ = ["ReferenceAxes", "fit_reference", "fit_reference_from", "sketch_images", "shipped_axes", "axes_for",
+           "PCA_DIMS", "SHRINKAGES", "MAX_WORKS"]
 
 #: Principal components of the reference sketches tried by :func:`fit_reference` ...
 PCA_DIMS = (128, 256, 512, 1024)
 #: ... and shrinkages of the within-label covariance.
 SHRINKAGES = (0.05, 0.1, 0.2, 0.3)
+#: :func:`fit_reference_from` reads at most this many labelled works (drawn per label in proportion): each sketch is
+#: 32,768 numbers, and the principal components of 3,000 of them take about 2 GB.
+MAX_WORKS = 3000
 
 
 @dataclass
@@ -85,14 +91,14 @@ class ReferenceAxes:
             with np.load(path, allow_pickle=False) as z:
                 if "kind" not in z.files or str(z["kind"]) != "reference_axes":
                     raise ArtspaceError(f"{path} is not a file of reference axes; fit one with "
-                                        f"`python benchmarks/bench_teach.py reference`")
+                                        f"`artspace fit-reference`")
                 return cls(mean=z["mean"].astype(np.float64), components=z["components"].astype(np.float64),
                            info=json.loads(str(z["info"])))
         except ArtspaceError:
             raise
         except (OSError, KeyError, ValueError, EOFError) as e:
             raise ArtspaceError(f"cannot read the reference axes {path} ({e}); fit them again with "
-                                f"`python benchmarks/bench_teach.py reference`") from None
+                                f"`artspace fit-reference`") from None
 
 
 def _shipped_path() -> Path:
@@ -185,3 +191,57 @@ def fit_reference(sketches: np.ndarray, labels, *, name: str, info: dict | None 
                                "pca": int(p), "shrinkage": float(s), "folds": int(folds),
                                "cv_precision_at_10": round(mean[(p, s)], 4),
                                "cv_grid": {f"{a}/{b}": round(v, 4) for (a, b), v in sorted(mean.items())}})
+
+
+def sketch_images(images, extractor, seed: int, *, batch_size: int = 8, notify=None) -> np.ndarray:
+    """The style-signature sketches (n, 32,768) of *images* (paths or PIL images), computed by *extractor* (an
+    :class:`~artspace.features.Extractor`) and the CountSketch of *seed*, in float32."""
+    import torch
+
+    from .images import open_image
+    from .projection import SKETCH_DIM, CountSketch
+
+    sketch = CountSketch(sum(extractor.spec.signature_dims), SKETCH_DIM, seed=seed)
+    images = list(images)
+    rows = []
+    with torch.inference_mode():
+        for s in range(0, len(images), batch_size):
+            batch = [im if not isinstance(im, (str, os.PathLike)) else open_image(im)
+                     for im in images[s:s + batch_size]]
+            rows.append(sketch(extractor.encode(extractor.batch(batch))["signature"]).numpy())
+            if notify and (s // batch_size) % 25 == 0:
+                notify(f"sketched {min(s + batch_size, len(images))} of {len(images)} images")
+    return np.concatenate(rows) if rows else np.zeros((0, SKETCH_DIM), np.float32)
+
+
+def fit_reference_from(catalog, label_column: str, *, name: str | None = None, min_works: int = 5, folds: int = 5,
+                       seed: int = 0, batch_size: int = 8, notify=None) -> ReferenceAxes:
+    """Reference axes from the labelled works of *catalog*: their images are read again (the catalog keeps only the
+    compact embeddings), sketched as the catalog sketched them, and :func:`fit_reference` fits the axes of the labels
+    in *label_column* that have at least *min_works* works (at most :data:`MAX_WORKS` works, drawn per label).
+    Save the result with ``.save(path)`` and teach with it: ``Catalog.teach(..., reference=path)``."""
+    works = catalog.works
+    if label_column not in works.columns:
+        raise InvalidOption(f"no column {label_column!r} in the works table of {catalog.dir} (--label-column)")
+    col = works.set_index("id")[label_column].dropna().astype(str)
+    counts = col.value_counts()
+    kept = counts[counts >= max(min_works, folds)]
+    if len(kept) < 2:
+        raise InvalidOption(f"column {label_column!r} of {catalog.dir} has {len(kept)} label(s) with at least "
+                            f"{max(min_works, folds)} works; reference axes need at least 2: label more works")
+    col = col[col.isin(kept.index)]
+    if len(col) > MAX_WORKS:
+        rng = np.random.default_rng(seed)
+        take = [rng.permutation(np.flatnonzero(col.to_numpy() == lab))[:max(folds, int(MAX_WORKS * n / len(col)))]
+                for lab, n in kept.items()]
+        col = col.iloc[np.sort(np.concatenate(take))]
+    style = (catalog.manifest.get("spaces") or {}).get("style") or {}
+    seed_sketch = int(style.get("sketch_seed", 1508_06576))
+    x = sketch_images([catalog.image_path(int(i)) for i in col.index], catalog.extractor, seed_sketch,
+                      batch_size=batch_size, notify=notify)
+    spec = catalog.spec
+    return fit_reference(x, col.to_numpy(), name=name or label_column, folds=folds, seed=seed, notify=notify,
+                         info={"signature_layers": list(spec.signature_layers), "weights": str(spec.weights),
+                               "sketch_seed": seed_sketch, "size": int(spec.size), "precision": catalog.precision,
+                               "column": label_column,
+                               "fitted_on": f"{len(col)} labelled works of the catalog {catalog.dir}"})

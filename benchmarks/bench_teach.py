@@ -208,31 +208,23 @@ def scale(args) -> None:
 
 
 def reference(args) -> None:
-    import torch
-
-    from artspace.catalog.generation import Embedder
     from artspace.features import Extractor
-    from artspace.images import open_image
-    from artspace.reference import fit_reference
+    from artspace.projection import CountSketch
+    from artspace.reference import fit_reference, sketch_images
     from artspace.spec import FeatureSpec
 
     root = Path(args.data)
     meta = pd.read_csv(root / "metadata.csv")
     spec = FeatureSpec()
     ex = Extractor(spec, precision=args.precision)
-    sketch = Embedder(spec, {}).sketches["style"]
+    seed = CountSketch(sum(spec.signature_dims)).seed  # the seed every catalog sketches with
     t = time.perf_counter()
-    rows = []
-    with torch.inference_mode():
-        for s in range(0, len(meta), 8):
-            x = ex.batch([open_image(root / p) for p in meta["path"].iloc[s:s + 8]])
-            rows.append(sketch(ex.encode(x)["signature"]).numpy())
-    x = np.concatenate(rows)
+    x = sketch_images([root / p for p in meta["path"]], ex, seed)
     print(f"{len(x)} sketches in {time.perf_counter() - t:.0f} s ({ex.precision})", flush=True)
     t = time.perf_counter()
     axes = fit_reference(x, meta[args.column], name=args.name, notify=print,
                          info={"signature_layers": list(spec.signature_layers), "weights": str(spec.weights),
-                               "sketch_seed": int(sketch.seed), "size": int(spec.size),
+                               "sketch_seed": int(seed), "size": int(spec.size),
                                "precision": str(ex.precision), "column": args.column,
                                "fitted_on": f"{root.name}: {len(x)} images of {root}",
                                "command": "python " + " ".join(sys.argv)})

@@ -397,3 +397,32 @@ def test_cli_teach_takes_reference_axes_or_none(demo, tmp_path):
     r = runner.invoke(app, ["teach", "--label-column", "texture", "--reference", str(path), "--no-reference",
                             "--catalog", c])
     assert r.exit_code == 1 and "give --reference FILE or --no-reference, not both" in r.output
+
+
+def test_cli_fit_reference_fits_axes_on_a_catalog_that_teach_then_takes(demo, tmp_path):
+    from artspace.reference import ReferenceAxes
+
+    c = str(demo.dir)
+    out = tmp_path / "textures.npz"
+    r = runner.invoke(app, ["fit-reference", "--label-column", "texture", "-o", str(out), "--catalog", c])
+    assert r.exit_code == 0, r.output
+    assert "wrote" in r.output and "2 axes separating 3 labels of column 'texture' (18 works" in r.output
+    axes = ReferenceAxes.load(out)
+    assert axes.info["labels"] == ["checker", "dots", "stripes"] and axes.matches(demo.manifest) is None
+    assert axes.components.shape == (32768, 2)
+    # the axes separate the textures they were fitted on, seen through the catalog's own stored embedding
+    from artspace.catalog.generation import PROJECTIONS
+    from artspace.projection import StyleProjection
+
+    ids, X = demo.embeddings("style")
+    z = X @ axes.on_embedding(StyleProjection.load(demo.files / PROJECTIONS["style"]))
+    y = demo.works.set_index("id").loc[ids, "texture"].to_numpy()
+    assert (y[_neighbours(z, np.arange(18), 5)] == y[:, None]).mean() >= 0.9
+    r = runner.invoke(app, ["teach", "--label-column", "texture", "--folds", "3", "--reference", str(out),
+                            "-o", str(tmp_path / "r"), "--catalog", c])
+    assert r.exit_code == 0 and "reference axes: texture" in r.output, r.output
+    r = runner.invoke(app, ["fit-reference", "--label-column", "texture", "-o", str(out), "--catalog", c])
+    assert r.exit_code == 1 and "exists; artspace never overwrites a file" in r.output
+    r = runner.invoke(app, ["fit-reference", "--label-column", "shape", "--min-works", "7", "-o",
+                            str(tmp_path / "x.npz"), "--catalog", c])
+    assert r.exit_code == 1 and "reference axes need at least 2: label more works" in r.output

@@ -8,7 +8,7 @@ Each command parses its options, calls one library function with the same argume
 * :mod:`.pastiches` — ``transfer``, ``reconstruct``;
 * :mod:`.networks` — ``train-style``, ``train-decoder``, ``stylise``;
 * :mod:`.analyses` — ``cluster``, ``map``, ``plane``, ``compare``, ``units``, ``export``;
-* :mod:`.teaching` — ``teach``, ``attribute``, ``unteach``.
+* :mod:`.teaching` — ``teach``, ``attribute``, ``unteach``, ``fit-reference``.
 
 Importing it loads neither torch nor scikit-learn: a query about catalogued works answers without them.
 """
