@@ -12,9 +12,9 @@ standardised style embedding to a unit vector, trained on the labelled works so 
 stored as plain arrays and applied with numpy, so that a query needs no torch. Squared Euclidean distances of the
 unit outputs are :math:`2 - 2\cos`.
 
-A head taught beside reference axes (:mod:`artspace.reference`) also passes those axes' coordinates through
-unchanged (a linear *skip* of the input), weighted against the head's unit output, so that squared distances add
-:math:`\lVert (a - b)\,S\rVert^2` to the head's.
+A head taught beside reference axes (:mod:`artspace.reference`) also passes those axes' coordinates through (a
+linear *skip* S of the input, scaled against the head's weighted unit output), so that the squared distance of two
+works a and b adds :math:`\lVert (a - b)\,S\rVert^2` to the head's.
 """
 
 from __future__ import annotations
