@@ -7,6 +7,7 @@ Usage::
     python benchmarks/bench_feedforward.py adain-quality                      # the 20 shared pairs, ~25 min
     python benchmarks/bench_feedforward.py compare --steps 200 --size 128     # 9 short trainings, ~20 min
     python benchmarks/bench_feedforward.py schedule --steps 300 --size 128    # 2 short trainings, ~10 min
+    python benchmarks/bench_feedforward.py refine --model a.pt --model b.pt   # ~3 min a photograph and network
 
 ``speed``: seconds per image of a style network at 512 and 1024 px and of AdaIN between two catalogued works at
 512 px (the works' stored relu4_1 moments, the content's image read), float32 and bfloat16 side by side, the median
@@ -16,7 +17,9 @@ the content image, 256 px) whose loss is at least as low. ``adain-quality``: the
 on the 20 content × style pairs of ../shared/data/transfer, plus the gallery beside Gatys's. ``compare``: trains
 the thesis's variants (instance vs batch norm, L1 vs L2, four TV weights, four style/content ratios) and makes the
 strips of docs/images/feedforward/. ``schedule``: the same network trained with a constant and with a cosine
-learning rate (``--lr-schedule``), each scored like ``quality`` on the held-out photographs.
+learning rate (``--lr-schedule``), each scored like ``quality`` on the held-out photographs. ``refine``: Gatys
+L-BFGS started from each network's pastiche (``artspace transfer --init PASTICHE``) instead of from the photograph,
+and the first of its evaluations whose loss is at least as low as 50 evaluations from the photograph reach.
 """
 
 from __future__ import annotations
@@ -151,6 +154,32 @@ def adain_quality(iterations: int, work: Path, decoder: Path | None) -> None:
     (work / "adain_quality.json").write_text(json.dumps(rows, indent=1))
 
 
+def refine(models: list[Path], style_name: str, iterations: int, work: Path) -> None:
+    work.mkdir(parents=True, exist_ok=True)
+    print("| photograph | network | L-BFGS loss at 50 from the photograph | network loss | evaluations from the "
+          "pastiche to reach it | their seconds | 50 from the photograph, seconds |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    rows = []
+    for cname in CONTENTS:
+        content, style = C(cname), S(style_name)
+        base = synthesise(content, style, size=256, iterations=50, tolerance=0, seed=0, progress=False)
+        target = float(base.history[-1])
+        for model in models:
+            start = work / f"{cname}-{model.stem}-start.png"
+            stylise(model, _held_out(cname), device="cpu")[0].image.save(start)
+            r = synthesise(content, style, size=256, iterations=iterations, tolerance=0, init=start, seed=0,
+                           progress=False)
+            hist = [float(v) for v in r.history]
+            k = next((i for i, v in enumerate(hist, start=1) if v <= target), None)
+            # the loop's time to evaluation k, at the run's own pace
+            secs = r.elapsed_s * k / len(hist) if k else float("nan")
+            rows.append({"content": cname, "model": model.name, "target": target, "start": hist[0],
+                         "evaluations": k, "seconds": secs, "base_seconds": base.elapsed_s})
+            print(f"| {cname} | {model.name} | {target:.4g} | {hist[0]:.4g} | {k or f'> {len(hist)}'} | "
+                  f"{secs:.1f} | {base.elapsed_s:.1f} |", flush=True)
+    (work / "refine.json").write_text(json.dumps(rows, indent=1))
+
+
 VARIANTS = {
     # name: (options, caption); the default network is instance norm, L2 terms, λ = 1e4, β = 1e2
     "default": ({}, "instance, l2, tv 1e4, beta 1e2"),
@@ -210,8 +239,9 @@ def schedule(steps: int, size: int, batch_size: int, work: Path, style_name: str
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["speed", "quality", "adain-quality", "compare", "schedule"])
-    ap.add_argument("--model", type=Path, help="a style network (speed, quality)")
+    ap.add_argument("what", choices=["speed", "quality", "adain-quality", "compare", "schedule", "refine"])
+    ap.add_argument("--model", type=Path, action="append", help="a style network (speed, quality; refine takes "
+                    "several)")
     ap.add_argument("--decoder", type=Path, default=None, help="AdaIN decoder (default: the shipped one)")
     ap.add_argument("--style", default="starry_night", help="the network's style (quality, compare)")
     ap.add_argument("--repeats", type=int, default=5)
@@ -222,10 +252,13 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/artspace-feedforward"))
     a = ap.parse_args()
     print(f"decoder: {a.decoder or default_decoder()}")
+    model = a.model[-1] if a.model else None
     if a.what == "speed":
-        speed(a.model, a.repeats)
+        speed(model, a.repeats)
     elif a.what == "quality":
-        quality(a.model, a.style, a.iterations, a.work / "quality")
+        quality(model, a.style, a.iterations, a.work / "quality")
+    elif a.what == "refine":
+        refine(a.model, a.style, a.iterations, a.work / "refine")
     elif a.what == "adain-quality":
         adain_quality(a.iterations, a.work / "adain", a.decoder)
     elif a.what == "schedule":
