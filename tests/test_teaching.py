@@ -367,6 +367,8 @@ def test_teach_offers_reference_axes_beside_its_other_settings(demo, tmp_path, m
     result = demo.teach("texture", name="tex", folds=3, reference=path)
     with_ref = result.candidates[result.candidates["reference"].notna()]
     assert len(with_ref) == len(teaching.REFERENCE_SETTINGS) and "reference axes: demo axes" in result.summary()
+    nca = demo.teach("texture", name="tex4", folds=3, methods=["nca"], reference=path)
+    assert "reference" not in nca.candidates.columns and "offered to lda and mlp only" in nca.summary()
     off = demo.teach("texture", name="tex2", folds=3, reference=False)
     assert "reference" not in off.candidates.columns and "no reference axes (turned off)" in off.summary()
     with pytest.raises(InvalidOption, match="do not apply to this catalog"):

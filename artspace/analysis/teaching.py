@@ -553,6 +553,8 @@ def teach(catalog, label_column: str, *, name: str | None = None, methods=METHOD
     test_folds = _folds(y, groups, folds, seed)
     n_fit = len(y) - max(len(t) for t in test_folds)
     candidates = _candidates(methods, n_fit, x.shape[1], len(labels), reference=axes is not None)
+    if axes is not None and not any(c.get("reference") for c in candidates):
+        ref_note = "no reference axes (they are offered to lda and mlp only)"
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):
