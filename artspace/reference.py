@@ -37,7 +37,8 @@ from .atomic import atomic_write
 from .discriminant import LinearProjection
 from .errors import ArtspaceError, InvalidOption
 
-__all__ = ["ReferenceAxes", "fit_reference", "fit_reference_from", "sketch_images", "shipped_axes", "axes_for",
+__all__ = ["ReferenceAxes", "fit_reference", "fit_reference_from", "sketch_images", "sketch_info", "shipped_axes",
+           "axes_for",
            "PCA_DIMS", "SHRINKAGES", "MAX_WORKS"]
 
 #: Principal components of the reference sketches tried by :func:`fit_reference` ...
@@ -186,15 +187,15 @@ def fit_reference(sketches: np.ndarray, labels, *, name: str, info: dict | None 
                                "cv_grid": {f"{a}/{b}": round(v, 4) for (a, b), v in sorted(mean.items())}})
 
 
-def sketch_images(images, extractor, seed: int, *, batch_size: int = 8, notify=None) -> np.ndarray:
+def sketch_images(images, extractor, sketch, *, batch_size: int = 8, notify=None) -> np.ndarray:
     """The style-signature sketches (n, 32,768) of *images* (paths or PIL images), computed by *extractor* (an
-    :class:`~artspace.features.Extractor`) and the CountSketch of *seed*, in float32."""
+    :class:`~artspace.features.Extractor`) and *sketch* (its :class:`~artspace.projection.CountSketch`), in
+    float32."""
     import torch
 
     from .images import open_image
-    from .projection import SKETCH_DIM, CountSketch
+    from .projection import SKETCH_DIM
 
-    sketch = CountSketch(sum(extractor.spec.signature_dims), SKETCH_DIM, seed=seed)
     images = list(images)
     rows = []
     with torch.inference_mode():
@@ -205,6 +206,14 @@ def sketch_images(images, extractor, seed: int, *, batch_size: int = 8, notify=N
             if notify and (s // batch_size) % 25 == 0:
                 notify(f"sketched {min(s + batch_size, len(images))} of {len(images)} images")
     return np.concatenate(rows) if rows else np.zeros((0, SKETCH_DIM), np.float32)
+
+
+def sketch_info(extractor, sketch) -> dict:
+    """What axes fitted on sketches made by :func:`sketch_images` need of a catalog (checked by
+    :meth:`ReferenceAxes.matches`) and how they were made, for their ``info``."""
+    spec = extractor.spec
+    return {"signature_layers": list(spec.signature_layers), "weights": str(spec.weights),
+            "sketch_seed": int(sketch.seed), "size": int(spec.size), "precision": str(extractor.precision)}
 
 
 def fit_reference_from(catalog, label_column: str, *, name: str | None = None, min_works: int = 5, folds: int = 5,
@@ -228,13 +237,14 @@ def fit_reference_from(catalog, label_column: str, *, name: str | None = None, m
         take = [rng.permutation(np.flatnonzero(col.to_numpy() == lab))[:max(folds, int(MAX_WORKS * n / len(col)))]
                 for lab, n in kept.items()]
         col = col.iloc[np.sort(np.concatenate(take))]
+    from .projection import CountSketch
+
     style = (catalog.manifest.get("spaces") or {}).get("style") or {}
-    seed_sketch = int(style.get("sketch_seed", 1508_06576))
-    x = sketch_images([catalog.image_path(int(i)) for i in col.index], catalog.extractor, seed_sketch,
-                      batch_size=batch_size, notify=notify)
-    spec = catalog.spec
+    ex = catalog.extractor
+    sketch = CountSketch(sum(ex.spec.signature_dims), **({"seed": int(style["sketch_seed"])}
+                                                        if "sketch_seed" in style else {}))
+    x = sketch_images([catalog.image_path(int(i)) for i in col.index], ex, sketch, batch_size=batch_size,
+                      notify=notify)
     return fit_reference(x, col.to_numpy(), name=name or label_column, folds=folds, seed=seed, notify=notify,
-                         info={"signature_layers": list(spec.signature_layers), "weights": str(spec.weights),
-                               "sketch_seed": seed_sketch, "size": int(spec.size), "precision": catalog.precision,
-                               "column": label_column,
+                         info={**sketch_info(ex, sketch), "column": label_column,
                                "fitted_on": f"{len(col)} labelled works of the catalog {catalog.dir}"})

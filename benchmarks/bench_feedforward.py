@@ -231,8 +231,8 @@ def schedule(steps: int, size: int, batch_size: int, work: Path, style_name: str
             minutes = f"{r.elapsed_s / 60:.1f}"
         scores = []
         for cname in CONTENTS:
-            scores.append(_loss_of(stylise(model, _held_out(cname), device="cpu")[0].image, C(cname), S(style_name), work,
-                                   f"{name}-{cname}"))
+            pastiche = stylise(model, _held_out(cname), device="cpu")[0].image
+            scores.append(_loss_of(pastiche, C(cname), S(style_name), work, f"{name}-{cname}"))
         print(f"| {name} | " + " | ".join(f"{v:.3g}" for v in scores)
               + f" | {statistics.mean(scores):.3g} | {minutes} |", flush=True)
 
@@ -251,6 +251,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--work", type=Path, default=Path("/tmp/artspace-feedforward"))
     a = ap.parse_args()
+    if a.what in ("speed", "quality", "refine") and not a.model:
+        ap.error(f"{a.what} needs --model")
     print(f"decoder: {a.decoder or default_decoder()}")
     model = a.model[-1] if a.model else None
     if a.what == "speed":

@@ -64,11 +64,11 @@ def _reference_alone(cat: Catalog, truth: pd.Series) -> pd.Series | None:
     reference axes alone (no label of the collection used), or None where the axes do not apply."""
     from artspace.analysis.teaching import _neighbours, _reference
 
-    got, _ = _reference(cat, True)
-    if got is None:
+    axes, _, _ = _reference(cat, True)
+    if axes is None:
         return None
     emb = cat._embeddings()
-    z = np.asarray(emb["style"], np.float64) @ got[1]
+    z = np.asarray(emb["style"], np.float64) @ axes
     ids = np.asarray(emb["ids"])
     y = truth.reindex(ids).to_numpy()
     nbr = _neighbours(z, np.arange(len(z)), 10)
@@ -208,24 +208,21 @@ def scale(args) -> None:
 
 
 def reference(args) -> None:
+    from artspace.catalog.generation import Embedder
     from artspace.features import Extractor
-    from artspace.projection import CountSketch
-    from artspace.reference import fit_reference, sketch_images
+    from artspace.reference import fit_reference, sketch_images, sketch_info
     from artspace.spec import FeatureSpec
 
     root = Path(args.data)
     meta = pd.read_csv(root / "metadata.csv")
-    spec = FeatureSpec()
-    ex = Extractor(spec, precision=args.precision)
-    seed = CountSketch(sum(spec.signature_dims)).seed  # the seed every catalog sketches with
+    ex = Extractor(FeatureSpec(), precision=args.precision)
+    sketch = Embedder(ex.spec, {}).sketches["style"]  # the sketch every catalog of the default spec makes
     t = time.perf_counter()
-    x = sketch_images([root / p for p in meta["path"]], ex, seed)
+    x = sketch_images([root / p for p in meta["path"]], ex, sketch)
     print(f"{len(x)} sketches in {time.perf_counter() - t:.0f} s ({ex.precision})", flush=True)
     t = time.perf_counter()
     axes = fit_reference(x, meta[args.column], name=args.name, notify=print,
-                         info={"signature_layers": list(spec.signature_layers), "weights": str(spec.weights),
-                               "sketch_seed": int(seed), "size": int(spec.size),
-                               "precision": str(ex.precision), "column": args.column,
+                         info={**sketch_info(ex, sketch), "column": args.column,
                                "fitted_on": f"{root.name}: {len(x)} images of {root}",
                                "command": "python " + " ".join(sys.argv)})
     print(f"fitted in {time.perf_counter() - t:.0f} s: {axes.info['pca']} components, shrinkage "

@@ -470,17 +470,17 @@ def _labelled(cat, label_column: str, min_works: int):
 
 
 def _reference(catalog, reference):
-    """((name, the axes as a matrix of the catalog's style embedding), note) for the reference axes of *reference*
-    (:func:`artspace.reference.axes_for`), or (None, note saying why none)."""
+    """(the axes as a (D, d) matrix of the catalog's style embedding, their name, note) for the reference axes of
+    *reference* (:func:`artspace.reference.axes_for`), or (None, None, note saying why none)."""
     from ..catalog.generation import PROJECTIONS
     from ..projection import StyleProjection
     from ..reference import axes_for
 
     axes, note = axes_for(catalog.manifest, reference)
     if axes is None:
-        return None, note
-    return (str(axes.info.get("name") or reference), axes.on_embedding(catalog._load(PROJECTIONS["style"],
-                                                                                     StyleProjection.load))), note
+        return None, None, note
+    matrix = axes.on_embedding(catalog._load(PROJECTIONS["style"], StyleProjection.load))
+    return matrix, str(axes.info.get("name") or reference), note
 
 
 def teach(catalog, label_column: str, *, name: str | None = None, methods=METHODS, folds: int = 5,
@@ -548,8 +548,7 @@ def teach(catalog, label_column: str, *, name: str | None = None, methods=METHOD
     else:
         groups = ids_all[rows]
     x = np.asarray(catalog._embeddings()["style"][rows], np.float64)
-    ref_axes, ref_note = _reference(catalog, reference)
-    axes = None if ref_axes is None else ref_axes[1]
+    axes, ref_name, ref_note = _reference(catalog, reference)
     test_folds = _folds(y, groups, folds, seed)
     n_fit = len(y) - max(len(t) for t in test_folds)
     candidates = _candidates(methods, n_fit, x.shape[1], len(labels), reference=axes is not None)
@@ -592,7 +591,7 @@ def teach(catalog, label_column: str, *, name: str | None = None, methods=METHOD
                   "log_prior": np.log(counts / counts.sum()).round(8).tolist(), "temperature": temperature,
                   "smoothing": smoothing,
                   "label_column": label_column,
-                  **({"reference_axes": ref_axes[0]} if best.get("reference") else {})}
+                  **({"reference_axes": ref_name} if best.get("reference") else {})}
     from ..catalog.taught import labels_digest, publish_taught, style_basis
 
     entry = {"label_column": label_column, "labels_digest": labels_digest(catalog.works, label_column),

@@ -8,8 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from ..errors import InvalidOption
-
+from ..errors import ArtspaceError, InvalidOption
 from .common import (app, catalog_option, default_out, echo_err, fail, given, handle_errors, library_defaults,
                      open_catalog, out_option, print_table, wrote)
 
@@ -100,7 +99,6 @@ def fit_reference_cmd(
     Example: artspace fit-reference --label-column workshop -c attributed -o workshops.npz
              artspace teach --label-column workshop -c new_acquisitions --reference workshops.npz
     """
-    from ..errors import ArtspaceError
     from ..reference import fit_reference_from
 
     if output.exists():
