@@ -112,6 +112,10 @@ class FeatureSpec:
             raise InvalidOption(
                 f"{len(self.style_layers)} style layers but {len(self.style_weights)} style weights "
                 f"{tuple(self.style_weights)}; give one weight per layer")
+        # the default weights spelt out, so that a spec read back from a catalog (which stores them) equals the
+        # spec of a run that asks for the same settings without naming the weights
+        object.__setattr__(self, "style_weights", self.layer_weights if self.style_weights is None
+                           else tuple(float(w) for w in self.style_weights))
 
     @property
     def layer_weights(self) -> tuple[float, ...]:

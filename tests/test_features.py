@@ -96,6 +96,9 @@ def test_spec_validation_and_round_trip():
     spec = FeatureSpec(size=96, style_layers=("relu1_1", "relu2_1"))
     assert FeatureSpec.from_dict(spec.to_dict()) == FeatureSpec(size=96, style_layers=("relu1_1", "relu2_1"),
                                                                 style_weights=(0.5, 0.5))
+    # the default weights are the uniform ones spelt out: a spec read back from a catalog equals a new default one
+    assert FeatureSpec.from_dict(FeatureSpec(size=128).to_dict()) == FeatureSpec(size=128)
+    assert FeatureSpec(size=128).style_weights == (0.2,) * 5
     with pytest.raises(ValueError, match="unknown layer 'relu9_1'"):
         FeatureSpec(style_layers=("relu9_1",))
     with pytest.raises(ValueError, match="size"):
