@@ -19,6 +19,7 @@ from PIL import Image, ImageFile, ImageOps
 
 from .atomic import atomic_write
 from .errors import InvalidOption, UnreadableImage
+from .outputs import _EXIF_SOFTWARE, _made_by_artspace, made_by_artspace, marker, replaceable
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -28,9 +29,13 @@ __all__ = [
     "to_tensor",
     "to_pil",
     "resize_long_side",
+    "check_sides",
+    "MIN_NETWORK_SIDE",
     "image_format",
+    "image_output",
     "save_image",
     "made_by_artspace",
+    "marker",
 ]
 
 #: File extensions treated as images (lower case). Anything else in a folder is ignored.
@@ -398,15 +403,23 @@ def image_format(path: str | os.PathLike) -> str:
     """Pillow's format name for *path*'s suffix (``.jpg`` → ``JPEG``); ``ValueError`` naming the file otherwise."""
     path = Path(path)
     fmt = Image.registered_extensions().get(path.suffix.lower())
-    if fmt is None:
+    if fmt not in _MARKED_FORMATS:  # the formats whose header can say that artspace made the file
         raise ValueError(f"output {path}: unknown image extension {path.suffix!r}; use .png, .jpg, .tif or .webp")
     return fmt
 
 
-def _marker() -> str:
-    from . import __version__
-
-    return f"{MADE_BY} {__version__}"
+def image_output(path: str | os.PathLike) -> Path:
+    """*path* if an image may be written there, checked before any work: a suffix :func:`save_image` writes
+    (:class:`~artspace.errors.InvalidOption` otherwise), not a folder, and no existing file but one artspace made
+    (:class:`~artspace.errors.OutputConflict`)."""
+    path = Path(path)
+    try:
+        image_format(path)
+    except ValueError as e:
+        raise InvalidOption(str(e)) from None
+    if path.is_dir():
+        raise InvalidOption(f"output {path} is a folder; give a file name such as {path / 'picture.png'}")
+    return replaceable(path, made_by_artspace)
 
 
 def save_image(im: Image.Image, path: str | os.PathLike, *, quality: int = 95) -> Path:
@@ -414,43 +427,25 @@ def save_image(im: Image.Image, path: str | os.PathLike, *, quality: int = 95) -
 
     The file says it was made by artspace (PNG ``Software`` text, JPEG comment, EXIF ``Software`` tag in WebP and
     TIFF), so that ``artspace index`` never catalogues a pastiche or a contact sheet as a work unless asked to
-    (:func:`made_by_artspace`).
+    (:func:`made_by_artspace`), and so that a later run may replace it: an existing file without that mark (a
+    painting, a photograph of the user's) is never written over (:class:`~artspace.errors.OutputConflict`).
     """
     fmt = image_format(path)
+    replaceable(path, made_by_artspace)  # an earlier output is replaced; someone's own image never
     options: dict = {"quality": quality} if fmt == "JPEG" else {}
     if fmt == "PNG":
         from PIL import PngImagePlugin
 
         options["pnginfo"] = PngImagePlugin.PngInfo()
-        options["pnginfo"].add_text("Software", _marker())
+        options["pnginfo"].add_text("Software", marker())
     elif fmt == "JPEG":
-        options["comment"] = _marker().encode()
+        options["comment"] = marker().encode()
     elif fmt in ("WEBP", "TIFF"):
         exif = Image.Exif()
-        exif[_EXIF_SOFTWARE] = _marker()
+        exif[_EXIF_SOFTWARE] = marker()
         options["exif"] = exif
     return atomic_write(path, lambda p: im.save(p, format=fmt, **options))
 
 
-def made_by_artspace(path: str | os.PathLike) -> bool:
-    """Whether the image file *path* was written by :func:`save_image` (read from its header only;
-    :func:`open_image` records the same in ``info["made_by_artspace"]``)."""
-    try:
-        with Image.open(path) as im:
-            return _made_by_artspace(im)
-    except Exception:  # noqa: BLE001 - unreadable: open_image gives the reason
-        return False
-
-
-def _made_by_artspace(im: Image.Image) -> bool:
-    text = im.info.get("Software") or im.info.get("comment") or ""
-    if not text and im.format in ("WEBP", "TIFF"):  # their EXIF sits in the header; PNG's may not
-        text = im.getexif().get(_EXIF_SOFTWARE, "")
-    if isinstance(text, bytes):
-        text = text.decode("latin-1")
-    return str(text).startswith(MADE_BY + " ")
-
-
-#: What artspace writes into the images it makes (see :func:`save_image`).
-MADE_BY = "artspace"
-_EXIF_SOFTWARE = 0x0131
+#: The image formats :func:`save_image` writes: those whose header carries :func:`~artspace.outputs.marker`.
+_MARKED_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF")

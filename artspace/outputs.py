@@ -3,6 +3,9 @@
 * :func:`check_output` refuses an output path that is one of the inputs (also through a symlink or a hard link) or
   that lies inside a folder artspace manages (the catalog's ``.artspace``). Every command calls it before any
   work, so a slip such as ``artspace transfer painting.png style.png -o painting.png`` costs nothing.
+* :func:`replaceable` refuses to replace an existing file that artspace did not make: an output name that happens
+  to be a scholar's own notes, a painting of the collection or last year's spreadsheet is never written over. Each
+  writer says how it knows its own files (a marker in an image's header, the table's own header line in a CSV).
 * :func:`neutralise_formulas` escapes the text cells of a table that a spreadsheet would run as a formula (OWASP
   "CSV injection"): metadata comes from the collection's own CSV and file names, which artspace does not vet.
 """
@@ -12,14 +15,15 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
 
 from .errors import OutputConflict
 
-__all__ = ["CATALOG_DIRNAME", "FORMULA_PREFIXES", "check_output", "neutralise_formulas"]
+__all__ = ["CATALOG_DIRNAME", "FORMULA_PREFIXES", "MADE_BY", "check_output", "csv_made_by", "made_by_artspace", "marker",
+           "neutralise_formulas", "replaceable"]
 
 #: The catalog folder's usual name (:data:`artspace.catalog.CATALOG_DIRNAME`, repeated here so that this module stays
 #: free of the catalog's heavy imports). Every folder of this name is protected, even without its catalog at hand.
@@ -116,6 +120,98 @@ def check_output(path: str | os.PathLike, *, inputs: Iterable = (), protected_di
             raise OutputConflict(f"{path} lies inside {folder}, whose files artspace manages; choose another "
                                  f"output (-o) outside it")
     return path
+
+
+def replaceable(path: str | os.PathLike, made_here: Callable[[Path], bool], *,
+                unlike: str = "was not made by artspace") -> Path:
+    """*path*, if writing there loses nothing: it does not exist yet, or *made_here* says artspace made it.
+
+    Parameters
+    ----------
+    path : path
+        The file about to be written.
+    made_here : callable
+        ``made_here(path) -> bool``: whether the existing file is artspace's own output (and so may be replaced by
+        a new run of the same command); never called when there is no file.
+    unlike : str
+        What the error says of a file *made_here* refuses (after "exists and").
+
+    Raises
+    ------
+    OutputConflict
+        One line naming the file and the fix, when *path* is a folder or a file artspace did not make.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp()); _ = (d / "notes.csv").write_text("my notes")
+    >>> replaceable(d / "new.csv", lambda p: False).name
+    'new.csv'
+    >>> replaceable(d / "notes.csv", lambda p: False)
+    Traceback (most recent call last):
+    ...
+    artspace.errors.OutputConflict: ...notes.csv exists and was not made by artspace; choose another output (-o) or move it
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise OutputConflict(f"output {path} is a folder; give a file name inside it")
+    if (path.exists() or path.is_symlink()) and not made_here(path):
+        raise OutputConflict(f"{path} exists and {unlike}; choose another output (-o) or move it")
+    return path
+
+
+#: What :func:`replaceable` says of a CSV file whose first line is not the header of the table about to be written.
+CSV_UNLIKE = "is not an earlier output of this table (its header differs; artspace replaces only its own)"
+
+
+def csv_made_by(header: str) -> Callable[[Path], bool]:
+    """A test for :func:`replaceable`: whether a CSV file starts with *header* (the first line that the table about
+    to be written has), i.e. is an earlier output of the same table rather than some other file of that name."""
+    head = header.rstrip("\r\n").encode("utf-8")
+
+    def made_here(path: Path) -> bool:
+        try:
+            with open(path, "rb") as f:
+                first = f.read(len(head) + 2)
+        except OSError:
+            return False
+        return first.startswith(head) and first[len(head):len(head) + 1] in (b"\n", b"\r")
+
+    return made_here
+
+
+def marker() -> str:
+    """What artspace writes into the files it makes: ``artspace <version>``."""
+    from . import __version__
+
+    return f"{MADE_BY} {__version__}"
+
+
+def made_by_artspace(path: str | os.PathLike) -> bool:
+    """Whether the image file *path* was written by artspace (:func:`artspace.images.save_image`, a figure, a map's
+    thumbnail), read from its header only; :func:`artspace.images.open_image` records the same in
+    ``info["made_by_artspace"]``."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return _made_by_artspace(im)
+    except Exception:  # noqa: BLE001 - unreadable: open_image gives the reason
+        return False
+
+
+def _made_by_artspace(im) -> bool:
+    text = im.info.get("Software") or im.info.get("comment") or ""
+    if not text and im.format in ("WEBP", "TIFF"):  # their EXIF sits in the header; PNG's may not
+        text = im.getexif().get(_EXIF_SOFTWARE, "")
+    if isinstance(text, bytes):
+        text = text.decode("latin-1")
+    return str(text).startswith(MADE_BY + " ")
+
+
+#: What artspace writes into the images it makes (see :func:`save_image`).
+MADE_BY = "artspace"
+_EXIF_SOFTWARE = 0x0131
 
 
 def _escape(value):

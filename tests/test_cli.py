@@ -21,6 +21,11 @@ def test_every_command_has_a_summary_and_an_example():
         assert cmd.help and "Example" in cmd.help, f"`artspace {name}` lacks a summary with an example"
 
 
+def test_help_prints_square_brackets_as_written():
+    r = runner.invoke(app, ["index", "--help"])
+    assert r.exit_code == 0 and "[default: 224]" in r.output and "artspace[ray]" in r.output
+
+
 def test_demo_then_index_then_similar(tmp_path):
     root = tmp_path / "demo"
     r = runner.invoke(app, ["demo", str(root), "--variants", "1", "--size", "64"])
@@ -57,9 +62,25 @@ def test_demo_then_index_then_similar(tmp_path):
     assert not (tmp_path / "PWNED").exists()
     r = runner.invoke(app, ["similar", "3", "-c", str(root), "--where", "texture == 'gold'"])
     assert r.exit_code == 1 and "Error:" in r.output and "36 works" in r.output
-    # the contact sheet may not overwrite the query's own image
+    # the contact sheet may not overwrite the query's own image, nor any other image artspace did not make, and its
+    # name is checked before the search
     r = runner.invoke(app, ["similar", "dots/star_0.png", "-c", str(root), "--sheet", str(root / "dots/star_0.png")])
     assert r.exit_code == 1 and "would overwrite" in r.output
+    other = next(p for p in sorted(root.glob("*/*.png")) if p.name != "star_0.png")
+    painting = other.read_bytes()
+    r = runner.invoke(app, ["similar", "3", "-c", str(root), "--sheet", str(other)])
+    assert r.exit_code == 1 and "exists and was not made by artspace" in r.output and "rank" not in r.output
+    assert other.read_bytes() == painting
+    for bad in ("sheet.csv", "sheet.pdf", "sheet"):
+        r = runner.invoke(app, ["similar", "3", "-c", str(root), "--sheet", str(tmp_path / bad)])
+        assert r.exit_code == 1 and r.output.startswith("Error: output") and "Traceback" not in r.output
+        assert "use .png, .jpg, .tif or .webp" in r.output and "rank" not in r.output
+    r = runner.invoke(app, ["similar", "3", "-c", str(root), "--caption", "nope"])
+    assert r.exit_code == 1 and "--caption 'nope' is not a column" in r.output and "texture" in r.output
+
+    # the same settings again: nothing to do (a stored spec spells out the default weights; they are the same)
+    r = runner.invoke(app, ["index", str(root), "--size", "64", "-q"])
+    assert r.exit_code == 0 and "36 unchanged" in r.output, r.output
 
 
 def test_index_exit_code_says_files_were_skipped(demo_copy):

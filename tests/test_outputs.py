@@ -164,3 +164,76 @@ def test_export_refuses_the_catalog_folder_and_the_metadata_csv(analysis_catalog
     assert metadata.read_bytes() == original
     with pytest.raises(OutputConflict, match="whose files artspace manages"):
         export(cat, cat.dir / "works.parquet")
+
+
+# ---- an existing file is replaced only when artspace made it ------------------------------------------------------
+
+
+def test_a_file_artspace_did_not_make_is_never_replaced(tmp_path, blobs):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from artspace.analysis.files import save_figure
+    from artspace.images import save_image
+
+    # a CSV: replaced by the same table again, never over someone's notes or another table
+    notes = tmp_path / "notes.csv"
+    notes.write_text("my notes on the Rembrandts\n")
+    with pytest.raises(OutputConflict, match=r"notes\.csv exists and is not an earlier output of this table"):
+        write_csv(pd.DataFrame({"id": [1]}), notes)
+    assert notes.read_text() == "my notes on the Rembrandts\n"
+    table = tmp_path / "t.csv"
+    write_csv(pd.DataFrame({"id": [1], "x": [0.5]}), table)
+    write_csv(pd.DataFrame({"id": [2], "x": [0.25]}), table)
+    assert pd.read_csv(table)["id"].tolist() == [2]
+    with pytest.raises(OutputConflict, match="its header differs"):
+        write_csv(pd.DataFrame({"id": [3]}), table)
+    # an image: replaced when its header says artspace made it, never a painting of the user's
+    painting = tmp_path / "painting.png"
+    Image.new("RGB", (8, 8), "red").save(painting)
+    before = painting.read_bytes()
+    with pytest.raises(OutputConflict, match=r"painting\.png exists and was not made by artspace; choose another"):
+        save_image(Image.new("RGB", (8, 8), "blue"), painting)
+    assert painting.read_bytes() == before
+    sheet = save_image(Image.new("RGB", (8, 8), "blue"), tmp_path / "sheet.jpg")
+    save_image(Image.new("RGB", (8, 8), "green"), sheet)
+    # a figure: marked in its PNG text, so a second run replaces it; someone's PNG is refused
+    fig = plt.figure()
+    save_figure(fig, tmp_path / "fig.png")
+    save_figure(fig, tmp_path / "fig.png")
+    with pytest.raises(OutputConflict):
+        save_figure(fig, painting)
+    plt.close(fig)
+    # an export and a map: the same rule
+    works, X = blobs(groups=2, per=6)
+    pd.DataFrame({"a": [1]}).to_parquet(tmp_path / "mine.parquet")
+    with pytest.raises(OutputConflict, match="was not made by artspace"):
+        export((works, X), tmp_path / "mine.parquet", neighbors=1)
+    export((works, X), tmp_path / "e.parquet", neighbors=1)
+    export((works, X), tmp_path / "e.parquet", neighbors=2)
+    assert len(pd.read_parquet(tmp_path / "e.parquet")["style_neighbors"].iloc[0]) == 2
+    (tmp_path / "page.html").write_text("<html>my own page</html>")
+    with pytest.raises(OutputConflict, match="was not made by artspace"):
+        map_html((works, X), tmp_path / "page.html", neighbors_k=1)
+    assert (tmp_path / "page.html").read_text() == "<html>my own page</html>"
+    map_html((works, X), tmp_path / "map.html", neighbors_k=1)
+    map_html((works, X), tmp_path / "map.html", neighbors_k=1)
+
+
+def test_an_analysis_never_replaces_a_column_of_the_metadata(demo_copy):
+    from artspace.catalog import Catalog, index
+    from artspace.errors import InvalidOption
+    from artspace.spec import FeatureSpec
+
+    index(demo_copy, metadata=demo_copy / "metadata.csv", spec=FeatureSpec(size=64), quiet=True, batch_size=4)
+    cat = Catalog.open(demo_copy)
+    before = cat.works["texture"].tolist()
+    with pytest.raises(InvalidOption, match=r"column 'texture' comes from the metadata file .*metadata\.csv; store "
+                                            r"the result under another name \(--column\)"):
+        cluster(cat, by="style", k=2, column="texture")
+    assert Catalog.open(demo_copy).works["texture"].tolist() == before
+    cluster(cat, by="style", k=2, column="texture_cluster")
+    assert Catalog.open(demo_copy).works["texture"].tolist() == before

@@ -148,7 +148,8 @@ def test_a_taught_space_is_refused_once_its_labels_change_and_refitted_by_teach(
     demo.teach("texture", name="tex", folds=3)
     labels = demo.works.set_index("id")["texture"].copy()
     labels.iloc[0] = "checker" if labels.iloc[0] != "checker" else "dots"
-    demo.update_columns(pd.DataFrame({"texture": labels}), source="test: a scholar corrects a label")
+    demo.update_columns(pd.DataFrame({"texture": labels}), source="test: a scholar corrects a label",
+                        replace_metadata=True)
     assert "labels in column 'texture' changed" in demo.taught_spaces["taught:tex"]
     with pytest.raises(StaleSpace, match=r"artspace teach --label-column texture --name tex` refits it"):
         demo.similar(0, by="taught:tex")
@@ -210,6 +211,14 @@ def test_teach_names_the_labels_left_out_and_refuses_what_it_cannot_learn(demo):
         demo.teach("texture", min_works=7)
     with pytest.raises(InvalidOption, match="methods must be among lda, nca, mlp"):
         demo.teach("texture", methods=["svm"])
+    # labels that differ only in case or spaces are named; more than 8 labels in an error end with "… N more"
+    spelt = labels.where(labels != "checker", "Checker ").where(labels != "lonely", "checker")
+    demo.update_columns(pd.DataFrame({"spelt": spelt, "many": [f"l{i}" for i in range(len(labels))]},
+                                     index=labels.index), source="test")
+    with pytest.warns(UserWarning, match=r"differ only in case or spaces .*'Checker ' / 'checker'"):
+        demo.teach("spelt", folds=3, methods=["lda"])
+    with pytest.raises(InvalidOption, match=rf", … {len(labels) - 8} more\); teaching needs"):
+        demo.teach("many")
     with pytest.raises(InvalidOption, match="holds no taught space 'other'.*artspace teach"):
         demo.similar(0, by="taught:other")
 

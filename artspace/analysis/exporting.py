@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..atomic import atomic_write
 from ..errors import InvalidOption
-from ..outputs import check_output
+from ..outputs import check_output, marker, replaceable
 from ..spaces import space
 from .files import metadata_file, write_csv
 from .neighbours import nearest
@@ -33,7 +33,8 @@ def export(source, path, *, neighbors: int = 5, by: Sequence[str] | str | None =
     source : Catalog, (works, {space: X}) or Source
     path : path
         ``.csv`` or ``.parquet`` (written atomically); neither inside the catalog folder nor over the metadata CSV
-        the catalog joins (:class:`~artspace.errors.OutputConflict`).
+        the catalog joins, and an existing file only when it is an earlier export (a CSV with the same header line,
+        a Parquet file whose metadata names artspace); :class:`~artspace.errors.OutputConflict` otherwise.
     neighbors : int
         Neighbours per work and per space (0: none).
     by : sequence of {"style", "l_style", "content"}, optional
@@ -60,6 +61,8 @@ def export(source, path, *, neighbors: int = 5, by: Sequence[str] | str | None =
     src = read_source(source)
     spaces = src.spaces if spaces is None else spaces
     check_output(path, inputs=[metadata_file(src)], protected_dirs=[src.catalog.dir] if src.catalog else [])
+    if suffix == ".parquet":  # a CSV is checked against its header when written (write_csv)
+        replaceable(path, _parquet_made_here)
     table = src.works.copy()
     if src.root is not None:
         table.insert(2, "file", [src.catalog.location(p) for p in table["path"]])
@@ -76,6 +79,25 @@ def export(source, path, *, neighbors: int = 5, by: Sequence[str] | str | None =
     if suffix == ".csv":
         write_csv(table, path)
     else:
-        atomic_write(path, lambda tmp: table.to_parquet(tmp, index=False))
+        atomic_write(path, lambda tmp: _write_parquet(table, tmp))
     table.attrs["stale_columns"] = src.stale
     return table
+
+
+def _write_parquet(table: pd.DataFrame, path: Path) -> None:
+    """*table* as Parquet, its schema metadata saying that artspace wrote it (so that a later export may replace
+    it, and nothing else)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    t = pa.Table.from_pandas(table, preserve_index=False)
+    pq.write_table(t.replace_schema_metadata({**(t.schema.metadata or {}), b"artspace": marker().encode()}), path)
+
+
+def _parquet_made_here(path: Path) -> bool:
+    import pyarrow.parquet as pq
+
+    try:
+        return b"artspace" in (pq.read_schema(path).metadata or {})
+    except Exception:  # noqa: BLE001 - not a Parquet file (or unreadable): not ours
+        return False

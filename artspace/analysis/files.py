@@ -6,7 +6,8 @@
   folder, unless the working folder is the collection or lies inside it; then ``<collection>-artspace/`` beside it.
 * :func:`write_csv` escapes text cells a spreadsheet would run as formulas
   (:func:`artspace.outputs.neutralise_formulas`); :func:`save_figure` saves a matplotlib figure. Both write
-  atomically (a temporary name renamed into place).
+  atomically (a temporary name renamed into place), and replace an existing file only when it is their own earlier
+  output (:func:`artspace.outputs.replaceable`): a CSV with the same header line, a PNG that says artspace made it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..atomic import atomic_write
-from ..outputs import check_output, neutralise_formulas
+from ..errors import InvalidOption
+from ..outputs import CSV_UNLIKE, check_output, csv_made_by, made_by_artspace, marker, neutralise_formulas, replaceable
 from .source import is_catalog
 
 __all__ = ["check_out", "default_out", "metadata_file", "save_figure", "save_picture", "write_csv"]
@@ -30,21 +32,28 @@ def write_csv(df: pd.DataFrame, path) -> Path:
     ``'=HYPERLINK(...)`` (:func:`artspace.outputs.neutralise_formulas`); numbers are written as they are.
     """
     path = check_output(Path(path))  # never inside a catalog folder
-    return atomic_write(path, lambda tmp: neutralise_formulas(df).to_csv(tmp, index=False))
+    table = neutralise_formulas(df)
+    # an existing file is replaced only when it is an earlier output of this table (the same header line)
+    replaceable(path, csv_made_by(table.head(0).to_csv(index=False)), unlike=CSV_UNLIKE)
+    return atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
 
 
 def save_figure(fig, path, *, dpi: int = 110) -> Path:
     """Save a matplotlib figure atomically (the format follows the suffix)."""
     path = check_output(Path(path))
     fmt = path.suffix.lstrip(".").lower() or "png"
-    return atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight"))
+    if fmt != "png":
+        raise InvalidOption(f"{path}: figures are written as .png, not {path.suffix!r}")
+    replaceable(path, made_by_artspace)  # the PNG's Software text says artspace made it
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight",
+                                                      metadata={"Software": marker()}))
 
 
 def save_picture(image, path) -> Path:
     """Save a PIL image (a contact sheet) atomically, never inside a catalog folder."""
     from ..images import save_image  # imports torch: only when a picture is written
 
-    return save_image(image, check_output(Path(path)))
+    return save_image(image, check_output(Path(path)))  # save_image replaces only images artspace made
 
 
 def check_out(source, out) -> Path:

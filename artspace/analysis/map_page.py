@@ -12,7 +12,7 @@ import html
 import json
 import re
 
-__all__ = ["PAGE", "render", "script_json"]
+__all__ = ["GENERATOR", "PAGE", "made_here", "render", "script_json"]
 
 #: Characters escaped in the JSON embedded in the page. Inside <script>, the HTML parser looks for "</script" and,
 #: after "<!--", for "<script" (a metadata value "<!--<script>" swallows the rest of the page); with no "<" left
@@ -28,6 +28,19 @@ def script_json(data) -> str:
     return text.translate(str.maketrans(SCRIPT_ESCAPES))
 
 
+#: The line by which :func:`made_here` knows a page this module wrote (and may replace).
+GENERATOR = b'<meta name="generator" content="artspace">'
+
+
+def made_here(path) -> bool:
+    """Whether the file *path* is a page :func:`render` made (its head names artspace as the generator)."""
+    try:
+        with open(path, "rb") as f:
+            return GENERATOR in f.read(512)
+    except OSError:
+        return False
+
+
 def render(title: str, data: dict) -> str:
     """The page with *title* (HTML-escaped) and *data* (as :func:`script_json`) in place, filled in one pass so
     that a title containing ``__DATA__`` (or data containing ``__TITLE__``) stays as it is."""
@@ -38,6 +51,7 @@ def render(title: str, data: dict) -> str:
 # The page: inline CSS and JS only, no external resource. The CSP forbids any connection.
 PAGE = r"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
+<meta name="generator" content="artspace">
 <meta http-equiv="Content-Security-Policy"
  content="default-src 'none'; img-src 'self' data: file:; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
 <meta name="viewport" content="width=device-width, initial-scale=1">

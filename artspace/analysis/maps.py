@@ -26,7 +26,8 @@ import pandas as pd
 
 from ..atomic import atomic_write
 from ..errors import ArtspaceError, InvalidOption
-from ..spaces import DEFAULT_SPACE, SPACES, space
+from ..outputs import made_by_artspace, marker, replaceable
+from ..spaces import DEFAULT_SPACE, space
 from . import map_page
 from .files import check_out, save_figure, write_csv
 from .neighbours import nearest
@@ -307,6 +308,7 @@ def map_html(source, path, *, by: str = DEFAULT_SPACE, coords: pd.DataFrame | No
     the page's folder, so the page keeps working offline (and when the collection and the page move together).
     """
     src, path = _open(source, by, path, thumbs, color)
+    replaceable(path, map_page.made_here)  # an earlier map is replaced, never someone's own page
     P = _positions(src, by, coords)
     lo = P.min(0)
     Q = (P - lo) / float(max((P.max(0) - lo).max(), 1e-12))
@@ -354,7 +356,7 @@ def _neighbours_payload(src, by: str, k: int) -> dict:
 
 def _thumb_bytes(src, row: int, px: int) -> bytes:
     buf = io.BytesIO()
-    work_thumbnail(src, row, px).save(buf, format="JPEG", quality=80)
+    work_thumbnail(src, row, px).save(buf, format="JPEG", quality=80, comment=marker().encode())
     return buf.getvalue()
 
 
@@ -370,7 +372,8 @@ def _thumbs(src, path: Path, thumbs: str, px: int, embed_limit: int) -> list | N
     names = []
     for r, wid in enumerate(src.ids):
         data = _thumb_bytes(src, r, px)
-        atomic_write(folder / f"{int(wid)}.jpg", lambda tmp, data=data: tmp.write_bytes(data))
+        target = replaceable(folder / f"{int(wid)}.jpg", made_by_artspace)
+        atomic_write(target, lambda tmp, data=data: tmp.write_bytes(data))
         names.append(f"{folder.name}/{int(wid)}.jpg")
     return names
 

@@ -593,8 +593,10 @@ def amend(cdir: Path, prepare: Callable, *, reason: str, notify: Callable[[str],
 
 
 def commit_columns(cdir: Path, columns: pd.DataFrame, *, source: str,
-                   notify: Callable[[str], None] | None = None) -> int:
-    """Publish a generation whose works table adds or replaces *columns* (indexed by work id) of the current one.
+                   notify: Callable[[str], None] | None = None, replace_metadata: bool = False) -> int:
+    """Publish a generation whose works table adds or replaces *columns* (indexed by work id) of the current one;
+    a column of the metadata file is replaced only with *replace_metadata* (a scholar correcting labels), never by
+    an analysis (:class:`~artspace.errors.InvalidOption`).
 
     Waits for a running ``index`` to finish and applies the columns to whatever generation is current then, so that
     no work that it added is lost (works the columns do not cover get missing values). The manifest records what
@@ -606,10 +608,15 @@ def commit_columns(cdir: Path, columns: pd.DataFrame, *, source: str,
         raise InvalidOption(f"columns {sorted(reserved)} are artspace's own and cannot be replaced")
 
     def prepare(n, folder, manifest):
+        metadata_cols = set((manifest.get("metadata_file") or {}).get("columns", []))
+        clash = [c for c in columns.columns if c in metadata_cols and not replace_metadata]
+        if clash:  # a scholar's own labels are never replaced by an analysis's
+            raise InvalidOption(f"column {clash[0]!r} comes from the metadata file "
+                                f"{(manifest.get('metadata_file') or {}).get('path') or manifest.get('metadata')}; "
+                                f"store the result under another name (--column)")
         works = load(folder, "works.parquet", pd.read_parquet, cdir)
         for c in columns.columns:
             works[c] = works["id"].map(columns[c])
-        metadata_cols = set((manifest.get("metadata_file") or {}).get("columns", []))
         analyses = dict(manifest.get("analyses") or {})
         for c in columns.columns:
             if c not in metadata_cols:

@@ -234,15 +234,18 @@ class Catalog:
             self._max_scale = float(self._embeddings()["style_scale"].max())
         return self._max_scale
 
-    def update_columns(self, columns: pd.DataFrame, *, source: str | None = None) -> None:
+    def update_columns(self, columns: pd.DataFrame, *, source: str | None = None,
+                       replace_metadata: bool = False) -> None:
         """Store columns in the works table (*columns* is indexed by work id): publishes a new generation.
 
         Waits for a running ``artspace index`` to finish, then adds the columns to the generation current at that
         moment (works added meanwhile get missing values), and reads that generation from then on. *source* says
         what made them (``"cluster --by style -k 7"``); :meth:`stale_columns` tells when the works changed since.
+        A column of the metadata file is refused (:class:`~artspace.errors.InvalidOption`) unless
+        *replace_metadata* says that the labels are being corrected on purpose.
         """
         gen.commit_columns(self.dir, columns, source=source or "update_columns",
-                           notify=lambda msg: print(msg, file=sys.stderr))
+                           notify=lambda msg: print(msg, file=sys.stderr), replace_metadata=replace_metadata)
         self.refresh()
 
     def stale_columns(self) -> dict[str, str]:

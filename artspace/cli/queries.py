@@ -44,10 +44,16 @@ def similar(
     if format not in ("table", "json", "csv"):
         fail(f"--format must be table, json or csv, not {format!r}")
     cat = open_catalog(catalog, near=[query])
-    if sheet is not None:
+    if sheet is not None:  # checked before the search: a suffix save_image writes, and no one else's file
+        from ..images import image_output
         from ..outputs import check_output
 
         check_output(sheet, inputs=[cat.image_path(query)], protected_dirs=[cat.dir])
+        image_output(sheet)
+    missing = [c for c in caption or () if c not in cat.works.columns]
+    if missing:
+        fail(f"--caption {missing[0]!r} is not a column of the works table; choose from "
+             f"{', '.join(map(str, cat.works.columns))}")
     result = cat.similar(query, by=by, k=k, where=where, ignore_subject=ignore_subject)
     print_table(result, format)
     if sheet is not None:

@@ -128,14 +128,7 @@ def _sources(images) -> list[tuple[object, str, Path | None]]:
 def _image_output(path: Path) -> Path:
     """*path* if a pastiche may be written there: a known image extension, and not a file someone else made
     (artspace replaces its own outputs, never a user's file)."""
-    try:
-        image_format(path)
-    except ValueError as e:
-        raise InvalidOption(str(e)) from None
-    if path.is_dir():
-        raise InvalidOption(f"output {path} is a folder; give a file name such as {path / 'pastiche.png'}")
-    if path.exists() and not made_by_artspace(path):
-        raise OutputConflict(f"{path} exists and was not made by artspace; choose another output (-o) or move it")
+    image_output(path)
     side = sidecar(path)
     if side.exists() and not _is_sidecar(side):
         raise OutputConflict(f"{side} exists and is not an artspace sidecar; choose another output (-o) or move it")
