@@ -376,6 +376,23 @@ def resize_long_side(im: Image.Image, long_side: int) -> Image.Image:
     return im if size == im.size else im.resize(size, Image.LANCZOS, reducing_gap=3.0)
 
 
+#: The smallest side an image may have when it reaches VGG-19 (or a network built on it): four poolings leave one
+#: pixel at relu5_1.
+MIN_NETWORK_SIDE = 16
+
+
+def check_sides(hw: tuple[int, int], source, long_side: int | None = None, minimum: int = MIN_NETWORK_SIDE) -> None:
+    """:class:`~artspace.errors.UnreadableImage` naming *source* when an image of *hw* (height, width) pixels, as
+    it reaches the network, has a side shorter than *minimum* (a panorama at a small ``--size``)."""
+    h, w = hw
+    if min(h, w) < minimum:
+        at = f" at a long side of {long_side} px" if long_side else ""
+        need = (f"; give --size {int(np.ceil(minimum * max(h, w) / min(h, w)))} or more, or crop it"
+                if long_side and min(h, w) > 0 else "; crop or enlarge it")
+        raise UnreadableImage(source, f"{w}x{h} px{at} is too small for the network, which needs at least "
+                                      f"{minimum} px on each side{need}")
+
+
 def to_tensor(im: Image.Image) -> torch.Tensor:
     """An RGB image as a float tensor of shape (3, H, W) with values in [0, 1]."""
     a = np.asarray(im, dtype=np.uint8)

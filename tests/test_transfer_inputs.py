@@ -88,3 +88,24 @@ def test_transfer_never_writes_into_the_catalog(demo_catalog, images, tmp_path):
                    output=demo_catalog.dir / "pastiche.png", **FAST)
     assert not (demo_catalog.dir / "pastiche.png").exists()
 
+
+
+def test_an_image_too_thin_for_the_network_is_a_one_line_error(images, tmp_path):
+    from PIL import Image
+
+    from artspace import adain_transfer
+
+    pano = tmp_path / "panorama.png"
+    Image.new("RGB", (400, 20), "grey").save(pano)  # at a long side of 64 px: 64 x 3
+    for run in (lambda: transfer(pano, images / "style.png", size=64, iterations=1),
+                lambda: transfer(images / "content.png", pano, size=64, iterations=1),
+                lambda: transfer(pano, images / "style.png", size=512, scales=4, iterations=1),
+                lambda: adain_transfer(pano, images / "style.png", size=64)):
+        with pytest.raises(UnreadableImage, match=r"panorama\.png: .* px at a long side of \d+ px is too small for "
+                                                  r"the network, which needs at least 16 px on each side; give "
+                                                  r"--size \d+ or more, or crop it"):
+            run()
+    r = runner.invoke(app, ["transfer", str(pano), str(images / "style.png"), "--method", "adain", "--size", "64",
+                            "-o", str(tmp_path / "p.png")])
+    assert r.exit_code == 1 and r.output.startswith("Error:") and "or crop it" in r.output
+    assert not (tmp_path / "p.png").exists()

@@ -31,8 +31,8 @@ from PIL import Image
 from ..atomic import atomic_write
 from ..backbone import VGG19, resolve_device
 from ..errors import InvalidOption, OutputConflict, UnreadableImage
-from ..images import (image_format, made_by_artspace, open_image, resize_long_side, save_image, to_pil, to_tensor,
-                      walk_images)
+from ..images import (check_sides, image_format, image_output, open_image, resize_long_side, save_image, to_pil,
+                      to_tensor, walk_images)
 from ..losses import channel_stats
 from ..outputs import check_output
 from ..precision import autocast, resolve_precision
@@ -265,13 +265,14 @@ def stylise(model, images, output: str | os.PathLike | None = None, *, size: int
     for k, (src, desc, _) in enumerate(tqdm(sources, disable=not progress, unit="img", desc="stylise")):
         try:
             im = src if isinstance(src, Image.Image) else open_image(src, max_side=size)
+            if size is not None:
+                im = resize_long_side(im, size)
+            check_sides(im.size[::-1], desc, size)
         except UnreadableImage as e:
             if len(sources) == 1:
                 raise
             log(f"skipped: {e}")
             continue
-        if size is not None:
-            im = resize_long_side(im, size)
         x = to_tensor(im)
         if max(x.shape[-2:]) > tile:
             t0 = time.perf_counter()
@@ -315,6 +316,7 @@ def _style_moments(style, size: int, encoder, device, precision) -> tuple[torch.
     else:
         im, desc = open_image(style, max_side=size), str(style)
     im = resize_long_side(im, size)
+    check_sides(im.size[::-1], desc, size)
     with torch.inference_mode(), autocast(device, precision):
         f = encoder(to_tensor(im)[None].to(device).contiguous(memory_format=torch.channels_last), [ADAIN_LAYER])
     mean, std = channel_stats(f[ADAIN_LAYER])
@@ -365,6 +367,7 @@ def adain_transfer(content, styles, output: str | os.PathLike | None = None, *, 
             check_output(target, inputs=paths, protected_dirs=protected_dirs)
     im = content.convert("RGB") if isinstance(content, Image.Image) else open_image(content, max_side=size)
     im = resize_long_side(im, size)
+    check_sides(im.size[::-1], content if isinstance(content, (str, os.PathLike)) else "the content image", size)
     x = to_tensor(im)[None]
     moments = [_style_moments(s, style_size or size, enc, dev, prec) for s in styles]
     total = float(sum(blend))

@@ -16,8 +16,9 @@ import torch
 from PIL import Image
 
 from ..errors import ArtspaceError, InvalidOption, UnreadableImage, WorkNotFound
-from ..images import image_format, open_image, to_pil
+from ..images import check_sides, image_format, open_image, to_pil
 from ..outputs import check_output
+from ..spec import LAYERS
 from .options import INITS, MIN_SIDE, TransferOptions
 from .pyramid import dims
 from .tiles import tiles_for
@@ -121,11 +122,22 @@ def load_inputs(content, styles: Sequence, catalog, options: TransferOptions) ->
     from ..backbone import WEIGHT_SOURCES
 
     state_dict = None if str(options.weights) in WEIGHT_SOURCES else options.weights
-    return Inputs(
+    inputs = Inputs(
         content=_open(c_src, options.size), styles=[_open(src, style_side) for src, _ in s_srcs],
         init=_open(init_path, options.size) if init_path is not None else None,
         content_desc=c_desc, style_descs=[d for _, d in s_srcs],
         sources=[c_src, *(src for src, _ in s_srcs), init_path, state_dict])
+    # a panorama at a small size would reach VGG-19 thinner than its four poolings allow
+    coarsest = options.level_sides()[0]  # the pyramid's first level is the smallest
+    # each pooling up to the deepest layer halves the map: relu5_1 needs 16 px, relu3_1 4 (unknown names are
+    # refused elsewhere)
+    used = [LAYERS.index(n) for n in (*options.content_layers, *options.style_layers) if n in LAYERS]
+    minimum = 2 ** sum(name.startswith("pool") for name in LAYERS[:max(used, default=0) + 1])
+    check_sides(dims(inputs.content.size, coarsest), c_desc, coarsest, minimum)
+    for im, desc in zip(inputs.styles, inputs.style_descs):
+        side = max(MIN_SIDE, round(coarsest * options.style_scale))
+        check_sides(dims(im.size, side), desc, side, minimum)
+    return inputs
 
 
 def planned_outputs(output: Path, options: TransferOptions, content_size: tuple[int, int]) -> list[Path]:
