@@ -118,6 +118,35 @@ def test_outside_image_query_matches_stored_embedding(demo_catalog, tmp_path):
         assert res["path"].iloc[0] == "checker/cross_1.png" and res["distance"].iloc[0] < 1e-3 * nearest_other
 
 
+def test_an_image_unlike_the_collection_is_not_placed_nearer_than_it_is(demo_catalog, tmp_path):
+    """18 works give the projection 17 axes, which hold all of the works' variance but not an image unlike them:
+    the part of its sketch off the axes is added back, so its compact distances estimate the exact ones too."""
+    from PIL import Image
+
+    cat = demo_catalog
+    rng = np.random.default_rng(0)
+    photo, other = tmp_path / "noise.png", tmp_path / "gradient.png"
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(photo)
+    Image.fromarray(np.tile(np.linspace(0, 255, 64, dtype=np.uint8)[:, None, None], (1, 64, 3))).save(other)
+    for a, b in ((photo, "stripes/circle_0.png"), ("dots/star_1.png", photo), (photo, other)):
+        d = cat.distance(a, b)
+        assert d["style"]["signature"] == pytest.approx(d["exact"]["signature"], rel=0.05)
+        assert d["l_style"]["distance"] == pytest.approx(d["exact"]["style"], rel=0.05)
+    found = cat.similar(photo, by="style", k=3)
+    assert found["signature"].tolist() == pytest.approx(
+        [cat.distance(photo, int(i))["exact"]["signature"] for i in found["id"]], rel=0.05)
+    assert cat.neighbourhood_scale(photo) >= found["signature"].min()
+
+
+def test_a_symlink_inside_the_collection_is_a_work_of_its_own(demo_copy):
+    (demo_copy / "alias.png").symlink_to("dots/star_0.png")
+    index(demo_copy, spec=FeatureSpec(size=64), quiet=True, batch_size=4)
+    cat = Catalog.open(demo_copy)
+    alias = int(cat.works.loc[cat.works["path"] == "alias.png", "id"].iloc[0])
+    assert cat.lookup(demo_copy / "alias.png") == alias != cat.lookup(demo_copy / "dots/star_0.png")
+    assert cat.similar(demo_copy / "alias.png", k=1)["path"].iloc[0] == "dots/star_0.png"
+
+
 def test_similar_distances_estimate_the_exact_ones(demo_catalog):
     cat = demo_catalog
     q = "stripes/circle_0.png"

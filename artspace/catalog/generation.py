@@ -273,6 +273,19 @@ class Embedder:
         """The projected style embeddings ``{"style", "l_style"}`` (float32 arrays)."""
         return {by: self.projections[by].embed(x) for by, x in self.sketch(out).items()}
 
+    def residuals(self, out: dict) -> dict:
+        """``{"style", "l_style"}``: each image's squared distance from its sketch to the projection's axes, the part
+        of its style the compact embedding leaves out (float64, one per image)."""
+        import torch
+
+        result = {}
+        for by, x in self.sketch(out).items():
+            p = self.projections[by]
+            centred = x.double() - torch.from_numpy(p.mean).double()
+            kept = centred @ torch.from_numpy(p.components).double().T
+            result[by] = ((centred ** 2).sum(1) - (kept ** 2).sum(1)).clamp_min(0).numpy()
+        return result
+
     def __call__(self, out: dict) -> dict:
         """Every space's embedding, content included."""
         e = self.compact(out)

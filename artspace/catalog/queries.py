@@ -70,6 +70,7 @@ class Catalog:
         self._works = self._emb = self._pairs = self._embedder = self._paths = self._max_scale = None
         self._indexes = {}
         self._outside = {}  # the embeddings depend on the generation's projections
+        self._residual_mean: dict = {}  # by space: a catalogued work's mean squared distance off the axes
         self._taught: dict = {}  # taught spaces found current in this generation (checked once: it never changes)
 
     @classmethod
@@ -261,16 +262,18 @@ class Catalog:
         nearest works of the catalog (itself left out), as stored for a catalogued work and computed for an outside
         image. ``similar(by="style")`` divides distances by :math:`\sqrt{\rho_q\rho_y}`."""
         vecs, wid = self.query_vectors(query)
-        return self._query_scale(vecs["style"], wid)
+        return self._query_scale(vecs["style"], wid, self._excess(vecs, wid, "style"))
 
-    def _query_scale(self, vec: np.ndarray, wid: int | None) -> float:
+    def _query_scale(self, vec: np.ndarray, wid: int | None, excess: float = 0.0) -> float:
+        """ρ of the query: a catalogued work's stored scale, else the mean signature distance to its nearest works
+        (each with *excess* added, :meth:`_excess`)."""
         from ..search import CONTEXT_K, neighbourhood_scales, scale_floor
 
         scales = self._embeddings()["style_scale"]
         if wid is not None:
             return float(scales[self._rows(wid)])
         s = neighbourhood_scales(self._index("style"), np.array([-1]), vec[None], k=CONTEXT_K)
-        return max(float(s[0]), scale_floor(scales))
+        return max(float(s[0]) + excess, scale_floor(scales))
 
     def percentile(self, by: str, distances) -> np.ndarray:
         """The share (in %) of the collection's pairs of works that lie nearer than each of *distances* in space
@@ -396,15 +399,62 @@ class Catalog:
         return self._all_vectors(images)[by]
 
     def _all_vectors(self, images: Iterable) -> dict[str, np.ndarray]:
-        """Every space's embeddings of *images*, from one forward pass."""
-        return self.embed(self.extractor.encode(self.extractor.batch(images)))
+        """Every space's embeddings of *images*, from one forward pass, with each style space's residual
+        (``residual:style``, ``residual:l_style``; see :meth:`_excess`)."""
+        out = self.extractor.encode(self.extractor.batch(images))
+        return {**self.embed(out), **self._residuals(out)}
+
+    def _residuals(self, out: dict) -> dict[str, np.ndarray]:
+        return {f"residual:{by}": r for by, r in self._pipeline().residuals(out).items()}
+
+    def _excess(self, vecs: dict, wid: int | None, by: str) -> float:
+        r"""What the squared distances of an image from outside the catalog gain in the style space *by*.
+
+        A compact embedding keeps a work's coordinates on the principal axes fitted on the collection; what lies
+        off those axes is left out of every distance. For the catalogued works that part is small and alike (the
+        manifest's ``variance_kept``), but an image unlike the collection — a photograph searched among paintings,
+        any image searched in a catalog of fewer works than axes — can lie far off them, and its distances would
+        come out too small (nearer than every pair of the collection). Its excess over a catalogued work's average
+        part off the axes, :math:`\max(0, r_q^2 - \bar r^2)`, is added to its squared distances: exactly what was
+        missing when the axes hold all of the catalogued works' variance, and on average otherwise. 0 for a
+        catalogued work and for the content space.
+        """
+        r = vecs.get(f"residual:{by}")
+        if wid is not None or r is None:
+            return 0.0
+        return max(0.0, float(r) - self._typical_residual(by))
+
+    def _pair_excess(self, out: dict, by: str) -> float:
+        """:meth:`_excess` of a pair of outside images (*out*: their encoding): the part of their difference off
+        the axes of *by*, less what a pair of catalogued works has there on average (twice :meth:`_typical_residual`)."""
+        import torch
+
+        x = self._pipeline().sketch(out)[by].double()
+        p = self._pipeline().projections[by]
+        diff = x[0] - x[1]
+        kept = torch.from_numpy(p.components).double() @ diff
+        return max(0.0, float((diff ** 2).sum() - (kept ** 2).sum()) - 2.0 * self._typical_residual(by))
+
+    def _typical_residual(self, by: str) -> float:
+        r""":math:`\bar r^2`: a catalogued work's mean squared distance off the axes of *by*, from the variance
+        the axes kept of the works they were fitted on."""
+        if by not in self._residual_mean:
+            explained = float(self._pipeline().projections[by].explained)
+            x = np.asarray(self._embeddings()[by], np.float64)
+            kept = float(np.mean(np.einsum("nd,nd->n", x, x))) if len(x) else 0.0
+            self._residual_mean[by] = kept * (1.0 - explained) / explained if 0 < explained < 1 else 0.0
+        return self._residual_mean[by]
 
     def embed(self, out: dict) -> dict[str, np.ndarray]:
         """Every space's embeddings of images whose :meth:`~artspace.features.Extractor.encode` output is *out*:
         the one embedding pipeline, shared with the indexer (:class:`artspace.catalog.generation.Embedder`)."""
+        return self._pipeline()(out)
+
+    def _pipeline(self):
+        """The generation's :class:`~artspace.catalog.generation.Embedder` (loaded on first use)."""
         if self._embedder is None:
             self._embedder = gen.Embedder.load(self.files, self.spec, self.dir)
-        return self._embedder(out)
+        return self._embedder
 
     def query_vector(self, query, by: str = "style") -> tuple[np.ndarray, int | None]:
         """The embedding of *query* in space *by* and its work id (``None`` for an image from outside the catalog)."""
@@ -479,11 +529,12 @@ class Catalog:
         gamma = _subject_weight(ignore_subject, sp)
         vecs, wid = self.query_vectors(query, by)
         allowed = self._allowed(where)
+        excess = self._excess(vecs, wid, "style") if _space(by).relative else 0.0
         if not gamma:
-            _, _, found = self._search(by, vecs[by], wid, k, allowed)
+            _, _, found = self._search(by, vecs[by], wid, k, allowed, excess)
             return self._result(by, vecs, wid, found)
-        d, _, shortlist = self._search(by, vecs[by], wid, max(SHORTLIST_MIN, SHORTLIST_FACTOR * k), allowed)
-        cos = 1.0 - self._measure("content", vecs["content"], wid, shortlist)[0]
+        d, _, shortlist = self._search(by, vecs[by], wid, max(SHORTLIST_MIN, SHORTLIST_FACTOR * k), allowed, excess)
+        cos = 1.0 - self._measure("content", vecs, wid, shortlist)[0]
         score = _standardised(-np.asarray(d, float)) - gamma * _standardised(cos)
         order = np.argsort(-score, kind="stable")[:k]
         result = self._result(by, vecs, wid, shortlist[order])
@@ -500,32 +551,36 @@ class Catalog:
                           f"({len(self.works)} works searched)")
         return self.works["id"].to_numpy(np.int64)[mask]
 
-    def _search(self, by: str, vec: np.ndarray, wid: int | None, k: int, allowed=None):
-        """``(distance, raw distance, ids)`` of the *k* nearest works, as :meth:`similar` ranks them."""
+    def _search(self, by: str, vec: np.ndarray, wid: int | None, k: int, allowed=None, excess: float = 0.0):
+        """``(distance, raw distance, ids)`` of the *k* nearest works, as :meth:`similar` ranks them (*excess*:
+        :meth:`_excess`, which changes the relative ranking of an outside image, not the raw one)."""
         from ..search import relative_search
 
         if _space(by).relative:
             scales = self._embeddings()["style_scale"]
-            return relative_search(self._index(by), vec, k, query_scale=self._query_scale(vec, wid),
+            return relative_search(self._index(by), vec, k, query_scale=self._query_scale(vec, wid, excess),
                                    scales=lambda f: scales[self._rows(f)], max_scale=self._max_style_scale(),
-                                   allowed=allowed, exclude=wid)
+                                   allowed=allowed, exclude=wid, offset=excess)
         d, i = self._index(by).search(vec[None], k + (wid is not None), allowed=allowed)
         keep = (i[0] >= 0) & (i[0] != (-1 if wid is None else wid))
         distance = np.maximum(d[0][keep], 0.0)[:k].astype(float)
         return distance, distance, i[0][keep][:k]
 
-    def _measure(self, by: str, vec: np.ndarray, wid: int | None, found) -> tuple[np.ndarray, np.ndarray]:
-        """``(distance, raw distance)`` from a query's embedding *vec* to the works *found*, in float64 from the
-        stored embeddings: the one computation behind every figure :meth:`similar`, :meth:`distance`,
-        :meth:`distances` and the percentiles print (faiss only ranks)."""
+    def _measure(self, by: str, vecs: dict, wid: int | None, found) -> tuple[np.ndarray, np.ndarray]:
+        """``(distance, raw distance)`` from a query's embeddings *vecs* to the works *found* in space *by*, in
+        float64 from the stored embeddings, an outside image's :meth:`_excess` added: the one computation behind
+        every figure :meth:`similar`, :meth:`distance`, :meth:`distances` and the percentiles print (faiss only
+        ranks)."""
         emb = self._embeddings()
-        raw = measure(by, np.asarray(vec)[None], emb[by][self._rows(found)][None])[0]
+        excess = self._excess(vecs, wid, by)
+        raw = measure(by, np.asarray(vecs[by])[None], emb[by][self._rows(found)][None])[0] + excess
         if not _space(by).relative:
             return raw, raw
-        return raw / np.sqrt(self._query_scale(vec, wid) * emb["style_scale"][self._rows(found)]), raw
+        scale = self._query_scale(vecs[by], wid, excess)
+        return raw / np.sqrt(scale * emb["style_scale"][self._rows(found)]), raw
 
     def _result(self, by: str, vecs: dict, wid: int | None, found) -> pd.DataFrame:
-        distance, raw = self._measure(by, vecs[by], wid, found)
+        distance, raw = self._measure(by, vecs, wid, found)
         rows = self.works.iloc[self._rows(found)].drop(columns=["size", "mtime_ns", "checksum"])  # in id order
         rows.insert(0, "rank", np.arange(1, len(found) + 1))
         rows.insert(3, "distance", np.asarray(distance, float))
@@ -533,7 +588,8 @@ class Catalog:
         if by == "style":
             x = self._embeddings()["l_style"][self._rows(found)]
             rows.insert(5, "signature", np.asarray(raw, float))
-            rows.insert(6, "l_style", ((x - vecs["l_style"]) ** 2).sum(1).astype(float))
+            rows.insert(6, "l_style", ((x - vecs["l_style"]) ** 2).sum(1).astype(float)
+                        + self._excess(vecs, wid, "l_style"))
         return rows.reset_index(drop=True)
 
     def neighbours(self, by: str = "style", k: int = 10, ids=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -575,13 +631,17 @@ class Catalog:
         self._space(by)
         vecs, wid = self.query_vectors(query, by)
         ids = self._embeddings()["ids"]
-        return ids, self._measure(by, vecs[by], wid, ids)[0]
+        return ids, self._measure(by, vecs, wid, ids)[0]
 
     def sheet(self, query, results: pd.DataFrame, *, by: str = "style", captions: Iterable[str] = ()):
         """A contact sheet of *query* and the works of a :meth:`similar` result: each caption gives the file name,
         the distance and its percentile, and the values of the *captions* columns (e.g. the label columns)."""
         from ..sheets import contact_sheet, thumbnail
 
+        missing = [c for c in captions if c not in self.works.columns]
+        if missing:
+            raise InvalidOption(f"caption column {missing[0]!r} is not in the works table; choose from "
+                                f"{', '.join(map(str, self.works.columns))}")
         items = [(thumbnail(self.image_path(query), 320), f"query\n{Path(str(query)).name}")]
         for row in results.to_dict("records"):
             extra = " · ".join(str(row[c]) for c in captions if c in row and pd.notna(row[c]))
@@ -610,29 +670,42 @@ class Catalog:
         ex = self.extractor
         if resolve_precision(precision, ex.device) != ex.precision:
             ex = Extractor(self.spec, device=ex.device, precision=precision)
-        out = ex.encode(ex.batch([self.image_path(a), self.image_path(b)]), content_maps=True)
+        paths = [self.image_path(a), self.image_path(b)]
+        out = ex.encode(ex.batch(paths), content_maps=True)
         result = {}
         wids = self.lookup(a), self.lookup(b)
+        # outside images are placed in the catalog's precision, as the works were
+        placed = None if None not in wids else out if ex is self.extractor else \
+            self.extractor.encode(self.extractor.batch(paths)) if wids == (None, None) else None
         if None not in wids:
-            computed = None
-        elif ex is self.extractor:
-            computed = self.embed(out)
+            computed = [{}, {}]
+        elif placed is not None:
+            both = {**self.embed(placed), **self._residuals(placed)}
+            computed = [{k: v[j] for k, v in both.items()} for j in (0, 1)]
         else:
-            computed = {by: np.stack([self.query_vectors(q)[0][by] for q in (a, b)]) for by in SPACES}
+            computed = [self.query_vectors(q)[0] for q in (a, b)]
         for by in SPACES:
-            va, vb = [self._embeddings()[by][self._rows(w)] if w is not None else computed[by][j]
+            va, vb = [self._embeddings()[by][self._rows(w)] if w is not None else computed[j][by]
                       for j, w in enumerate(wids)]
-            raw = float(measure(by, np.asarray(va)[None], np.asarray(vb)[None, None])[0, 0])
+            # an outside image's part off the axes (_excess)
+            excess = [self._excess(computed[j], w, by) for j, w in enumerate(wids)]
+            if None not in wids or by == "content":
+                pair_excess = 0.0
+            elif wids == (None, None):  # the part of their difference off the axes
+                pair_excess = self._pair_excess(placed, by)
+            else:
+                pair_excess = sum(excess)
+            raw = float(measure(by, np.asarray(va)[None], np.asarray(vb)[None, None])[0, 0]) + pair_excess
             entry = {"distance": raw}
             if SPACES[by].relative:
-                ra, rb = self._query_scale(va, wids[0]), self._query_scale(vb, wids[1])
+                ra, rb = self._query_scale(va, wids[0], excess[0]), self._query_scale(vb, wids[1], excess[1])
                 entry = {"distance": raw / math.sqrt(ra * rb), "signature": raw, "scale_a": ra, "scale_b": rb}
             entry["percentile"] = float(self.percentile(by, [entry["distance"]])[0])
             result[by] = entry
         for by, stale in self.taught_spaces.items():  # the taught spaces that are current
             if stale is None:
                 va, vb = [self._embeddings()[by][self._rows(w)] if w is not None else
-                          self._taught_projection(by).transform(np.asarray(computed["style"][j])[None])[0]
+                          self._taught_projection(by).transform(np.asarray(computed[j]["style"])[None])[0]
                           for j, w in enumerate(wids)]
                 raw = float(measure(by, np.asarray(va)[None], np.asarray(vb)[None, None])[0, 0])
                 result[by] = {"distance": raw, "percentile": float(self.percentile(by, [raw])[0])}
