@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
@@ -14,6 +15,14 @@ __all__ = ["contact_sheet", "thumbnail"]
 
 
 def _font(size: int):
+    """DejaVu Sans (shipped with matplotlib), whose glyphs cover accented and most non-Latin titles ("Café été");
+    Pillow's own font, which draws boxes for them, only where matplotlib's font cannot be found."""
+    try:
+        import matplotlib
+
+        return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), size)
+    except (ImportError, OSError):
+        pass
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1

@@ -311,3 +311,16 @@ def test_alpha_is_composited_over_white():
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     assert np.array_equal(np.asarray(images._to_rgb(rgba)),
                           np.asarray(Image.alpha_composite(white, rgba).convert("RGB")))
+
+
+def test_contact_sheet_captions_draw_accented_names():
+    """"Café été" gets its own glyphs, not the box a font draws for a character it lacks."""
+    from artspace.sheets import _font
+
+    def drawn(text):
+        m = _font(11).getmask(text)
+        return m.size, bytes(m)
+
+    box = drawn("\U000F0000")  # a private-use character no font draws
+    for text in ("é", "Ü", "ç"):
+        assert drawn(text) != box

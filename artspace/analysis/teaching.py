@@ -438,6 +438,20 @@ def _left_out_warnings(column: str, left_out: dict) -> list[str]:
             f"from): {named}; label more works of them and teach again"]
 
 
+def _alike_labels(column: str, labels) -> list[str]:
+    """A warning for labels that differ only in case or surrounding spaces ("Baroque " and "baroque"): they are
+    taught as different labels, which is seldom what a cataloguer meant."""
+    groups: dict[str, list[str]] = {}
+    for label in labels:
+        groups.setdefault(" ".join(str(label).split()).casefold(), []).append(str(label))
+    alike = [sorted(g) for g in groups.values() if len(g) > 1]
+    if not alike:
+        return []
+    named = "; ".join(" / ".join(map(repr, g)) for g in alike)
+    return [f"labels of column {column!r} that differ only in case or spaces are taught as different labels: "
+            f"{named}; make them the same in the metadata if they name one thing"]
+
+
 # ---- teach ----------------------------------------------------------------------------------------------------------
 
 
@@ -460,7 +474,8 @@ def _labelled(cat, label_column: str, min_works: int):
     if len(kept) < 2:
         raise InvalidOption(
             f"column {label_column!r} has {len(kept)} label(s) with at least {min_works} works "
-            f"({', '.join(f'{k}: {v}' for k, v in counts.head(8).items()) or 'no labelled work'}); teaching needs "
+            f"({', '.join(f'{k}: {v}' for k, v in counts.head(8).items()) or 'no labelled work'}"
+            f"{f', … {len(counts) - 8} more' if len(counts) > 8 else ''}); teaching needs "
             f"at least 2 labels of at least {min_works} works each: label more works")
     names = sorted(kept.index.tolist())
     keep = text.isin(names).to_numpy()
@@ -537,7 +552,7 @@ def teach(catalog, label_column: str, *, name: str | None = None, methods=METHOD
         raise InvalidOption(f"methods must be among {', '.join(METHODS)}, not {methods!r}")
     out = check_out(catalog, out) if out is not None else None
     rows, y, labels, left_out = _labelled(catalog, label_column, min_works)
-    for w in _left_out_warnings(label_column, left_out):
+    for w in _left_out_warnings(label_column, left_out) + _alike_labels(label_column, [*labels, *left_out]):
         warnings.warn(w, stacklevel=2)
     ids_all = catalog._embeddings()["ids"]
     if group_column is not None:

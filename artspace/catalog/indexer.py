@@ -71,13 +71,16 @@ class IndexReport:
 
     @property
     def images_per_second(self) -> float:
+        """Images read per second of the whole run (model loading and publishing included)."""
         return self.extracted / self.seconds if self.seconds > 0 else 0.0
 
     def summary(self) -> str:
         s = (f"{self.works} works in {self.catalog}: {self.added} added, {self.updated} updated, "
              f"{self.removed} removed, {self.unchanged} unchanged, {len(self.skipped)} skipped")
         if self.extracted:
-            s += f"; {self.extracted} images read in {self.seconds:.1f} s ({self.images_per_second:.2f} img/s)"
+            # the whole run (loading VGG-19, listing, reading, fitting, publishing), not the extraction rate: the
+            # progress bar shows that
+            s += f"; {self.extracted} images read, the whole run took {self.seconds:.1f} s"
         if self.skipped:
             s += f" (skipped files listed in {self.catalog / 'generations'}/…/skipped.csv)"
         s += f"; generation {self.generation}" + ("" if self.published else " (nothing changed)")

@@ -10,6 +10,7 @@ outside the catalog is asked about (:attr:`Catalog.extractor`).
 from __future__ import annotations
 
 import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -298,13 +299,16 @@ class Catalog:
         q = str(query)
         p = Path(q).expanduser()
         if p.is_file():
-            try:
-                rel = p.resolve().relative_to(self.root).as_posix()
-            except ValueError:
-                rel = None
-            wid = self._by_path(rel) if rel is not None else None
-            if wid is not None:
-                return wid
+            # the file as named first (a symlink inside the collection is a work of its own), then where it leads
+            named = Path(os.path.abspath(p)).parent.resolve() / p.name
+            for candidate in dict.fromkeys((named, p.resolve())):
+                try:
+                    rel = candidate.relative_to(self.root).as_posix()
+                except ValueError:
+                    continue
+                wid = self._by_path(rel)
+                if wid is not None:
+                    return wid
             if p.is_absolute() or "/" in q or p.parent != Path("."):
                 return None
         if re.fullmatch(r"\d+", q):

@@ -266,8 +266,11 @@ def _refuse_unpublished(cdir: Path):
     if legacy.is_file():
         v = read_json(legacy, cdir).get("format_version")
         _check_format({"format_version": v}, cdir)
-    raise CatalogNotFound(f"the catalog {cdir} holds no finished index yet (an `artspace index` run was stopped "
-                          f"before the end); {repair_hint(cdir)}")
+    root = cdir.parent if cdir.name == CATALOG_DIRNAME else "<collection>"
+    where = "" if cdir.name == CATALOG_DIRNAME else f" --catalog {cdir}"
+    raise CatalogNotFound(f"the catalog {cdir} holds no finished index yet (no `artspace index` run has finished: "
+                          f"one was stopped, or found fewer than 2 readable images); `artspace index {root}{where}` "
+                          f"builds it")
 
 
 def _check_format(manifest: dict, cdir: Path) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import ast
 import functools
 import importlib.util
+import os
+import shlex
 from pathlib import Path
 from typing import Optional
 
@@ -18,6 +20,7 @@ from ..errors import ArtspaceError
 
 app = typer.Typer(
     add_completion=False,
+    rich_markup_mode=None,  # help texts are plain: "[default: 224]" and "artspace[ray]" must print as written
     no_args_is_help=True,
     help="Measure, search, map and synthesise paintings by style and by content (Gatys et al. 2016).",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -127,15 +130,35 @@ def open_catalog(catalog: Optional[Path], near=()):
     from ..catalog import Catalog
 
     cat = Catalog.locate(catalog, near=near)
-    for column, source in cat.stale_columns().items():
-        echo_err(f"note: column {column!r} ({source}) was computed before the works last changed; run that command "
-                 f"again to update it")
+    where = _catalog_argument(cat)
+    by_source: dict[str, list[str]] = {}
+    for column, source in cat.stale_columns().items():  # one note per command that made them
+        by_source.setdefault(source, []).append(column)
+    for source, columns in by_source.items():
+        names = ", ".join(map(repr, columns))
+        command = f"`artspace {source} {where}`" if source.split(" ")[0] in app_commands() else f"{source!r}"
+        many = len(columns) > 1
+        echo_err(f"note: column{'s' if many else ''} {names} predate{'' if many else 's'} the last change of the "
+                 f"works; {command} updates {'them' if many else 'it'}")
     for by, stale in cat.taught_spaces.items():
         if stale is not None:
             entry = cat.manifest["taught"][by.split(":", 1)[1]]
             echo_err(f"note: the taught space {by} is stale ({stale}); `artspace teach --label-column "
-                     f"{entry.get('label_column')} --name {by.split(':', 1)[1]}` refits it")
+                     f"{shlex.quote(str(entry.get('label_column')))} --name {shlex.quote(by.split(':', 1)[1])} "
+                     f"{where}` refits it")
     return cat
+
+
+def app_commands() -> set[str]:
+    """The names of artspace's commands."""
+    return {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands}
+
+
+def _catalog_argument(cat) -> str:
+    """``-c FOLDER`` naming *cat*'s collection as a shell would need it from the working folder."""
+    root = Path(cat.root).resolve()
+    rel = os.path.relpath(root, Path.cwd().resolve())
+    return f"-c {shlex.quote(rel if not rel.startswith('..') else str(root))}"
 
 
 def default_out(cat, out: Optional[Path], name: str) -> Path:
