@@ -98,6 +98,14 @@ class StyleProjection:
         out = (s - torch.from_numpy(self.mean)) @ torch.from_numpy(self.components).T
         return out.numpy()
 
+    def off_axes(self, sketches: torch.Tensor | np.ndarray) -> np.ndarray:
+        """Each sketched vector's squared distance to the axes (the part of its squared norm about the mean that
+        :meth:`embed` leaves out), (B,) float32, computed in float64."""
+        s = torch.as_tensor(np.asarray(sketches, np.float32) if isinstance(sketches, np.ndarray) else sketches)
+        centred = s.double() - torch.from_numpy(np.asarray(self.mean)).double()
+        kept = centred @ torch.from_numpy(np.asarray(self.components)).double().T
+        return ((centred ** 2).sum(1) - (kept ** 2).sum(1)).clamp_min(0).float().numpy()
+
     def save(self, path: str | os.PathLike) -> None:
         """Write atomically (temporary file, then rename)."""
         atomic_write(path, lambda p: np.savez(p, mean=self.mean, components=self.components,

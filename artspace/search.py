@@ -442,7 +442,8 @@ def scale_floor(scales: np.ndarray) -> float:
 
 def relative_search(index: VectorIndex, query: np.ndarray, k: int, *, query_scale: float,
                     scales: Callable[[np.ndarray], np.ndarray], max_scale: float,
-                    allowed: np.ndarray | None = None, exclude: int | None = None, offset: float = 0.0):
+                    allowed: np.ndarray | None = None, exclude: int | None = None,
+                    offsets: Callable[[np.ndarray], np.ndarray] | None = None):
     r"""The *k* works nearest to *query* by the distance relative to both neighbourhoods, :math:`d/\sqrt{\rho_q\rho_y}`.
 
     Dividing by the neighbourhood scales (the non-iterative contextual dissimilarity measure of Jégou et al.,
@@ -455,9 +456,10 @@ def relative_search(index: VectorIndex, query: np.ndarray, k: int, *, query_scal
     neighbours, which are ranked by the relative distance (its recall against the exhaustive relative ranking is
     measured in docs/scaling.md).
 
-    Returns ``(relative, raw, ids)`` arrays, nearest first; *exclude* (the query's own id) is left out. *offset*
-    is added to every raw distance (an outside image's part off the projection's axes,
-    :meth:`artspace.Catalog._excess`).
+    Returns ``(relative, raw, ids)`` arrays, nearest first; *exclude* (the query's own id) is left out. *offsets*
+    maps work ids to non-negative amounts added to their raw distances (an outside image's part off the
+    projection's axes, :meth:`artspace.Catalog._offsets`); with scales of 1 this ranks a plain space by the
+    corrected distance, exactly as well.
     """
     n = index.ntotal
     pool = min(n, max(4 * (k + 1), 64))
@@ -466,12 +468,15 @@ def relative_search(index: VectorIndex, query: np.ndarray, k: int, *, query_scal
         d, i = index.search(q, pool, allowed=allowed)
         d, i = d[0], i[0]
         ok = (i >= 0) & (i != (-1 if exclude is None else exclude))
-        raw, found = np.maximum(d[ok], 0.0).astype(np.float64) + offset, i[ok]
+        raw, found = np.maximum(d[ok], 0.0).astype(np.float64), i[ok]
+        if offsets is not None:
+            raw = raw + offsets(found)
         rel = raw / np.sqrt(query_scale * scales(found))
         order = np.argsort(rel, kind="stable")[:k]
         complete = pool >= n or (i < 0).any() or index.kind != "exact"
-        # Works beyond the pool are at least d[-1] away raw, so at least d[-1] / sqrt(rho_q max rho) relative.
-        if complete or (len(order) == k and rel[order[-1]] <= (d[-1] + offset) / np.sqrt(query_scale * max_scale)):
+        # Works beyond the pool are at least d[-1] away raw (offsets only add), so at least d[-1] / sqrt(rho_q max
+        # rho) relative.
+        if complete or (len(order) == k and rel[order[-1]] <= d[-1] / np.sqrt(query_scale * max_scale)):
             return rel[order], raw[order], found[order]
         pool = min(n, pool * 4)
 

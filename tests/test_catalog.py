@@ -138,6 +138,39 @@ def test_an_image_unlike_the_collection_is_not_placed_nearer_than_it_is(demo_cat
     assert cat.neighbourhood_scale(photo) >= found["signature"].min()
 
 
+def test_outside_images_keep_the_part_of_their_style_off_the_axes(demo_copy, tmp_path):
+    """With 4 axes for 18 works every work lies off them (r_y > 0): an outside copy of a work still lies at 0 from
+    it, and other images at their exact distances (the parts off the axes nearly orthogonal)."""
+    from PIL import Image
+
+    index(demo_copy, spec=FeatureSpec(size=64), quiet=True, batch_size=4, embed_dim=4, signature_dim=4)
+    cat = Catalog.open(demo_copy)
+    stored = np.asarray(np.load(cat.files / "off_axes.npy"))
+    assert stored.shape == (len(cat.works), 2) and (stored > 0).all()
+    copy = tmp_path / "copy.png"
+    copy.write_bytes((demo_copy / "dots/star_0.png").read_bytes())
+    found = cat.similar(copy, by="style", k=2)
+    assert found["path"].iloc[0] == "dots/star_0.png" and found["signature"].iloc[0] < 1e-6 * found["signature"].iloc[1]
+    rng = np.random.default_rng(1)
+    noise = tmp_path / "noise.png"
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(noise)
+    from artspace.spaces import measure
+
+    vecs = cat.query_vectors(noise)[0]
+    for work in ("stripes/circle_0.png", "checker/cross_1.png"):
+        d, row = cat.distance(noise, work), cat._rows(cat.lookup(work))
+        for by, exact in (("style", d["exact"]["signature"]), ("l_style", d["exact"]["style"])):
+            estimate = d[by]["signature"] if by == "style" else d[by]["distance"]
+            on_axes = measure(by, vecs[by][None], cat._embeddings()[by][row][None, None])[0, 0]
+            # far nearer the exact distance than the axes alone (4 axes leave most of this image off them)
+            assert abs(estimate - exact) < 0.25 * abs(on_axes - exact) and estimate == pytest.approx(exact, rel=0.1)
+    # works extracted before artspace kept their parts off the axes (NaN rows) get no offset: as before
+    np.save(cat.files / "off_axes.npy", np.full_like(stored, np.nan))
+    old = Catalog.open(demo_copy)
+    offsets = old._offsets(old.query_vectors(noise)[0], None, "style")
+    assert (offsets(old.works["id"].to_numpy()) == 0).all()
+
+
 def test_a_symlink_inside_the_collection_is_a_work_of_its_own(demo_copy):
     (demo_copy / "alias.png").symlink_to("dots/star_0.png")
     index(demo_copy, spec=FeatureSpec(size=64), quiet=True, batch_size=4)

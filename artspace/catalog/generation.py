@@ -13,6 +13,10 @@ A generation's folder holds, each written once::
                         plain .npy files, memory-mapped by queries; above 65,536 works in chunks of rows
                         (style-0001.npy ...: artspace.catalog.chunks), so a run rewrites only the chunks that changed
     style_scale.npy     each work's neighbourhood scale in the style space
+    off_axes.npy        n × 2 float32: each work's squared distance from its style sketch to the projection's axes
+                        (l_style, then the signature): what its compact embedding leaves out, so that an image
+                        from outside is not placed nearer than it is (Catalog._off_axes; NaN rows: works extracted
+                        before artspace kept it)
     moments.npy         n × 1024 float16: each work's relu4_1 channel means then standard deviations, a style
                         source for AdaIN (Huang & Belongie 2017) without reading the image (NaN rows: works
                         extracted before artspace kept them)
@@ -273,18 +277,11 @@ class Embedder:
         """The projected style embeddings ``{"style", "l_style"}`` (float32 arrays)."""
         return {by: self.projections[by].embed(x) for by, x in self.sketch(out).items()}
 
-    def residuals(self, out: dict) -> dict:
-        """``{"style", "l_style"}``: each image's squared distance from its sketch to the projection's axes, the part
-        of its style the compact embedding leaves out (float64, one per image)."""
-        import torch
-
-        result = {}
-        for by, x in self.sketch(out).items():
-            p = self.projections[by]
-            centred = x.double() - torch.from_numpy(p.mean).double()
-            kept = centred @ torch.from_numpy(p.components).double().T
-            result[by] = ((centred ** 2).sum(1) - (kept ** 2).sum(1)).clamp_min(0).numpy()
-        return result
+    def off_axes(self, out: dict) -> np.ndarray:
+        """(B, 2) float32: each image's squared distance from its sketch to the projection's axes in
+        :data:`OFF_AXES` order, the part of its style the compact embedding leaves out."""
+        sketches = self.sketch(out)
+        return np.stack([self.projections[by].off_axes(sketches[by]) for by in OFF_AXES], 1)
 
     def __call__(self, out: dict) -> dict:
         """Every space's embedding, content included."""
@@ -293,12 +290,16 @@ class Embedder:
         return e
 
 
+#: The spaces whose compact embeddings leave a part off their axes, in the column order of ``off_axes.npy``.
+OFF_AXES = ("l_style", "style")
+
 # ---- building a generation from the log ---------------------------------------------------------------------------
 
 
 def _read_shards(by_shard: dict):
-    """The works table and the (l_style, style, descriptor, moments) arrays of the live records, in id order."""
-    works, l_style, style, desc, moments = [], [], [], [], []
+    """The works table and the (l_style, style, descriptor, moments, off_axes) arrays of the live records, in id
+    order (off_axes NaN for works extracted before artspace kept it)."""
+    works, l_style, style, desc, moments, off = [], [], [], [], [], []
     for shard, entries in by_shard.items():
         z = read_npz(shard)
         idx = np.array([j for _, j in entries])
@@ -313,8 +314,9 @@ def _read_shards(by_shard: dict):
         desc.append(rows(z["descriptor"]))
         moments.append(rows(z["moments"]) if "moments" in z
                        else np.full((len(idx), MOMENTS_DIM), np.nan, np.float16))
+        off.append(rows(z["off_axes"]) if "off_axes" in z else np.full((len(idx), len(OFF_AXES)), np.nan, np.float32))
     if not works:
-        return None, None, None, None, None
+        return None, None, None, None, None, None
     works = pd.concat(works, ignore_index=True)
     wid = works["id"].to_numpy()
     if len(wid) > 1 and (np.diff(wid) > 0).all():  # already in id order (shards appended in id order)
@@ -328,7 +330,7 @@ def _read_shards(by_shard: dict):
             return np.concatenate(parts)[order]
     works["path"] = works["path"].astype(str)
     works["checksum"] = works["checksum"].astype(str)
-    return works, ordered(l_style), ordered(style), ordered(desc), ordered(moments)
+    return works, ordered(l_style), ordered(style), ordered(desc), ordered(moments), ordered(off)
 
 
 def _count(report, prev: Previous, works: pd.DataFrame) -> None:
@@ -370,7 +372,7 @@ def publish(run) -> int:
     present = run.present
     by_shard, skipped = run.state.live(present)
     run.status(f"reading the extraction log ({len(present)} files)")
-    works, l_style, style, desc, moments = _read_shards(by_shard)
+    works, l_style, style, desc, moments, off_axes = _read_shards(by_shard)
     if works is None or len(works) < 2:
         raise ArtspaceError(f"{run.root} holds {0 if works is None else len(works)} readable image(s); a catalog "
                             f"needs at least 2 to compare")
@@ -380,12 +382,12 @@ def publish(run) -> int:
     _count(report, run.previous, works)
     if len(run.state.shards) > MAX_SHARDS or run.state.rows > len(works) * (1 + MAX_DEAD):
         run.status("compacting the extraction log")
-        compact(run.state, works, l_style, style, desc, moments, skipped)
+        compact(run.state, works, l_style, style, desc, moments, skipped, off_axes)
 
     builder = GenerationBuilder(run.cdir, base=run.previous.folder)
     try:
         manifest = _write_files(builder, run, works, {"style": style, "l_style": l_style}, desc, moments,
-                                skipped_all)
+                                skipped_all, off_axes)
         manifest["analyses"] = analyses
         manifest["taught"] = carry_taught(builder, run.previous.folder, run.previous.manifest)
         n = builder.publish(manifest)
@@ -451,7 +453,7 @@ def _learnt_projection(run, previous_model):
     return projection_for(run.spec)
 
 
-def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moments, skipped_all) -> dict:
+def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moments, skipped_all, off_axes) -> dict:
     import faiss
     import torch
 
@@ -486,7 +488,7 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
     works.to_parquet(builder.path("works.parquet"), index=False)
     pd.DataFrame({"path": [s[0] for s in skipped_all], "reason": [s[1] for s in skipped_all]}).to_csv(
         builder.path("skipped.csv"), index=False)
-    for name, array in {"ids": ids, "style_scale": scales}.items():
+    for name, array in {"ids": ids, "style_scale": scales, "off_axes": np.asarray(off_axes, np.float32)}.items():
         np.save(builder.path(f"{name}.npy"), np.ascontiguousarray(array), allow_pickle=False)
     chunks = write_chunks(builder, run.previous, works, {**emb, "moments": moments}, basis)
     np.savez(builder.path(PAIRS), **pair_sample(ids, emb, scales))

@@ -502,15 +502,19 @@ def auto_batch_size(device: torch.device, size: int, precision: str = "float32",
 
 def shard_arrays(extractor: Extractor, embedder, x: torch.Tensor, fitting: bool) -> tuple[np.ndarray, ...]:
     """What a shard stores of a batch *x*: compact L_style rows, style signatures (their sketches while *fitting*),
-    content descriptors and relu4_1 moments. Both engines, local and Ray, call this one function."""
+    content descriptors, relu4_1 moments and each work's parts off the projections' axes (NaN while *fitting*: they
+    are computed with the projection, :func:`~artspace.catalog.shards.project_fit_shards`). Both engines, local and
+    Ray, call this one function."""
     if extractor.device.type == "cuda":
         x = x.pin_memory()  # page-locked: the copy to the GPU runs asynchronously (encode copies non-blocking)
     out = extractor.encode(x)
     if fitting:
         e = {by: v.numpy() for by, v in embedder.sketch(out).items()}
+        off = np.full((len(x), len(gen.OFF_AXES)), np.nan, np.float32)
     else:
-        e = embedder.compact(out)
-    return e["l_style"], e["style"], out["descriptor"].numpy(), out["moments"].numpy().astype(np.float16)
+        e, off = embedder.compact(out), embedder.off_axes(out)
+    return (e["l_style"], e["style"], out["descriptor"].numpy(), out["moments"].numpy().astype(np.float16),
+            np.asarray(off, np.float32))
 
 
 def _load_one(root: Path, item: _Item, size: int, max_pixels: int | None, include_outputs: bool):
@@ -644,11 +648,12 @@ class _Extraction:
                 else (SKETCH_DIM, SKETCH_DIM))
         if not ok:
             return (np.zeros((0, dims[0]), np.float32), np.zeros((0, dims[1]), np.float32),
-                    np.zeros((0, self.run_.spec.descriptor_dim), np.float32), np.zeros((0, MOMENTS_DIM), np.float16))
+                    np.zeros((0, self.run_.spec.descriptor_dim), np.float32), np.zeros((0, MOMENTS_DIM), np.float16),
+                    np.zeros((0, len(gen.OFF_AXES)), np.float32))
         return shard_arrays(self.extractor, self.embedder, torch.stack([b[1] for b in ok]), projections is None)
 
     def write(self, ok: list, bad: list, computed: tuple, projections: tuple | None, number: int) -> None:
-        style, sig, desc, moments = computed
+        style, sig, desc, moments, off_axes = computed
         arrays = {
             "id": np.array([b[0].id for b in ok], np.int64),
             "path": np.array([b[0].rel for b in ok], dtype=str),
@@ -667,7 +672,7 @@ class _Extraction:
         if projections is None:  # fit sample: the sketches are kept until the projections exist
             arrays["sketch"], arrays["sig_sketch"] = style.astype(np.float16), sig.astype(np.float16)
         else:
-            arrays["style"], arrays["signature"] = style, sig
+            arrays["style"], arrays["signature"], arrays["off_axes"] = style, sig, off_axes
         write_npz(shard_path(self.run_.log.shards, number), **arrays)
         for b in bad:
             self.run_.report.newly_skipped.append((b[0].rel, b[2]))
@@ -739,5 +744,6 @@ def _from_columns(b: dict) -> tuple[list, list, tuple]:
             ok.append((item, None, None, {"checksum": str(b["checksum"][j]), "width": int(b["width"][j]),
                                           "height": int(b["height"][j])}))
     rows = np.array(ok_rows, np.int64)
-    computed = tuple(np.ascontiguousarray(b[k][rows]) for k in ("l_style", "style", "descriptor", "moments"))
+    computed = tuple(np.ascontiguousarray(b[k][rows]) for k in ("l_style", "style", "descriptor", "moments",
+                                                                 "off_axes"))
     return ok, bad, computed

@@ -115,7 +115,7 @@ class EncodeActor:
             arrays = shard_arrays(self.extractor, self.embedder, x, self.fitting)
         else:
             arrays = None
-        for name, k in zip(("l_style", "style", "descriptor", "moments"), range(4)):
+        for name, k in zip(("l_style", "style", "descriptor", "moments", "off_axes"), range(5)):
             dim = arrays[k].shape[1] if arrays is not None else 1
             full = np.zeros((n, dim), np.float16 if name == "moments" else np.float32)
             if arrays is not None:

@@ -208,14 +208,19 @@ def project_fit_shards(shard_dir: Path, projections: tuple) -> bool:
             arrays = {k: z[k] for k in z.files if k not in ("sketch", "sig_sketch")}
             arrays["style"] = projections["l_style"].embed(z["sketch"].astype(np.float32))
             arrays["signature"] = projections["style"].embed(z["sig_sketch"].astype(np.float32))
+            # in the column order of artspace.catalog.generation.OFF_AXES
+            arrays["off_axes"] = np.stack([projections["l_style"].off_axes(z["sketch"]),
+                                           projections["style"].off_axes(z["sig_sketch"])], 1)
         write_npz(next_shard(shard_dir), **arrays)
         shard.unlink()
     return rewritten
 
 
-def compact(log: ShardLog, works, style, sig, desc, moments, skipped) -> None:
+def compact(log: ShardLog, works, style, sig, desc, moments, skipped, off_axes=None) -> None:
     """Replace the log by one shard holding every live record and current skip, so that it stays small."""
     arrays = {c: works[c].to_numpy().astype(_DTYPES.get(c, str)) for c in SHARD_COLUMNS}
+    if off_axes is not None:
+        arrays["off_axes"] = np.asarray(off_axes, np.float32)
     write_npz(next_shard(log.shard_dir), **arrays,
               style=style, signature=sig, descriptor=desc, moments=moments,
               skip_path=np.array([s[0] for s in skipped], dtype=str),
