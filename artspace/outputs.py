@@ -23,7 +23,7 @@ import pandas as pd
 from .errors import OutputConflict
 
 __all__ = ["CATALOG_DIRNAME", "FORMULA_PREFIXES", "MADE_BY", "check_output", "csv_made_by", "made_by_artspace", "marker",
-           "neutralise_formulas", "replaceable"]
+           "neutralise_formulas", "replaceable", "sidecar_made_here"]
 
 #: The catalog folder's usual name (:data:`artspace.catalog.CATALOG_DIRNAME`, repeated here so that this module stays
 #: free of the catalog's heavy imports). Every folder of this name is protected, even without its catalog at hand.
@@ -158,6 +158,18 @@ def replaceable(path: str | os.PathLike, made_here: Callable[[Path], bool], *,
     if (path.exists() or path.is_symlink()) and not made_here(path):
         raise OutputConflict(f"{path} exists and {unlike}; choose another output (-o) or move it")
     return path
+
+
+def sidecar_made_here(path: str | os.PathLike) -> bool:
+    """Whether *path* is a JSON sidecar artspace wrote beside a pastiche or a reconstruction (an object naming the
+    artspace version or the method), i.e. one :func:`replaceable` may let a new run replace."""
+    import json
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and ("artspace_version" in data or "method" in data)
 
 
 #: What :func:`replaceable` says of a CSV file whose first line is not the header of the table about to be written.

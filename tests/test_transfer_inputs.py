@@ -109,3 +109,24 @@ def test_an_image_too_thin_for_the_network_is_a_one_line_error(images, tmp_path)
                             "-o", str(tmp_path / "p.png")])
     assert r.exit_code == 1 and r.output.startswith("Error:") and "or crop it" in r.output
     assert not (tmp_path / "p.png").exists()
+
+
+def test_a_json_or_image_of_the_users_beside_the_output_is_never_replaced(images, tmp_path):
+    from artspace.transfer import reconstruct_layers
+
+    notes = tmp_path / "b.png.json"
+    notes.write_text("my notes")
+    with pytest.raises(OutputConflict, match=r"b\.png\.json exists and is not an artspace sidecar"):
+        transfer(images / "content.png", images / "style.png", output=tmp_path / "b.png", size=32, iterations=1,
+                 **FAST)
+    assert notes.read_text() == "my notes" and not (tmp_path / "b.png").exists()
+    # a run replaces its own earlier pastiche and sidecar
+    for _ in range(2):
+        transfer(images / "content.png", images / "style.png", output=tmp_path / "c.png", size=32, iterations=1,
+                 **FAST)
+    # every file of a series of reconstructions is checked before the first is written
+    shutil.copyfile(images / "style.png", tmp_path / "r-relu2_1.png")
+    with pytest.raises(OutputConflict, match=r"r-relu2_1\.png exists and was not made by artspace"):
+        reconstruct_layers(images / "content.png", only="style", layers=["relu1_1", "relu2_1"],
+                           output=tmp_path / "r.png", size=32, iterations=1)
+    assert not (tmp_path / "r-relu1_1.png").exists()

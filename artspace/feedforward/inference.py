@@ -30,11 +30,11 @@ from PIL import Image
 
 from ..atomic import atomic_write
 from ..backbone import VGG19, resolve_device
-from ..errors import InvalidOption, OutputConflict, UnreadableImage
+from ..errors import InvalidOption, UnreadableImage
 from ..images import (check_sides, image_format, image_output, open_image, resize_long_side, save_image, to_pil,
                       to_tensor, walk_images)
 from ..losses import channel_stats
-from ..outputs import check_output
+from ..outputs import check_output, replaceable, sidecar_made_here
 from ..precision import autocast, resolve_precision
 from ..spec import MOMENTS_LAYER
 from ..transfer.colour import preserve_colors as keep_colours
@@ -129,22 +129,13 @@ def _image_output(path: Path) -> Path:
     """*path* if a pastiche may be written there: a known image extension, and not a file someone else made
     (artspace replaces its own outputs, never a user's file)."""
     image_output(path)
-    side = sidecar(path)
-    if side.exists() and not _is_sidecar(side):
-        raise OutputConflict(f"{side} exists and is not an artspace sidecar; choose another output (-o) or move it")
+    replaceable(sidecar(path), sidecar_made_here, unlike="is not an artspace sidecar")
     return path
 
 
 def sidecar(path: Path) -> Path:
     """The JSON written beside a pastiche: ``out.png`` → ``out.png.json``."""
     return path.with_name(path.name + ".json")
-
-
-def _is_sidecar(path: Path) -> bool:
-    try:
-        return "method" in json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, TypeError):
-        return False
 
 
 def _write_sidecar(path: Path, settings: dict) -> None:

@@ -17,7 +17,7 @@ from PIL import Image
 
 from ..errors import ArtspaceError, InvalidOption, UnreadableImage, WorkNotFound
 from ..images import check_sides, image_format, open_image, to_pil
-from ..outputs import check_output
+from ..outputs import check_output, made_by_artspace, replaceable, sidecar_made_here
 from ..spec import LAYERS
 from .options import INITS, MIN_SIDE, TransferOptions
 from .pyramid import dims
@@ -154,7 +154,8 @@ def planned_outputs(output: Path, options: TransferOptions, content_size: tuple[
 
 
 def check_targets(targets: Sequence[Path], inputs: Sequence, catalog) -> None:
-    """Refuse before any work when a file about to be written is one of the run's inputs or lies in the catalog."""
+    """Refuse before any work when a file about to be written is one of the run's inputs, lies in the catalog, or
+    exists without being artspace's own earlier output (an image marked in its header, a JSON sidecar)."""
     protected = []
     if catalog is not None:
         from ..catalog import find_catalog
@@ -162,3 +163,6 @@ def check_targets(targets: Sequence[Path], inputs: Sequence, catalog) -> None:
         protected.append(find_catalog(catalog))
     for target in targets:
         check_output(target, inputs=inputs, protected_dirs=protected)
+        json_sidecar = Path(target).suffix.lower() == ".json"
+        replaceable(target, sidecar_made_here if json_sidecar else made_by_artspace,
+                    unlike="is not an artspace sidecar" if json_sidecar else "was not made by artspace")
