@@ -171,6 +171,19 @@ def test_outside_images_keep_the_part_of_their_style_off_the_axes(demo_copy, tmp
     assert (offsets(old.works["id"].to_numpy()) == 0).all()
 
 
+def test_a_work_whose_file_changed_since_indexing_is_read_afresh(demo_copy):
+    index(demo_copy, spec=FeatureSpec(size=64), quiet=True, batch_size=4)
+    cat = Catalog.open(demo_copy)
+    target = demo_copy / "dots/star_0.png"
+    wid = cat.lookup(target)
+    assert wid is not None and cat.lookup("dots/star_0.png") == wid
+    target.write_bytes((demo_copy / "stripes/circle_0.png").read_bytes())  # replaced, not yet indexed again
+    assert cat.lookup(target) is None and cat.moments(target) is None
+    d = cat.distance(target, demo_copy / "stripes/circle_0.png")
+    assert d["exact"]["signature"] == pytest.approx(0.0, abs=1e-6) and d["style"]["signature"] < 1e-6
+    assert cat.lookup(wid) == wid  # the id still names the catalogued work
+
+
 def test_a_symlink_inside_the_collection_is_a_work_of_its_own(demo_copy):
     (demo_copy / "alias.png").symlink_to("dots/star_0.png")
     index(demo_copy, spec=FeatureSpec(size=64), quiet=True, batch_size=4)

@@ -301,7 +301,8 @@ class Catalog:
 
     def lookup(self, query) -> int | None:
         """The id of the catalogued work *query* names: an id, a relative path, a file inside the collection, or a
-        bare file name that one work has. A file name that several works have is an error listing them."""
+        bare file name that one work has. A file name that several works have is an error listing them. A file
+        that changed since it was indexed names no work (None): it is read afresh, like an image from outside."""
         q = str(query)
         p = Path(q).expanduser()
         if p.is_file():
@@ -312,9 +313,11 @@ class Catalog:
                     rel = candidate.relative_to(self.root).as_posix()
                 except ValueError:
                     continue
-                wid = self._by_path(rel)
-                if wid is not None:
-                    return wid
+                row = self._row_of_path(rel)
+                if row is not None:
+                    if self._changed_since_indexed(p, row):  # read afresh, as an image from outside
+                        return None
+                    return int(self.works["id"].iat[row])
             if p.is_absolute() or "/" in q or p.parent != Path("."):
                 return None
         if re.fullmatch(r"\d+", q):
@@ -328,6 +331,15 @@ class Catalog:
         if "/" not in q:
             return self._by_name(q)
         return None
+
+    def _changed_since_indexed(self, path: Path, row: int) -> bool:
+        """Whether the file of the work in *row* changed (size or modification time) since it was indexed: its
+        stored features no longer describe it, so a query naming the file reads the file instead."""
+        if self.source_uri is not None:  # a local mirror of an object store: its files carry other times
+            return False
+        st = path.stat()
+        works = self.works
+        return (int(works["size"].iat[row]) != st.st_size) or (int(works["mtime_ns"].iat[row]) != st.st_mtime_ns)
 
     def _row_of_path(self, rel: str) -> int | None:
         """The row of the works table at relative path *rel* (a hash lookup: the index is built once per
