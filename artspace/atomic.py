@@ -16,7 +16,7 @@ import signal
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["atomic_write", "fsync_dir", "fault_point"]
+__all__ = ["atomic_write", "atomic_savez", "fsync_dir", "fault_point"]
 
 _faults_seen = 0
 
@@ -78,3 +78,18 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
 
 #: What every temporary file's name contains.
 TMP_MARK = ".tmp"
+
+
+def atomic_savez(path: str | os.PathLike, /, *, compressed: bool = False, **arrays) -> Path:
+    """:func:`numpy.savez` (or ``savez_compressed``) of *arrays* to *path*, atomically. The arrays go through an
+    open file, so that numpy never adds ``.npz`` to the temporary name (an output such as ``-o axes`` then works,
+    and leaves no stray temporary file)."""
+    import numpy as np
+
+    save = np.savez_compressed if compressed else np.savez
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            save(fh, **arrays)
+
+    return atomic_write(path, write)

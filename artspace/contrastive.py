@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .atomic import atomic_write
+from .atomic import atomic_savez
 from .errors import ArtspaceError
 
 __all__ = ["MLPProjection", "train_head", "load_projection"]
@@ -71,9 +71,7 @@ class MLPProjection:
         arrays = {k: np.asarray(getattr(self, k), np.float32) for k in ("mean", "scale", "w1", "b1", "w2", "b2")}
         if self.skip is not None:
             arrays.update(skip=np.asarray(self.skip, np.float32), head_weight=np.float64(self.head_weight))
-        atomic_write(path, lambda p: np.savez(p, kind=np.array("mlp"), info=np.array(json.dumps(self.info,
-                                                                                            sort_keys=True)),
-                                              **arrays))
+        atomic_savez(path, kind=np.array("mlp"), info=np.array(json.dumps(self.info, sort_keys=True)), **arrays)
 
 
 def load_projection(path: str | os.PathLike):

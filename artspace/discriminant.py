@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_write
+from .atomic import atomic_savez
 from .errors import ArtspaceError, InvalidOption
 
 __all__ = ["LinearProjection", "fisher", "principal_axes"]
@@ -62,9 +62,8 @@ class LinearProjection:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the projection to an ``.npz`` file (atomically; no pickled objects)."""
-        atomic_write(path, lambda p: np.savez(p, mean=np.asarray(self.mean, np.float32),
-                                              components=np.asarray(self.components, np.float32),
-                                              info=np.array(json.dumps(self.info, sort_keys=True))))
+        atomic_savez(path, mean=np.asarray(self.mean, np.float32), components=np.asarray(self.components, np.float32),
+                     info=np.array(json.dumps(self.info, sort_keys=True)))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "LinearProjection":

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .atomic import atomic_write
+from .atomic import atomic_savez
 
 __all__ = ["SKETCH_DIM", "CountSketch", "StyleProjection"]
 
@@ -108,8 +108,8 @@ class StyleProjection:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write atomically (temporary file, then rename)."""
-        atomic_write(path, lambda p: np.savez(p, mean=self.mean, components=self.components,
-                                              explained=self.explained, n_fit=self.n_fit, seed=self.seed))
+        atomic_savez(path, mean=self.mean, components=self.components, explained=self.explained, n_fit=self.n_fit,
+                     seed=self.seed)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "StyleProjection":

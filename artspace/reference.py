@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write
+from .atomic import atomic_savez
 from .discriminant import LinearProjection
 from .errors import ArtspaceError, InvalidOption
 
@@ -74,9 +74,9 @@ class ReferenceAxes(LinearProjection):
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the axes atomically, in float16 (the six shipped axes of 32,768 numbers take 0.43 MB)."""
-        atomic_write(path, lambda p: np.savez_compressed(
-            p, kind=np.array("reference_axes"), mean=self.mean.astype(np.float16),
-            components=self.components.astype(np.float16), info=np.array(json.dumps(self.info, sort_keys=True))))
+        atomic_savez(path, compressed=True, kind=np.array("reference_axes"), mean=self.mean.astype(np.float16),
+                     components=self.components.astype(np.float16),
+                     info=np.array(json.dumps(self.info, sort_keys=True)))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ReferenceAxes":

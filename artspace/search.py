@@ -26,7 +26,7 @@ from typing import Callable
 import faiss
 import numpy as np
 
-from .atomic import atomic_write
+from .atomic import atomic_savez, atomic_write
 from .discriminant import LinearProjection, principal_axes
 
 __all__ = ["EXACT_LIMIT", "CONTEXT_K", "VectorIndex", "ContentModel", "NeighbourLists", "neighbourhood_scales",
@@ -380,8 +380,8 @@ class NeighbourLists:
         return cls(ids=ids, fingerprints=fp, neighbours=nbr, distances=dist), len(rows)
 
     def save(self, path: str | os.PathLike) -> None:
-        atomic_write(path, lambda p: np.savez(p, ids=self.ids, fingerprints=self.fingerprints,
-                                              neighbours=self.neighbours, distances=self.distances))
+        atomic_savez(path, ids=self.ids, fingerprints=self.fingerprints, neighbours=self.neighbours,
+                     distances=self.distances)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "NeighbourLists | None":
@@ -695,7 +695,7 @@ class ContentModel:
 
     def save(self, path: str | os.PathLike) -> None:
         info = json.dumps(self.learnt.info if self.learnt is not None else {}, sort_keys=True)
-        atomic_write(path, lambda p: np.savez(p, **self.arrays(), learnt_info=np.array(info)))
+        atomic_savez(path, **self.arrays(), learnt_info=np.array(info))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ContentModel":

@@ -237,3 +237,15 @@ def test_an_analysis_never_replaces_a_column_of_the_metadata(demo_copy):
     assert Catalog.open(demo_copy).works["texture"].tolist() == before
     cluster(cat, by="style", k=2, column="texture_cluster")
     assert Catalog.open(demo_copy).works["texture"].tolist() == before
+
+
+def test_npz_outputs_keep_the_name_given_and_leave_no_temporary_file(tmp_path):
+    """numpy adds .npz to a file name without it; artspace's writers go through an open file, so that `-o axes`
+    writes `axes` (no traceback, no stray `.axes.<pid>.tmp.npz`)."""
+    from artspace.discriminant import LinearProjection
+
+    p = LinearProjection(mean=np.zeros(3), components=np.eye(3, 2), info={"kind": "test"})
+    for name in ("axes", "axes.txt", "axes.npz"):
+        p.save(tmp_path / name)
+        assert np.allclose(LinearProjection.load(tmp_path / name).components, np.eye(3, 2))
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["axes", "axes.npz", "axes.txt"]
