@@ -484,3 +484,32 @@ def test_two_images_of_the_same_name_are_refused_not_overwritten(style_model, ph
     (other / "photo00.png").write_bytes((photos / "photo01.png").read_bytes())
     with pytest.raises(InvalidOption, match="would both be written"):
         stylise(style_model.path, [photos / "photo00.png", other / "photo00.png"], tmp_path / "out", device="cpu")
+
+
+def test_a_signal_in_the_middle_of_a_step_stops_after_it_and_resumes_bit_for_bit(photos, paintings, tmp_path,
+                                                                               monkeypatch):
+    """Ctrl-C (or SIGTERM) arriving while a step computes its losses: the step is finished, the checkpoint records
+    it, and the resumed run gives the uninterrupted network exactly."""
+    import os
+    import signal
+
+    style = [paintings / "painting2.png"]
+    whole = train_style(style, photos, tmp_path / "whole.pt", steps=4, seed=3, checkpoint_every=100, prefetch=0,
+                        **TINY)
+    calls, real = {"n": 0}, training_module._Loop.descend
+
+    def signalled(self, terms):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # delivered now, in the middle of the third step
+        return real(self, terms)
+
+    monkeypatch.setattr(training_module._Loop, "descend", signalled)
+    out = tmp_path / "resumed.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train_style(style, photos, out, steps=4, seed=3, checkpoint_every=100, prefetch=0, **TINY)
+    monkeypatch.setattr(training_module._Loop, "descend", real)
+    assert torch.load(checkpoint_path(out), weights_only=True)["step"] == 3
+    resumed = train_style(style, photos, out, steps=4, seed=3, checkpoint_every=100, prefetch=0, **TINY)
+    a, b = load_model(whole.path).net.state_dict(), load_model(resumed.path).net.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -218,15 +218,16 @@ def _check_common(output, steps, size, batch_size, lr, checkpoint_every, validat
 
 
 @contextlib.contextmanager
-def _terminate_as_interrupt():
-    """Inside the block, SIGTERM (a batch scheduler ending a job, ``kill``) and SIGINT (even where a shell started
-    the run in the background with SIGINT ignored) stop training as Ctrl-C does: a checkpoint is written first."""
+def _terminate_as_interrupt(request_stop: Callable[[], None]):
+    """Inside the block, SIGTERM (a batch scheduler ending a job, ``kill``) and SIGINT (Ctrl-C, even where a shell
+    started the run in the background with SIGINT ignored) call *request_stop*: the loop stops after the step under
+    way, whose update is then whole, and writes a checkpoint."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def interrupt(signum, frame):
-        raise KeyboardInterrupt
+        request_stop()
 
     saved = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -248,6 +249,8 @@ class _Loop:
         self.steps, self.device, self.precision = steps, device, precision
         self.max_seconds = None if max_minutes is None else 60.0 * max_minutes
         self.stopped_by_time = False
+        self.stop_requested = False  # a signal arrived: stop after the step under way
+        self.updating = False  # between an optimiser step and the step count that records it
         # batches drawn ahead on a thread: on a GPU, decoding and cropping would otherwise leave it idle half the
         # time; on a CPU the cores are busy with the step itself
         self.prefetch = (0 if device.type == "cpu" else 4) if prefetch is None else int(prefetch)
@@ -292,7 +295,7 @@ class _Loop:
 
     def save_checkpoint(self) -> None:
         state = {"settings": self._fingerprint(), "net": self.net.state_dict(), "opt": self.opt.state_dict(),
-                 "sampler_rng": self.sampler_state(), "rng": torch.get_rng_state(), "step": self.step,
+                 "sampler_rng": self.sampler_done, "rng": self.rng_done, "step": self.step,
                  "elapsed": self.elapsed, "history": json.dumps(self.history[-1000:]),
                  "curve": json.dumps(self.curve), "block": json.dumps(list(self.block))}
         atomic_write(self.ckpt, lambda tmp: torch.save(state, tmp))
@@ -309,6 +312,7 @@ class _Loop:
                                 f"a lower --lr or with --precision float32 (delete {self.ckpt} first)")
         self.opt.zero_grad(set_to_none=True)
         total.backward()
+        self.updating = True  # until the loop counts the step
         self.opt.step()
         return {**{k: v.item() for k, v in terms.items()}, "total": total.item()}
 
@@ -331,7 +335,7 @@ class _Loop:
         saved_benchmark = torch.backends.cudnn.benchmark
         torch.backends.cudnn.benchmark = self.device.type == "cuda"  # every step has the same shapes
         try:
-            with _terminate_as_interrupt():
+            with _terminate_as_interrupt(self._request_stop):
                 self._steps(bar, lambda: train_step(batches()), validate)
         finally:
             torch.backends.cudnn.benchmark = saved_benchmark
@@ -339,9 +343,21 @@ class _Loop:
                 self.prefetcher.close()
         self.net.eval()
 
+    def _request_stop(self) -> None:
+        """A signal's handler: the first stops the loop after the step under way, a second at once."""
+        if self.stop_requested:
+            raise KeyboardInterrupt
+        self.stop_requested = True
+        self.log("stopping after this step and writing a checkpoint (Ctrl-C again to stop at once)")
+
     def _steps(self, bar, train_step, validate) -> None:
+        # the crops' generator as the last completed step left it: what a checkpoint stores, even when a stop
+        # comes while the next batch is being drawn
+        self.sampler_done, self.rng_done = self.sampler_state(), torch.get_rng_state()
         try:
             while self.step < self.steps:
+                if self.stop_requested:
+                    raise KeyboardInterrupt
                 if self.max_seconds is not None and self.elapsed >= self.max_seconds:
                     self.stopped_by_time = True
                     self.log(f"stopped at step {self.step} of {self.steps}: {self.elapsed / 60:.1f} minutes of "
@@ -353,6 +369,8 @@ class _Loop:
                 t0 = time.perf_counter()
                 terms = train_step()
                 self.step += 1
+                self.updating = False
+                self.sampler_done, self.rng_done = self.sampler_state(), torch.get_rng_state()
                 self.elapsed += time.perf_counter() - t0
                 self.history.append(terms)
                 self._add_to_curve(terms)
@@ -364,7 +382,10 @@ class _Loop:
                         self.step % self.validate_every == 0 or self.step == self.steps):
                     self._validate(validate)
         except KeyboardInterrupt:
-            if self.step:
+            if self.updating:  # stopped inside an update: the network no longer matches any step count
+                self.log(f"interrupted during step {self.step + 1}; the last checkpoint {self.ckpt} (if any) resumes "
+                         "the run: run the same command again")
+            elif self.step:
                 self.save_checkpoint()
                 self.log(f"interrupted at step {self.step}; the checkpoint {self.ckpt} resumes it: run the same "
                          "command again")
