@@ -381,13 +381,16 @@ def resize_long_side(im: Image.Image, long_side: int) -> Image.Image:
 MIN_NETWORK_SIDE = 16
 
 
-def check_sides(hw: tuple[int, int], source, long_side: int | None = None, minimum: int = MIN_NETWORK_SIDE) -> None:
+def check_sides(hw: tuple[int, int], source, long_side: int | None = None, minimum: int = MIN_NETWORK_SIDE,
+                per_size: float = 1.0) -> None:
     """:class:`~artspace.errors.UnreadableImage` naming *source* when an image of *hw* (height, width) pixels, as
-    it reaches the network, has a side shorter than *minimum* (a panorama at a small ``--size``)."""
+    it reaches the network, has a side shorter than *minimum* (a panorama at a small ``--size``). *per_size* is
+    the image's long side for each pixel of ``--size`` (a style image at ``--style-scale``, a pyramid's first
+    level), so that the advice names the ``--size`` that works."""
     h, w = hw
     if min(h, w) < minimum:
         at = f" at a long side of {long_side} px" if long_side else ""
-        need = (f"; give --size {int(np.ceil(minimum * max(h, w) / min(h, w)))} or more, or crop it"
+        need = (f"; give --size {int(np.ceil(minimum * max(h, w) / min(h, w) / per_size))} or more, or crop it"
                 if long_side and min(h, w) > 0 else "; crop or enlarge it")
         raise UnreadableImage(source, f"{w}x{h} px{at} is too small for the network, which needs at least "
                                       f"{minimum} px on each side{need}")

@@ -133,10 +133,10 @@ def load_inputs(content, styles: Sequence, catalog, options: TransferOptions) ->
     # refused elsewhere)
     used = [LAYERS.index(n) for n in (*options.content_layers, *options.style_layers) if n in LAYERS]
     minimum = 2 ** sum(name.startswith("pool") for name in LAYERS[:max(used, default=0) + 1])
-    check_sides(dims(inputs.content.size, coarsest), c_desc, coarsest, minimum)
+    check_sides(dims(inputs.content.size, coarsest), c_desc, coarsest, minimum, coarsest / options.size)
     for im, desc in zip(inputs.styles, inputs.style_descs):
         side = max(MIN_SIDE, round(coarsest * options.style_scale))
-        check_sides(dims(im.size, side), desc, side, minimum)
+        check_sides(dims(im.size, side), desc, side, minimum, coarsest * options.style_scale / options.size)
     return inputs
 
 
