@@ -416,7 +416,9 @@ def test_catalog_stores_moments_and_transfers_from_them(demo_catalog, decoder_mo
     assert cat.moments(str(tmp_path / "elsewhere.png")) is None
     out = tmp_path / "pastiche.png"
     r = cat.transfer(int(cat.works["id"].iloc[1]), wid, out, decoder=decoder_model.path, size=40, device="cpu")
-    assert r.settings["styles"] == ["<stored moments>"] and out.exists()
+    path = cat.works["path"].iloc[0]
+    assert r.settings["styles"] == [f"work {wid} ({path}): relu4_1 moments stored by the catalog {cat.dir} at "
+                                    f"{cat.spec.size} px"] and out.exists()
 
 
 # ---- the command line ---------------------------------------------------------------------------------------------

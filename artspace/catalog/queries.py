@@ -796,7 +796,13 @@ class Catalog:
         sources = []
         for s in styles:
             stored = self.moments(s)
-            sources.append(stored if stored is not None else self.image_path(s))
+            if stored is None:
+                sources.append(self.image_path(s))
+                continue
+            wid = self.lookup(s)
+            path = self.works["path"].iat[int(self._rows(wid))]
+            sources.append((*stored, f"work {wid} ({path}): relu4_1 moments stored by the catalog {self.dir} at "
+                                     f"{self.spec.size} px"))
         return adain_transfer(self.image_path(content), sources, output, protected_dirs=[self.dir], **options)
 
 

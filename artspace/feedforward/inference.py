@@ -295,10 +295,12 @@ def blend_weights(style_blend, n: int) -> list[float]:
 
 
 def _style_moments(style, size: int, encoder, device, precision) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """(mean, std) of relu4_1 for one style: given as a (mean, std) pair or a 1024-vector, or an image to encode."""
-    if isinstance(style, tuple) and len(style) == 2:
-        mean, std = (torch.as_tensor(np.asarray(v, np.float32)) for v in style)
-        return mean.reshape(1, -1), std.reshape(1, -1), "<stored moments>"
+    """(mean, std) of relu4_1 for one style, and what it was: given as a (mean, std) pair (or a (mean, std,
+    description) triple, as :meth:`artspace.Catalog.transfer` names a catalogued work) or a 1024-vector, or an
+    image to encode at *size*."""
+    if isinstance(style, tuple) and len(style) in (2, 3):
+        mean, std = (torch.as_tensor(np.asarray(v, np.float32)) for v in style[:2])
+        return mean.reshape(1, -1), std.reshape(1, -1), style[2] if len(style) == 3 else "<stored moments>"
     if isinstance(style, np.ndarray):
         v = torch.as_tensor(style.astype(np.float32)).reshape(1, -1)
         return v[:, :v.shape[1] // 2], v[:, v.shape[1] // 2:], "<stored moments>"
@@ -376,6 +378,7 @@ def adain_transfer(content, styles, output: str | os.PathLike | None = None, *, 
     image = to_pil(y)
     elapsed = time.perf_counter() - t0
     settings = {"method": "adain", "alpha": float(alpha), "style_blend": blend, "size": size,
+                # the size the styles read from images were encoded at (stored moments say their own)
                 "style_size": style_size or size, "preserve_colors": preserve_colors, "precision": prec,
                 "device": str(dev), "vgg_weights": str(weights), "decoder": str(dec.path) if dec.path else None,
                 "decoder_training": dec.header.get("training", {}),
