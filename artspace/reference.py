@@ -129,14 +129,16 @@ def axes_for(manifest: dict, reference: bool | str | os.PathLike = True) -> tupl
     return axes, f"reference axes: {axes.info.get('name') or reference}"
 
 
-def _precision10(z: np.ndarray, y: np.ndarray) -> float:
-    """Mean same-label precision@10 of every row among the others (squared L2)."""
+def _precision10(z: np.ndarray, y: np.ndarray, queries: np.ndarray | None = None) -> float:
+    """Mean same-label precision@10 of the rows *queries* (default: every row) among all the other rows (squared
+    L2)."""
+    q = np.arange(len(z)) if queries is None else np.asarray(queries)
     sq = (z ** 2).sum(1)
-    d = sq[:, None] + sq[None] - 2.0 * z @ z.T
-    np.fill_diagonal(d, np.inf)
+    d = sq[q][:, None] + sq[None] - 2.0 * z[q] @ z.T
+    d[np.arange(len(q)), q] = np.inf
     k = min(10, len(z) - 1)
     nbr = np.argpartition(d, k - 1, axis=1)[:, :k]
-    return float((y[nbr] == y[:, None]).mean())
+    return float((y[nbr] == y[q][:, None]).mean())
 
 
 def fit_reference(sketches: np.ndarray, labels, *, name: str, info: dict | None = None, folds: int = 5,
@@ -146,8 +148,11 @@ def fit_reference(sketches: np.ndarray, labels, *, name: str, info: dict | None 
     The number of principal components (:data:`PCA_DIMS`) and the shrinkage (:data:`SHRINKAGES`) are chosen by
     stratified *folds*-fold cross-validation: each held-out fold's works are searched among themselves (a collection
     the axes never saw) in the space fitted on the other folds, and the setting with the highest mean same-label
-    precision@10 is fitted again on every work. *info* (the signature layers, weights and sketch seed the sketches
-    were made with, where they came from) is kept in the file."""
+    precision@10 is fitted again on every work. Where a held-out fold has fewer than 11 works of some label (a small
+    collection: there, precision@10 among themselves would measure the fold's size, not the axes), each held-out
+    work is searched among all the other works instead. The file says which (``cv_search``) and the chance level
+    (``cv_chance``: the mean share of a work's label among the others). *info* (the signature layers, weights and
+    sketch seed the sketches were made with, where they came from) is kept in the file."""
     from sklearn.model_selection import StratifiedKFold
 
     from .discriminant import fisher
@@ -164,16 +169,19 @@ def fit_reference(sketches: np.ndarray, labels, *, name: str, info: dict | None 
         return p.mean.astype(np.float64), p.components.T.astype(np.float64)
 
     splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y))
+    among_themselves = min(np.bincount(y[test], minlength=len(names)).min() for _, test in splits) >= 11
     # principal components every fitting fold has (its works less one)
     dims = sorted({min(p, min(len(train) for train, _ in splits) - 1) for p in PCA_DIMS})
     scores = {}
     for j, (train, test) in enumerate(splits):
         mu, axes = basis(train)
-        z_train, z_test = (x[train] - mu) @ axes, (x[test] - mu) @ axes
+        z_train, z_all = (x[train] - mu) @ axes, (x - mu) @ axes
         for p in dims:
             for s in SHRINKAGES:
                 f = fisher(z_train[:, :p], y[train], shrinkage=s)
-                scores.setdefault((p, s), []).append(_precision10((z_test[:, :p] - f.mean) @ f.components, y[test]))
+                z = (z_all[:, :p] - f.mean) @ f.components
+                scores.setdefault((p, s), []).append(_precision10(z[test], y[test]) if among_themselves
+                                                     else _precision10(z, y, queries=test))
         say(f"fold {j + 1}/{folds} scored")
     mean = {k: float(np.mean(v)) for k, v in scores.items()}
     p, s = max(mean, key=mean.get)
@@ -184,6 +192,9 @@ def fit_reference(sketches: np.ndarray, labels, *, name: str, info: dict | None 
                          info={**(info or {}), "name": name, "labels": names.tolist(), "works": int(len(y)),
                                "pca": int(p), "shrinkage": float(s), "folds": int(folds),
                                "cv_precision_at_10": round(mean[(p, s)], 4),
+                               "cv_search": "held-out works among themselves" if among_themselves
+                               else "held-out works among all the others",
+                               "cv_chance": round(float(((np.bincount(y)[y] - 1) / (len(y) - 1)).mean()), 4),
                                "cv_grid": {f"{a}/{b}": round(v, 4) for (a, b), v in sorted(mean.items())}})
 
 

@@ -326,8 +326,17 @@ def test_reference_axes_are_fitted_saved_and_refused_where_they_do_not_apply(tmp
     info = {"signature_layers": ["relu4_1", "relu5_1"], "weights": "original", "sketch_seed": 150806576}
     axes = fit_reference(x, np.array(["a", "b", "c"])[y], name="three labels", info=info, folds=3)
     assert axes.dim == 2 and axes.info["labels"] == ["a", "b", "c"] and axes.info["pca"] <= 79
-    # each held-out fold (40 works) is searched among itself
+    # each held-out fold (40 works, 13 or 14 a label) is searched among itself
     assert axes.info["cv_precision_at_10"] > 0.75 and len(axes.info["cv_grid"]) >= 4
+    assert axes.info["cv_search"] == "held-out works among themselves" and axes.info["cv_chance"] == pytest.approx(
+        39 / 119, abs=1e-4)
+    # with 3 works a label in each held-out fold, precision@10 among themselves could not pass 0.2: each held-out
+    # work is searched among all the others instead, and the score says what the axes do
+    few = np.repeat(np.arange(3), 9)
+    small = fit_reference(rng.normal(size=(27, 300)) + centres[few], np.array(["a", "b", "c"])[few], name="few",
+                          info=info, folds=3)
+    assert small.info["cv_search"] == "held-out works among all the others"
+    assert small.info["cv_precision_at_10"] > 1.5 * small.info["cv_chance"]
     raw = (y[np.argsort(_sq(x) + np.diag(np.full(120, np.inf)), 1)[:, :10]] == y[:, None]).mean()
     z = (x - axes.mean) @ axes.components
     taught = (y[np.argsort(_sq(z) + np.diag(np.full(120, np.inf)), 1)[:, :10]] == y[:, None]).mean()

@@ -108,7 +108,8 @@ def fit_reference_cmd(
     axes.save(output)
     typer.echo(f"wrote {output}: {axes.dim} axes separating {len(axes.info['labels'])} labels of column "
                f"{label_column!r} ({axes.info['works']} works; {axes.info['pca']} principal components, shrinkage "
-               f"{axes.info['shrinkage']}; cross-validated precision@10 {axes.info['cv_precision_at_10']:.3f})")
+               f"{axes.info['shrinkage']}; cross-validated precision@10 {axes.info['cv_precision_at_10']:.3f}, "
+               f"{axes.info['cv_search']}, chance {axes.info['cv_chance']:.3f})")
 
 
 @app.command("unteach")
