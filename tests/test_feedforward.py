@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -443,6 +444,13 @@ def test_cli_train_style_then_stylise(photos, paintings, tmp_path):
     assert "wrote 12 pastiche(s)" in res.output and len(list(out.glob("*.png"))) == 12 == len(list(out.glob("*.json")))
     res = runner.invoke(app, ["stylise", str(photos / "photo00.png"), str(photos), "-o", str(out), "--quiet"])
     assert res.exit_code == 1 and res.output.count("Error:") == 1 and "not a readable model file" in res.output
+    # into a folder inside the input, twice: the second run stylises the photographs again, not the pastiches
+    inside = tmp_path / "inside"
+    shutil.copytree(photos, inside)
+    for _ in range(2):
+        res = runner.invoke(app, ["stylise", str(model), str(inside), "-o", str(inside / "out"), "--quiet"])
+        assert res.exit_code == 0 and "wrote 12 pastiche(s)" in res.output, res.output
+    assert len(list((inside / "out").rglob("*.png"))) == 12
 
 
 def test_cli_train_decoder_and_transfer_adain(photos, paintings, tmp_path):

@@ -99,8 +99,11 @@ def _encoder(weights: str, device: str) -> VGG19:
     return VGG19(weights, last_layer=ADAIN_LAYER).to(device, memory_format=torch.channels_last)
 
 
-def _sources(images) -> list[tuple[object, str, Path | None]]:
-    """(image or path, description, path relative to its folder) for each image, folders expanded."""
+def _sources(images, skip: Path | None = None) -> list[tuple[object, str, Path | None]]:
+    """(image or path, description, path relative to its folder) for each image, folders expanded; the images of a
+    folder that lie in *skip* (the output folder, when it is inside an input folder: the pastiches of an earlier
+    run) are left out."""
+    skip = Path(os.path.abspath(skip)) if skip is not None else None
     if isinstance(images, (str, os.PathLike, Image.Image, torch.Tensor)):
         images = [images]
     out = []
@@ -112,7 +115,8 @@ def _sources(images) -> list[tuple[object, str, Path | None]]:
         else:
             path = Path(item)
             if path.is_dir():
-                found = list(walk_images(path))
+                found = [p for p in walk_images(path)
+                         if skip is None or skip not in Path(os.path.abspath(p)).parents]
                 if not found:
                     raise InvalidOption(f"{path} holds no images (.jpg, .png, ...)")
                 out += [(p, str(p), p.relative_to(path)) for p in found]
@@ -221,7 +225,7 @@ def stylise(model, images, output: str | os.PathLike | None = None, *, size: int
     if tile < 64:
         raise InvalidOption(f"tile must be at least 64 pixels, not {tile}")
     m = _model(model, "style", dev)
-    sources = _sources(images)
+    sources = _sources(images, skip=Path(output) if output is not None else None)
     targets = _targets(sources, output)
     inputs = [s for s, _, _ in sources if isinstance(s, Path)] + ([model] if not isinstance(model, Model) else [])
     for t in targets:
