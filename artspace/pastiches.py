@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import atomic_write
-from .errors import ArtspaceError
+from .errors import ArtspaceError, InvalidOption
 
 __all__ = ["COLUMNS", "pastiche_set"]
 
@@ -35,6 +35,9 @@ def pastiche_set(photos: str | os.PathLike, paintings: str | os.PathLike, out: s
     from .images import open_image, resize_long_side, save_image, walk_images
 
     photos, paintings, out = Path(photos), Path(paintings), Path(out)
+    for name, value in (("photos_n", photos_n), ("per_photo", per_photo)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise InvalidOption(f"{name} must be a whole number of at least 1, not {value!r}")
     _check_own(out / "metadata.csv")
     photo_files = sorted(walk_images(photos))
     painting_files = sorted(walk_images(paintings))[painting_share[0]::painting_share[1]]
@@ -45,6 +48,9 @@ def pastiche_set(photos: str | os.PathLike, paintings: str | os.PathLike, out: s
     if paintings_n is not None and paintings_n < len(painting_files):
         painting_files = [painting_files[i] for i in sorted(rng.choice(len(painting_files), paintings_n,
                                                                        replace=False))]
+    if per_photo > len(painting_files):
+        raise InvalidOption(f"per_photo={per_photo} paintings for each photograph, but {len(painting_files)} "
+                            f"paintings are taken from {paintings}; ask for at most {len(painting_files)}")
     labels, movements = _labels(photos, "class"), _labels(paintings, "style")
     (out / "images").mkdir(parents=True, exist_ok=True)
     rows = []

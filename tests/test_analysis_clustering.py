@@ -25,6 +25,14 @@ def test_cluster_chooses_k_and_recovers_separated_groups(blobs):
     assert r.table.shape == (4, 4) and r.table.to_numpy().sum() == 60 and (r.table.max(axis=1) == 15).all()
 
 
+def test_cluster_says_when_the_works_form_no_clear_clusters(blobs):
+    works, X = blobs(groups=4, per=15, sep=8.0)
+    assert "no clear clusters" not in cluster((works, X)).how
+    works, X = blobs(groups=1, per=60, dim=20, sep=0.0)  # one Gaussian cloud: no structure at any k
+    r = cluster((works, X), k_range=(2, 4))
+    assert "no clear clusters in this space (Kaufman & Rousseeuw 1990)" in r.how and r.scores["silhouette"].max() < 0.25
+
+
 @pytest.mark.parametrize("method", ["agglomerative", "hdbscan"])
 def test_other_cluster_methods(blobs, method):
     works, X = blobs(groups=3, per=20, sep=10.0, seed=2)

@@ -184,3 +184,6 @@ def test_a_pastiche_set_never_replaces_someone_elses_metadata(tmp_path):
     with pytest.raises(ArtspaceError, match="never overwrites"):
         pastiche_set(tmp_path / "photos", tmp_path / "paintings", tmp_path / "out")
     assert (tmp_path / "out" / "metadata.csv").read_text() == "path,sitter\na.png,Mme X\n"
+    for bad in (dict(photos_n=0), dict(per_photo=0)):
+        with pytest.raises(InvalidOption, match="must be a whole number of at least 1"):
+            pastiche_set(tmp_path / "photos", tmp_path / "paintings", tmp_path / "new", **bad)

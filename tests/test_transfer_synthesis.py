@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from artspace.errors import InvalidOption
 from artspace.images import to_pil, to_tensor
 from artspace.transfer import TransferResult, reconstruct, reconstruct_layers, sidecar_path, synthesise
 
@@ -110,6 +111,11 @@ def test_style_blend_targets_the_blended_grams(images):
     assert a.history == pytest.approx(b.history, rel=1e-5)
     with pytest.raises(ValueError, match="style_blend"):
         synthesise(images / "content.png", images / "style.png", style_blend="0.5,0.5", size=32, iterations=1)
+
+
+def test_a_layer_listed_twice_is_refused(images):
+    with pytest.raises(InvalidOption, match="relu1_1 listed twice in layers"):
+        reconstruct_layers(images / "content.png", layers=["relu1_1", "relu1_1"], size=32, iterations=1)
 
 
 def test_style_scale_sets_style_size(images):

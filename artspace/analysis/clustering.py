@@ -279,6 +279,10 @@ def _nearest_centroid(X: np.ndarray, labels: np.ndarray, sample: np.ndarray) -> 
     return out
 
 
+#: A mean silhouette below this finds "no substantial structure" (Kaufman & Rousseeuw 1990, ch. 2).
+WEAK_SILHOUETTE = 0.25
+
+
 def _choose_k(X: np.ndarray, method: str, ks: Sequence[int], seed: int, sample_size: int
               ) -> tuple[int, pd.DataFrame, str]:
     from sklearn.metrics import silhouette_score
@@ -298,6 +302,13 @@ def _choose_k(X: np.ndarray, method: str, ks: Sequence[int], seed: int, sample_s
     where = f"all {n} works" if len(S) == n else f"a random sample of {len(S)} of {n} works"
     how = (f"k={int(best['k'])} chosen automatically: the highest mean silhouette ({best['silhouette']:.3f}) among "
            f"k={scores['k'].min()}..{scores['k'].max()}, computed on {where}")
+    # Kaufman & Rousseeuw's reading of the silhouette: below 0.25, no substantial structure was found
+    if best["silhouette"] < WEAK_SILHOUETTE:
+        how += (f"; a silhouette below {WEAK_SILHOUETTE} means the works form no clear clusters in this space "
+                f"(Kaufman & Rousseeuw 1990): read the groups as a partition, not as found kinds")
+    if int(best["k"]) == scores["k"].max() and len(scores) > 1:
+        how += (f"; the best k is the largest tried ({int(best['k'])}): a larger k may score higher (give k, -k, "
+                f"or a wider k_range)")
     return int(best["k"]), scores, how
 
 

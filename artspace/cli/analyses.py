@@ -133,7 +133,8 @@ def plane_cmd(
 @app.command("compare")
 @handle_errors
 def compare_cmd(
-    group_by: str = typer.Option(..., "--group-by", help="Metadata column defining the groups (artist, decade...)."),
+    group_by: str = typer.Option(..., "--group-by", "--label-column", help="Metadata column defining the groups "
+                                 "(artist, decade...)."),
     by: str = by_option(_BY_HELP),
     permutations: int = typer.Option(_COMPARE["permutations"], help="Random relabellings for the p-values (0: no "
                                      "test)."),

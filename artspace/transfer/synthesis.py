@@ -381,6 +381,9 @@ def reconstruct_layers(image, *, only: str = RECONSTRUCT_ONLY[0], layers: Sequen
     only = check_only(only)
     layers = check_layers(parse_names(layers) or (DEFAULT_CONTENT_LAYERS if only == "content"
                                                   else DEFAULT_STYLE_LAYERS))
+    twice = sorted({n for n in layers if layers.count(n) > 1})
+    if twice:
+        raise InvalidOption(f"{', '.join(twice)} listed twice in layers; list each once")
     paths = [None] * len(layers)
     if output is not None:
         output = Path(output)
