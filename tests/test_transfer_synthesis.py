@@ -130,6 +130,7 @@ def test_scales_run_a_pyramid_each_level_from_the_previous(images):
                    callback=lambda info: seen.append(info["level"]), **FAST)
     assert [lv["size"] for lv in r.levels] == [[32, 21], [64, 43]]
     assert [lv["evaluations"] for lv in r.levels] == [4, 3] and r.evaluations == 7
+    assert [len(lv["history"]) for lv in r.levels] == [4, 3] and r.levels[1]["history"] == r.history
     assert seen == [1] * 4 + [2] * 3
     assert r.image.size == (64, 43)
     with pytest.raises(ValueError, match="scales"):
@@ -146,7 +147,11 @@ def test_interrupt_writes_the_best_image_so_far(images, tmp_path):
                    output=out, callback=stop, **FAST)
     assert r.stopped == "interrupted" and r.evaluations == 3
     assert Image.open(out).size == (64, 43)  # brought to the output size although level 2 never ran
-    assert json.loads(sidecar_path(out).read_text())["stopped"] == "interrupted"
+    side = json.loads(sidecar_path(out).read_text())
+    assert side["stopped"] == "interrupted"
+    # the interrupted level is recorded, with its evaluations and its loss at each of them
+    assert [(lv["level"], lv["evaluations"], lv["stopped"]) for lv in side["levels"]] == [(1, 3, "interrupted")]
+    assert len(side["levels"][0]["history"]) == 3 and side["levels"][0]["history"] == side["history"]
 
 
 def test_reconstruct_content_and_style_from_noise(images, tmp_path):

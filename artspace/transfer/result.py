@@ -37,7 +37,8 @@ class TransferResult:
     settings : dict
         Every option, resolved (defaults filled in), with the seed and the weight source.
     levels : list of dict
-        One entry per pyramid level: size, tiles, evaluations, seconds, best loss.
+        One entry per pyramid level (an interrupted one too): size, tiles (each with its loss history), evaluations,
+        seconds, best losses, why it stopped and the total loss at each of its evaluations (``history``).
     history : list of float
         Total loss at every evaluation of the last untiled level (empty for tiled levels).
     elapsed_s : float

@@ -16,6 +16,7 @@ inputs and outputs, then runs the pyramid levels (:mod:`~artspace.transfer.pyram
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 from pathlib import Path
@@ -224,15 +225,27 @@ class _Run:
         # every tile starts from the same image (the previous level's result, upscaled): starting from the canvas
         # would carry the step between an optimised neighbour and the unoptimised rest into the tile
         base = self.x.clone() if len(tiles) > 1 else self.x
-        records = [self.tile(k, i, tile, len(tiles), base, content_t) for i, tile in enumerate(tiles)]
-        self.losses = mean_losses([t["losses"] for t in records if t["losses"]])
-        if len(tiles) > 1:
-            self.losses["aggregate"] = f"mean over {len(tiles)} tiles"
-            self.history = []
-        self.levels.append({"level": k + 1, "size": [hw[1], hw[0]], "style_sizes": [[w, h] for h, w in s_hw],
-                            "evaluations": sum(t["evaluations"] for t in records),
-                            "seconds": round(time.perf_counter() - t0, 3),
-                            "tiles": records if len(tiles) > 1 else len(tiles), "losses": self.losses})
+        records: list[dict] = []
+        try:
+            for i, tile in enumerate(tiles):
+                records.append(self.tile(k, i, tile, len(tiles), base, content_t))
+        except _TileInterrupted as stop:
+            records.append(stop.entry)
+            raise
+        finally:  # an interrupted level is recorded too, with the evaluations it made
+            self.losses = mean_losses([t["losses"] for t in records if t["losses"]]) or self.losses
+            if len(tiles) > 1:
+                self.losses["aggregate"] = (f"mean over {len(tiles)} tiles" if len(records) == len(tiles) else
+                                            f"mean over the {len(records)} of {len(tiles)} tiles optimised")
+                self.history = []
+            self.levels.append({"level": k + 1, "size": [hw[1], hw[0]], "style_sizes": [[w, h] for h, w in s_hw],
+                                "evaluations": sum(t["evaluations"] for t in records),
+                                "seconds": round(time.perf_counter() - t0, 3),
+                                "tiles": records if len(tiles) > 1 else len(tiles), "losses": self.losses,
+                                "stopped": functools.reduce(_overall, [t["stopped"] for t in records], "iterations")
+                                if records else "interrupted",
+                                # the total loss at each evaluation of this level (each tile's in "tiles")
+                                "history": records[0]["history"] if len(tiles) == 1 and records else []})
 
     def tile(self, k: int, i: int, tile: Tile, n_tiles: int, base: torch.Tensor, content_t: torch.Tensor) -> dict:
         """Optimise one tile of level *k* from *base* and put its best iterate on the canvas; return its record."""
@@ -260,10 +273,11 @@ class _Run:
             self.x, self.history = st.best_x, st.history
         record = self.objective.record(st.best_values) if st.best_values else {}
         self.stopped = _overall(self.stopped, reason)
+        entry = {"box": [x0, y0, tw, th], "evaluations": st.evaluations, "stopped": reason, "losses": record,
+                 "history": list(st.history)}
         if reason == "interrupted":
-            self.losses = record
-            raise KeyboardInterrupt
-        return {"box": [x0, y0, tw, th], "evaluations": st.evaluations, "stopped": reason, "losses": record}
+            raise _TileInterrupted(entry)
+        return entry
 
     def _on_eval(self, k: int, i: int, tiled: bool, bar):
         """What happens after each evaluation: the progress bar, ``save_every`` files and the caller's callback."""
@@ -302,6 +316,14 @@ class _Run:
         return TransferResult(image=to_pil(x), losses=self.losses, stopped=self.stopped,
                               evaluations=self.evaluations, settings=settings, levels=self.levels,
                               history=self.history, log=self.say.messages)
+
+
+class _TileInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a tile, carrying the tile's record (its evaluations and best losses) to its level's."""
+
+    def __init__(self, entry: dict):
+        super().__init__()
+        self.entry = entry
 
 
 def _overall(stopped: str, reason: str) -> str:
