@@ -151,7 +151,7 @@ def test_a_taught_space_is_refused_once_its_labels_change_and_refitted_by_teach(
     demo.update_columns(pd.DataFrame({"texture": labels}), source="test: a scholar corrects a label",
                         replace_metadata=True)
     assert "labels in column 'texture' changed" in demo.taught_spaces["taught:tex"]
-    with pytest.raises(StaleSpace, match=r"artspace teach --label-column texture --name tex` refits it"):
+    with pytest.raises(StaleSpace, match=r"artspace teach --label-column texture --name tex --catalog \S+` refits it"):
         demo.similar(0, by="taught:tex")
     with pytest.raises(StaleSpace):
         demo.embeddings("taught:tex")

@@ -67,8 +67,16 @@ def style_basis(manifest: dict) -> str:
                                 style.get("fitted_on"), style.get("variance_kept"))).encode()).hexdigest()
 
 
-def _fix(name: str, entry: dict) -> str:
-    return f"`artspace teach --label-column {entry.get('label_column')} --name {name}` refits it"
+def _fix(name: str, entry: dict, where: Path | None = None) -> str:
+    """The command that refits the taught space *name*, naming the collection of the catalog *where*."""
+    import shlex
+
+    catalog = ""
+    if where is not None:
+        root = Path(where).parent if Path(where).name == ".artspace" else Path(where)
+        catalog = f" --catalog {shlex.quote(str(root))}"
+    return (f"`artspace teach --label-column {shlex.quote(str(entry.get('label_column')))} --name "
+            f"{shlex.quote(name)}{catalog}` refits it")
 
 
 def stale_reason(manifest: dict, works: pd.DataFrame, name: str) -> str | None:
@@ -97,7 +105,7 @@ def check_taught(manifest: dict, works: pd.DataFrame, by: str, where: Path) -> d
                             f"`artspace teach --label-column COLUMN --name {name}`")
     why = stale_reason(manifest, works, name)
     if why is not None:
-        raise StaleSpace(f"the taught space {by} is stale: {why}; {_fix(name, taught[name])}")
+        raise StaleSpace(f"the taught space {by} is stale: {why}; {_fix(name, taught[name], where)}")
     return taught[name]
 
 
