@@ -35,7 +35,9 @@ class CompareResult:
         distance between two different works of the same group.
     groups : DataFrame
         ``group``, ``n``, ``within`` (mean within-group distance), ``spread`` (mean distance to the group mean),
-        ``nearest_group`` and ``nearest_distance`` (the other group whose mean is nearest).
+        ``nearest_group`` (the other group whose mean is nearest) and ``nearest_distance`` (the distance between
+        the two groups' means, the separation; ``matrix`` holds the mean distance between their works, which adds
+        both groups' spreads).
     test : dict
         The global permutation test (PERMANOVA, Anderson 2001, on the same distance): ``statistic`` (pseudo-F),
         ``r2`` (share of the total sum of distances explained by the groups), ``p_value``, ``permutations``.

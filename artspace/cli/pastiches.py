@@ -124,6 +124,8 @@ def transfer_cmd(
 
 
 _ADAIN_OPTIONS = {"size", "style_blend", "preserve_colors", "weights", "device", "precision"}
+#: Options only AdaIN takes (named in the refusal of a Gatys-only option too).
+_ADAIN_OWN = {"alpha", "decoder", "catalog"}
 
 
 def _adain(content, style, output, catalog, options: dict, extra: dict) -> None:
@@ -131,7 +133,7 @@ def _adain(content, style, output, catalog, options: dict, extra: dict) -> None:
     other = sorted(set(options) - _ADAIN_OPTIONS)
     if other:
         fail(f"--{other[0].replace('_', '-')} applies to --method gatys only; AdaIN takes "
-             + ", ".join("--" + o.replace("_", "-") for o in sorted(_ADAIN_OPTIONS | set(extra))))
+             + ", ".join("--" + o.replace("_", "-") for o in sorted(_ADAIN_OPTIONS | set(extra) | _ADAIN_OWN)))
     options.update(extra)
     found = _catalog(catalog, [content, *style])
     if found is not None:
@@ -156,8 +158,8 @@ def reconstruct_cmd(
                                 "layer: out-relu1_1.png, ..."),
     only: Optional[str] = typer.Option(None, "--only", help=_TRANSFER_HELP["only"]),
     layers: Optional[List[str]] = typer.Option(None, "--layers", help=_TRANSFER_HELP["reconstruct_layers"]),
-    together: bool = typer.Option(False, "--together", help="One image from all layers at once instead of one "
-                                  "per layer (content: each layer alone; style: layers up to each one)."),
+    together: bool = typer.Option(False, "--together", help="One image from all the layers at once. Default: one "
+                                  "image per layer (content: each layer alone; style: the layers up to each one)."),
     catalog: Optional[Path] = typer.Option(None, "--catalog", "-c", help=_TRANSFER_HELP["catalog"]),
     size: Optional[int] = _lib("size"),
     iterations: Optional[str] = _lib("iterations", "-n"),
