@@ -221,7 +221,7 @@ def _made_by_artspace(im) -> bool:
     return str(text).startswith(MADE_BY + " ")
 
 
-#: What artspace writes into the images it makes (see :func:`save_image`).
+#: What artspace writes into the files it makes (see :func:`artspace.images.save_image`).
 MADE_BY = "artspace"
 _EXIF_SOFTWARE = 0x0131
 

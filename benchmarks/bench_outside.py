@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from artspace import Catalog  # noqa: E402
 from artspace.catalog.generation import OFF_AXES  # noqa: E402
+from artspace.catalog.queries import COPY_POWER  # noqa: E402
 from artspace.images import walk_images  # noqa: E402
 from artspace.spaces import measure  # noqa: E402
 
@@ -67,6 +68,13 @@ def report(name: str, cat: Catalog, paths: list, works: dict, copies: bool = Fal
         rx2 = np.asarray(cat._stored_off_axes()[:, OFF_AXES.index(by)], np.float64)
         orthogonal = on_axes + rq2[:, None] + rx2[None]
         shipped = np.stack([cat._measure(by, cat.query_vectors(q)[0], None, ids)[1] for q in paths])
+        eq = np.stack([cat.query_vectors(q)[0][by] for q in paths]).astype(np.float64)
+        ey = np.asarray(cat._embeddings()[by], np.float64)
+        cos = (eq / np.linalg.norm(eq, axis=1, keepdims=True)) @ (ey / np.linalg.norm(ey, axis=1, keepdims=True)).T
+        if copies:
+            cos[np.arange(len(paths)), np.arange(len(paths))] = np.nan  # a copy's own work: cosine 1
+        print(f"| {name} | {by} | largest cos(e_q, e_y)^{COPY_POWER} to another work: "
+              f"{np.nanmax(np.clip(cos, 0, 1)) ** COPY_POWER:.3g} | | |")
         for label, est in (("on axes", on_axes), ("orthogonal", orthogonal), ("artspace", shipped)):
             if copies:
                 own = est[np.arange(len(paths)), np.arange(len(paths))]

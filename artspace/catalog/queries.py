@@ -436,12 +436,13 @@ class Catalog:
         for every work at index time (``off_axes.npy``). The squared distance of an image *q* to a work *y* is
         :math:`\lVert e_q-e_y\rVert^2 + r_q^2 + r_y^2 - 2 r_q r_y \cos\theta`, θ the angle between the two
         parts off the axes, which is not stored. Those parts are nearly orthogonal for two different images (a
-        32,768-number sketch; measured: the orthogonal estimate is within 0.5 % of the exact distance for 90 % of
-        pairs of 60 paintings and 4 photographs outside a 150-painting catalog, docs/index.md) and the same for a
-        copy of a work. artspace takes :math:`\cos\theta \approx \max(0, \cos(e_q, e_y))^{16}`, which is 1 for a
-        copy and below 0.15 for every pair of different images measured. Without it an outside image lay about
-        a quarter nearer than it is in the signature space (nearer than every pair of the collection, for a
-        photograph searched in a small catalog).
+        32,768-number sketch; measured with ``benchmarks/bench_outside.py``: the orthogonal estimate is within 1 %
+        of the exact distance for 90 % of the pairs of images outside a 150-painting and a 300-image catalog) and
+        the same for a copy of a work. artspace takes :math:`\cos\theta \approx \max(0, \cos(e_q, e_y))^{16}`,
+        which is 1 for a copy and small for different images (at most 0.14 in the signature space for the outside
+        images measured). Without the parts off the axes an outside image lay about a quarter nearer than it is in
+        the signature space (nearer than every pair of the collection, for a photograph searched in a small
+        catalog).
         """
         from .generation import OFF_AXES
 
@@ -840,7 +841,7 @@ class _Arrays:
 
 
 #: The power of the cosine of two compact embeddings taken for the cosine of their parts off the axes
-#: (:meth:`Catalog._offsets`): 1 for a copy, below 0.15 for different images.
+#: (:meth:`Catalog._offsets`): 1 for a copy, small for different images (docs/benchmarks.md).
 COPY_POWER = 16
 
 #: Marks a generation's file not read yet (None: the generation has no such file).
