@@ -347,7 +347,7 @@ def _make_single_folder_catalog(cdir, version: int) -> None:
               "signature": np.load(cdir / "style.npy"), "content": np.load(cdir / "content.npy"),
               **({"signature_scale": np.load(cdir / "style_scale.npy")} if version == 3 else {})}
     np.savez(cdir / "embeddings.npz", **arrays)
-    for name in ("ids", "style", "l_style", "content", "style_scale", "moments"):  # moments came later
+    for name in ("ids", "style", "l_style", "content", "style_scale", "moments", "off_axes"):  # the last two came later
         (cdir / f"{name}.npy").unlink()
     (cdir / "style.faiss").rename(cdir / "signature.faiss")
     (cdir / "l_style.faiss").rename(cdir / "style.faiss")
