@@ -54,6 +54,9 @@ def test_ray_engine_makes_the_local_catalog(local_ray, demo_source, make_hostile
     for by in ("style", "content"):
         assert local.similar(wid, by=by, k=5)["id"].tolist() == remote.similar(wid, by=by, k=5)["id"].tolist()
     assert np.allclose(local.moments(wid)[0], remote.moments(wid)[0], rtol=1e-3)
+    # each work's parts off the style axes, kept by both engines alike
+    off_local, off_ray = np.asarray(local._stored_off_axes()), np.asarray(remote._stored_off_axes())
+    assert np.isfinite(off_ray).all() and np.allclose(off_local, off_ray, rtol=1e-3, atol=1e-6)
 
 
 def test_ray_engine_adds_only_what_changed(local_ray, demo_source, tmp_path):

@@ -15,7 +15,7 @@ A generation's folder holds, each written once::
     style_scale.npy     each work's neighbourhood scale in the style space
     off_axes.npy        n × 2 float32: each work's squared distance from its style sketch to the projection's axes
                         (l_style, then the signature): what its compact embedding leaves out, so that an image
-                        from outside is not placed nearer than it is (Catalog._off_axes; NaN rows: works extracted
+                        from outside is not placed nearer than it is (Catalog._offsets; NaN rows: works extracted
                         before artspace kept it)
     moments.npy         n × 1024 float16: each work's relu4_1 channel means then standard deviations, a style
                         source for AdaIN (Huang & Belongie 2017) without reading the image (NaN rows: works

@@ -480,9 +480,8 @@ class Catalog:
 
         x = self._pipeline().sketch(out)[by].double()
         p = self._pipeline().projections[by]
-        diff = x[0] - x[1]
-        kept = torch.from_numpy(p.components).double() @ diff
-        return max(0.0, float((diff ** 2).sum() - (kept ** 2).sum()))
+        # the difference placed at the projection's mean, so that off_axes measures the difference itself
+        return float(p.off_axes((x[0] - x[1])[None] + torch.from_numpy(p.mean).double())[0])
 
     def embed(self, out: dict) -> dict[str, np.ndarray]:
         """Every space's embeddings of images whose :meth:`~artspace.features.Extractor.encode` output is *out*:
