@@ -505,3 +505,21 @@ def test_neighbours_of_every_work_equal_what_similar_prints(demo_catalog):
         for wid, row, d in zip(ids, nbr, dist):
             res = cat.similar(int(wid), by=by, k=5)
             assert list(res["id"]) == list(row) and list(res["distance"]) == list(d)
+
+
+def test_a_catalog_from_before_the_parts_off_the_axes_says_so_for_outside_images(demo_copy, tmp_path):
+    from typer.testing import CliRunner
+
+    from artspace.cli import app
+
+    index(demo_copy, spec=FeatureSpec(size=64), quiet=True, batch_size=4)
+    cat = Catalog.open(demo_copy)
+    assert cat.outside_note() is None
+    np.save(cat.files / "off_axes.npy", np.full((len(cat.works), 2), np.nan, np.float32))  # as an older index
+    outside = tmp_path / "outside.png"
+    outside.write_bytes((demo_copy / "dots/star_0.png").read_bytes())
+    r = CliRunner().invoke(app, ["similar", str(outside), "-c", str(demo_copy), "-k", "2"])
+    assert r.exit_code == 0 and "18 of the catalog's 18 works were indexed before artspace kept" in r.output
+    assert "--rebuild` computes them" in r.output
+    r = CliRunner().invoke(app, ["similar", "dots/star_0.png", "-c", str(demo_copy), "-k", "2"])
+    assert r.exit_code == 0 and "indexed before artspace kept" not in r.output  # a catalogued work: no note

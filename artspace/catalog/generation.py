@@ -377,6 +377,11 @@ def publish(run) -> int:
         raise ArtspaceError(f"{run.root} holds {0 if works is None else len(works)} readable image(s); a catalog "
                             f"needs at least 2 to compare")
     skipped_all = run.skipped()
+    unkept = int(np.isnan(np.asarray(off_axes, np.float32)).any(axis=1).sum())
+    if unkept:
+        run.report.notes.append(f"{unkept} works were extracted before artspace kept their part off the style axes: "
+                                f"images from outside may be placed too near them; `artspace index --rebuild` "
+                                f"computes them")
     works, analyses = _with_columns(run, works)
     report = run.report
     _count(report, run.previous, works)

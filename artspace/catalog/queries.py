@@ -466,6 +466,19 @@ class Catalog:
 
         return offsets
 
+    def outside_note(self) -> str | None:
+        """What a scholar should know before reading an outside image's style distances in this catalog: None,
+        or a note that some works were indexed before artspace kept their parts off the style axes (so that an
+        outside image lies too near them, :meth:`_offsets`) and the command that computes them."""
+        stored = self._stored_off_axes()
+        missing = len(self.works) if stored is None else int(np.isnan(np.asarray(stored)).any(axis=1).sum())
+        if not missing:
+            return None
+        root = self.root if self.source_uri is None else self.source_uri
+        return (f"{missing} of the catalog's {len(self.works)} works were indexed before artspace kept their part "
+                f"off the style axes: the style distances of an image from outside to them may be too small (about "
+                f"a quarter in the signature space); `artspace index {root} --rebuild` computes them")
+
     def _stored_off_axes(self) -> np.ndarray | None:
         """``off_axes.npy`` of this generation (None for a generation written before artspace kept it)."""
         if self._off_axes is _UNREAD:

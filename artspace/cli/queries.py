@@ -55,6 +55,7 @@ def similar(
         fail(f"--caption {missing[0]!r} is not a column of the works table; choose from "
              f"{', '.join(map(str, cat.works.columns))}")
     result = cat.similar(query, by=by, k=k, where=where, ignore_subject=ignore_subject)
+    _note_outside(cat, [query], by)
     print_table(result, format)
     if sheet is not None:
         from ..images import save_image
@@ -98,6 +99,7 @@ def distance(
         cat = None
     if cat is not None:
         result, spec = cat.distance(a, b, precision=precision), cat.spec
+        _note_outside(cat, [a, b], "style")
     else:
         from ..features import Extractor, FeatureSpec
 
@@ -107,6 +109,17 @@ def distance(
         typer.echo(_json.dumps(result, indent=2))
         return
     _print_distance(result, spec)
+
+
+def _note_outside(cat, queries, by: str) -> None:
+    """The catalog's :meth:`~artspace.Catalog.outside_note`, when one of *queries* is an image from outside it and
+    *by* a style space."""
+    from ..catalog.generation import OFF_AXES
+
+    if by in OFF_AXES and any(cat.lookup(q) is None for q in queries):
+        note = cat.outside_note()
+        if note:
+            typer.echo(f"note: {note}", err=True)
 
 
 def _print_distance(result: dict, spec) -> None:
