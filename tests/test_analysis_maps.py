@@ -8,6 +8,7 @@ import re
 import urllib.parse
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from artspace.analysis import layout, map_collection, map_html, read_source, stored_layout
@@ -30,6 +31,10 @@ def test_map_html_is_self_contained(blobs, tmp_path):
     data, text = embedded_data(out)
     assert data["n"] == len(works) == len(data["x"]) and data["k"] == 5 and len(data["nbr"]) == 5 * len(works)
     assert data["columns"]["g"]["kind"] == "cat" and data["columns"]["year"]["kind"] == "num"
+    # whole numbers: codes close together are categories, a few scattered measurements a scale
+    from artspace.analysis.maps import _categorical
+
+    assert _categorical(pd.Series([0, 1, 2, 1, 0])) and not _categorical(pd.Series([512, 375, 300, 512, 360]))
     assert data["columns"]["year"]["values"][3] is None
     assert data["links"] is None and data["thumbs"] is None  # no images behind a (works, X) pair
     assert re.search(r"""(src|href)=["']?(https?:)?//""", text) is None  # nothing to fetch

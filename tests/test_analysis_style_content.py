@@ -43,6 +43,10 @@ def test_plane_places_every_work_and_names_the_quadrants(analysis_catalog, tmp_p
     assert (tmp_path / "plane.png").stat().st_size > 10_000
     csv = pd.read_csv(tmp_path / "plane.csv")
     assert len(csv) == len(r.works) and {"style_percentile", "content_rank", "quadrant"} <= set(csv.columns)
+    # the summary warns when 'same subject' reaches cosines at or below 0, and only then
+    assert ("is at or below 0" in r.summary()) == (r.thresholds["content"] >= 1.0)
+    r.thresholds["content"] = 1.01
+    assert "here it means only nearer than the other half, not a shared subject" in r.summary()
 
 
 def test_plane_refuses_what_it_cannot_place(analysis_catalog):

@@ -176,9 +176,15 @@ def _positions(src, by: str, coords: pd.DataFrame | None) -> np.ndarray:
 
 
 def _categorical(values: pd.Series) -> bool:
+    """Whether a column is coloured by category: text and booleans, and whole numbers that look like codes (at
+    most 20 values, close together: cluster labels 0..k-1), not measurements (a few image widths 300-512 px)."""
     if values.dtype == bool or not pd.api.types.is_numeric_dtype(values):
         return True
-    return pd.api.types.is_integer_dtype(values) and values.nunique(dropna=True) <= 20
+    if not pd.api.types.is_integer_dtype(values):
+        return False
+    distinct = values.dropna()
+    n = distinct.nunique()
+    return n <= 20 and (n == 0 or int(distinct.max()) - int(distinct.min()) < 2 * n)
 
 
 # ---- the picture ----------------------------------------------------------------------------------------------

@@ -75,6 +75,10 @@ class PlaneResult:
         lines = [f"{len(self.works)} works placed around {self.query} by {space(self.by).label} and "
                  f"{SPACES['content'].label} (near: up to {self.thresholds['style']:.4g} in style, "
                  f"{self.thresholds['content']:.4g} in content)"]
+        if self.thresholds["content"] >= 1.0:  # 1 - cos >= 1: a cosine at or below 0
+            lines.append(f"note: 'same subject' reaches works whose content cosine to {self.query} is at or below "
+                         f"0 (1 - cos up to {self.thresholds['content']:.4g}): here it means only nearer than the "
+                         f"other half, not a shared subject; a larger collection or a smaller split narrows it")
         for name in ("same style, other subject", "same subject, other style"):
             df = self.top[name]
             lines.append(f"{name} ({int((self.works['quadrant'] == name).sum())} works): " + (
