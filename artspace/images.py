@@ -32,6 +32,7 @@ __all__ = [
     "check_sides",
     "MIN_NETWORK_SIDE",
     "image_format",
+    "image_name",
     "image_output",
     "save_image",
     "made_by_artspace",
@@ -428,10 +429,9 @@ def image_format(path: str | os.PathLike) -> str:
     return fmt
 
 
-def image_output(path: str | os.PathLike) -> Path:
-    """*path* if an image may be written there, checked before any work: a suffix :func:`save_image` writes
-    (:class:`~artspace.errors.InvalidOption` otherwise), not a folder, and no existing file but one artspace made
-    (:class:`~artspace.errors.OutputConflict`)."""
+def image_name(path: str | os.PathLike) -> Path:
+    """*path* if it can name an image :func:`save_image` writes: a suffix it writes and not a folder
+    (:class:`~artspace.errors.InvalidOption` otherwise)."""
     path = Path(path)
     try:
         image_format(path)
@@ -439,7 +439,13 @@ def image_output(path: str | os.PathLike) -> Path:
         raise InvalidOption(str(e)) from None
     if path.is_dir():
         raise InvalidOption(f"output {path} is a folder; give a file name such as {path / 'picture.png'}")
-    return replaceable(path, made_by_artspace)
+    return path
+
+
+def image_output(path: str | os.PathLike) -> Path:
+    """*path* if an image may be written there, checked before any work: :func:`image_name`, and no existing file
+    but one artspace made (:class:`~artspace.errors.OutputConflict`)."""
+    return replaceable(image_name(path), made_by_artspace)
 
 
 def save_image(im: Image.Image, path: str | os.PathLike, *, quality: int = 95) -> Path:

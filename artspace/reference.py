@@ -132,13 +132,10 @@ def axes_for(manifest: dict, reference: bool | str | os.PathLike = True) -> tupl
 def _precision10(z: np.ndarray, y: np.ndarray, queries: np.ndarray | None = None) -> float:
     """Mean same-label precision@10 of the rows *queries* (default: every row) among all the other rows (squared
     L2)."""
+    from .analysis.teaching import _neighbours  # the search teach scores with
+
     q = np.arange(len(z)) if queries is None else np.asarray(queries)
-    sq = (z ** 2).sum(1)
-    d = sq[q][:, None] + sq[None] - 2.0 * z[q] @ z.T
-    d[np.arange(len(q)), q] = np.inf
-    k = min(10, len(z) - 1)
-    nbr = np.argpartition(d, k - 1, axis=1)[:, :k]
-    return float((y[nbr] == y[q][:, None]).mean())
+    return float((y[_neighbours(z, q, 10)] == y[q][:, None]).mean())
 
 
 def fit_reference(sketches: np.ndarray, labels, *, name: str, info: dict | None = None, folds: int = 5,

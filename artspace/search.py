@@ -440,8 +440,8 @@ def scale_floor(scales: np.ndarray) -> float:
     return max(float(np.median(scales)) * SCALE_FLOOR, np.finfo(np.float32).tiny)
 
 
-def relative_search(index: VectorIndex, query: np.ndarray, k: int, *, query_scale: float,
-                    scales: Callable[[np.ndarray], np.ndarray], max_scale: float,
+def relative_search(index: VectorIndex, query: np.ndarray, k: int, *, query_scale: float = 1.0,
+                    scales: Callable[[np.ndarray], np.ndarray] | None = None, max_scale: float = 1.0,
                     allowed: np.ndarray | None = None, exclude: int | None = None,
                     offsets: Callable[[np.ndarray], np.ndarray] | None = None):
     r"""The *k* works nearest to *query* by the distance relative to both neighbourhoods, :math:`d/\sqrt{\rho_q\rho_y}`.
@@ -458,8 +458,8 @@ def relative_search(index: VectorIndex, query: np.ndarray, k: int, *, query_scal
 
     Returns ``(relative, raw, ids)`` arrays, nearest first; *exclude* (the query's own id) is left out. *offsets*
     maps work ids to non-negative amounts added to their raw distances (an outside image's part off the
-    projection's axes, :meth:`artspace.Catalog._offsets`); with scales of 1 this ranks a plain space by the
-    corrected distance, exactly as well.
+    projection's axes, :meth:`artspace.Catalog._offsets`); without *scales* the ranking is by the raw distance
+    (with its offsets), found exactly as well.
     """
     n = index.ntotal
     pool = min(n, max(4 * (k + 1), 64))
@@ -471,7 +471,7 @@ def relative_search(index: VectorIndex, query: np.ndarray, k: int, *, query_scal
         raw, found = np.maximum(d[ok], 0.0).astype(np.float64), i[ok]
         if offsets is not None:
             raw = raw + offsets(found)
-        rel = raw / np.sqrt(query_scale * scales(found))
+        rel = raw / np.sqrt(query_scale * scales(found)) if scales is not None else raw
         order = np.argsort(rel, kind="stable")[:k]
         complete = pool >= n or (i < 0).any() or index.kind != "exact"
         # Works beyond the pool are at least d[-1] away raw (offsets only add), so at least d[-1] / sqrt(rho_q max

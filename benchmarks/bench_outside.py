@@ -58,17 +58,15 @@ def report(name: str, cat: Catalog, paths: list, works: dict, copies: bool = Fal
     ids = cat.works["id"].to_numpy()
     sk = sketches(cat, paths)
     pipe = cat._pipeline()
+    placed = [cat.query_vectors(q)[0] for q in paths]  # one forward pass each (the catalog keeps only 16)
     for by in OFF_AXES:
-        p = pipe.projections[by]
         exact = (torch.cdist(sk[by], works[by]) ** 2).numpy()
-        on_axes = np.stack([measure(by, cat.query_vectors(q)[0][by][None], cat._embeddings()[by][None])[0]
-                            for q in paths])
-        c = sk[by] - torch.from_numpy(p.mean).double()
-        rq2 = ((c ** 2).sum(1) - ((c @ torch.from_numpy(p.components).double().T) ** 2).sum(1)).numpy()
+        on_axes = np.stack([measure(by, v[by][None], cat._embeddings()[by][None])[0] for v in placed])
+        rq2 = pipe.projections[by].off_axes(sk[by]).astype(np.float64)
         rx2 = np.asarray(cat._stored_off_axes()[:, OFF_AXES.index(by)], np.float64)
         orthogonal = on_axes + rq2[:, None] + rx2[None]
-        shipped = np.stack([cat._measure(by, cat.query_vectors(q)[0], None, ids)[1] for q in paths])
-        eq = np.stack([cat.query_vectors(q)[0][by] for q in paths]).astype(np.float64)
+        shipped = np.stack([cat._measure(by, v, None, ids)[1] for v in placed])
+        eq = np.stack([v[by] for v in placed]).astype(np.float64)
         ey = np.asarray(cat._embeddings()[by], np.float64)
         cos = (eq / np.linalg.norm(eq, axis=1, keepdims=True)) @ (ey / np.linalg.norm(ey, axis=1, keepdims=True)).T
         if copies:

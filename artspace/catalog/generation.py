@@ -377,7 +377,8 @@ def publish(run) -> int:
         raise ArtspaceError(f"{run.root} holds {0 if works is None else len(works)} readable image(s); a catalog "
                             f"needs at least 2 to compare")
     skipped_all = run.skipped()
-    unkept = int(np.isnan(np.asarray(off_axes, np.float32)).any(axis=1).sum())
+    off_axes = np.asarray(off_axes, np.float32)  # once (n x 2): the shards' rows, read into one array
+    unkept = int(np.isnan(off_axes).any(axis=1).sum())
     if unkept:
         run.report.notes.append(f"{unkept} works were extracted before artspace kept their part off the style axes: "
                                 f"images from outside may be placed too near them; `artspace index --rebuild` "
@@ -493,7 +494,7 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
     works.to_parquet(builder.path("works.parquet"), index=False)
     pd.DataFrame({"path": [s[0] for s in skipped_all], "reason": [s[1] for s in skipped_all]}).to_csv(
         builder.path("skipped.csv"), index=False)
-    for name, array in {"ids": ids, "style_scale": scales, "off_axes": np.asarray(off_axes, np.float32)}.items():
+    for name, array in {"ids": ids, "style_scale": scales, "off_axes": off_axes}.items():
         np.save(builder.path(f"{name}.npy"), np.ascontiguousarray(array), allow_pickle=False)
     chunks = write_chunks(builder, run.previous, works, {**emb, "moments": moments}, basis)
     np.savez(builder.path(PAIRS), **pair_sample(ids, emb, scales))

@@ -277,8 +277,7 @@ class Catalog:
             s = float(neighbourhood_scales(self._index("style"), np.array([-1]), vec[None], k=CONTEXT_K)[0])
         else:  # the nearest by the corrected distance
             index = self._index("style")
-            _, raw, _ = relative_search(index, vec, min(CONTEXT_K, index.ntotal), query_scale=1.0,
-                                        scales=lambda f: np.ones(len(f)), max_scale=1.0, offsets=offsets)
+            _, raw, _ = relative_search(index, vec, min(CONTEXT_K, index.ntotal), offsets=offsets)
             s = float(raw.mean())
         return max(s, scale_floor(scales))
 
@@ -613,8 +612,7 @@ class Catalog:
                                    scales=lambda f: scales[self._rows(f)], max_scale=self._max_style_scale(),
                                    allowed=allowed, exclude=wid, offsets=offsets)
         if offsets is not None:
-            return relative_search(self._index(by), vec, k, query_scale=1.0, scales=lambda f: np.ones(len(f)),
-                                   max_scale=1.0, allowed=allowed, offsets=offsets)
+            return relative_search(self._index(by), vec, k, allowed=allowed, offsets=offsets)
         d, i = self._index(by).search(vec[None], k + (wid is not None), allowed=allowed)
         keep = (i[0] >= 0) & (i[0] != (-1 if wid is None else wid))
         distance = np.maximum(d[0][keep], 0.0)[:k].astype(float)

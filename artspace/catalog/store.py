@@ -99,10 +99,15 @@ def locate_catalog(catalog: str | os.PathLike | None = None, *, near: Iterable =
                           f"give --catalog")
 
 
-def repair_hint(cdir: Path) -> str:
-    """The command that repairs the catalog *cdir* (its collection is the folder above a default catalog)."""
+def index_command(cdir: Path) -> str:
+    """``artspace index …`` for the catalog *cdir* (its collection is the folder above a default catalog)."""
     root = cdir.parent if cdir.name == CATALOG_DIRNAME else "<collection>"
-    return f"`artspace index {root}` repairs it" + ("" if cdir.name == CATALOG_DIRNAME else f" --catalog {cdir}")
+    return f"artspace index {root}" + ("" if cdir.name == CATALOG_DIRNAME else f" --catalog {cdir}")
+
+
+def repair_hint(cdir: Path) -> str:
+    """The command that repairs the catalog *cdir*."""
+    return f"`{index_command(cdir)}` repairs it"
 
 
 def read_json(path: Path, cdir: Path) -> dict:
@@ -266,11 +271,9 @@ def _refuse_unpublished(cdir: Path):
     if legacy.is_file():
         v = read_json(legacy, cdir).get("format_version")
         _check_format({"format_version": v}, cdir)
-    root = cdir.parent if cdir.name == CATALOG_DIRNAME else "<collection>"
-    where = "" if cdir.name == CATALOG_DIRNAME else f" --catalog {cdir}"
     raise CatalogNotFound(f"the catalog {cdir} holds no finished index yet (no `artspace index` run has finished: "
-                          f"one was stopped, or found fewer than 2 readable images); `artspace index {root}{where}` "
-                          f"builds it")
+                          f"one was stopped, or found fewer than 2 readable images); `{index_command(cdir)}` builds "
+                          f"it")
 
 
 def _check_format(manifest: dict, cdir: Path) -> None:

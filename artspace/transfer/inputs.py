@@ -15,8 +15,8 @@ from typing import Sequence
 import torch
 from PIL import Image
 
-from ..errors import ArtspaceError, InvalidOption, UnreadableImage, WorkNotFound
-from ..images import check_sides, image_format, open_image, to_pil
+from ..errors import InvalidOption, UnreadableImage, WorkNotFound
+from ..images import check_sides, image_name, open_image, to_pil
 from ..outputs import check_output, made_by_artspace, replaceable, sidecar_made_here
 from ..spec import LAYERS
 from .options import INITS, MIN_SIDE, TransferOptions
@@ -43,17 +43,9 @@ def step_path(output: Path, name: str) -> Path:
 
 
 def check_output_path(path: str | os.PathLike) -> Path:
-    """*path* as a Path, if an image can be written there (a known extension, not a folder)."""
-    path = Path(path)
-    try:
-        image_format(path)
-    except ValueError as e:  # images.image_format says which suffixes work; make it an option error the CLI shows
-        if isinstance(e, ArtspaceError):
-            raise
-        raise InvalidOption(str(e)) from None
-    if path.exists() and path.is_dir():
-        raise InvalidOption(f"output {path} is a directory; give a file name such as {path / 'pastiche.png'}")
-    return path
+    """*path* as a Path, if an image can be written there (:func:`artspace.images.image_name`: a suffix that
+    save_image writes, not a folder); :func:`check_targets` checks what it would replace."""
+    return image_name(path)
 
 
 def check_run_output(output: str | os.PathLike | None, save_every: int) -> Path | None:
