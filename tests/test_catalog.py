@@ -94,6 +94,39 @@ def test_style_search_can_ignore_the_subject(demo_catalog):
             cat.similar(q, ignore_subject=bad)
 
 
+def test_content_search_expands_the_query_with_its_nearest_works(demo_catalog, tmp_path):
+    cat = demo_catalog
+    emb = {int(i): cat.query_vector(int(i), "content")[0].astype(np.float64) for i in cat.works["id"]}
+    for q in (3, "dots/star_0.png"):
+        wid = cat.lookup(q)
+        e = emb[wid]
+        others = sorted((i for i in emb if i != wid), key=lambda i: -(emb[i] @ e))
+        # the documented formula: the query plus its 2 nearest works, each weighted by max(0, cos), unit length
+        x = e + sum(max(0.0, emb[i] @ e) * emb[i] for i in others[:2])
+        x /= np.linalg.norm(x)
+        want = sorted(others, key=lambda i: 1 - emb[i] @ x)[:5]
+        got = cat.similar(q, by="content", k=5)
+        assert got["id"].tolist() == want and got["expanded"].is_monotonic_increasing
+        np.testing.assert_allclose(got["expanded"], [1 - emb[i] @ x for i in want], atol=1e-6)
+        # 'distance' stays the pair's own, the figure `artspace distance` prints
+        np.testing.assert_allclose(got["distance"], [max(0.0, 1 - emb[i] @ e) for i in want], atol=1e-6)
+        plain = cat.similar(q, by="content", k=5, expand=0)
+        assert "expanded" not in plain and plain["id"].tolist() == others[:5]
+    # an image from outside the catalog has no work of its own to leave out: a copy of a work expands with that
+    # work alone (the query again), so it ranks as the work with the query alone
+    outside = tmp_path / "outside.png"
+    outside.write_bytes((cat.root / "dots/star_0.png").read_bytes())
+    copy = cat.similar(outside, by="content", k=5, expand=1)
+    assert copy["path"].iloc[0] == "dots/star_0.png"
+    assert copy["id"].tolist()[1:] == cat.similar("dots/star_0.png", by="content", k=4, expand=0)["id"].tolist()
+    for bad in (-1, 1.5, True, "two"):
+        with pytest.raises(InvalidOption, match="expand must be a whole number"):
+            cat.similar(3, by="content", expand=bad)
+    with pytest.raises(InvalidOption, match="widens a content query"):
+        cat.similar(3, by="style", expand=2)
+    assert "expanded" not in cat.similar(3, by="style", k=2, expand=0)
+
+
 def test_where_filters_are_parsed_never_run(demo_catalog, tmp_path, monkeypatch):
     cat = demo_catalog
     monkeypatch.chdir(tmp_path)

@@ -37,6 +37,12 @@ def test_demo_then_index_then_similar(tmp_path):
 
     r = runner.invoke(app, ["similar", "dots/star_0.png", "--by", "content", "-k", "4", "-c", str(root)])
     assert r.exit_code == 0 and "rank" in r.output and "distance" in r.output and len(r.output.splitlines()) == 5
+    assert "expanded" in r.output.splitlines()[0]  # content queries are expanded by default ...
+    r = runner.invoke(app, ["similar", "dots/star_0.png", "--by", "content", "-k", "4", "-c", str(root),
+                            "--expand", "0"])
+    assert r.exit_code == 0 and "expanded" not in r.output  # ... and --expand 0 asks for the query alone
+    r = runner.invoke(app, ["similar", "dots/star_0.png", "--by", "style", "--expand", "2", "-c", str(root)])
+    assert_one_error_line(r, "widens a content query", "--by content")
 
     r = runner.invoke(app, ["similar", "3", "--by", "style", "-k", "3", "-c", str(root), "--format", "json",
                             "--where", "texture == 'waves'", "--sheet", str(tmp_path / "sheet.jpg")])

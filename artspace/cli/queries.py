@@ -24,6 +24,10 @@ def similar(
                                          "works that depict what the query depicts. The 6k (at least 60) nearest "
                                          "are scored z(-distance) - gamma z(content cosine), standardised over "
                                          "them; 0.5 is a good start (docs/benchmarks.md). Default: 0 (off)."),
+    expand: Optional[int] = typer.Option(None, "--expand", help="For --by content: rank by the query averaged with "
+                                         "its N nearest works, each weighted by its cosine to the query (query "
+                                         "expansion, Chum et al. 2007); the 'expanded' column is 1 - cos to that "
+                                         "average, 'distance' the pair's own. 0: the query alone. Default: 2."),
     format: str = typer.Option("table", "--format", "-f", help="table, json or csv."),
     sheet: Optional[Path] = typer.Option(None, help="Also write a contact sheet of the query and its neighbours."),
     caption: Optional[List[str]] = typer.Option(None, "--caption", help="Works-table column shown under each "
@@ -36,7 +40,8 @@ def similar(
     sqrt(rho_query rho_work), rho being a work's mean d_sig to its 10 nearest works (Jegou et al. 2010; 1 = as
     far apart as their nearest neighbours usually are); it also lists d_sig itself (signature) and L_style.
     --by l_style ranks by L_style (Gatys et al. 2016); --by content by 1 - cos of the style-free content
-    embeddings. percentile = the share of the collection's pairs that are nearer (0.8: closer than 99.2 %).
+    embeddings, the query expanded with its 2 nearest works (--expand). percentile = the share of the
+    collection's pairs that are nearer (0.8: closer than 99.2 %).
     --ignore-subject 0.5 asks for works painted like QUERY whatever they depict.
 
     Example: artspace similar dots/star_0.png --by content -k 5 --catalog data/demo
@@ -54,7 +59,8 @@ def similar(
     if missing:
         fail(f"--caption {missing[0]!r} is not a column of the works table; choose from "
              f"{', '.join(map(str, cat.works.columns))}")
-    result = cat.similar(query, by=by, k=k, where=where, ignore_subject=ignore_subject)
+    result = cat.similar(query, by=by, k=k, where=where, ignore_subject=ignore_subject,
+                         expand=expand)
     _note_outside(cat, [query], by)
     print_table(result, format)
     if sheet is not None:
