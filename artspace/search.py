@@ -545,6 +545,19 @@ def choose_groups(style: np.ndarray, *, max_groups: int = 32, sample: int = 4000
     return best_k
 
 
+def _large_groups(centroids: np.ndarray, style: np.ndarray, minimum: int) -> np.ndarray:
+    """The *centroids* whose groups (every work of *style* at its nearest centroid) hold at least *minimum* works,
+    dropping the smallest group and assigning its works afresh until all do; the mean of all works if none does."""
+    c = np.asarray(centroids, np.float64)
+    x = np.asarray(style, np.float64)
+    while len(c) > 1:
+        counts = np.bincount(((c ** 2).sum(1) - 2.0 * x @ c.T).argmin(1), minlength=len(c))
+        if counts.min() >= minimum:
+            return c.astype(np.float32)
+        c = np.delete(c, counts.argmin(), axis=0)
+    return x.mean(0, keepdims=True).astype(np.float32)
+
+
 @dataclass
 class ContentModel:
     r"""Content embeddings that follow what is depicted rather than the hand: the collection's style-group means
@@ -587,6 +600,10 @@ class ContentModel:
     REDUCE_ABOVE, REDUCE_TO = 512, 384
     #: :math:`w`, the learnt part's weight in the cosine
     LEARNT_WEIGHT = 0.5
+    #: a style group needs at least this many works: the works of a smaller k-means cluster join the nearest larger
+    #: group (a work alone in its group, less its own mean, had nothing left), and a collection of fewer works is
+    #: not centred at all (two works less their mean point in opposite directions, whatever they depict)
+    MIN_GROUP = 4
 
     @classmethod
     def fit(cls, style: np.ndarray, descriptors: np.ndarray, *, groups: int | None = None,
@@ -604,11 +621,10 @@ class ContentModel:
         learnt = _applicable(learnt, descriptors.shape[1])
         g = groups if groups is not None else choose_groups(style, seed=seed)
         g = max(1, min(g, n))
-        if g == 1:
-            centroids = style.mean(0, keepdims=True).astype(np.float32)
-        else:
+        centroids = style.mean(0, keepdims=True).astype(np.float32)
+        if g > 1:
             km = KMeans(n_clusters=g, n_init=4, random_state=seed).fit(style[fit_rows].astype(np.float64))
-            centroids = km.cluster_centers_.astype(np.float32)
+            centroids = _large_groups(km.cluster_centers_.astype(np.float32), style, cls.MIN_GROUP)
         model = cls(centroids=centroids, means=np.zeros((len(centroids), 0), np.float32), fitted_on=n,
                     reduce=reduce, learnt=learnt)
         return model.with_means(style, descriptors)
@@ -630,6 +646,7 @@ class ContentModel:
                 sums = np.zeros((g, x.shape[1]))
             np.add.at(sums, labels[s:s + batch], x)
         means = (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
+        means[counts < self.MIN_GROUP] = 0.0  # too few works to say what their hand shares
         return ContentModel(centroids=self.centroids, means=means, fitted_on=self.fitted_on, reduce=self.reduce,
                             learnt=self.learnt)
 
@@ -644,9 +661,16 @@ class ContentModel:
         learnt = _applicable(learnt, descriptors.shape[1])
         if (previous is not None and previous.fitted_on and previous.centroids.shape[1] == style.shape[1]
                 and previous.input_dim == descriptors.shape[1] and _same(previous.learnt, learnt)
-                and abs(n - previous.fitted_on) <= cls.REFIT_AFTER * previous.fitted_on):
+                and abs(n - previous.fitted_on) <= cls.REFIT_AFTER * previous.fitted_on
+                and not previous.centres_small_groups(style)):
             return previous, False
         return cls.fit(style, descriptors, learnt=learnt), True
+
+    def centres_small_groups(self, style: np.ndarray) -> bool:
+        """Whether the model subtracts the mean of a style group that holds fewer than :attr:`MIN_GROUP` of the works
+        *style* (a model fitted before that rule, or one whose groups shrank): such a model is fitted again."""
+        counts = np.bincount(self.groups(style), minlength=len(self.centroids))
+        return bool(((counts < self.MIN_GROUP) & np.any(self.means != 0, axis=1)).any())
 
     @property
     def input_dim(self) -> int:

@@ -79,6 +79,29 @@ def test_update_keeps_the_model_until_the_collection_or_the_learnt_projection_ch
     assert alone.learnt is None and alone.dim == 64
 
 
+def test_a_work_alone_in_its_style_group_keeps_its_content_and_a_tiny_collection_is_not_centred():
+    rng = np.random.default_rng(0)
+    style = np.vstack([rng.normal(0, 0.1, (9, 2)), [[50.0, 50.0]]]).astype(np.float32)  # one work far from the rest
+    desc = rng.random((10, 32)).astype(np.float32)
+    model = ContentModel.fit(style, desc, groups=2)
+    assert len(model.centroids) == 1  # the lone work's cluster joined the other: it is no group of its own
+    e = model.transform(style, desc)
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, rtol=1e-5)  # no empty embedding
+    np.testing.assert_allclose(model.means[0], desc.mean(0), rtol=1e-5)  # centred on the ten works' mean
+    # a model fitted before groups had a least size, with the lone work's own mean, is fitted again on update
+    old = ContentModel(centroids=np.array([[0.0, 0.0], [50.0, 50.0]], np.float32),
+                       means=np.zeros((2, 0), np.float32), fitted_on=10).with_means(style, desc)
+    old.means[1] = desc[9]  # as before the rule: the lone work less its own mean, nothing
+    assert old.centres_small_groups(style) and not model.centres_small_groups(style)
+    new, refitted = ContentModel.update(old, style, desc)
+    assert refitted and len(new.centroids) == 1
+    # three works are too few for a mean of their hand: their cosines are the descriptors' own
+    few = ContentModel.fit(style[:3], desc[:3])
+    e = few.transform(style[:3], desc[:3])
+    unit = desc[:3] / np.linalg.norm(desc[:3], axis=1, keepdims=True)
+    np.testing.assert_allclose(e @ e.T, unit @ unit.T, rtol=1e-5)
+
+
 def test_the_shipped_projection_fits_the_default_descriptor():
     p = shipped_projection()
     assert p is not None, "artspace/data/content_projection.npz is missing from the package"

@@ -447,6 +447,23 @@ def _previous_content_model(run):
         return None
 
 
+def content_model_outdated(previous: Previous) -> bool:
+    """Whether the published generation's content model subtracts the mean of a style group too small to have one
+    (:meth:`~artspace.search.ContentModel.centres_small_groups`: a catalog published before that rule, where a work
+    alone in its group had an empty content embedding). The next index run then publishes again, without reading
+    an image."""
+    from ..search import ContentModel
+
+    if previous.folder is None or not previous.healthy:
+        return False
+    try:
+        model = ContentModel.load(previous.folder / "content_model.npz")
+        style = open_array(previous.manifest, "l_style", lambda f: np.load(previous.folder / f, mmap_mode="r"))
+        return model.centres_small_groups(style)  # read in blocks of rows
+    except Exception:  # noqa: BLE001 - a damaged generation is the health check's business
+        return False
+
+
 def _learnt_projection(run, previous_model):
     """The content projection to blend in: the one this run asks for, else the one the catalog has, else the one
     shipped with artspace where it fits the catalog's descriptor (:func:`artspace.content.projection_for`)."""
@@ -473,7 +490,8 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
     content_model, refitted = ContentModel.update(previous_model, emb["l_style"], desc,
                                                   learnt=_learnt_projection(run, previous_model))
     if refitted and run.previous.folder is not None:
-        run.report.notes.append(f"the content model's {len(content_model.centroids)} style groups were fitted "
+        g = len(content_model.centroids)
+        run.report.notes.append(f"the content model's {g} style group{'s were' if g > 1 else ' was'} fitted "
                                 f"again on {len(ids)} works")
     basis = basis_digests(run.spec.to_dict(), run.precision, run.log.projection_files(), content_model)
     kept = kept_works(run.previous, works)  # compared once; each array then checks its own basis

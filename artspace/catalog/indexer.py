@@ -336,8 +336,15 @@ class _Run:
 
     def needs_publishing(self) -> bool:
         """Whether a generation made now would differ from the published one (works, skips, metadata, damage, the
-        content projection)."""
+        content projection, a content model from before the smallest style group had a size)."""
         if self.todo or self.state.damaged or self.projections is None or self.content_projection is not None:
+            return True
+        if gen.content_model_outdated(self.previous):
+            from ..search import ContentModel
+
+            self.report.notes.append(f"a style group of the content model held fewer than {ContentModel.MIN_GROUP} "
+                                     "works (a work alone in its group had no content embedding); the catalog is "
+                                     "published again, no image read")
             return True
         present = self.present
         works = [(rel, r.size, r.mtime_ns, r.id) for rel, r in self.state.records.items() if r.ok and rel in present]

@@ -921,8 +921,8 @@ def _subject_weight(value, sp) -> float:
 
 
 #: :meth:`Catalog.similar` ranks a content query expanded with its EXPAND nearest works (``expand``): on the three
-#: development sets of docs/benchmarks.md 1, 2 and 3 each found the subject more often and the hand no more often
-#: than the query alone; 2 did best on pacs-dev.
+#: development sets of docs/benchmarks.md 1, 2 and 3 each found the subject more often than the query alone, and the
+#: hand less often or about as often; 2 did best on pacs-dev.
 EXPAND = 2
 
 
