@@ -214,6 +214,21 @@ def open_image(path: str | os.PathLike, *, max_side: int | None = None,
         return _decode(f, path, max_side, limit)
 
 
+def probe_image(path: str | os.PathLike) -> tuple[int, int]:
+    """The (width, height) an image file's header gives, without decoding a pixel: what :func:`open_image` refuses
+    for the file itself (missing, not a regular file, empty, not an image Pillow knows) it refuses here too, as
+    :class:`UnreadableImage`. A file whose header reads but whose pixels are damaged passes; decoding finds it."""
+    path = Path(path)
+    with _open_regular(path) as f:
+        try:
+            with Image.open(f) as im:
+                return im.size
+        except Image.UnidentifiedImageError:
+            raise UnreadableImage(path, "not an image Pillow can decode (wrong extension or corrupt header)") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as e:
+            raise UnreadableImage(path, f"cannot decode image: {e}") from None
+
+
 def decode_image_bytes(data: bytes, name: str, *, max_side: int | None = None,
                        max_pixels: int | None = None) -> Image.Image:
     """:func:`open_image` for an image's bytes (read from an object store); *name* is what errors say."""

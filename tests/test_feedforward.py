@@ -136,6 +136,18 @@ def test_model_header_records_how_it_was_made(style_model, paintings):
     assert not checkpoint_path(style_model.path).exists()
 
 
+def test_unreadable_training_images_are_named_at_the_start_and_not_counted(photos, paintings, tmp_path):
+    content = tmp_path / "content"
+    shutil.copytree(photos, content)
+    (content / "aaa_fake.png").write_text("not an image")  # first in walk order: the validation image is another
+    (content / "empty.jpg").write_bytes(b"")
+    said = []
+    r = train_style([paintings / "painting0.png"], content, tmp_path / "m.pt", steps=1, seed=0, checkpoint_every=0,
+                    log=said.append, **TINY)
+    assert r.header["training"]["content_images"] == 12
+    assert sum("skipped" in m for m in said) == 2 and any("aaa_fake.png" in m for m in said)
+
+
 def test_save_load_round_trip(style_model, tmp_path):
     m = load_model(style_model.path, kind="style")
     x = torch.rand(1, 3, 40, 33)
@@ -420,6 +432,11 @@ def test_catalog_stores_moments_and_transfers_from_them(demo_catalog, decoder_mo
     path = cat.works["path"].iloc[0]
     assert r.settings["styles"] == [f"work {wid} ({path}): relu4_1 moments stored by the catalog {cat.dir} at "
                                     f"{cat.spec.size} px"] and out.exists()
+    # no style was read from an image, so no style_size is claimed; the blend recorded is the one used (sum 1)
+    assert r.settings["style_size"] is None and r.settings["style_blend"] == [1.0]
+    two = cat.transfer(int(cat.works["id"].iloc[1]), [wid, wid], decoder=decoder_model.path, size=40, device="cpu",
+                       style_blend=[2, 2])
+    assert two.settings["style_blend"] == [0.5, 0.5]
 
 
 # ---- the command line ---------------------------------------------------------------------------------------------
@@ -451,6 +468,16 @@ def test_cli_train_style_then_stylise(photos, paintings, tmp_path):
         res = runner.invoke(app, ["stylise", str(model), str(inside), "-o", str(inside / "out"), "--quiet"])
         assert res.exit_code == 0 and "wrote 12 pastiche(s)" in res.output, res.output
     assert len(list((inside / "out").rglob("*.png"))) == 12
+    # a folder with files that cannot be read: each named, counted in the summary, and exit code 3 (as index)
+    mixed = tmp_path / "mixed"
+    shutil.copytree(photos, mixed)
+    (mixed / "fake.png").write_text("not an image")
+    (mixed / "empty.jpg").write_bytes(b"")
+    res = runner.invoke(app, ["stylise", str(model), str(mixed), "-o", str(tmp_path / "mixed-out"), "--quiet"])
+    assert res.exit_code == 3, res.output
+    assert "wrote 12 pastiche(s)" in res.output and "2 file(s) skipped, unreadable" in res.output
+    side = json.loads((tmp_path / "mixed-out" / "photo00.png.json").read_text())
+    assert (side["size"], side["tile"], side["tiled"]) == (None, 2048, False)  # how it was made, tiles included
 
 
 def test_cli_train_decoder_and_transfer_adain(photos, paintings, tmp_path):

@@ -119,6 +119,7 @@ def test_unknown_layers_are_named_with_the_valid_ones():
     (dict(tile=40, tile_overlap=30), "tile_overlap must be between 1 and tile/2 = 20, not 30"),
     (dict(size=32, scales=3), "scales=3 is too many for size 32"),
     (dict(style_blend="0,0"), "sum to 0"),
+    (dict(tile_overlap=10), "tile_overlap 10 needs tile"),
 ])
 def test_options_that_do_not_fit_together(options, needle):
     with pytest.raises(InvalidOption) as e:
@@ -127,8 +128,8 @@ def test_options_that_do_not_fit_together(options, needle):
 
 
 def test_blend_weights_are_one_per_style_image():
-    assert TransferOptions(style_blend="0.7,0.3").blend_for(2) == [0.7, 0.3]
-    assert TransferOptions().blend_for(3) == [1.0, 1.0, 1.0]
+    assert TransferOptions(style_blend="0.7,0.3").blend_for(2) == pytest.approx([0.7, 0.3])
+    assert TransferOptions().blend_for(3) == pytest.approx([1 / 3] * 3)
     with pytest.raises(InvalidOption, match="style_blend has 2 weights .* for 1 style image"):
         TransferOptions(style_blend="0.5,0.5").blend_for(1)
 
@@ -202,3 +203,14 @@ def test_help_texts_cite_papers_not_documents():
     assert not [h for h in helps if any(doc in h.lower() for doc in NO_DOCUMENTS)]
     assert any("Gatys et al. 2016" in h for h in helps) and any("Gatys et al. 2017" in h for h in helps)
     assert any("Mahendran & Vedaldi 2015" in h for h in helps)
+
+
+def test_blend_weights_are_scaled_to_sum_one_without_overflowing():
+    from artspace.feedforward.inference import blend_weights
+
+    assert TransferOptions(style_blend="1e308,1e308").blend_for(2) == [0.5, 0.5]  # an even blend, not a zero one
+    assert TransferOptions(style_blend="3,1").blend_for(2) == [0.75, 0.25]
+    assert TransferOptions().blend_for(4) == [0.25] * 4
+    assert TransferOptions(style_blend="7,3").blend_for(2) == pytest.approx([0.7, 0.3])
+    assert blend_weights("2,2", 2) == [0.5, 0.5] and blend_weights(None, 1) == [1.0]
+    assert blend_weights([1e308, 1e308, 0], 3) == [0.5, 0.5, 0.0]

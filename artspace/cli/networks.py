@@ -153,13 +153,21 @@ def stylise_cmd(
 ):
     """Paint images with a trained style network, one pass each (Johnson et al. 2016).
 
+    Exit code 0: every image painted; 3: some files could not be read (each named, and counted in the summary).
+
     Example: artspace stylise starry.pt photos/ -o pastiches/
     """
     from ..feedforward import stylise
 
     options = given(locals(), {"size", "batch_size", "tile", "device", "precision"})
+    skipped: list[str] = []
     results = stylise(model, images, output, preserve_colors=preserve_colors, progress=not quiet,
-                      log=None if quiet else echo_err, **options)
+                      log=None if quiet else echo_err, on_skip=lambda source, reason: skipped.append(source),
+                      **options)
     total = sum(r.elapsed_s for r in results)
+    left_out = f"; {len(skipped)} file(s) skipped, unreadable: {', '.join(skipped[:3])}" + (
+        f" and {len(skipped) - 3} more" if len(skipped) > 3 else "") if skipped else ""
     typer.echo(f"wrote {len(results)} pastiche(s) to {output} ({total:.2f} s in the network, "
-               f"{total / max(1, len(results)):.3f} s per image)")
+               f"{total / max(1, len(results)):.3f} s per image){left_out}")
+    if skipped:
+        raise typer.Exit(3)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -190,8 +191,8 @@ def _tiled(net, x: torch.Tensor, tile: int, device, precision) -> torch.Tensor:
 
 def stylise(model, images, output: str | os.PathLike | None = None, *, size: int | None = None,
             batch_size: int = 4, tile: int | None = None, preserve_colors: bool = False, device: str = "auto",
-            precision: str = "auto", progress: bool = False,
-            log: Callable[[str], None] | None = None) -> list[StyliseResult]:
+            precision: str = "auto", progress: bool = False, log: Callable[[str], None] | None = None,
+            on_skip: Callable[[str, str], None] | None = None) -> list[StyliseResult]:
     """Paint *images* with a trained style network, one pass each.
 
     Parameters
@@ -214,6 +215,9 @@ def stylise(model, images, output: str | os.PathLike | None = None, *, size: int
         :data:`DEFAULT_TILE` for the device).
     preserve_colors : bool
         Keep each image's colours, taking only luminance from the network (Gatys et al. 2017).
+    log, on_skip : callable, optional
+        ``log(message)`` for what is said along the way (a file that cannot be read, among several);
+        ``on_skip(source, reason)`` for each such file, which gets no pastiche.
     """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidOption(f"batch_size must be a whole number of at least 1, not {batch_size!r}")
@@ -231,13 +235,14 @@ def stylise(model, images, output: str | os.PathLike | None = None, *, size: int
     for t in targets:
         if t is not None:
             check_output(t, inputs=inputs)
-    log = log or (lambda msg: None)
     from tqdm.auto import tqdm
 
+    # beside a progress bar, a message goes on a line of its own (tqdm.write), not at the end of the bar's
+    say = (lambda msg: tqdm.write(msg, file=sys.stderr)) if progress and log is not None else (log or (lambda m: None))
     results: list[StyliseResult | None] = [None] * len(sources)
     pending: dict[tuple[int, int], list[tuple[int, torch.Tensor]]] = {}
     settings = {"method": "feed-forward", "model": str(m.path) if m.path else None, "precision": prec,
-                "preserve_colors": preserve_colors, "model_header": m.header}
+                "size": size, "tile": tile, "preserve_colors": preserve_colors, "model_header": m.header}
 
     def flush(key):
         group = pending.pop(key)
@@ -251,7 +256,9 @@ def stylise(model, images, output: str | os.PathLike | None = None, *, size: int
         if preserve_colors:
             out = keep_colours(out, x[None] if x.dim() == 3 else x)
         image = to_pil(out)
-        record = {**settings, "source": sources[k][1], "network_s": round(elapsed, 4)}
+        # "tiled": whether this image ran in tiles (instance normalisation then sees each tile on its own)
+        record = {**settings, "source": sources[k][1], "tiled": bool(max(x.shape[-2:]) > tile),
+                  "network_s": round(elapsed, 4)}
         if targets[k] is not None:
             save_image(image, targets[k])
             _write_sidecar(targets[k], record)
@@ -266,7 +273,9 @@ def stylise(model, images, output: str | os.PathLike | None = None, *, size: int
         except UnreadableImage as e:
             if len(sources) == 1:
                 raise
-            log(f"skipped: {e}")
+            say(f"skipped: {e}")
+            if on_skip is not None:
+                on_skip(desc, str(e))
             continue
         x = to_tensor(im)
         if max(x.shape[-2:]) > tile:
@@ -283,19 +292,20 @@ def stylise(model, images, output: str | os.PathLike | None = None, *, size: int
 
 
 def blend_weights(style_blend, n: int) -> list[float]:
-    """One non-negative weight per style, not all zero: *style_blend* as a list or ``"0.7,0.3"``; default equal."""
+    """One non-negative weight per style, not all zero, scaled to sum 1: *style_blend* as a list or ``"0.7,0.3"``;
+    default equal."""
+    from ..transfer.options import normalised, parse_numbers
+
     if style_blend is None:
         weights = [1.0] * n
     else:
-        from ..transfer.options import parse_numbers
-
         try:
             weights = parse_numbers(style_blend)
         except (TypeError, ValueError):
             raise InvalidOption(f"style_blend {style_blend!r}: give non-negative numbers such as 0.7,0.3") from None
-    if n == 0 or len(weights) != n or not sum(weights) > 0:
+    if n == 0 or len(weights) != n or not max(weights) > 0:
         raise InvalidOption(f"style_blend {weights}: give one non-negative weight per style ({n}), not all zero")
-    return weights
+    return normalised(weights)
 
 
 def _style_moments(style, size: int, encoder, device, precision) -> tuple[torch.Tensor, torch.Tensor, str]:
@@ -367,9 +377,8 @@ def adain_transfer(content, styles, output: str | os.PathLike | None = None, *, 
     check_sides(im.size[::-1], content if isinstance(content, (str, os.PathLike)) else "the content image", size)
     x = to_tensor(im)[None]
     moments = [_style_moments(s, style_size or size, enc, dev, prec) for s in styles]
-    total = float(sum(blend))
-    mean = sum(b / total * m[0] for b, m in zip(blend, moments)).to(dev)
-    std = sum(b / total * m[1] for b, m in zip(blend, moments)).to(dev)
+    mean = sum(b * m[0] for b, m in zip(blend, moments)).to(dev)  # the weights sum to 1
+    std = sum(b * m[1] for b, m in zip(blend, moments)).to(dev)
     t0 = time.perf_counter()
     with torch.inference_mode(), autocast(dev, prec):
         fc = enc(x.to(dev).contiguous(memory_format=torch.channels_last), [ADAIN_LAYER])[ADAIN_LAYER]
@@ -381,9 +390,11 @@ def adain_transfer(content, styles, output: str | os.PathLike | None = None, *, 
         y = keep_colours(y, x)
     image = to_pil(y)
     elapsed = time.perf_counter() - t0
+    from_images = any(not isinstance(s, (tuple, np.ndarray)) for s in styles)
     settings = {"method": "adain", "alpha": float(alpha), "style_blend": blend, "size": size,
-                # the size the styles read from images were encoded at (stored moments say their own)
-                "style_size": style_size or size, "preserve_colors": preserve_colors, "precision": prec,
+                # the size the styles read from images were encoded at; none for moments stored by a catalog,
+                # whose description in "styles" gives the size they were measured at
+                "style_size": (style_size or size) if from_images else None, "preserve_colors": preserve_colors, "precision": prec,
                 "device": str(dev), "vgg_weights": str(weights), "decoder": str(dec.path) if dec.path else None,
                 "decoder_training": dec.header.get("training", {}),
                 "content": str(content) if not isinstance(content, Image.Image) else "<PIL image>",

@@ -40,7 +40,7 @@ from ..atomic import atomic_write
 from ..backbone import VGG19, ieee_float32, resolve_device
 from ..errors import ArtspaceError, InvalidOption, OutputConflict, UnreadableImage
 from ..images import file_sha256 as file_digest  # the header's checksums: the catalog's, under its name here
-from ..images import open_image, save_image, to_pil, to_tensor, walk_images
+from ..images import open_image, probe_image, save_image, to_pil, to_tensor, walk_images
 from ..outputs import check_output
 from ..precision import autocast, resolve_precision
 from ..spec import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS, LAYERS
@@ -98,8 +98,9 @@ class ImageSampler:
     """Random square crops of the images below a folder, drawn from a seeded generator (repeatable, resumable).
 
     Each draw scales an image so that its short side is between 1 and :data:`SCALE_JITTER` times *size*, takes a
-    random *size* × *size* crop and flips it left-right half of the time. Unreadable files are named once through
-    *log* and not drawn again.
+    random *size* × *size* crop and flips it left-right half of the time. Files whose header cannot be read are
+    named through *log* at the start, and any found unreadable later when drawn; neither is drawn again.
+    :attr:`readable` counts the others (what a model's header records).
     """
 
     def __init__(self, folder: str | os.PathLike, size: int, generator: torch.Generator, *, role: str,
@@ -113,6 +114,23 @@ class ImageSampler:
         self.folder, self.size, self.generator, self.role = folder, size, generator, role
         self.log = log or (lambda msg: None)
         self.bad: set[int] = set()
+        for i, p in enumerate(self.paths):  # headers only: a draw of one of these would have found it too
+            try:
+                probe_image(p)
+            except UnreadableImage as e:
+                self.bad.add(i)
+                self.log(f"skipped: {e}")
+        if len(self.bad) == len(self.paths):
+            raise UnreadableImage(folder, f"none of the {role} images could be read")
+
+    @property
+    def readable(self) -> int:
+        """The images not found unreadable so far."""
+        return len(self.paths) - len(self.bad)
+
+    def first_readable(self) -> Path:
+        """The first image (in walk order) not found unreadable."""
+        return next(p for i, p in enumerate(self.paths) if i not in self.bad)
 
     def digest(self) -> str:
         """SHA-256 over the sorted relative paths and SHA-256 of every image: what the header records."""
@@ -567,7 +585,7 @@ def train_style(styles: Sequence[str | os.PathLike], content: str | os.PathLike,
         with autocast(dev, prec):
             feats = [vgg(_validation_image(s, style_size).to(dev), style_layers) for s in styles]
         style_loss_fn.set_target(feats, blend)  # outside autocast: the Gram matrices are products in float32
-    check_image = _validation_image(validation_image or sampler.paths[0], size).to(dev)
+    check_image = _validation_image(validation_image or sampler.first_readable(), size).to(dev)
 
     def step(x: torch.Tensor) -> dict:
         x = x.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
@@ -594,7 +612,7 @@ def train_style(styles: Sequence[str | os.PathLike], content: str | os.PathLike,
                    "style_weights": style_loss_fn.weights},
         "weights": weights_, "vgg_weights": str(weights),
         "styles": style_digests, "blend": blend, "style_size": style_size,
-        "training": {"content_folder": str(Path(content)), "content_images": len(sampler.paths),
+        "training": {"content_folder": str(Path(content)), "content_images": sampler.readable,
                      "content_sha256": sampler.digest(), "size": size, "batch_size": batch_size, "lr": lr,
                      "lr_schedule": lr_schedule, "seed": seed, "precision": prec, "device": str(dev)},
     }
@@ -633,8 +651,8 @@ def train_decoder(content: str | os.PathLike, styles: str | os.PathLike, output:
     contents = ImageSampler(content, size, loop.generator, role="content", log=log)
     style_images = ImageSampler(styles, size, loop.generator, role="style", log=log)
     layers = list(ADAIN_STYLE_LAYERS)
-    check = (_validation_image(validation_image or contents.paths[0], size).to(dev),
-             _validation_image(validation_style or style_images.paths[0], size).to(dev))
+    check = (_validation_image(validation_image or contents.first_readable(), size).to(dev),
+             _validation_image(validation_style or style_images.first_readable(), size).to(dev))
 
     def draw() -> tuple:
         return _pinned(contents.batch(batch_size), dev), _pinned(style_images.batch(batch_size), dev)
@@ -667,9 +685,9 @@ def train_decoder(content: str | os.PathLike, styles: str | os.PathLike, output:
         "losses": {"content": "l2", "style": "moments-l2"},
         "layers": {"content": [ADAIN_LAYER], "style": layers},
         "weights": {"content": 1.0, "style": style_weight}, "vgg_weights": str(weights),
-        "training": {"content_folder": str(Path(content)), "content_images": len(contents.paths),
+        "training": {"content_folder": str(Path(content)), "content_images": contents.readable,
                      "content_sha256": contents.digest(), "style_folder": str(Path(styles)),
-                     "style_images": len(style_images.paths), "styles_sha256": style_images.digest(),
+                     "style_images": style_images.readable, "styles_sha256": style_images.digest(),
                      "size": size, "batch_size": batch_size, "lr": lr, "lr_schedule": lr_schedule, "seed": seed,
                      "precision": prec, "device": str(dev), "weights_stored_as": "float16" if half else "float32"},
     }

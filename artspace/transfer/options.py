@@ -275,6 +275,19 @@ def parse_numbers(values) -> list[float]:
     return [Number(lo=0).parse(v) for v in values]
 
 
+def normalised(weights) -> list[float]:
+    """Non-negative *weights* scaled to sum 1, divided by the largest first so that no sum overflows
+    (``1e308,1e308`` is an even blend, not a zero one).
+
+    >>> normalised([3, 1]), normalised([1e308, 1e308])
+    ([0.75, 0.25], [0.5, 0.5])
+    """
+    top = max(weights)
+    scaled = [float(w) / top for w in weights]
+    total = sum(scaled)
+    return [w / total for w in scaled]
+
+
 def parse_counts(value) -> int | tuple[int, ...]:
     """A whole number >= 1, or one per level: ``"500"`` → 500, ``"200,100"`` or ``[200, 100]`` → (200, 100).
 
@@ -459,11 +472,14 @@ class TransferOptions:
             if w is not None and len(w) != len(layers):
                 raise InvalidOption(f"{name} has {len(w)} values {list(w)} for {len(layers)} layers "
                                     f"{', '.join(layers)}; give one per layer")
-        if self.style_blend is not None and not sum(self.style_blend) > 0:
+        if self.style_blend is not None and not max(self.style_blend) > 0:
             raise InvalidOption(f"style_blend weights {list(self.style_blend)} sum to 0; give one positive weight")
         if isinstance(self.iterations, tuple) and len(self.iterations) != self.scales:
             raise InvalidOption(f"iterations gives {len(self.iterations)} counts for {self.scales} pyramid levels; "
                                 f"give one or {self.scales}")
+        if self.tile is None and self.tile_overlap is not None:
+            raise InvalidOption(f"tile_overlap {self.tile_overlap} needs tile: give --tile too (e.g. --tile 1024), or "
+                                f"leave --tile-overlap out")
         if self.tile is not None and self.tile_overlap is not None and self.tile_overlap > self.tile // 2:
             raise InvalidOption(f"tile_overlap must be between 1 and tile/2 = {self.tile // 2}, not "
                                 f"{self.tile_overlap}")
@@ -490,13 +506,13 @@ class TransferOptions:
         return it if isinstance(it, tuple) else (it,) * self.scales
 
     def blend_for(self, n_styles: int) -> list[float]:
-        """The blend weights of *n_styles* style images (default equal), as given (not normalised)."""
+        """The blend weights of *n_styles* style images (default equal), scaled to sum 1 (:func:`normalised`)."""
         if self.style_blend is None:
-            return [1.0] * n_styles
+            return normalised([1.0] * n_styles)
         if len(self.style_blend) != n_styles:
             raise InvalidOption(f"style_blend has {len(self.style_blend)} weights {list(self.style_blend)} for "
                                 f"{n_styles} style image(s); give one per style image")
-        return list(self.style_blend)
+        return normalised(self.style_blend)
 
     def resolved(self, device) -> "TransferOptions":
         """These options with every default that is chosen at run time filled in (and checked again): the

@@ -141,7 +141,7 @@ def _settings(opts: TransferOptions, inputs: Inputs, blend: list[float], catalog
     return {
         "content": inputs.content_desc, "styles": inputs.style_descs, "catalog": str(catalog) if catalog else None,
         **opts.as_settings(),
-        "style_blend": [b / sum(blend) for b in blend], "output_size": [out_hw[1], out_hw[0]],
+        "style_blend": blend, "output_size": [out_hw[1], out_hw[0]],
         "style_sizes": [list(dims(im.size, style_side))[::-1] for im in inputs.styles],
         "levels": opts.level_sides(),
         "weight_source": _weight_source(opts.weights),
