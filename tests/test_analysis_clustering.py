@@ -60,6 +60,10 @@ def test_agreement_scores():
     assert r["purity"] == pytest.approx(4 / 5)
     assert 0 < r["nmi"] < 1
     assert r["table"].to_numpy().sum() == 5 and r["table"].loc[1, "a"] == 1
+    # hdbscan's noise (-1) is no cluster: the figures are over the clustered works, the table keeps the noise row
+    r = agreement([0, 0, 1, 1, -1, -1, -1], ["a", "a", "b", "b", "a", "b", "c"])
+    assert r["purity"] == 1.0 and r["ari"] == pytest.approx(1.0) and r["noise"] == 3
+    assert r["table"].loc[-1].sum() == 3
 
 
 @pytest.mark.parametrize("by", ["style", "l_style", "content"])

@@ -232,7 +232,7 @@ def test_an_analysis_never_replaces_a_column_of_the_metadata(demo_copy):
     cat = Catalog.open(demo_copy)
     before = cat.works["texture"].tolist()
     with pytest.raises(InvalidOption, match=r"column 'texture' comes from the metadata file .*metadata\.csv; store "
-                                            r"the result under another name \(--column\)"):
+                                            r"the result under another name \(cluster --column NAME\), or rename"):
         cluster(cat, by="style", k=2, column="texture")
     assert Catalog.open(demo_copy).works["texture"].tolist() == before
     cluster(cat, by="style", k=2, column="texture_cluster")

@@ -85,7 +85,8 @@ class ClusterResult:
                  + (f"; noise: {noise}" if noise else "")]
         if self.label_column is not None:
             lines.append(f"against {self.label_column!r}: purity {self.purity:.3f}, NMI {self.nmi:.3f}, "
-                         f"ARI {self.ari:.3f}")
+                         f"ARI {self.ari:.3f}" + (f" (over the {len(self.labels) - noise} clustered works; the "
+                                                  f"{noise} noise works are in no cluster)" if noise else ""))
         return "\n".join(lines)
 
 
@@ -95,7 +96,8 @@ def agreement(labels, truth) -> dict:
 
     Purity: the share of works whose cluster's most frequent label is their own. NMI: normalised mutual
     information (arithmetic mean normalisation; Strehl & Ghosh 2002), 0 = independent, 1 = the same partition. ARI:
-    adjusted Rand index (Hubert & Arabie 1985). Noise (−1) counts as one more cluster.
+    adjusted Rand index (Hubert & Arabie 1985). Works hdbscan calls noise (−1) belong to no cluster: the three
+    figures are over the clustered works (``noise``: how many were left out), and the table keeps their row.
 
     Examples
     --------
@@ -112,9 +114,14 @@ def agreement(labels, truth) -> dict:
     if len(lab) == 0:
         raise ArtspaceError("no work has a value in the label column; nothing to compare the clusters with")
     table = pd.crosstab(lab.to_numpy(), tru.to_numpy(), rownames=["cluster"], colnames=["label"])
-    purity = float(table.max(axis=1).sum() / table.to_numpy().sum())
+    clustered = (lab != -1).to_numpy()
+    if not clustered.any():
+        raise ArtspaceError("every labelled work is noise; no cluster to compare with the labels")
+    lab, tru = lab[clustered], tru[clustered]
+    scored = table.drop(index=-1, errors="ignore")
+    purity = float(scored.max(axis=1).sum() / scored.to_numpy().sum())
     return {"purity": purity, "nmi": float(normalized_mutual_info_score(tru, lab)),
-            "ari": float(adjusted_rand_score(tru, lab)), "table": table}
+            "ari": float(adjusted_rand_score(tru, lab)), "table": table, "noise": int((~clustered).sum())}
 
 
 def _check(method: str, k, label_column, src) -> None:
@@ -122,7 +129,7 @@ def _check(method: str, k, label_column, src) -> None:
         raise InvalidOption(f"method must be one of {', '.join(CLUSTER_METHODS)}, not {method!r}")
     if method == "hdbscan" and k is not None:
         raise InvalidOption(f"hdbscan finds the number of clusters itself, so k={k} cannot be used; leave k out, "
-                            "or use method='kmeans' or 'agglomerative' to fix it")
+                            "or use method kmeans or agglomerative (--method) to fix it")
     if label_column is not None:
         src.column(label_column)
     if len(src.works) < 3:
@@ -190,13 +197,14 @@ def cluster(source, *, by: str = DEFAULT_SPACE, k: int | None = None, method: st
         a = agreement(labels, src.works[label_column].to_numpy())
         result.label_column = label_column
         result.purity, result.nmi, result.ari, result.table = a["purity"], a["nmi"], a["ari"], a["table"]
-    if save and src.catalog is not None:
-        stored = pd.DataFrame({result.column: pd.array(labels, dtype="Int64")}, index=pd.Index(src.ids, name="id"))
-        src.catalog.update_columns(stored, source=command)
+    # the files first: one that may not be replaced stops the run before the catalog changes
     if out is not None:
         result.files.append(write_csv(result.labels, out / f"clusters-{space(by).key}.csv"))
         if src.catalog is not None:
             result.files += _cluster_sheets(src, result, out, sheet_size=sheet_size, caption=label_column)
+    if save and src.catalog is not None:
+        stored = pd.DataFrame({result.column: pd.array(labels, dtype="Int64")}, index=pd.Index(src.ids, name="id"))
+        src.catalog.update_columns(stored, source=command)
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -240,7 +248,7 @@ def _hdbscan(X, min_cluster_size, seed, max_fit) -> tuple[np.ndarray, str]:
     lab = HDBSCAN(min_cluster_size=mcs, copy=True).fit_predict(Z)
     if (lab >= 0).sum() == 0:
         raise ArtspaceError(f"hdbscan found no cluster with min_cluster_size={mcs} (every work is noise); "
-                            f"lower min_cluster_size or use method='kmeans'")
+                            f"lower it (--min-cluster-size) or use method kmeans (--method kmeans)")
     labels = lab if len(fit) == n else _nearest_centroid(X, lab, fit)
     found = len(set(labels.tolist()) - {-1})
     how = (f"hdbscan found {found} dense clusters (min_cluster_size={mcs}, on a {dims}-d PCA"
@@ -332,7 +340,9 @@ def _label_table(src, X: np.ndarray, labels: np.ndarray, by: str) -> pd.DataFram
     table = works[keep].copy()
     table["cluster"] = labels
     table["distance"] = dist
-    meta = [c for c in metadata_columns(works) if c not in keep and not c.startswith(("cluster_", "map_"))]
+    # the metadata, not what analyses stored (a label column named by --column would change the header next run)
+    meta = [c for c in metadata_columns(works) if c not in keep and c not in src.stored
+            and not c.startswith(("cluster_", "map_"))]
     return pd.concat([table, works[meta]], axis=1)
 
 

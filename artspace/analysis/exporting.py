@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_write
+from ..catalog.metadata import make_room
 from ..errors import InvalidOption
 from ..outputs import check_output, marker, replaceable
 from ..spaces import space
@@ -52,7 +53,9 @@ def export(source, path, *, neighbors: int = 5, by: Sequence[str] | str | None =
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet"):
-        raise InvalidOption(f"{path}: export writes .csv or .parquet, not {path.suffix or 'a file without suffix'!r}")
+        what = "a folder" if path.is_dir() else repr(path.suffix) if path.suffix else "a file without suffix"
+        raise InvalidOption(f"{path}: export writes one .csv or .parquet file, not {what}; give a file name such as "
+                            f"{path / 'works.csv' if path.is_dir() else path.with_suffix('.csv')}")
     if isinstance(neighbors, bool) or not isinstance(neighbors, (int, np.integer)) or neighbors < 0:
         raise InvalidOption(f"neighbors must be 0 (none) or more, not {neighbors}")
     spaces = [by] if isinstance(by, str) else None if by is None else list(by)
@@ -63,7 +66,10 @@ def export(source, path, *, neighbors: int = 5, by: Sequence[str] | str | None =
     check_output(path, inputs=[metadata_file(src)], protected_dirs=[src.catalog.dir] if src.catalog else [])
     if suffix == ".parquet":  # a CSV is checked against its header when written (write_csv)
         replaceable(path, _parquet_made_here)
-    table = src.works.copy()
+    # a metadata column named like one export computes ('file', 'style_neighbors') is kept as 'meta_...'
+    computed = ["file"] + [f"{space(b).key}_{what}" for b in (spaces if neighbors > 0 else [])
+                           for what in ("neighbors", "neighbor_distances")]
+    table = make_room(src.works.copy(), computed)
     if src.root is not None:
         table.insert(2, "file", [src.catalog.location(p) for p in table["path"]])
     for b in spaces if neighbors > 0 else []:

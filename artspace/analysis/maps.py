@@ -91,12 +91,18 @@ def layout(source, *, by: str = DEFAULT_SPACE, method: str = "umap", n_neighbors
     Xc = X - X.mean(0)
     Z = _pca2(Xc) if method == "pca" or n < 5 else _umap(Xc, n_neighbors, min_dist, pca, n_epochs, seed, large)
     xy = pd.DataFrame({"id": src.ids, "x": Z[:, 0].astype(float), "y": Z[:, 1].astype(float)})
-    if save and src.catalog is not None:
+    if save:
+        _store_layout(src, by, xy, method, seed)
+    return xy
+
+
+def _store_layout(src, by: str, xy: pd.DataFrame, method: str, seed) -> None:
+    """Keep a layout in the catalog (``map_<by>_x``, ``map_<by>_y``), with the command that made it."""
+    if src.catalog is not None:
         cx, cy = _coord_columns(by)
         src.catalog.update_columns(pd.DataFrame({cx: xy["x"].to_numpy(), cy: xy["y"].to_numpy()},
                                                 index=pd.Index(src.ids, name="id")),
                                    source=f"map --by {by} --method {method}" + (f" --seed {seed}" if seed else ""))
-    return xy
 
 
 def _pca2(Xc: np.ndarray) -> np.ndarray:
@@ -434,7 +440,7 @@ def map_collection(source, out, *, by: str = DEFAULT_SPACE, color: str | None = 
     coords = None if recompute else stored_layout(src, by=by)
     computed = coords is None
     if computed:
-        coords = layout(src, by=by, method=method, seed=seed)
+        coords = layout(src, by=by, method=method, seed=seed, save=False)
     result = MapResult(coords=coords, by=by, computed=computed)
     table = src.works[["id"] + [c for c in ("path",) if c in src.works.columns]].copy()
     table[["x", "y"]] = _positions(src, by, coords)
@@ -444,5 +450,7 @@ def map_collection(source, out, *, by: str = DEFAULT_SPACE, color: str | None = 
         result.files.append(save_figure(result.figure, out / f"map-{space(by).key}.png"))
     result.files.append(map_html(src, out / f"map-{space(by).key}.html", by=by, coords=coords, color=color,
                                  neighbors_k=neighbors_k, thumbs=thumbs))
+    if computed:  # after the files: one that may not be replaced stops the run before the catalog changes
+        _store_layout(src, by, coords, method, seed)
     result.seconds = time.perf_counter() - t0
     return result

@@ -98,6 +98,12 @@ class Source:
         return None if self.catalog is None else Path(self.catalog.root)
 
     @property
+    def stored(self) -> list[str]:
+        """Columns that analyses stored in the catalog (cluster labels under any ``--column`` name, map coordinates,
+        attributions), as opposed to the scholar's metadata."""
+        return [] if self.catalog is None else list(self.catalog.manifest.get("analyses", {}))
+
+    @property
     def stale(self) -> dict[str, str]:
         """Stored analysis columns computed before the works last changed: ``{column: what made it}``."""
         return {} if self.catalog is None else self.catalog.stale_columns()

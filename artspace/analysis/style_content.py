@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..catalog.metadata import make_room
 from ..errors import ArtspaceError, InvalidOption, WorkNotFound
 from ..spaces import DEFAULT_SPACE, SPACES, space
 from .files import check_out, save_figure, write_csv
@@ -35,6 +36,10 @@ QUADRANTS = {
     (False, False): "other style, other subject",
 }
 
+#: The columns the plane computes for each work; a metadata column of one of these names is kept as ``meta_NAME``.
+PLANE_COLUMNS = tuple(f"{axis}_{what}" for axis in ("style", "content") for what in ("distance", "percentile", "rank")
+                      ) + ("quadrant",)
+
 
 @dataclass
 class PlaneResult:
@@ -45,7 +50,8 @@ class PlaneResult:
     works : DataFrame
         Every work but the query: ``id``, ``path``, ``style_distance`` and ``content_distance`` (as ``similar
         --by BY`` and ``similar --by content`` print them), ``style_rank`` and ``content_rank`` (the share, in %, of
-        the other works nearer to the query: 0 = nearest), for a catalog ``style_percentile`` and
+        the other works nearer to the query, half of the work itself and of ties counted: the nearest of n at
+        50/n), for a catalog ``style_percentile`` and
         ``content_percentile`` (the share of the collection's pairs nearer), ``quadrant``, and the metadata columns;
         sorted by style distance.
     query : str
@@ -169,8 +175,9 @@ def _placed(src, query, by: str) -> tuple[pd.DataFrame, int | None]:
         df[f"{axis}_distance"] = np.asarray(d, np.float64)
         if pct is not None:
             df[f"{axis}_percentile"] = pct[axis]
-    meta = [c for c in metadata_columns(src.works) if c not in df.columns and not c.startswith("map_")]
-    df = pd.concat([df, src.works[meta]], axis=1)
+    meta = [c for c in metadata_columns(src.works) if c not in ("id", "path") and not c.startswith("map_")]
+    # a metadata column named like one the plane computes ('quadrant', 'style_distance') is kept as 'meta_...'
+    df = pd.concat([df, make_room(src.works[meta], PLANE_COLUMNS)], axis=1)
     if qid is not None:
         df = df[df["id"] != qid]
     if len(df) < 2:

@@ -191,6 +191,10 @@ def _sample(y: np.ndarray, cap: int, seed: int) -> np.ndarray:
                                    for c in np.unique(y)]))
 
 
+#: The settings a candidate may have, the columns of ``teach-NAME-candidates.csv`` (empty where one does not apply).
+CANDIDATE_SETTINGS = ("pca", "shrinkage", "steps", "reference")
+
+
 def _candidates(methods, n_fit: int, dim: int, labels: int, reference: bool = False) -> list[dict]:
     """Every setting worth trying: the distinct numbers of principal components the fitting folds allow; with
     *reference* axes, also :data:`REFERENCE_SETTINGS`."""
@@ -541,8 +545,14 @@ def teach(catalog, label_column: str, *, name: str | None = None, methods=METHOD
     >>> catalog.similar("some/work.jpg", by="taught:movement")       # doctest: +SKIP
     """
     t0 = time.perf_counter()
+    try:
+        space(f"{TAUGHT}{label_column if name is None else name}")  # the name is checked before any work
+    except InvalidOption as e:
+        if name is not None:
+            raise
+        raise InvalidOption(f"{e}; the space is named after the label column {label_column!r} unless you name it: "
+                            f"give --name (name=...), e.g. --name labels") from None
     name = label_column if name is None else name
-    space(f"{TAUGHT}{name}")  # the name is checked before any work
     if isinstance(min_works, bool) or not isinstance(min_works, (int, np.integer)) or min_works < 2:
         raise InvalidOption(f"min_works must be a whole number of at least 2, not {min_works!r}")
     if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
@@ -610,7 +620,8 @@ def teach(catalog, label_column: str, *, name: str | None = None, methods=METHOD
     from ..catalog.taught import labels_digest, publish_taught, style_basis
 
     entry = {"label_column": label_column, "labels_digest": labels_digest(catalog.works, label_column),
-             "works_digest": catalog.manifest.get("works_digest"), "style_basis": style_basis(catalog.manifest),
+             "works_digest": catalog.manifest.get("works_digest"),
+             "content_digest": catalog.manifest.get("content_digest"), "style_basis": style_basis(catalog.manifest),
              "generation": catalog.generation, "method": best["method"],
              "settings": {k: v for k, v in best.items() if k != "method"}, "labels": labels,
              "counts": {lab: int(c) for lab, c in zip(labels, counts)}, "left_out": left_out,
@@ -620,16 +631,19 @@ def teach(catalog, label_column: str, *, name: str | None = None, methods=METHOD
              "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     import sys
 
-    generation = publish_taught(catalog.dir, name, final, entry, notify=lambda m: print(m, file=sys.stderr))
-    catalog.refresh()
+    # one set of columns whatever the methods tried, so that a report folder takes the next run's report too
     table = pd.DataFrame([{**c, "precision_at_10": s} for c, s in zip(candidates, scores)])
+    table = table.reindex(columns=list(dict.fromkeys(["method", *CANDIDATE_SETTINGS, *table.columns])))
+    table = table.astype({"pca": "Int64", "steps": "Int64"})  # whole numbers, empty where a method has none
     result = TeachResult(name=name, label_column=label_column, method=best["method"],
                          settings={k: v for k, v in best.items() if k != "method"}, labels=labels, figures=figures,
                          confusion=confusion, calibration=calibration_table(probs, y), candidates=table,
-                         temperature=temperature, left_out=left_out, generation=generation, folds=len(test_folds),
+                         temperature=temperature, left_out=left_out, generation=0, folds=len(test_folds),
                          reference=ref_note)
-    if out is not None:
+    if out is not None:  # the report first: a file that may not be replaced stops the run before the catalog changes
         result.files = _write_report(result, out)
+    result.generation = publish_taught(catalog.dir, name, final, entry, notify=lambda m: print(m, file=sys.stderr))
+    catalog.refresh()
     result.seconds = time.perf_counter() - t0
     return result
 

@@ -84,6 +84,20 @@ def load(folder: Path, name: str, loader: Callable[[Path], object], cdir: Path):
         raise CorruptCatalog(f"catalog file {path} is damaged ({reason}); {repair_hint(cdir)}") from None
 
 
+def content_digest(works: pd.DataFrame) -> str:
+    """:func:`digest` of the works' ``(path, checksum, id)``: changes when a work is added, removed, renamed or its
+    bytes change, not when its file is only touched or copied."""
+    return digest(zip(works["path"], works["checksum"], works["id"].astype(int)))
+
+
+def same_works(entry: dict, manifest: dict) -> bool:
+    """Whether what *entry* (a stored analysis column, a taught space) was computed on is the works of the generation
+    whose *manifest* is given: by :func:`content_digest` where both record it, else by the works digest."""
+    if entry.get("content_digest") and manifest.get("content_digest"):
+        return entry["content_digest"] == manifest["content_digest"]
+    return entry.get("works_digest") == manifest.get("works_digest")
+
+
 def digest(rows) -> str:
     """A checksum of a set of rows (tuples), in any order: of the works a generation holds (``(path, size,
     mtime_ns, id)``) and of the files it skipped (``(path, reason)``), to tell whether the extraction log holds
@@ -538,6 +552,9 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
         "works_digest": run.works_digest if not run.todo and run.works_digest else
         digest(zip(works["path"], works["size"].astype(int), works["mtime_ns"].astype(int),
                    works["id"].astype(int))),
+        # the works by what they hold, not when their files were written: what analyses and taught spaces depend
+        # on (a touched or copied file with the same bytes changes nothing of theirs)
+        "content_digest": content_digest(works),
         "spec": run.spec.to_dict(), "precision": run.precision, "model": "vgg19", "works": int(len(works)), "skipped": len(skipped_all),
         "next_id": int(max(run.next_id, int(ids.max()) + 1)),
         "spaces": {by: {"dim": int(emb[by].shape[1]), "metric": sp.metric, "relative": sp.relative,
@@ -652,14 +669,16 @@ def commit_columns(cdir: Path, columns: pd.DataFrame, *, source: str,
         if clash:  # a scholar's own labels are never replaced by an analysis's
             raise InvalidOption(f"column {clash[0]!r} comes from the metadata file "
                                 f"{(manifest.get('metadata_file') or {}).get('path') or manifest.get('metadata')}; "
-                                f"store the result under another name (--column)")
+                                f"store the result under another name (cluster --column NAME), or rename that "
+                                f"column in the metadata file and run artspace index")
         works = load(folder, "works.parquet", pd.read_parquet, cdir)
         for c in columns.columns:
             works[c] = works["id"].map(columns[c])
         analyses = dict(manifest.get("analyses") or {})
         for c in columns.columns:
             if c not in metadata_cols:
-                analyses[c] = {"source": source, "generation": n, "works_digest": manifest.get("works_digest")}
+                analyses[c] = {"source": source, "generation": n, "works_digest": manifest.get("works_digest"),
+                               "content_digest": manifest.get("content_digest")}
 
         def write(builder):
             works.to_parquet(builder.path("works.parquet"), index=False)

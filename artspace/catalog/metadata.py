@@ -41,13 +41,14 @@ import posixpath
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
 
 from ..errors import InvalidMetadata
 
-__all__ = ["WORK_COLUMNS", "KEY_COLUMNS", "Metadata", "JoinReport", "read_metadata", "join_metadata"]
+__all__ = ["WORK_COLUMNS", "KEY_COLUMNS", "Metadata", "JoinReport", "read_metadata", "join_metadata", "make_room"]
 
 #: Columns artspace itself writes in the works table; metadata columns with these names get a ``meta_`` prefix.
 WORK_COLUMNS = ("id", "path", "size", "mtime_ns", "checksum", "width", "height")
@@ -235,6 +236,12 @@ def read_metadata(path: str | os.PathLike, root: str | os.PathLike) -> Metadata:
     if dup_note:
         notes.append(dup_note)
     columns = _rename_reserved([n for i, n in enumerate(names) if i != key_at], path)
+    renamed = [c for c in columns if c.startswith("meta_") and c[5:] in WORK_COLUMNS]
+    if renamed:
+        notes.append(f"{path.name}: column{'s' if len(renamed) > 1 else ''} "
+                     f"{', '.join(repr(c[5:]) for c in renamed)} kept as {', '.join(repr(c) for c in renamed)}: "
+                     f"the works table's own {', '.join(repr(c[5:]) for c in renamed)} "
+                     f"({_reserved_meaning(renamed)}); filter on yours with --where \"{renamed[0]} > ...\"")
     index = pd.Index([normalised[i] for i in kept], name="path", dtype=None if kept else object)
     table = _table(columns, [cells[i] for i in kept], index, decimal_comma=delimiter == ";")
     rows = np.array([numbers[i] for i in kept], dtype=np.int64)
@@ -450,6 +457,34 @@ def _deduplicate(keys: list[str], numbers: list[int], path: Path) -> tuple[list[
         note = (f"{_count(duplicates, 'image')} {_verb(duplicates, 'is', 'are')} listed more than once in "
                 f"{path.name} (first: {first!r}, rows {rows}); the last row of each is used")
     return sorted(last.values()), duplicates, note
+
+
+def make_room(table: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
+    """*table* with each metadata column that one of *names* would take renamed ``meta_NAME`` (``meta_meta_NAME``
+    if that is taken too), as the works table does with the names it reserves: a result adds its computed column
+    beside the scholar's own, never over it. Returns *table* itself when no name clashes.
+
+    >>> make_room(pd.DataFrame({"rank": [3], "year": [1650]}), ["rank", "distance"]).columns.tolist()
+    ['meta_rank', 'year']
+    """
+    clash = [c for c in dict.fromkeys(names) if c in table.columns]
+    if not clash:
+        return table
+    taken = set(map(str, table.columns)) | set(names)
+    renames = {}
+    for c in clash:
+        new = f"meta_{c}"
+        while new in taken:
+            new = f"meta_{new}"
+        renames[c] = new
+        taken.add(new)
+    return table.rename(columns=renames)
+
+
+def _reserved_meaning(renamed: list[str]) -> str:
+    meaning = {"id": "the work id", "path": "the file", "size": "file size in bytes", "mtime_ns": "file time",
+               "checksum": "the file's SHA-256", "width": "image width in pixels", "height": "image height in pixels"}
+    return "; ".join(meaning[c[5:]] for c in renamed)
 
 
 def _rename_reserved(columns: list[str], path: Path) -> list[str]:

@@ -25,6 +25,7 @@ from ..spaces import SPACES, measure, space as _space
 from ..spec import FeatureSpec
 from . import generation as gen
 from .chunks import open_array
+from .metadata import make_room
 from .sources import is_uri, mirror
 from .store import find_catalog, locate_catalog, open_generation, repair_hint
 
@@ -128,7 +129,9 @@ class Catalog:
     def works(self) -> pd.DataFrame:
         """The works table (not a copy: do not modify it in place; use :meth:`update_columns`)."""
         if self._works is None:
-            self._works = _one_chunk(self._load("works.parquet", pd.read_parquet))
+            works = _one_chunk(self._load("works.parquet", pd.read_parquet))
+            metadata = (self.manifest.get("metadata_file") or {}).get("columns") or []
+            self._works = _whole_numbers(works, [c for c in metadata if c in works.columns])
         return self._works
 
     @property
@@ -252,9 +255,8 @@ class Catalog:
 
     def stale_columns(self) -> dict[str, str]:
         """Columns that analyses stored before the works last changed: ``{column: what made it}``."""
-        now = self.manifest.get("works_digest")
         return {c: a.get("source", "") for c, a in self.manifest.get("analyses", {}).items()
-                if a.get("works_digest") != now}
+                if not gen.same_works(a, self.manifest)}
 
     # ---- neighbourhood scales and the collection's pair distances ----------------------------------------------
 
@@ -661,6 +663,7 @@ class Catalog:
     def _result(self, by: str, vecs: dict, wid: int | None, found) -> pd.DataFrame:
         distance, raw = self._measure(by, vecs, wid, found)
         rows = self.works.iloc[self._rows(found)].drop(columns=["size", "mtime_ns", "checksum"])  # in id order
+        rows = make_room(rows, RESULT_COLUMNS)  # a metadata column named 'rank' is listed as 'meta_rank'
         rows.insert(0, "rank", np.arange(1, len(found) + 1))
         rows.insert(3, "distance", np.asarray(distance, float))
         rows.insert(4, "percentile", self.percentile(by, distance))
@@ -866,6 +869,18 @@ class Catalog:
         return adain_transfer(self.image_path(content), sources, output, protected_dirs=[self.dir], **options)
 
 
+def _whole_numbers(table: pd.DataFrame, columns) -> pd.DataFrame:
+    """*table* with each metadata column of whole numbers that has empty cells (read as floats: years, inventory
+    numbers) as nullable integers, so that a year prints 1650, not 1650.0, and a numeric label reads "3", not "3.0"."""
+    for c in columns:
+        col = table[c]
+        if col.dtype.kind == "f" and col.isna().any():
+            v = col.dropna().to_numpy()
+            if len(v) and np.all(np.isfinite(v)) and np.all(v == np.round(v)) and np.abs(v).max() < 2 ** 53:
+                table[c] = col.astype("Int64")
+    return table
+
+
 def _one_chunk(table: pd.DataFrame) -> pd.DataFrame:
     """*table* with each Arrow-backed column in one contiguous chunk: parquet reads a million paths in several, and
     taking 10 rows of a chunked column then costs 6 ms instead of a few microseconds."""
@@ -905,6 +920,9 @@ COPY_POWER = 16
 
 #: Marks a generation's file not read yet (None: the generation has no such file).
 _UNREAD = object()
+
+#: The columns :meth:`Catalog.similar` computes; a metadata column of one of these names is listed as ``meta_NAME``.
+RESULT_COLUMNS = ("rank", "distance", "percentile", "expanded", "content_cosine", "score", "signature", "l_style")
 
 #: :meth:`Catalog.similar` with ``ignore_subject`` re-ranks this many times *k* nearest works, at least SHORTLIST_MIN.
 SHORTLIST_FACTOR, SHORTLIST_MIN = 6, 60

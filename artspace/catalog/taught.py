@@ -81,12 +81,13 @@ def _fix(name: str, entry: dict, where: Path | None = None) -> str:
 
 def stale_reason(manifest: dict, works: pd.DataFrame, name: str) -> str | None:
     """Why the taught space *name* of this generation no longer matches it, or None when it does."""
+    from .generation import same_works  # generation imports this module
     entry = (manifest.get("taught") or {}).get(name) or {}
     column = entry.get("label_column")
-    since = f"since it was taught (generation {entry.get('generation')})"
+    since = f"since it was taught on generation {entry.get('generation')}"
     if column not in works.columns:
         return f"its label column {column!r} is no longer in the works table"
-    if entry.get("works_digest") != manifest.get("works_digest"):
+    if not same_works(entry, manifest):
         return f"works were added, removed or changed {since}"
     if entry.get("style_basis") != style_basis(manifest):
         return f"the style embedding was fitted again {since}"

@@ -40,6 +40,9 @@ def cluster_cmd(
                                                "clusters against (purity, NMI, ARI, and the cluster x label table)."),
     out: Optional[Path] = out_option("the CSV and one contact sheet per cluster", "clusters-BY"),
     column: Optional[str] = typer.Option(None, "--column", help="Works-table column to write (default cluster_BY)."),
+    min_cluster_size: Optional[int] = typer.Option(None, "--min-cluster-size", help="hdbscan only: the fewest works "
+                                                   "a cluster may have (default: 3, or 1/50 of the works, at most "
+                                                   "50)."),
     seed: int = typer.Option(_CLUSTER["seed"], help="Random seed."),
     catalog: Optional[Path] = catalog_option(),
 ):
@@ -52,9 +55,10 @@ def cluster_cmd(
     from ..analysis.clustering import cluster
 
     cat = open_catalog(catalog)
-    echo_err(f"cluster: {len(cat)} works by {by} ({method}{'' if k else ', choosing k by silhouette'})...")
+    how = "" if k or method == "hdbscan" else ", choosing k by silhouette"
+    echo_err(f"cluster: {len(cat)} works by {by} ({method}{how})...")
     result = cluster(cat, by=by, k=k, method=method, label_column=label_column, column=column, seed=seed,
-                     out=default_out(cat, out, f"clusters-{space(by).key}"))
+                     min_cluster_size=min_cluster_size, out=default_out(cat, out, f"clusters-{space(by).key}"))
     typer.echo(result.summary())
     if result.table is not None:
         typer.echo(f"\nworks per cluster (rows) and {label_column} (columns):")
