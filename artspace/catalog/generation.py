@@ -98,6 +98,31 @@ def same_works(entry: dict, manifest: dict) -> bool:
     return entry.get("works_digest") == manifest.get("works_digest")
 
 
+def space_basis(manifest: dict, source: str | None) -> str | None:
+    """What the embedding of the space an analysis named in its *source* (``cluster --by taught:style ...``) was
+    computed from: the basis digest of that space's rows, or for a taught space when it was taught. None when the
+    source names no space or the manifest does not say."""
+    import re
+
+    m = re.search(r"--by (\S+)", source or "")
+    if m is None:
+        return None
+    by = m.group(1)
+    if by.startswith("taught:"):
+        entry = (manifest.get("taught") or {}).get(by[len("taught:"):]) or {}
+        return entry.get("created")
+    basis = (manifest.get("chunks") or {}).get("basis") or {}
+    return basis.get(by)
+
+
+def column_current(entry: dict, manifest: dict) -> bool:
+    """Whether a stored analysis column (its manifest *entry*) still describes the generation of *manifest*: the
+    same works, and the same embedding of its space where the entry recorded it."""
+    if not same_works(entry, manifest):
+        return False
+    return entry.get("basis") is None or entry["basis"] == space_basis(manifest, entry.get("source"))
+
+
 def digest(rows) -> str:
     """A checksum of a set of rows (tuples), in any order: of the works a generation holds (``(path, size,
     mtime_ns, id)``) and of the files it skipped (``(path, reason)``), to tell whether the extraction log holds
@@ -371,6 +396,9 @@ def _with_columns(run, works: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     analyses = dict(prev.manifest.get("analyses") or {})
     for c in prev.analysis_columns(md):
         analyses.setdefault(c, {"source": "an earlier artspace version", "works_digest": None})
+    for c, a in analyses.items():  # stale once, stale until computed again: the values of works that left are gone
+        if a.get("works_digest") is not None and not column_current(a, prev.manifest):
+            analyses[c] = {**a, "works_digest": None, "content_digest": None}
     old = prev.works
     keep = [c for c in analyses if c not in works.columns and c not in WORK_COLUMNS and old is not None
             and c in old.columns]
@@ -678,7 +706,8 @@ def commit_columns(cdir: Path, columns: pd.DataFrame, *, source: str,
         for c in columns.columns:
             if c not in metadata_cols:
                 analyses[c] = {"source": source, "generation": n, "works_digest": manifest.get("works_digest"),
-                               "content_digest": manifest.get("content_digest")}
+                               "content_digest": manifest.get("content_digest"),
+                               "basis": space_basis(manifest, source)}
 
         def write(builder):
             works.to_parquet(builder.path("works.parquet"), index=False)

@@ -245,6 +245,8 @@ class _Run:
         self.rebuilt = False
         #: the learnt content projection asked for on this run (None: the catalog's own, or the shipped one)
         self.content_projection = None
+        #: whether the collection was found at another place than the published generation records
+        self.moved = False
 
     # ---- 1. plan ------------------------------------------------------------------------------------------------
 
@@ -253,6 +255,8 @@ class _Run:
         """Settle the spec, the precision, the metadata and the extraction log (discarding it on *rebuild* or
         damage)."""
         prev = self.previous
+        # everything that can refuse the run comes before the log is discarded: a refused --rebuild changes nothing
+        self.metadata = md if md is not None else prev.remembered_metadata(self.root)
         self.rebuilt = rebuild
         if rebuild:
             self.log.discard()
@@ -269,7 +273,6 @@ class _Run:
         # a catalog made before precisions were recorded was made in float32
         made = logged.get("precision") or (None if rebuild or not known else prev.manifest.get("precision", "float32"))
         self.precision = _settle_precision(precision, made, device, self.cdir)
-        self.metadata = md if md is not None else prev.remembered_metadata(self.root)
         self.next_id = max(int(logged.get("next_id", 0)), prev.next_id)
         self.log.create()
         gen.write_log_state(self.log, self.spec, self.next_id, self.precision)
@@ -294,6 +297,7 @@ class _Run:
         when *include_outputs* asks for them)."""
         self.files, self.walk_skips = _list_files(self.root, self.cdir, exclude)
         self.present = {rel for rel, _, _ in self.files}
+        self._check_collection()
         for rel, reason in self.walk_skips:
             self._skip(rel, reason)
         self._check_projections()
@@ -312,6 +316,28 @@ class _Run:
             if wid is None:
                 wid, self.next_id = self.next_id, self.next_id + 1
             self.todo.append(_Item(rel, wid, size, mtime))
+
+    def _check_collection(self) -> None:
+        """A catalog outside its collection records where the collection is. Indexed from another folder, it is the
+        same collection moved (most of its works are there: the new place is recorded, no image read) or another
+        collection, refused: that run would remove every work, their ids and what analyses stored with them."""
+        was = self.previous.manifest.get("root")
+        if was is None or not isinstance(self.root, Path) or self.rebuilt:
+            return
+        now = os.path.relpath(self.root.resolve(), self.cdir.resolve())
+        if now == was:
+            return
+        before = self.previous.ids_by_path
+        kept = sum(1 for rel in before if rel in self.present)
+        old = (self.cdir / was).resolve()
+        if before and kept < len(before) / 2:
+            raise IncompatibleCatalog(
+                f"the catalog {self.cdir} describes the collection at {old} ({len(before)} works); {self.root} holds "
+                f"{kept} of them. Index {self.root} into a catalog of its own (--catalog), or pass --rebuild to make "
+                f"this catalog describe {self.root} from scratch (new ids; stored analyses and taught spaces go)")
+        self.moved = True
+        self.report.notes.append(f"the collection is now at {self.root.resolve()} (it was at {old}); the catalog "
+                                 f"records the new place")
 
     def _check_projections(self) -> None:
         if not (self.log.projection.exists() or self.log.signature_projection.exists()):
@@ -337,7 +363,8 @@ class _Run:
     def needs_publishing(self) -> bool:
         """Whether a generation made now would differ from the published one (works, skips, metadata, damage, the
         content projection, a content model from before the smallest style group had a size)."""
-        if self.todo or self.state.damaged or self.projections is None or self.content_projection is not None:
+        if (self.todo or self.state.damaged or self.projections is None or self.content_projection is not None
+                or self.moved):
             return True
         if gen.content_model_outdated(self.previous):
             from ..search import ContentModel

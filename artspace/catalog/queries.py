@@ -256,7 +256,7 @@ class Catalog:
     def stale_columns(self) -> dict[str, str]:
         """Columns that analyses stored before the works last changed: ``{column: what made it}``."""
         return {c: a.get("source", "") for c, a in self.manifest.get("analyses", {}).items()
-                if not gen.same_works(a, self.manifest)}
+                if not gen.column_current(a, self.manifest)}
 
     # ---- neighbourhood scales and the collection's pair distances ----------------------------------------------
 

@@ -67,16 +67,22 @@ def style_basis(manifest: dict) -> str:
                                 style.get("fitted_on"), style.get("variance_kept"))).encode()).hexdigest()
 
 
-def _fix(name: str, entry: dict, where: Path | None = None) -> str:
-    """The command that refits the taught space *name*, naming the collection of the catalog *where*."""
+def _fix(name: str, entry: dict, where: Path | None = None, columns=None) -> str:
+    """The command that refits the taught space *name*, naming the collection of the catalog *where* (and, when its
+    label column is not among the works table's *columns*, how to bring it back or remove the space)."""
     import shlex
 
     catalog = ""
     if where is not None:
         root = Path(where).parent if Path(where).name == ".artspace" else Path(where)
         catalog = f" --catalog {shlex.quote(str(root))}"
-    return (f"`artspace teach --label-column {shlex.quote(str(entry.get('label_column')))} --name "
-            f"{shlex.quote(name)}{catalog}` refits it")
+    refit = (f"`artspace teach --label-column {shlex.quote(str(entry.get('label_column')))} --name "
+             f"{shlex.quote(name)}{catalog}` refits it")
+    if columns is not None and entry.get("label_column") not in columns:
+        return (f"restore the column {entry.get('label_column')!r} to the metadata file and run artspace index, "
+                f"after which {refit[:-len(' refits it')]} refits it; or `artspace unteach {shlex.quote(name)}"
+                f"{catalog}` removes the space")
+    return refit
 
 
 def stale_reason(manifest: dict, works: pd.DataFrame, name: str) -> str | None:
@@ -106,7 +112,7 @@ def check_taught(manifest: dict, works: pd.DataFrame, by: str, where: Path) -> d
                             f"`artspace teach --label-column COLUMN --name {name}`")
     why = stale_reason(manifest, works, name)
     if why is not None:
-        raise StaleSpace(f"the taught space {by} is stale: {why}; {_fix(name, taught[name], where)}")
+        raise StaleSpace(f"the taught space {by} is stale: {why}; {_fix(name, taught[name], where, works.columns)}")
     return taught[name]
 
 

@@ -1,0 +1,58 @@
+"""A catalog over months of use: a refused run changes nothing, a moved collection is followed, another folder is
+refused, and stored analysis columns stay stale until computed again (a new user's walkthrough found each)."""
+
+import shutil
+
+import pytest
+
+from artspace.analysis import cluster
+from artspace.catalog import Catalog, index
+from artspace.errors import IncompatibleCatalog, InvalidMetadata
+from artspace.spec import FeatureSpec
+
+TINY_SPEC = FeatureSpec(size=64)
+
+
+def test_a_refused_rebuild_keeps_the_extraction_log(demo_catalog, tmp_path):
+    root = tmp_path / "demo"
+    shutil.copytree(demo_catalog.root, root)
+    (root / "metadata.csv").rename(tmp_path / "moved.csv")  # the remembered metadata is gone
+    shards = sorted((root / ".artspace" / "log").rglob("*.npz"))
+    assert shards
+    with pytest.raises(InvalidMetadata, match="is gone"):
+        index(root, rebuild=True, spec=TINY_SPEC, quiet=True)
+    assert sorted((root / ".artspace" / "log").rglob("*.npz")) == shards  # nothing discarded
+    report = index(root, metadata=tmp_path / "moved.csv", spec=TINY_SPEC, quiet=True)
+    assert report.extracted == 0  # no image read again
+
+
+def test_a_catalog_outside_its_collection_follows_a_move_and_refuses_another_folder(demo_source, tmp_path):
+    root, cat = tmp_path / "coll", tmp_path / "ext"
+    shutil.copytree(demo_source, root)
+    index(root, catalog=cat, spec=TINY_SPEC, quiet=True, batch_size=8)
+    ids = Catalog.open(cat).works[["path", "id"]].values.tolist()
+    moved = root.rename(tmp_path / "moved")
+    report = index(moved, catalog=cat, spec=TINY_SPEC, quiet=True)
+    assert report.published and report.extracted == 0 and any("is now at" in n for n in report.notes)
+    c = Catalog.open(cat)
+    assert c.works[["path", "id"]].values.tolist() == ids and c.image_path(0).is_file()
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(moved / "dots" / "star_0.png", other / "star_0.png")
+    with pytest.raises(IncompatibleCatalog, match="holds 0 of them"):
+        index(other, catalog=cat, spec=TINY_SPEC, quiet=True)
+    assert Catalog.open(cat).works[["path", "id"]].values.tolist() == ids
+
+
+def test_a_stored_column_stays_stale_until_computed_again(demo_catalog, tmp_path):
+    root = tmp_path / "demo"
+    shutil.copytree(demo_catalog.root, root)
+    cluster(Catalog.open(root), by="style", k=3)
+    index(root, spec=TINY_SPEC, quiet=True, exclude=["dots/*"])
+    index(root, spec=TINY_SPEC, quiet=True)  # the same works as when it was computed, but their labels are gone
+    cat = Catalog.open(root)
+    assert cat.works["cluster_style"].isna().any() and "cluster_style" in cat.stale_columns()
+    cluster(cat, by="style", k=3)
+    assert Catalog.open(root).stale_columns() == {}
+    index(root, spec=FeatureSpec(size=72), quiet=True, rebuild=True)  # every embedding changes, the works do not
+    assert "cluster_style" in Catalog.open(root).stale_columns()
