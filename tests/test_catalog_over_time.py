@@ -24,6 +24,12 @@ def test_a_refused_rebuild_keeps_the_extraction_log(demo_catalog, tmp_path):
     assert sorted((root / ".artspace" / "log").rglob("*.npz")) == shards  # nothing discarded
     report = index(root, metadata=tmp_path / "moved.csv", spec=TINY_SPEC, quiet=True)
     assert report.extracted == 0  # no image read again
+    # the metadata can also be dropped: the remembered CSV is forgotten with its columns, no image read
+    report = index(root, metadata=False, spec=TINY_SPEC, quiet=True)
+    assert report.published and report.extracted == 0 and any("no longer joined" in n for n in report.notes)
+    cat = Catalog.open(root)
+    assert "texture" not in cat.works and cat.manifest.get("metadata") is None
+    assert not index(root, spec=TINY_SPEC, quiet=True).published  # nothing remembered, nothing asked for
 
 
 def test_a_catalog_outside_its_collection_follows_a_move_and_refuses_another_folder(demo_source, tmp_path):

@@ -210,7 +210,8 @@ class Previous:
         path = root / rel if isinstance(root, Path) else Path(rel)  # an object store's CSV: recorded absolute
         if not path.is_file():
             raise InvalidMetadata(f"the metadata file {path} that this catalog was indexed with is gone; restore "
-                                  f"it, or pass --metadata with the file to use now")
+                                  f"it, pass --metadata with the file to use now, or --no-metadata to index "
+                                  f"without one")
         return read_metadata(path, root if isinstance(root, Path) else path.parent)
 
     def analysis_columns(self, metadata) -> list[str]:

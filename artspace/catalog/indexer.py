@@ -123,9 +123,10 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
         :mod:`artspace.catalog.sources`), whose objects are read where they are decoded.
     catalog : path, optional
         Catalog directory; default ``<root>/.artspace`` (required for an object store).
-    metadata : path, optional
+    metadata : path or False, optional
         A CSV (``,`` ``;`` or tab) joined on relative path (or bare file name) to the works table; checked before
-        any image is read, and remembered for later runs.
+        any image is read, and remembered for later runs (None: the one remembered). False: no metadata, the
+        remembered CSV forgotten and its columns dropped (``--no-metadata``).
     spec : FeatureSpec, optional
         Backbone weights, input size and layers; must match an existing catalog's (or use *rebuild*).
     batch_size, device, workers
@@ -204,7 +205,7 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
     with WriterLock(cdir):
         collect_garbage(cdir)
         run = _Run(root, cdir, report, quiet=quiet, on_skip=on_skip)
-        run.prepare(spec, md, rebuild, precision, device)
+        run.prepare(spec, md, rebuild, precision, device, forget_metadata=metadata is False)
         run.choose_content_projection(content_projection)
         run.plan(exclude, include_outputs)
         if run.needs_publishing():
@@ -251,12 +252,18 @@ class _Run:
     # ---- 1. plan ------------------------------------------------------------------------------------------------
 
     def prepare(self, spec: FeatureSpec | None, md, rebuild: bool, precision: str = "auto",
-                device: str = "auto") -> None:
+                device: str = "auto", forget_metadata: bool = False) -> None:
         """Settle the spec, the precision, the metadata and the extraction log (discarding it on *rebuild* or
         damage)."""
         prev = self.previous
         # everything that can refuse the run comes before the log is discarded: a refused --rebuild changes nothing
-        self.metadata = md if md is not None else prev.remembered_metadata(self.root)
+        if forget_metadata:
+            self.metadata = None
+            if prev.manifest.get("metadata"):
+                self.report.notes.append(f"the metadata file {prev.manifest['metadata']} is no longer joined; its "
+                                         f"columns are dropped (stored analysis columns are kept)")
+        else:
+            self.metadata = md if md is not None else prev.remembered_metadata(self.root)
         self.rebuilt = rebuild
         if rebuild:
             self.log.discard()

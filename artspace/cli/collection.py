@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from .common import app, echo_err, given, handle_errors, library_defaults, quiet_option
+from .common import app, echo_err, fail, given, handle_errors, library_defaults, quiet_option
 
 _DEMO = library_defaults("artspace.demo", "make_demo")
 _INDEX = library_defaults("artspace.catalog.indexer", "index")
@@ -40,6 +40,8 @@ def index_cmd(
     metadata: Optional[Path] = typer.Option(None, "--metadata", "-m", help="CSV (, ; or tab) joined on relative "
                                             "path or file name (column path, file, filename or image); checked "
                                             "before any image is read, and remembered."),
+    no_metadata: bool = typer.Option(False, "--no-metadata", help="Index without metadata: forget the CSV the "
+                                     "catalog remembers and drop its columns."),
     catalog: Optional[Path] = typer.Option(None, "--catalog", "-c", help="Catalog directory (default "
                                            "FOLDER/.artspace)."),
     weights: Optional[str] = typer.Option(None, help="VGG-19 weights: original (Caffe/Oxford, shipped in the "
@@ -91,7 +93,9 @@ def index_cmd(
     from ..spec import FeatureSpec
 
     chosen = given({"weights": weights, "size": size}, ("weights", "size"))
-    report = index(folder, catalog=catalog, metadata=metadata, spec=FeatureSpec(**chosen) if chosen else None,
+    if no_metadata and metadata is not None:
+        fail("--metadata and --no-metadata ask for opposite things; give one of them")
+    report = index(folder, catalog=catalog, metadata=False if no_metadata else metadata, spec=FeatureSpec(**chosen) if chosen else None,
                    batch_size=batch_size, device=device, workers=workers, streams=streams, rebuild=rebuild,
                    quiet=quiet, max_pixels=max_pixels, exclude=tuple(exclude or ()), include_outputs=include_outputs,
                    precision=precision, engine=engine, address=address, compile=compile,
