@@ -66,6 +66,13 @@ def test_agreement_scores():
     assert r["table"].loc[-1].sum() == 3
 
 
+@pytest.mark.parametrize("method,size,needle", [("hdbscan", 1, "at least 2"), ("hdbscan", 0, "at least 2"),
+                                                ("kmeans", 5, "hdbscan's")])
+def test_min_cluster_size_is_checked(analysis_catalog, method, size, needle):
+    with pytest.raises(InvalidOption, match=needle):
+        cluster(analysis_catalog, by="style", method=method, min_cluster_size=size, save=False)
+
+
 @pytest.mark.parametrize("by", ["style", "l_style", "content"])
 def test_cluster_clusters_the_space_s_stored_embedding(analysis_catalog, by):
     r = cluster(analysis_catalog, by=by, k=3, save=False)

@@ -42,9 +42,16 @@ def test_a_catalog_outside_its_collection_follows_a_move_and_refuses_another_fol
     assert report.published and report.extracted == 0 and any("is now at" in n for n in report.notes)
     c = Catalog.open(cat)
     assert c.works[["path", "id"]].values.tolist() == ids and c.image_path(0).is_file()
+    copy = shutil.copytree(moved, tmp_path / "copy")  # the collection copied while it is still there: refused
+    with pytest.raises(IncompatibleCatalog, match="which is still there"):
+        index(copy, catalog=cat, spec=TINY_SPEC, quiet=True)
+    shutil.rmtree(copy)
     other = tmp_path / "other"
     other.mkdir()
     shutil.copy(moved / "dots" / "star_0.png", other / "star_0.png")
+    with pytest.raises(IncompatibleCatalog, match="which is still there"):
+        index(other, catalog=cat, spec=TINY_SPEC, quiet=True)
+    shutil.rmtree(moved)  # the collection gone, and a folder that holds almost none of its works: refused too
     with pytest.raises(IncompatibleCatalog, match="holds 0 of them"):
         index(other, catalog=cat, spec=TINY_SPEC, quiet=True)
     assert Catalog.open(cat).works[["path", "id"]].values.tolist() == ids

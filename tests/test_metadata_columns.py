@@ -46,6 +46,8 @@ def test_results_keep_the_metadata_columns_beside_the_computed_ones(clash_catalo
     assert (table["meta_style_neighbors"] == "mine").all() and table["style_neighbors"].str.contains(";").all()
     r = CliRunner().invoke(app, ["similar", "dots/star_0.png", "-c", str(cat.root), "-k", "2"])
     assert r.exit_code == 0 and "meta_rank" in r.output, r.output
+    # the name a result shows is the name --where filters on, and plane --color colours by
+    assert "meta_rank" in cat.works and len(cat.similar("dots/star_0.png", k=3, where="meta_rank == 'top'")) == 3
 
 
 def test_the_index_says_when_a_column_is_kept_under_another_name(demo_copy, capsys):
@@ -53,7 +55,7 @@ def test_the_index_says_when_a_column_is_kept_under_another_name(demo_copy, caps
     md["width"] = 50
     md.to_csv(demo_copy / "m.csv", index=False)
     report = index(demo_copy, metadata=demo_copy / "m.csv", spec=TINY_SPEC, quiet=True, batch_size=4)
-    assert any("'width' kept as 'meta_width'" in n and "meta_width > " in n for n in report.notes)
+    assert any("'width' kept as 'meta_width'" in n and "--where \"meta_width" in n for n in report.notes)
 
 
 def test_a_cluster_or_teach_that_cannot_write_its_files_leaves_the_catalog_as_it_was(clash_catalog, tmp_path):

@@ -124,9 +124,15 @@ def agreement(labels, truth) -> dict:
             "ari": float(adjusted_rand_score(tru, lab)), "table": table, "noise": int((~clustered).sum())}
 
 
-def _check(method: str, k, label_column, src) -> None:
+def _check(method: str, k, label_column, src, min_cluster_size=None) -> None:
     if method not in CLUSTER_METHODS:
         raise InvalidOption(f"method must be one of {', '.join(CLUSTER_METHODS)}, not {method!r}")
+    if min_cluster_size is not None:
+        if method != "hdbscan":
+            raise InvalidOption(f"min_cluster_size is hdbscan's; with method {method} give k instead (-k)")
+        if isinstance(min_cluster_size, bool) or not isinstance(min_cluster_size, (int, np.integer)) \
+                or min_cluster_size < 2:
+            raise InvalidOption(f"min_cluster_size must be a whole number of at least 2, not {min_cluster_size!r}")
     if method == "hdbscan" and k is not None:
         raise InvalidOption(f"hdbscan finds the number of clusters itself, so k={k} cannot be used; leave k out, "
                             "or use method kmeans or agglomerative (--method) to fix it")
@@ -183,7 +189,7 @@ def cluster(source, *, by: str = DEFAULT_SPACE, k: int | None = None, method: st
     t0 = time.perf_counter()
     space(by)
     src = read_source(source, by=by)
-    _check(method, k, label_column, src)
+    _check(method, k, label_column, src, min_cluster_size)
     out = check_out(src, out) if out is not None else None
     X = src.vectors(by)
     labels, k_used, how, scores = _fit(X, method, k, k_range, min_cluster_size, seed, sample_size, max_fit)

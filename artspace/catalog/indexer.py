@@ -337,6 +337,11 @@ class _Run:
         before = self.previous.ids_by_path
         kept = sum(1 for rel in before if rel in self.present)
         old = (self.cdir / was).resolve()
+        if old.is_dir() and old != self.root.resolve():  # a copy beside the collection, not the collection moved
+            raise IncompatibleCatalog(
+                f"the catalog {self.cdir} describes the collection at {old}, which is still there; index that "
+                f"folder, give {self.root} a catalog of its own (--catalog), or pass --rebuild to make this catalog "
+                f"describe {self.root} from scratch")
         if before and kept < len(before) / 2:
             raise IncompatibleCatalog(
                 f"the catalog {self.cdir} describes the collection at {old} ({len(before)} works); {self.root} holds "

@@ -52,6 +52,12 @@ __all__ = ["WORK_COLUMNS", "KEY_COLUMNS", "Metadata", "JoinReport", "read_metada
 
 #: Columns artspace itself writes in the works table; metadata columns with these names get a ``meta_`` prefix.
 WORK_COLUMNS = ("id", "path", "size", "mtime_ns", "checksum", "width", "height")
+#: Columns artspace's results compute beside the works' (``similar``, ``plane``, ``export``); metadata columns with
+#: these names get a ``meta_`` prefix too, so that a result shows, and ``--where`` filters on, one name for each.
+RESULT_NAMES = ("rank", "distance", "percentile", "expanded", "content_cosine", "score", "signature", "l_style",
+                "quadrant", "file") + tuple(f"{a}_{w}" for a in ("style", "content")
+                                           for w in ("distance", "percentile", "rank")) + tuple(
+    f"{b}_{w}" for b in ("style", "l_style", "content") for w in ("neighbors", "neighbor_distances"))
 
 #: Names of the column that says which image a row describes, in order of preference (matched case-insensitively).
 KEY_COLUMNS = ("path", "file", "filename", "image")
@@ -236,12 +242,13 @@ def read_metadata(path: str | os.PathLike, root: str | os.PathLike) -> Metadata:
     if dup_note:
         notes.append(dup_note)
     columns = _rename_reserved([n for i, n in enumerate(names) if i != key_at], path)
-    renamed = [c for c in columns if c.startswith("meta_") and c[5:] in WORK_COLUMNS]
+    renamed = [c for c in columns if c.startswith("meta_") and c[5:] in WORK_COLUMNS + RESULT_NAMES
+               and c[5:] in names]
     if renamed:
         notes.append(f"{path.name}: column{'s' if len(renamed) > 1 else ''} "
                      f"{', '.join(repr(c[5:]) for c in renamed)} kept as {', '.join(repr(c) for c in renamed)}: "
-                     f"the works table's own {', '.join(repr(c[5:]) for c in renamed)} "
-                     f"({_reserved_meaning(renamed)}); filter on yours with --where \"{renamed[0]} > ...\"")
+                     f"{', '.join(repr(c[5:]) for c in renamed)} {'are' if len(renamed) > 1 else 'is'} artspace's "
+                     f"own ({_reserved_meaning(renamed)}); filter on yours with --where \"{renamed[0]} ...\"")
     index = pd.Index([normalised[i] for i in kept], name="path", dtype=None if kept else object)
     table = _table(columns, [cells[i] for i in kept], index, decimal_comma=delimiter == ";")
     rows = np.array([numbers[i] for i in kept], dtype=np.int64)
@@ -484,12 +491,12 @@ def make_room(table: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
 def _reserved_meaning(renamed: list[str]) -> str:
     meaning = {"id": "the work id", "path": "the file", "size": "file size in bytes", "mtime_ns": "file time",
                "checksum": "the file's SHA-256", "width": "image width in pixels", "height": "image height in pixels"}
-    return "; ".join(meaning[c[5:]] for c in renamed)
+    return "; ".join(meaning.get(c[5:], "a column results compute") for c in renamed)
 
 
 def _rename_reserved(columns: list[str], path: Path) -> list[str]:
     """Metadata column names with ``meta_`` before those the works table reserves (``width``, ``id``...)."""
-    renamed = [f"meta_{c}" if c in WORK_COLUMNS else c for c in columns]
+    renamed = [f"meta_{c}" if c in WORK_COLUMNS + RESULT_NAMES else c for c in columns]
     clash = next((c for c in renamed if renamed.count(c) > 1), None)
     if clash is not None:
         raise InvalidMetadata(f"{path}: column {clash[5:]!r} becomes {clash!r}, which the file already has; "
