@@ -73,6 +73,14 @@ def test_a_cluster_or_teach_that_cannot_write_its_files_leaves_the_catalog_as_it
         teach(cat, "texture", methods=("lda",), out=out)
     cat.refresh()
     assert cat.generation == before and "cluster_style" not in cat.works and not cat.taught_spaces
+    # and nothing of either run was written beside the refused files: every file is checked before any is written
+    assert sorted(p.name for p in out.iterdir()) == ["clusters-style.csv", "teach-texture-figures.csv"]
+    sheet = tmp_path / "sheets"
+    sheet.mkdir()
+    (sheet / "cluster-style-02.png").write_bytes(b"mine")  # a later sheet of the user's: refused before the first
+    with pytest.raises(OutputConflict):
+        cluster(cat, by="style", k=3, out=sheet)
+    assert sorted(p.name for p in sheet.iterdir()) == ["cluster-style-02.png"]
     # the same cluster command twice into one folder, under a column name of one's own: the second replaces the first
     for _ in range(2):
         r = cluster(cat, by="style", k=3, out=tmp_path / "again", column="groups")

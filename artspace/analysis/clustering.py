@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..errors import ArtspaceError, InvalidOption
 from ..spaces import DEFAULT_SPACE, space
-from .files import check_out, save_picture, write_csv
+from .files import check_out, csv_target, picture_target, save_picture, write_csv
 from .source import MEASURE, distance_scale, metadata_columns, read_source, work_thumbnail
 
 __all__ = ["CLUSTER_METHODS", "ClusterResult", "agreement", "cluster"]
@@ -203,8 +203,12 @@ def cluster(source, *, by: str = DEFAULT_SPACE, k: int | None = None, method: st
         a = agreement(labels, src.works[label_column].to_numpy())
         result.label_column = label_column
         result.purity, result.nmi, result.ari, result.table = a["purity"], a["nmi"], a["ari"], a["table"]
-    # the files first: one that may not be replaced stops the run before the catalog changes
+    # every file checked, then written, then the catalog: one that may not be replaced stops the run before any
     if out is not None:
+        csv_target(result.labels, out / f"clusters-{space(by).key}.csv")
+        if src.catalog is not None:
+            for c in sorted(result.labels["cluster"].unique()):
+                picture_target(out / _sheet_name(result.by, c))
         result.files.append(write_csv(result.labels, out / f"clusters-{space(by).key}.csv"))
         if src.catalog is not None:
             result.files += _cluster_sheets(src, result, out, sheet_size=sheet_size, caption=label_column)
@@ -365,9 +369,12 @@ def _cluster_sheets(src, result: ClusterResult, out: Path, *, sheet_size: int, c
         title = (f"{result.by} cluster {c}: {n_c} works" if c >= 0 else f"noise: {n_c} works") + \
             (f" (the {len(members)} nearest its mean)" if c >= 0 and n_c > len(members) else "")
         sheet = contact_sheet(items, columns=6, thumb=128, title=title)
-        name = "noise" if c < 0 else f"{c:02d}"
-        files.append(save_picture(sheet, out / f"cluster-{space(result.by).key}-{name}.png"))
+        files.append(save_picture(sheet, out / _sheet_name(result.by, c)))
     return files
+
+
+def _sheet_name(by: str, cluster_id) -> str:
+    return f"cluster-{space(by).key}-{'noise' if cluster_id < 0 else f'{int(cluster_id):02d}'}.png"
 
 
 def _caption(row: pd.Series, extra: str | None) -> str:

@@ -31,22 +31,42 @@ def write_csv(df: pd.DataFrame, path) -> Path:
     Metadata values and file names come from the collection, so a cell such as ``=HYPERLINK(...)`` is written as
     ``'=HYPERLINK(...)`` (:func:`artspace.outputs.neutralise_formulas`); numbers are written as they are.
     """
-    path = check_output(Path(path))  # never inside a catalog folder
+    path = csv_target(df, path)
     table = neutralise_formulas(df)
-    # an existing file is replaced only when it is an earlier output of this table (the same header line)
-    replaceable(path, csv_made_by(table.head(0).to_csv(index=False)), unlike=CSV_UNLIKE)
     return atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
+
+
+def csv_target(df: pd.DataFrame, path) -> Path:
+    """*path* if :func:`write_csv` may write *df* there: never inside a catalog folder, and an existing file only
+    when it is an earlier output of this table (the same header line). Checked again when writing; call it first
+    to refuse a run before any of its files is written."""
+    path = check_output(Path(path))
+    replaceable(path, csv_made_by(neutralise_formulas(df.head(0)).to_csv(index=False)), unlike=CSV_UNLIKE)
+    return path
+
+
+def figure_target(path) -> Path:
+    """*path* if :func:`save_figure` may write there: a ``.png`` outside any catalog folder, replacing only a figure
+    artspace made (its PNG ``Software`` text)."""
+    path = check_output(Path(path))
+    if path.suffix.lower() not in ("", ".png"):
+        raise InvalidOption(f"{path}: figures are written as .png, not {path.suffix!r}")
+    return replaceable(path, made_by_artspace)
 
 
 def save_figure(fig, path, *, dpi: int = 110) -> Path:
     """Save a matplotlib figure atomically (the format follows the suffix)."""
-    path = check_output(Path(path))
-    fmt = path.suffix.lstrip(".").lower() or "png"
-    if fmt != "png":
-        raise InvalidOption(f"{path}: figures are written as .png, not {path.suffix!r}")
-    replaceable(path, made_by_artspace)  # the PNG's Software text says artspace made it
-    return atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight",
+    path = figure_target(path)
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight",
                                                       metadata={"Software": marker()}))
+
+
+def picture_target(path) -> Path:
+    """*path* if :func:`save_picture` may write there: outside any catalog folder, an image suffix, and no existing
+    file but one artspace made."""
+    from ..images import image_output
+
+    return image_output(check_output(Path(path)))
 
 
 def save_picture(image, path) -> Path:

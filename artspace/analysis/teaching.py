@@ -51,7 +51,7 @@ import pandas as pd
 from ..discriminant import LinearProjection, fisher, principal_axes
 from ..errors import InvalidOption
 from ..spaces import TAUGHT, space
-from .files import check_out, save_figure, save_picture, write_csv
+from .files import check_out, csv_target, figure_target, save_figure, save_picture, write_csv
 
 __all__ = ["MIN_WORKS", "METHODS", "STEPS", "TeachResult", "teach", "attribute", "calibration_table", "fit_projection",
            "reliability_figure"]
@@ -671,12 +671,16 @@ def _figures(labels, y, precision, right, raw_precision, raw_right, seed: int) -
 
 
 def _write_report(result: TeachResult, out: Path) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
     stem = f"teach-{result.name}"
-    files = [write_csv(result.figures, out / f"{stem}-figures.csv"),
-             write_csv(result.candidates, out / f"{stem}-candidates.csv"),
-             write_csv(result.confusion.reset_index(), out / f"{stem}-confusion.csv"),
-             write_csv(result.calibration, out / f"{stem}-calibration.csv")]
+    tables = [(result.figures, out / f"{stem}-figures.csv"), (result.candidates, out / f"{stem}-candidates.csv"),
+              (result.confusion.reset_index(), out / f"{stem}-confusion.csv"),
+              (result.calibration, out / f"{stem}-calibration.csv")]
+    for table, path in tables:  # every file checked before any is written
+        csv_target(table, path)
+    for kind in ("confusion", "calibration"):
+        figure_target(out / f"{stem}-{kind}.png")
+    out.mkdir(parents=True, exist_ok=True)
+    files = [write_csv(table, path) for table, path in tables]
     import matplotlib.pyplot as plt
 
     for kind, fig in (("confusion", result.confusion_figure()), ("calibration", result.calibration_figure())):
