@@ -55,7 +55,7 @@ def figure_target(path) -> Path:
 
 
 def save_figure(fig, path, *, dpi: int = 110) -> Path:
-    """Save a matplotlib figure atomically (the format follows the suffix)."""
+    """Save a matplotlib figure atomically as PNG (:func:`figure_target` says where it may go)."""
     path = figure_target(path)
     return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight",
                                                       metadata={"Software": marker()}))
