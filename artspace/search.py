@@ -545,17 +545,25 @@ def choose_groups(style: np.ndarray, *, max_groups: int = 32, sample: int = 4000
     return best_k
 
 
+def nearest_centroids(style: np.ndarray, centroids: np.ndarray, batch: int = 65_536) -> np.ndarray:
+    """Each row's nearest centroid (squared distance as |c|² − 2 s·c, one matrix product per block of rows, in
+    float64: a million works are never copied whole)."""
+    c = np.asarray(centroids, np.float64)
+    norms = (c ** 2).sum(1)
+    return np.concatenate([(norms - 2.0 * np.asarray(style[s:s + batch], np.float64) @ c.T).argmin(1)
+                           for s in range(0, len(style), batch)]) if len(style) else np.zeros(0, np.int64)
+
+
 def _large_groups(centroids: np.ndarray, style: np.ndarray, minimum: int) -> np.ndarray:
     """The *centroids* whose groups (every work of *style* at its nearest centroid) hold at least *minimum* works,
     dropping the smallest group and assigning its works afresh until all do; the mean of all works if none does."""
-    c = np.asarray(centroids, np.float64)
-    x = np.asarray(style, np.float64)
+    c = np.asarray(centroids, np.float32)
     while len(c) > 1:
-        counts = np.bincount(((c ** 2).sum(1) - 2.0 * x @ c.T).argmin(1), minlength=len(c))
+        counts = np.bincount(nearest_centroids(style, c), minlength=len(c))
         if counts.min() >= minimum:
-            return c.astype(np.float32)
+            return c
         c = np.delete(c, counts.argmin(), axis=0)
-    return x.mean(0, keepdims=True).astype(np.float32)
+    return np.asarray(style).mean(0, keepdims=True).astype(np.float32)
 
 
 @dataclass
@@ -685,11 +693,8 @@ class ContentModel:
         return int(self.means.shape[1])
 
     def groups(self, style: np.ndarray, batch: int = 65_536) -> np.ndarray:
-        """Each work's style group: the nearest centroid (squared distance as |c|² − 2 s·c, one matrix product)."""
-        c = self.centroids.astype(np.float64)
-        norms = (c ** 2).sum(1)
-        return np.concatenate([(norms - 2.0 * np.asarray(style[s:s + batch], np.float64) @ c.T).argmin(1)
-                               for s in range(0, len(style), batch)]) if len(style) else np.zeros(0, np.int64)
+        """Each work's style group: its nearest centroid (:func:`nearest_centroids`)."""
+        return nearest_centroids(style, self.centroids, batch)
 
     def transform(self, style: np.ndarray, descriptors: np.ndarray, batch: int = 65_536) -> np.ndarray:
         """Unit content embeddings (in blocks of rows, so that a million works need no copies of the whole

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..catalog.metadata import make_room
+from ..catalog.metadata import PLANE_COLUMNS, make_room
 from ..errors import ArtspaceError, InvalidOption, WorkNotFound
 from ..spaces import DEFAULT_SPACE, SPACES, space
 from .files import check_out, save_figure, write_csv
@@ -35,10 +35,6 @@ QUADRANTS = {
     (False, True): "same subject, other style",
     (False, False): "other style, other subject",
 }
-
-#: The columns the plane computes for each work; a metadata column of one of these names is kept as ``meta_NAME``.
-PLANE_COLUMNS = tuple(f"{axis}_{what}" for axis in ("style", "content") for what in ("distance", "percentile", "rank")
-                      ) + ("quadrant",)
 
 
 @dataclass

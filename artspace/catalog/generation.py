@@ -499,6 +499,8 @@ def content_model_outdated(previous: Previous) -> bool:
 
     if previous.folder is None or not previous.healthy:
         return False
+    if previous.manifest.get("content_min_group") == ContentModel.MIN_GROUP:
+        return False  # published under the rule: nothing to read (an unchanged collection's run stays instant)
     try:
         model = ContentModel.load(previous.folder / "content_model.npz")
         style = open_array(previous.manifest, "l_style", lambda f: np.load(previous.folder / f, mmap_mode="r"))
@@ -584,6 +586,9 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
         # the works by what they hold, not when their files were written: what analyses and taught spaces depend
         # on (a touched or copied file with the same bytes changes nothing of theirs)
         "content_digest": content_digest(works),
+        # the least style group its content model keeps (ContentModel.MIN_GROUP): a catalog published before that
+        # rule is checked, once, by content_model_outdated
+        "content_min_group": ContentModel.MIN_GROUP,
         "spec": run.spec.to_dict(), "precision": run.precision, "model": "vgg19", "works": int(len(works)), "skipped": len(skipped_all),
         "next_id": int(max(run.next_id, int(ids.max()) + 1)),
         "spaces": {by: {"dim": int(emb[by].shape[1]), "metric": sp.metric, "relative": sp.relative,

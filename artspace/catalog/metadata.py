@@ -52,12 +52,18 @@ __all__ = ["WORK_COLUMNS", "KEY_COLUMNS", "Metadata", "JoinReport", "read_metada
 
 #: Columns artspace itself writes in the works table; metadata columns with these names get a ``meta_`` prefix.
 WORK_COLUMNS = ("id", "path", "size", "mtime_ns", "checksum", "width", "height")
-#: Columns artspace's results compute beside the works' (``similar``, ``plane``, ``export``); metadata columns with
-#: these names get a ``meta_`` prefix too, so that a result shows, and ``--where`` filters on, one name for each.
-RESULT_NAMES = ("rank", "distance", "percentile", "expanded", "content_cosine", "score", "signature", "l_style",
-                "quadrant", "file") + tuple(f"{a}_{w}" for a in ("style", "content")
-                                           for w in ("distance", "percentile", "rank")) + tuple(
-    f"{b}_{w}" for b in ("style", "l_style", "content") for w in ("neighbors", "neighbor_distances"))
+#: The columns ``similar`` computes beside the works' own.
+SIMILAR_COLUMNS = ("rank", "distance", "percentile", "expanded", "content_cosine", "score", "signature", "l_style")
+#: The columns ``plane`` computes for each work.
+PLANE_COLUMNS = tuple(f"{axis}_{what}" for axis in ("style", "content") for what in ("distance", "percentile", "rank")
+                      ) + ("quadrant",)
+#: The columns ``export`` computes (the neighbour lists of every space, taught ones included, by :func:`make_room`).
+EXPORT_COLUMNS = ("file",) + tuple(f"{b}_{w}" for b in ("style", "l_style", "content")
+                                   for w in ("neighbors", "neighbor_distances"))
+#: Metadata columns with these names get a ``meta_`` prefix too, so that a result shows, and ``--where`` filters on,
+#: one name for each; a result still makes room (:func:`make_room`) for catalogs indexed before, and for columns an
+#: analysis stored under such a name.
+RESULT_NAMES = SIMILAR_COLUMNS + PLANE_COLUMNS + EXPORT_COLUMNS
 
 #: Names of the column that says which image a row describes, in order of preference (matched case-insensitively).
 KEY_COLUMNS = ("path", "file", "filename", "image")

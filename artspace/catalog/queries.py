@@ -25,7 +25,7 @@ from ..spaces import SPACES, measure, space as _space
 from ..spec import FeatureSpec
 from . import generation as gen
 from .chunks import open_array
-from .metadata import make_room
+from .metadata import SIMILAR_COLUMNS, make_room
 from .sources import is_uri, mirror
 from .store import find_catalog, locate_catalog, open_generation, repair_hint
 
@@ -663,7 +663,7 @@ class Catalog:
     def _result(self, by: str, vecs: dict, wid: int | None, found) -> pd.DataFrame:
         distance, raw = self._measure(by, vecs, wid, found)
         rows = self.works.iloc[self._rows(found)].drop(columns=["size", "mtime_ns", "checksum"])  # in id order
-        rows = make_room(rows, RESULT_COLUMNS)  # a metadata column named 'rank' is listed as 'meta_rank'
+        rows = make_room(rows, SIMILAR_COLUMNS)  # a metadata column named 'rank' is listed as 'meta_rank'
         rows.insert(0, "rank", np.arange(1, len(found) + 1))
         rows.insert(3, "distance", np.asarray(distance, float))
         rows.insert(4, "percentile", self.percentile(by, distance))
@@ -920,9 +920,6 @@ COPY_POWER = 16
 
 #: Marks a generation's file not read yet (None: the generation has no such file).
 _UNREAD = object()
-
-#: The columns :meth:`Catalog.similar` computes; a metadata column of one of these names is listed as ``meta_NAME``.
-RESULT_COLUMNS = ("rank", "distance", "percentile", "expanded", "content_cosine", "score", "signature", "l_style")
 
 #: :meth:`Catalog.similar` with ``ignore_subject`` re-ranks this many times *k* nearest works, at least SHORTLIST_MIN.
 SHORTLIST_FACTOR, SHORTLIST_MIN = 6, 60

@@ -72,17 +72,18 @@ def _fix(name: str, entry: dict, where: Path | None = None, columns=None) -> str
     label column is not among the works table's *columns*, how to bring it back or remove the space)."""
     import shlex
 
+    from .store import CATALOG_DIRNAME
+
     catalog = ""
     if where is not None:
-        root = Path(where).parent if Path(where).name == ".artspace" else Path(where)
+        root = Path(where).parent if Path(where).name == CATALOG_DIRNAME else Path(where)
         catalog = f" --catalog {shlex.quote(str(root))}"
-    refit = (f"`artspace teach --label-column {shlex.quote(str(entry.get('label_column')))} --name "
-             f"{shlex.quote(name)}{catalog}` refits it")
-    if columns is not None and entry.get("label_column") not in columns:
-        return (f"restore the column {entry.get('label_column')!r} to the metadata file and run artspace index, "
-                f"after which {refit[:-len(' refits it')]} refits it; or `artspace unteach {shlex.quote(name)}"
-                f"{catalog}` removes the space")
-    return refit
+    column = entry.get("label_column")
+    teach = f"`artspace teach --label-column {shlex.quote(str(column))} --name {shlex.quote(name)}{catalog}`"
+    if columns is not None and column not in columns:
+        return (f"restore the column {column!r} to the metadata file and run artspace index, after which {teach} "
+                f"refits it; or `artspace unteach {shlex.quote(name)}{catalog}` removes the space")
+    return f"{teach} refits it"
 
 
 def stale_reason(manifest: dict, works: pd.DataFrame, name: str) -> str | None:
