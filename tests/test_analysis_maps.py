@@ -126,3 +126,30 @@ def test_layout_of_each_space_is_saved_in_the_catalog(analysis_catalog, by):
     Xc = X - X.mean(0)
     pc = np.linalg.svd(Xc, full_matrices=False)[2][0]
     assert abs(np.corrcoef(Xc @ pc, stored["x"])[0, 1]) > 0.999
+
+
+@pytest.mark.parametrize("blocker", ["page", "thumbnail", "folder"])
+def test_a_map_that_cannot_write_one_file_writes_none(analysis_catalog, tmp_path, blocker):
+    from artspace.errors import ArtspaceError
+
+    out = tmp_path / "out"
+    out.mkdir()
+    wid = int(analysis_catalog.works["id"].iloc[0])
+    if blocker == "page":
+        mine = out / "map-content.html"
+        mine.write_text("<html>my own page</html>")
+    elif blocker == "thumbnail":
+        (out / "map-content_thumbs").mkdir()
+        mine = out / "map-content_thumbs" / f"{wid}.jpg"
+        mine.write_bytes(b"my own picture")
+    else:
+        mine = out / "map-content_thumbs"
+        mine.write_text("a file of mine")
+    before = sorted(p.name for p in out.rglob("*"))
+    layout_before = stored_layout(Catalog.open(analysis_catalog.dir), by="content")
+    with pytest.raises(ArtspaceError, match="map-content"):
+        map_collection(analysis_catalog, out, by="content", thumbs="beside", recompute=True)
+    assert sorted(p.name for p in out.rglob("*")) == before  # no CSV, PNG or thumbnail beside the refusal
+    assert mine.read_bytes() in (b"<html>my own page</html>", b"my own picture", b"a file of mine")
+    after = stored_layout(Catalog.open(analysis_catalog.dir), by="content")
+    assert (layout_before is None and after is None) or layout_before.equals(after)

@@ -6,6 +6,7 @@ Every CSV is written in tmp_path and every works table built here: no image is n
 from __future__ import annotations
 
 import hashlib
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -456,3 +457,29 @@ def test_join_onto_an_empty_works_table(tmp_path):
     joined, report = join_metadata(works_table(), md)
     assert list(joined.columns) == list(WORK_COLUMNS) + ["title", "year"] and len(joined) == 0
     assert report.unmatched_rows == ["a.png"]
+
+
+def test_rows_of_excluded_files_are_named_as_such_not_as_matching_no_image(tmp_path):
+    root = tmp_path / "collection"
+    csv = write(root / "works.csv", "path,title\ndots/star_0.png,A\nwaves/star_0.png,B\nwaves/typo.png,C\n")
+    md = read_metadata(csv, root)
+    joined, report = join_metadata(works_table("dots/star_0.png"), md, excluded=lambda p: p.startswith("waves/"))
+    assert joined["title"].tolist() == ["A"]
+    assert report.excluded_rows == ["waves/star_0.png", "waves/typo.png"] and report.unmatched_rows == []
+    assert report.notes() == ["2 rows of works.csv describe files left out by --exclude (first: 'waves/star_0.png') "
+                              "and were not joined"]
+
+
+def test_index_with_exclude_reports_the_csv_rows_it_left_out(demo_catalog, tmp_path):
+    from artspace.catalog import index
+    from artspace.spec import FeatureSpec
+
+    root = tmp_path / "demo"
+    shutil.copytree(demo_catalog.root, root, ignore=shutil.ignore_patterns(".artspace"))
+    paths = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.png"))
+    csv = write(tmp_path / "works.csv", "path,n\n" + "".join(f"{p},{i}\n" for i, p in enumerate(paths)))
+    rep = index(root, metadata=csv, spec=FeatureSpec(size=64), quiet=True, exclude=["dots"])
+    dots = sum(p.startswith("dots/") for p in paths)
+    assert rep.works == len(paths) - dots
+    assert any(n.startswith(f"{dots} rows of works.csv describe files left out by --exclude") for n in rep.notes)
+    assert not any("match no image" in n for n in rep.notes)

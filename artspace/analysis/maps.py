@@ -26,10 +26,10 @@ import pandas as pd
 
 from ..atomic import atomic_write
 from ..errors import ArtspaceError, InvalidOption
-from ..outputs import made_by_artspace, marker, replaceable
+from ..outputs import check_output, made_by_artspace, marker, replaceable
 from ..spaces import DEFAULT_SPACE, space
 from . import map_page
-from .files import check_out, save_figure, write_csv
+from .files import check_out, csv_target, figure_target, save_figure, write_csv
 from .neighbours import nearest
 from .source import BOOKKEEPING, MEASURE, read_source, work_thumbnail
 
@@ -38,6 +38,8 @@ __all__ = ["LAYOUT_METHODS", "THUMBS", "MapResult", "layout", "map_collection", 
 
 LAYOUT_METHODS = ("umap", "pca")
 THUMBS = ("auto", "embed", "beside", "none")
+#: ``thumbs="auto"`` embeds the thumbnails in the page up to this many works, and writes them beside it above.
+EMBED_LIMIT = 3000
 
 
 def _coord_columns(by: str) -> tuple[str, str]:
@@ -293,7 +295,7 @@ def _open(source, by: str, out, thumbs: str, color: str | None):
 
 
 def map_html(source, path, *, by: str = DEFAULT_SPACE, coords: pd.DataFrame | None = None, color: str | None = None,
-             neighbors_k: int = 8, thumbs: str = "auto", thumb_px: int = 96, embed_limit: int = 3000,
+             neighbors_k: int = 8, thumbs: str = "auto", thumb_px: int = 96, embed_limit: int = EMBED_LIMIT,
              title: str | None = None) -> Path:
     """Write the interactive map as one self-contained HTML file that works offline.
 
@@ -372,21 +374,35 @@ def _thumb_bytes(src, row: int, px: int) -> bytes:
     return buf.getvalue()
 
 
+def _thumb_mode(src, thumbs: str, embed_limit: int) -> str:
+    """``embed``, ``beside`` or ``none``: where the page's thumbnails go (only a catalog's works have images)."""
+    mode = ("embed" if len(src.works) <= embed_limit else "beside") if thumbs == "auto" else thumbs
+    return "none" if src.catalog is None else mode
+
+
+def _thumb_targets(src, path: Path) -> list[Path]:
+    """The thumbnail files of the page *path* in ``<name>_thumbs/``, each checked: it may be written there (no
+    file in the way of the folder, and an existing thumbnail only one artspace made)."""
+    folder = path.parent / f"{path.stem}_thumbs"
+    if folder.exists() and not folder.is_dir():
+        raise InvalidOption(f"{folder} is a file, where the map's thumbnails go; move it, or pass --thumbs embed")
+    return [replaceable(folder / f"{int(wid)}.jpg", made_by_artspace) for wid in src.ids]
+
+
 def _thumbs(src, path: Path, thumbs: str, px: int, embed_limit: int) -> list | None:
-    n = len(src.works)
-    mode = ("embed" if n <= embed_limit else "beside") if thumbs == "auto" else thumbs
-    if src.catalog is None or mode == "none":
+    mode = _thumb_mode(src, thumbs, embed_limit)
+    if mode == "none":
         return None
     if mode == "embed":
-        return ["data:image/jpeg;base64," + base64.b64encode(_thumb_bytes(src, r, px)).decode() for r in range(n)]
-    folder = path.parent / f"{path.stem}_thumbs"
-    folder.mkdir(parents=True, exist_ok=True)
+        return ["data:image/jpeg;base64," + base64.b64encode(_thumb_bytes(src, r, px)).decode()
+                for r in range(len(src.works))]
+    targets = _thumb_targets(src, path)
+    (path.parent / f"{path.stem}_thumbs").mkdir(parents=True, exist_ok=True)
     names = []
-    for r, wid in enumerate(src.ids):
+    for r, target in enumerate(targets):
         data = _thumb_bytes(src, r, px)
-        target = replaceable(folder / f"{int(wid)}.jpg", made_by_artspace)
         atomic_write(target, lambda tmp, data=data: tmp.write_bytes(data))
-        names.append(f"{folder.name}/{int(wid)}.jpg")
+        names.append(f"{target.parent.name}/{target.name}")
     return names
 
 
@@ -437,12 +453,13 @@ def map_collection(source, out, *, by: str = DEFAULT_SPACE, color: str | None = 
     t0 = time.perf_counter()
     space(by)
     src, out = _open(source, by, out, thumbs, color)
+    table = src.works[["id"] + [c for c in ("path",) if c in src.works.columns]].copy()
+    _check_targets(src, out, by, table, thumbs=thumbs, picture=picture)
     coords = None if recompute else stored_layout(src, by=by)
     computed = coords is None
     if computed:
         coords = layout(src, by=by, method=method, seed=seed, save=False)
     result = MapResult(coords=coords, by=by, computed=computed)
-    table = src.works[["id"] + [c for c in ("path",) if c in src.works.columns]].copy()
     table[["x", "y"]] = _positions(src, by, coords)
     result.files.append(write_csv(table, out / f"map-{space(by).key}.csv"))
     if picture:
@@ -454,3 +471,17 @@ def map_collection(source, out, *, by: str = DEFAULT_SPACE, color: str | None = 
         _store_layout(src, by, coords, method, seed)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _check_targets(src, out: Path, by: str, table: pd.DataFrame, *, thumbs: str, picture: bool,
+                   embed_limit: int = EMBED_LIMIT) -> None:
+    """Refuse the run before any file is written or the layout computed when one of the files it would write may
+    not be (a file of the user's in the way): a refused map leaves nothing half made."""
+    key = space(by).key
+    csv_target(table.assign(x=0.0, y=0.0).head(0), out / f"map-{key}.csv")
+    if picture:
+        figure_target(out / f"map-{key}.png")
+    page = check_output(out / f"map-{key}.html")
+    replaceable(page, map_page.made_here)
+    if _thumb_mode(src, thumbs, embed_limit) == "beside":
+        _thumb_targets(src, page)

@@ -392,7 +392,7 @@ def _with_columns(run, works: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     labels stay integers: works without one get a missing value, not a float NaN)."""
     md, prev = run.metadata, run.previous
     if md is not None:
-        works, join = join_metadata(works, md)
+        works, join = join_metadata(works, md, excluded=run.left_out)
         run.report.notes.extend(md.notes + join.notes())
     analyses = dict(prev.manifest.get("analyses") or {})
     for c in prev.analysis_columns(md):

@@ -234,6 +234,7 @@ class _Run:
         self.spec: FeatureSpec | None = None
         self.precision = "float32"
         self.metadata = None
+        self.exclude: tuple[str, ...] = ()  # the --exclude patterns, set by plan()
         self.files: list[tuple[str, int, int]] = []
         self.present: set[str] = set()  # the relative paths of self.files
         self.walk_skips: list[tuple[str, str]] = []
@@ -302,6 +303,7 @@ class _Run:
     def plan(self, exclude: Sequence[str], include_outputs: bool = False) -> None:
         """List the collection and decide what to extract (artspace's own images skipped before are read again
         when *include_outputs* asks for them)."""
+        self.exclude = tuple(exclude)
         self.files, self.walk_skips = _list_files(self.root, self.cdir, exclude)
         self.present = {rel for rel, _, _ in self.files}
         self._check_collection()
@@ -472,6 +474,10 @@ class _Run:
             self.log.signature_projection)
         StyleProjection.fit(np.stack(sk_rows), k=embed_dim, seed=sketches["l_style"].seed).save(self.log.projection)
         self.projections = {by: StyleProjection.load(f) for by, f in self.log.projection_files().items()}
+
+    def left_out(self, rel: str) -> bool:
+        """Whether the collection-relative path *rel* falls under this run's ``--exclude`` patterns."""
+        return bool(self.exclude) and _excluded(rel, self.exclude)
 
 
 def _excluded(rel: str, patterns: Sequence[str]) -> bool:

@@ -41,7 +41,7 @@ import posixpath
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -154,6 +154,9 @@ class JoinReport:
         Bare file names that fit several works (or several unmatched rows) and were therefore left unjoined.
     replaced_columns : list of str
         Columns the works table already had and the CSV's replaced (the caller should have dropped them).
+    excluded_rows : list of str
+        Keys, as written in the CSV, of rows that describe files the index run left out on purpose (``--exclude``):
+        not joined, and not reported as matching no image.
     """
 
     source: str
@@ -163,6 +166,7 @@ class JoinReport:
     works_without_row: list[str] = field(default_factory=list)
     ambiguous_names: list[str] = field(default_factory=list)
     replaced_columns: list[str] = field(default_factory=list)
+    excluded_rows: list[str] = field(default_factory=list)
 
     def notes(self) -> list[str]:
         """One-line remarks for the CLI to print, empty when every row met exactly one work and vice versa.
@@ -176,6 +180,10 @@ class JoinReport:
         if rows:
             out.append(f"{_count(rows, 'row')} of {self.source} {_verb(rows, 'matches', 'match')} no image "
                        f"(first: {rows[0]!r}); check the {self.key} column")
+        if self.excluded_rows:
+            ex = self.excluded_rows
+            out.append(f"{_count(ex, 'row')} of {self.source} {_verb(ex, 'describes', 'describe')} files left out by "
+                       f"--exclude (first: {ex[0]!r}) and {_verb(ex, 'was', 'were')} not joined")
         if names:
             out.append(f"{_count(names, 'file name')} in {self.source} {_verb(names, 'fits', 'fit')} several images "
                        f"or rows (first: {names[0]!r}) and {_verb(names, 'was', 'were')} not joined; write the "
@@ -544,7 +552,8 @@ def _as_numbers(series: pd.Series, decimal_comma: bool) -> pd.Series | None:
 # ---- joining -------------------------------------------------------------------------------------------------------
 
 
-def join_metadata(works: pd.DataFrame, md: Metadata) -> tuple[pd.DataFrame, JoinReport]:
+def join_metadata(works: pd.DataFrame, md: Metadata, *,
+                  excluded: Callable[[str], bool] | None = None) -> tuple[pd.DataFrame, JoinReport]:
     """Left-join the metadata columns onto the works table and say what did not meet.
 
     Each work takes the row whose normalised key is its ``path``; then, for the works and rows still unpaired,
@@ -559,6 +568,9 @@ def join_metadata(works: pd.DataFrame, md: Metadata) -> tuple[pd.DataFrame, Join
         CSV's columns first (``works.drop(columns=previous, errors="ignore")``).
     md : Metadata
         From :func:`read_metadata`.
+    excluded : callable, optional
+        ``excluded(path)`` is true for a collection-relative path the run left out on purpose (its ``--exclude``
+        patterns); an unpaired row whose key is such a path is reported as excluded, not as matching no image.
 
     Returns
     -------
@@ -569,7 +581,7 @@ def join_metadata(works: pd.DataFrame, md: Metadata) -> tuple[pd.DataFrame, Join
     """
     paths = [str(p) for p in works["path"]]
     report = JoinReport(source=md.path.name, key=md.key)
-    match = _match(paths, md, report)
+    match = _match(paths, md, report, excluded)
     meta = md.table[md.columns].reindex(np.array(match, dtype=object))
     meta.index = works.index
     report.replaced_columns = [c for c in md.columns if c in works.columns]
@@ -579,8 +591,9 @@ def join_metadata(works: pd.DataFrame, md: Metadata) -> tuple[pd.DataFrame, Join
     return joined, report
 
 
-def _match(paths: list[str], md: Metadata, report: JoinReport) -> list[str | None]:
-    """For each work, the table key of its row or None; fills the report's unmatched rows and ambiguous names."""
+def _match(paths: list[str], md: Metadata, report: JoinReport,
+           excluded: Callable[[str], bool] | None = None) -> list[str | None]:
+    """For each work, the table key of its row or None; fills the report's unmatched, excluded and ambiguous."""
     keys = set(md.table.index)
     match: list[str | None] = [p if p in keys else None for p in paths]
     free = keys - {m for m in match if m is not None}
@@ -588,7 +601,10 @@ def _match(paths: list[str], md: Metadata, report: JoinReport) -> list[str | Non
     _by_written(paths, match, written, free)
     _by_name(paths, match, md.table.index, free, report)
     ambiguous = set(report.ambiguous_names)
-    report.unmatched_rows = [written.get(k, k) for k in md.table.index if k in free and _name(k) not in ambiguous]
+    unpaired = [k for k in md.table.index if k in free]
+    left_out = {k for k in unpaired if excluded is not None and excluded(k)}
+    report.excluded_rows = [written.get(k, k) for k in unpaired if k in left_out]
+    report.unmatched_rows = [written.get(k, k) for k in unpaired if k not in left_out and _name(k) not in ambiguous]
     return match
 
 
