@@ -98,3 +98,14 @@ def test_compare_on_the_demo_uses_the_signature_embeddings(analysis_catalog, tmp
     assert r.test["p_value"] == pytest.approx(0.01) and "signature distance" in r.summary()
     assert {p.name for p in r.files} == {f"compare-style-{s}" for s in ("matrix.csv", "groups.csv", "pairs.csv",
                                                                         "heatmap.png", "dendrogram.png")}
+
+
+def test_compare_says_when_too_few_permutations_leave_no_pair_testable(blobs):
+    works, X = blobs(groups=6, per=8, sep=4.0, seed=2)  # 15 pairs: Holm's least p with 99 permutations is 0.15
+    r = compare((works, X), group_by="g", permutations=99, seed=0)
+    assert r.test["p_value"] == pytest.approx(0.01) and (r.pairs["p_adjusted"] >= 0.05).all()
+    assert any("no pair of the 15 can reach p < 0.05" in n and "at least 300 permutations" in n for n in r.notes)
+    enough = compare((works, X), group_by="g", permutations=300, seed=0)
+    assert not any("can reach" in n for n in enough.notes) and (enough.pairs["p_adjusted"] < 0.05).all()
+    untested = compare((works, X), group_by="g", permutations=0)
+    assert "pairs of groups differ" not in untested.summary() and not any("can reach" in n for n in untested.notes)

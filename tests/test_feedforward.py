@@ -121,6 +121,9 @@ def test_training_lowers_the_loss(photos, paintings, tmp_path):
     assert set(result.header["training"]["final_losses"]) == {"content", "style", "tv", "total"}
     totals = [h["total"] for h in result.history]
     assert len(totals) == 30 and np.mean(totals[-5:]) < 0.5 * np.mean(totals[:5])
+    # a 30-step run's final losses are the mean of its last 6 steps, not of every step since the first
+    assert result.losses_steps == 6 and result.header["training"]["final_losses_steps"] == 6
+    assert result.losses["total"] == pytest.approx(np.mean(totals[-6:]))
 
 
 def test_model_header_records_how_it_was_made(style_model, paintings):

@@ -324,3 +324,19 @@ def test_contact_sheet_captions_draw_accented_names():
     box = drawn("\U000F0000")  # a private-use character no font draws
     for text in ("é", "Ü", "ç"):
         assert drawn(text) != box
+
+
+def test_contact_sheet_captions_are_drawn_whole_on_as_many_lines_as_they_need():
+    """A caption's every line is drawn, wrapped to the cell, so a label or a percentile is never cut away."""
+    from artspace.sheets import _font, _wrap, contact_sheet
+
+    font = _font(11)
+    length = lambda t: font.getlength(t)  # noqa: E731
+    caption = "#1 0_2365.jpg (id 17)\nl_style d = 1.238e+08 (0.8 % of pairs nearer)\nImpressionism · label_2 · label_3"
+    lines = _wrap(caption, 160, length, 6)
+    assert " ".join(lines).replace("  ", " ") == caption.replace("\n", " ")  # nothing dropped, only wrapped
+    assert len(lines) > 3 and all(length(line) <= 160 for line in lines)
+    red = Image.new("RGB", (40, 20), "red")
+    short, long = contact_sheet([(red, "a")], thumb=160), contact_sheet([(red, caption)], thumb=160)
+    assert long.height - short.height == 13 * (len(lines) - 1)
+    assert _wrap("word " * 40, 50, len, 3)[-1].endswith("…")

@@ -110,6 +110,8 @@ def test_teach_stores_a_space_that_every_command_searches(demo, tmp_path):
         assert (f[f"{col}_lo"] <= f[col]).all() and (f[col] <= f[f"{col}_hi"]).all()
     # each texture has 6 works, so precision@10 is at most 5/10; textures are what a Gram matrix sees best
     assert f.loc["all", "taught_precision"] >= 0.45 and f.loc["all", "taught_accuracy"] >= 0.8
+    # the raw space votes among 5 neighbours (one fewer than a texture's works), where textures are told apart too
+    assert result.vote_k == 5 and "raw style 5-NN vote" in result.summary() and f.loc["all", "raw_accuracy"] >= 0.8
     assert result.confusion.to_numpy().sum() == 18
     assert {p.name for p in result.files} >= {"teach-tex-figures.csv", "teach-tex-confusion.png",
                                               "teach-tex-confusion.csv", "teach-tex-calibration.png"}

@@ -68,7 +68,7 @@ class CompareResult:
                  f"({MEASURE[self.by]}): "
                  f"pseudo-F {t['statistic']:.4g}, R² {t['r2']:.3f}, p = {t['p_value']:.4g} "
                  f"({t['permutations']} permutations)"]
-        if len(self.pairs):
+        if len(self.pairs) and t["permutations"]:
             sig = self.pairs[self.pairs["p_adjusted"] < 0.05]
             lines.append(f"{len(sig)} of {len(self.pairs)} pairs of groups differ at p < 0.05 (Holm-adjusted)")
         lines += [f"note: {n}" for n in self.notes]
@@ -218,6 +218,11 @@ def compare(source, *, group_by: str, by: str = DEFAULT_SPACE, permutations: int
             for i in range(len(names)) for j in range(i + 1, len(names))] if pairwise else []
     pairs = pd.DataFrame(rows, columns=["a", "b", "between", "separation", "statistic", "p_value"])
     pairs["p_adjusted"] = holm(pairs["p_value"].to_numpy()) if len(pairs) else []
+    floor = len(pairs) / (1 + permutations) if permutations else 0.0
+    if len(pairs) and floor >= 0.05:  # Holm multiplies the least p, at best 1/(1+P), by the number of pairs
+        notes.append(f"with {permutations} permutations no pair of the {len(pairs)} can reach p < 0.05 after Holm's "
+                     f"adjustment (the least possible is {floor:.3g}); ask for at least {20 * len(pairs)} permutations "
+                     f"(--permutations) to test the pairs")
     result = CompareResult(matrix=matrix, groups=groups, test=test, pairs=pairs, by=by, group_by=group_by,
                            separation=pd.DataFrame(sep, index=matrix.index, columns=matrix.columns), notes=notes)
     if out is not None:

@@ -349,6 +349,8 @@ class TeachResult:
     seconds: float = 0.0
     #: which reference axes the learners were offered (or why none), in words
     reference: str = ""
+    #: neighbours in the raw style space's vote (``raw_accuracy``): 10, or one fewer than the smallest label's works
+    vote_k: int = K
 
     @property
     def space(self) -> str:
@@ -367,7 +369,7 @@ class TeachResult:
                  f"{a['raw_precision']:.3f} [{a['raw_precision_lo']:.3f}, {a['raw_precision_hi']:.3f}]",
                  f"accuracy, cross-validated: taught {a['taught_accuracy']:.3f} [{a['taught_accuracy_lo']:.3f}, "
                  f"{a['taught_accuracy_hi']:.3f}] (probabilities calibrated, temperature {self.temperature:.3g}), "
-                 f"raw style 10-NN vote {a['raw_accuracy']:.3f} [{a['raw_accuracy_lo']:.3f}, "
+                 f"raw style {self.vote_k}-NN vote {a['raw_accuracy']:.3f} [{a['raw_accuracy_lo']:.3f}, "
                  f"{a['raw_accuracy_hi']:.3f}]"]
         lines += [f"warning: {w}" for w in _left_out_warnings(self.label_column, self.left_out)]
         return "\n".join(lines)
@@ -598,7 +600,8 @@ def teach(catalog, label_column: str, *, name: str | None = None, methods=METHOD
     scales = np.asarray(catalog._embeddings()["style_scale"], np.float64)[rows]
     raw_nbr = _neighbours(x, np.arange(len(y)), K, scales=scales)
     raw_precision = (y[raw_nbr] == y[:, None]).mean(1)
-    raw_vote = _vote(y[raw_nbr], len(labels))
+    vote_k = _vote_size(y)
+    raw_vote = _vote(y[raw_nbr[:, :vote_k]], len(labels))
     figures = _figures(labels, y, precision, predicted == y, raw_precision, raw_vote == y, seed)
     confusion = pd.DataFrame(np.bincount(y * len(labels) + predicted, minlength=len(labels) ** 2)
                              .reshape(len(labels), -1), index=pd.Index(labels, name=label_column),
@@ -639,13 +642,23 @@ def teach(catalog, label_column: str, *, name: str | None = None, methods=METHOD
                          settings={k: v for k, v in best.items() if k != "method"}, labels=labels, figures=figures,
                          confusion=confusion, calibration=calibration_table(probs, y), candidates=table,
                          temperature=temperature, left_out=left_out, generation=0, folds=len(test_folds),
-                         reference=ref_note)
+                         reference=ref_note, vote_k=vote_k)
     if out is not None:  # the report first: a file that may not be replaced stops the run before the catalog changes
         result.files = _write_report(result, out)
     result.generation = publish_taught(catalog.dir, name, final, entry, notify=lambda m: print(m, file=sys.stderr))
     catalog.refresh()
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _vote_size(y: np.ndarray) -> int:
+    """Neighbours in the raw space's vote: :data:`K`, but fewer than the smallest label's works, so that its works
+    can outvote the others (a label of 4 works has 3 other works: among 10 neighbours they never make a majority).
+
+    >>> _vote_size(np.array([0] * 30 + [1] * 4))
+    3
+    """
+    return int(max(1, min(K, np.bincount(y).min() - 1)))
 
 
 def _vote(neighbour_labels: np.ndarray, labels: int) -> np.ndarray:

@@ -749,11 +749,12 @@ class Catalog:
         if missing:
             raise InvalidOption(f"caption column {missing[0]!r} is not in the works table; choose from "
                                 f"{', '.join(map(str, self.works.columns))}")
-        items = [(thumbnail(self.image_path(query), 320), f"query\n{Path(str(query)).name}")]
+        path, wid = self.image_path(query), self.lookup(query)
+        items = [(thumbnail(path, 320), f"query: {path.name}" + ("" if wid is None else f" (id {int(wid)})"))]
         for row in results.to_dict("records"):
             extra = " · ".join(str(row[c]) for c in captions if c in row and pd.notna(row[c]))
             text = (f"#{row['rank']} {Path(row['path']).name} (id {row['id']})\n{by} d = {row['distance']:.4g}"
-                    f" · {row['percentile']:.2g} %" + (f"\n{extra}" if extra else ""))
+                    f" ({row['percentile']:.2g} % of pairs nearer)" + (f"\n{extra}" if extra else ""))
             items.append((thumbnail(self._work_file(row["path"]), 320), text))
         return contact_sheet(items, columns=min(6, len(items)), title=f"nearest by {_space(by).label}")
 

@@ -64,6 +64,9 @@ SCALE_JITTER = 1.5
 
 #: The loss curve written beside a model (``model-losses.csv``) has the mean terms of each block of this many steps.
 CURVE_BLOCK = 50
+#: A run's final losses (printed, and ``final_losses`` in the model's header) are the mean terms of its last this
+#: many steps, or of its last fifth when it is shorter than five times this.
+FINAL_STEPS = 50
 
 
 def checkpoint_path(output: str | os.PathLike) -> Path:
@@ -80,7 +83,8 @@ def curve_path(output: str | os.PathLike) -> Path:
 
 @dataclass
 class TrainingResult:
-    """What a training run made: the model file, its header, the mean loss terms of its last 50 steps, the
+    """What a training run made: the model file, its header, the mean loss terms of its last steps (*losses*:
+    the last :data:`FINAL_STEPS`, or the last fifth of a shorter run; *losses_steps* says how many), the
     validation pastiches written, the loss terms of every step (of the last 1,000 before a resume), and the loss
     curve file (``model-losses.csv``: the mean terms of every :data:`CURVE_BLOCK` steps, resumed runs included)."""
 
@@ -92,6 +96,7 @@ class TrainingResult:
     validation: list = field(default_factory=list)
     history: list = field(default_factory=list)
     curve: Path | None = None
+    losses_steps: int = 0
 
 
 class ImageSampler:
@@ -458,8 +463,13 @@ class _Loop:
         return atomic_write(curve_path(self.output),
                             lambda tmp: pd.DataFrame(self.curve).to_csv(tmp, index=False, float_format="%.6g"))
 
-    def mean_terms(self, last: int = 50) -> dict:
-        recent = self.history[-last:]
+    def final_window(self) -> int:
+        """Steps averaged for the final losses: the last :data:`FINAL_STEPS`, or the last fifth of a shorter run
+        (so that a 20-step run's figure is not its first steps' loss)."""
+        return min(FINAL_STEPS, max(1, len(self.history) // 5))
+
+    def mean_terms(self, last: int | None = None) -> dict:
+        recent = self.history[-(last or self.final_window()):]
         return {k: sum(t[k] for t in recent) / len(recent) for k in recent[0]} if recent else {}
 
     def finish(self, header: dict, *, half: bool = False) -> TrainingResult:
@@ -469,12 +479,13 @@ class _Loop:
                                                       "steps_asked": self.steps}
         header = {**full_header(self.kind, header), "training": {**header.get("training", {}), "steps": self.step,
                                           "time_s": round(self.elapsed, 1), **budget,
-                                          "final_losses": {k: float(f"{v:.6g}") for k, v in final.items()}}}
+                                          "final_losses": {k: float(f"{v:.6g}") for k, v in final.items()},
+                                          "final_losses_steps": self.final_window() if final else 0}}
         path = save_model(self.output, self.kind, self.net, header, half=half)
         curve = self._write_curve()
         self.ckpt.unlink(missing_ok=True)
         return TrainingResult(path, header, self.step, self.elapsed, final, self.validation,
-                              self.history, curve)
+                              self.history, curve, losses_steps=self.final_window() if final else 0)
 
 
 def _setup(device, precision, weights, last_layer: str):
