@@ -192,7 +192,9 @@ class Extractor:
         """Exact distances between two images (paths or PIL images), as Gatys et al. (2016) define them.
 
         Returns ``{"style": L_style, "style_layers": {layer: w_l E_l}, "signature": mean H², "signature_layers":
-        {layer: H²_l}, "content": ½Σ(F−P)²}``, every number a Python float, computed at this spec's input size.
+        {layer: H²_l}, "content": ½Σ(F−P)², "size": side, "precision": …, "weights": …}``, every number a Python
+        float, computed at this spec's input size (*size* px square) in the network precision used (``float32``,
+        ``bfloat16``: the figures differ in their third digit) with the VGG-19 *weights* named.
         """
         return self.exact_distances(self.encode(self.batch((a, b)), content_maps=True))
 
@@ -211,4 +213,5 @@ class Extractor:
         content = float(losses.content_term(out["content"][:1], out["content"][1:]).item())
         return {"style": float(sum(per_layer.values())), "style_layers": per_layer,
                 "signature": float(sum(sig_layers.values()) / len(sig_layers)), "signature_layers": sig_layers,
-                "content": content}
+                "content": content, "size": int(self.spec.size), "precision": self.precision,
+                "weights": str(self.spec.weights)}

@@ -435,6 +435,14 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def input_record(source) -> dict | None:
+    """``{"path": absolute path, "sha256": …}`` of an input file, for a sidecar: what a pastiche was made from,
+    checkable later; None for an image given in memory."""
+    if not isinstance(source, (str, os.PathLike)):
+        return None
+    return {"path": os.path.abspath(source), "sha256": file_sha256(source)}
+
+
 def image_format(path: str | os.PathLike) -> str:
     """Pillow's format name for *path*'s suffix (``.jpg`` → ``JPEG``); ``ValueError`` naming the file otherwise."""
     path = Path(path)

@@ -36,8 +36,8 @@ def test_demo_then_index_then_similar(tmp_path):
     assert len(Catalog.open(root).works) == 36
 
     r = runner.invoke(app, ["similar", "dots/star_0.png", "--by", "content", "-k", "4", "-c", str(root)])
-    assert r.exit_code == 0 and "rank" in r.output and "distance" in r.output and len(r.output.splitlines()) == 5
-    assert "expanded" in r.output.splitlines()[0]  # content queries are expanded by default ...
+    assert r.exit_code == 0 and "rank" in r.output and "distance" in r.output and len(r.stdout.splitlines()) == 5
+    assert "expanded" in r.stdout.splitlines()[0]  # content queries are expanded by default ...
     r = runner.invoke(app, ["similar", "dots/star_0.png", "--by", "content", "-k", "4", "-c", str(root),
                             "--expand", "0"])
     assert r.exit_code == 0 and "expanded" not in r.output  # ... and --expand 0 asks for the query alone
@@ -49,6 +49,10 @@ def test_demo_then_index_then_similar(tmp_path):
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout)
     assert [x["rank"] for x in rows] == [1, 2, 3] and {x["texture"] for x in rows} == {"waves"}
+    # what the figures are, from which catalog generation: on standard error, beside the machine-readable rows
+    cat = Catalog.open(root)
+    assert f"by style (relative signature distance): mean_l H^2_l" in r.stderr
+    assert f"generation {cat.generation}, artspace " in r.stderr
     assert {"id", "path", "distance", "signature", "l_style"} <= set(rows[0])
     assert Image.open(tmp_path / "sheet.jpg").size[0] > 200
 
@@ -113,6 +117,8 @@ def test_distance_table_and_json(demo_catalog):
     assert len(e["style_layers"]) == 5 and list(e["signature_layers"]) == ["relu4_1", "relu5_1"]
     assert abs(sum(e["style_layers"].values()) - e["style"]) <= 1e-6 * e["style"]
     assert 0 < e["signature"] < 1 and abs(sum(e["signature_layers"].values()) / 2 - e["signature"]) <= 1e-9
+    # what a citation needs: the side the maps were computed at, the network precision, the weights
+    assert (e["size"], e["precision"], e["weights"]) == (cat.spec.size, "float32", "original")
     api = cat.distance(0, 5)
     assert abs(api["exact"]["content"] - e["content"]) <= 1e-6 * api["exact"]["content"]
     # the figure and percentile of each space are those `similar` prints for the pair
@@ -124,6 +130,9 @@ def test_distance_table_and_json(demo_catalog):
     assert r.exit_code == 0 and "L_style" in r.output and "relu4_1" in r.output and "relu4_2" in r.output
     assert "style (relative signature distance)" in r.output and "of the collection's pairs" in r.output
     assert "H^2" in r.output and "% of L_style" in r.output
+    assert f"at {cat.spec.size}x{cat.spec.size} in float32 (weights: original)" in r.output
+    r = runner.invoke(app, ["distance", "0", "5", "-c", str(cat.dir), "--precision", "bfloat16"])
+    assert r.exit_code == 0 and "in bfloat16 (weights" in r.output
 
 
 def test_distance_without_catalog_uses_default_spec(tmp_path, monkeypatch):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from artspace.errors import InvalidModel, InvalidOption, OutputConflict
 from artspace.feedforward import (AdaINDecoder, TransformNet, adain, adain_transfer, checkpoint_path, load_model,
                                   save_model, stylise, train_decoder, train_style)
 from artspace.feedforward import training as training_module
+from artspace.images import file_sha256
 from artspace.losses import channel_stats
 
 runner = CliRunner()
@@ -365,6 +367,10 @@ def test_stylise_a_folder_in_batches_keeps_sizes_and_paths(style_model, photos, 
         side = json.loads(r.output.with_name(r.output.name + ".json").read_text())
         assert side["method"] == "feed-forward" and side["source"] == str(src)
         assert side["model_header"]["styles"] == style_model.header["styles"]
+        # what a citation needs: the versions, and the files read with their checksums
+        assert side["artspace_version"] and side["torch_version"] == torch.__version__
+        assert side["source_file"] == {"path": str(src.resolve()), "sha256": file_sha256(src)}
+        assert side["model_file"]["sha256"] == file_sha256(style_model.path)
 
 
 def test_stylise_tiles_large_images(style_model, photos, tmp_path):
@@ -402,6 +408,9 @@ def test_adain_transfer_with_alpha_and_blend(decoder_model, photos, paintings, t
     assert Image.open(out).size == r.image.size and max(r.image.size) == 48
     side = json.loads(out.with_name("a.png.json").read_text())
     assert side["method"] == "adain" and side["alpha"] == 0.5 and len(side["styles"]) == 2
+    files = [photos / "photo00.png", paintings / "painting0.png", paintings / "painting5.png", decoder_model.path]
+    assert side["input_files"] == [{"path": str(Path(f).resolve()), "sha256": file_sha256(f)} for f in files]
+    assert side["artspace_version"] and side["torch_version"] == torch.__version__
     with pytest.raises(InvalidOption, match="alpha"):
         adain_transfer(photos / "photo00.png", paintings / "painting0.png", decoder=decoder_model.path, alpha=2)
 

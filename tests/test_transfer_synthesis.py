@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from artspace.errors import InvalidOption
-from artspace.images import to_pil, to_tensor
+from artspace.images import file_sha256, to_pil, to_tensor
 from artspace.transfer import TransferResult, reconstruct, reconstruct_layers, sidecar_path, synthesise
 
 FAST = dict(style_layers=["relu1_1", "relu2_1", "relu3_1"], content_layers=["relu2_2"], tolerance=0)
@@ -32,6 +32,8 @@ def test_api_writes_image_and_sidecar_with_everything(images, tmp_path):
     s = side["settings"]
     assert s["seed"] == 3 and s["size"] == 48 and s["style_layers"] == FAST["style_layers"]
     assert "Caffe/Oxford" in s["weight_source"] and s["device"] == "cpu"
+    assert [f["path"] for f in s["input_files"]] == [str((images / n).resolve()) for n in ("content.png", "style.png")]
+    assert s["input_files"][0]["sha256"] == file_sha256(images / "content.png")
     assert s["style_sizes"] == [[29, 48]]  # the portrait style keeps its own aspect ratio
     assert set(side["losses"]["style"]) == set(FAST["style_layers"])
     assert set(side["losses"]["content"]) == {"relu2_2"}

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from .common import app, by_option, catalog_option, fail, handle_errors, open_catalog, print_table
+from .common import app, by_option, catalog_option, echo_err, fail, handle_errors, open_catalog, print_table
 
 
 @app.command()
@@ -62,6 +62,7 @@ def similar(
     result = cat.similar(query, by=by, k=k, where=where, ignore_subject=ignore_subject,
                          expand=expand)
     _note_outside(cat, [query], by)
+    echo_err(_provenance(cat, by))
     print_table(result, format)
     if sheet is not None:
         from ..images import save_image
@@ -117,6 +118,17 @@ def distance(
     _print_distance(result, spec)
 
 
+def _provenance(cat, by: str) -> str:
+    """What a figure of *cat* in space *by* is and where it comes from, for a citation (on standard error, so that
+    the table or JSON on standard output stays machine-readable)."""
+    from .. import __version__
+    from ..spaces import space
+
+    sp = space(by)
+    return (f"by {sp.label}: {sp.formula}; catalog {cat.dir}, generation {cat.generation}, artspace "
+            f"{__version__}")
+
+
 def _note_outside(cat, queries, by: str) -> None:
     """The catalog's :meth:`~artspace.Catalog.outside_note`, when one of *queries* is an image from outside it and
     *by* a style space."""
@@ -140,7 +152,8 @@ def _print_distance(result: dict, spec) -> None:
                 typer.echo(f"  = d / sqrt(rho_a rho_b): d = {r['signature']:.6g} (compact signatures); rho = mean d "
                            f"to the 10 nearest works: {r['scale_a']:.6g}, {r['scale_b']:.6g}")
     e = result["exact"]
-    typer.echo(f"exact, from the full feature maps at {spec.size}x{spec.size} (weights: {spec.weights}):")
+    typer.echo(f"exact, from the full feature maps at {e['size']}x{e['size']} in {e['precision']} (weights: "
+               f"{e['weights']}):")
     typer.echo(f"  L_style = sum_l w_l E_l = {e['style']:.6g}")
     for name, v in e["style_layers"].items():
         share = v / e["style"] if e["style"] else 0.0

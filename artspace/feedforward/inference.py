@@ -32,8 +32,8 @@ from PIL import Image
 from ..atomic import atomic_write
 from ..backbone import VGG19, resolve_device
 from ..errors import InvalidOption, UnreadableImage
-from ..images import (check_sides, image_format, image_output, open_image, resize_long_side, save_image, to_pil,
-                      to_tensor, walk_images)
+from ..images import (check_sides, image_format, image_output, input_record, open_image, resize_long_side, save_image,
+                      to_pil, to_tensor, walk_images)
 from ..losses import channel_stats
 from ..outputs import check_output, replaceable, sidecar_made_here
 from ..precision import autocast, resolve_precision
@@ -144,8 +144,10 @@ def sidecar(path: Path) -> Path:
 
 
 def _write_sidecar(path: Path, settings: dict) -> None:
-    atomic_write(sidecar(path), lambda p: p.write_text(json.dumps(settings, indent=2, default=str),
-                                                        encoding="utf-8"))
+    from .. import __version__
+
+    record = {"artspace_version": __version__, "torch_version": torch.__version__, **settings}
+    atomic_write(sidecar(path), lambda p: p.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8"))
 
 
 def _targets(sources, output) -> list[Path | None]:
@@ -241,7 +243,8 @@ def stylise(model, images, output: str | os.PathLike | None = None, *, size: int
     say = (lambda msg: tqdm.write(msg, file=sys.stderr)) if progress and log is not None else (log or (lambda m: None))
     results: list[StyliseResult | None] = [None] * len(sources)
     pending: dict[tuple[int, int], list[tuple[int, torch.Tensor]]] = {}
-    settings = {"method": "feed-forward", "model": str(m.path) if m.path else None, "precision": prec,
+    settings = {"method": "feed-forward", "model": str(m.path) if m.path else None,
+                "model_file": input_record(m.path) if m.path else None, "precision": prec,
                 "size": size, "tile": tile, "preserve_colors": preserve_colors, "model_header": m.header}
 
     def flush(key):
@@ -257,7 +260,8 @@ def stylise(model, images, output: str | os.PathLike | None = None, *, size: int
             out = keep_colours(out, x[None] if x.dim() == 3 else x)
         image = to_pil(out)
         # "tiled": whether this image ran in tiles (instance normalisation then sees each tile on its own)
-        record = {**settings, "source": sources[k][1], "tiled": bool(max(x.shape[-2:]) > tile),
+        record = {**settings, "source": sources[k][1], "source_file": input_record(sources[k][0]),
+                  "tiled": bool(max(x.shape[-2:]) > tile),
                   "network_s": round(elapsed, 4)}
         if targets[k] is not None:
             save_image(image, targets[k])
@@ -399,7 +403,9 @@ def adain_transfer(content, styles, output: str | os.PathLike | None = None, *, 
                 "device": str(dev), "vgg_weights": str(weights), "decoder": str(dec.path) if dec.path else None,
                 "decoder_training": dec.header.get("training", {}),
                 "content": str(content) if not isinstance(content, Image.Image) else "<PIL image>",
-                "styles": [m[2] for m in moments], "network_s": round(elapsed, 4),
+                "styles": [m[2] for m in moments],
+                "input_files": [r for r in map(input_record, [content, *styles, dec.path]) if r is not None],
+                "network_s": round(elapsed, 4),
                 "total_s": round(time.perf_counter() - t_start, 4)}
     if output is not None:
         save_image(image, output)

@@ -27,7 +27,7 @@ from PIL import Image
 
 from ..backbone import LAYERS, VGG19, check_layers, resolve_device
 from ..errors import InvalidOption
-from ..images import save_image, to_pil
+from ..images import input_record, save_image, to_pil
 from ..losses import ContentLoss, StyleLoss
 from .colour import preserve_colors
 from .inputs import (Inputs, check_run_output, check_targets, load_inputs, planned_outputs, resolve_image,
@@ -146,6 +146,8 @@ def _settings(opts: TransferOptions, inputs: Inputs, blend: list[float], catalog
         "levels": opts.level_sides(),
         "weight_source": _weight_source(opts.weights),
         "threads": torch.get_num_threads(),
+        # the files read (content, styles, init image, a state dict of weights): absolute paths and SHA-256
+        "input_files": [r for r in map(input_record, inputs.sources) if r is not None],
     }
 
 
