@@ -85,8 +85,8 @@ def speed(model: Path, repeats: int) -> None:
         with Catalog.open(coll) as cat:
             assert cat.moments("starry_night.jpg") is not None
             for precision in ("float32", "bfloat16"):
-                t = _timed(lambda: cat.transfer("tubingen.jpg", "starry_night.jpg", size=512, device="cpu",
-                                                precision=precision), repeats)
+                t = _timed(lambda: cat.transfer("tubingen.jpg", "starry_night.jpg", method="adain", size=512,
+                                                device="cpu", precision=precision), repeats)
                 print(f"| AdaIN, two catalogued works (Catalog.transfer) | {precision} | {t:.3f} | |", flush=True)
 
 

@@ -90,7 +90,7 @@ def test_style_search_can_ignore_the_subject(demo_catalog):
     with pytest.raises(InvalidOption, match="nothing to ignore"):
         cat.similar(q, by="content", ignore_subject=0.5)
     for bad in (-1, float("nan"), True, "half"):
-        with pytest.raises(InvalidOption, match="ignore_subject must be a number"):
+        with pytest.raises(InvalidOption, match=r"ignore_subject \(--ignore-subject\) must be a number"):
             cat.similar(q, ignore_subject=bad)
 
 
@@ -120,7 +120,7 @@ def test_content_search_expands_the_query_with_its_nearest_works(demo_catalog, t
     assert copy["path"].iloc[0] == "dots/star_0.png"
     assert copy["id"].tolist()[1:] == cat.similar("dots/star_0.png", by="content", k=4, expand=0)["id"].tolist()
     for bad in (-1, 1.5, True, "two"):
-        with pytest.raises(InvalidOption, match="expand must be a whole number"):
+        with pytest.raises(InvalidOption, match=r"expand \(--expand\) must be a whole number"):
             cat.similar(3, by="content", expand=bad)
     with pytest.raises(InvalidOption, match="widens a content query"):
         cat.similar(3, by="style", expand=2)
@@ -242,6 +242,7 @@ def test_similar_distances_estimate_the_exact_ones(demo_catalog):
         # `distance` prints, for each space, the very figure `similar` printed
         assert d["style"]["distance"] == pytest.approx(row.distance, rel=1e-6)
         assert d["style"]["percentile"] == pytest.approx(row.percentile, abs=1e-9)
+        assert row.l_style == d["l_style"]["distance"]  # the same float64 figure, to every digit
     for row in by_l_style.itertuples():
         d = cat.distance(q, row.id)
         assert row.distance == pytest.approx(d["exact"]["style"], rel=0.05)

@@ -440,14 +440,15 @@ def test_catalog_stores_moments_and_transfers_from_them(demo_catalog, decoder_mo
     assert np.allclose(np.concatenate([mean, std]), direct, rtol=2e-3, atol=1e-2)
     assert cat.moments(str(tmp_path / "elsewhere.png")) is None
     out = tmp_path / "pastiche.png"
-    r = cat.transfer(int(cat.works["id"].iloc[1]), wid, out, decoder=decoder_model.path, size=40, device="cpu")
+    r = cat.transfer(int(cat.works["id"].iloc[1]), wid, out, method="adain", decoder=decoder_model.path, size=40,
+                     device="cpu")
     path = cat.works["path"].iloc[0]
     assert r.settings["styles"] == [f"work {wid} ({path}): relu4_1 moments stored by the catalog {cat.dir} at "
                                     f"{cat.spec.size} px"] and out.exists()
     # no style was read from an image, so no style_size is claimed; the blend recorded is the one used (sum 1)
     assert r.settings["style_size"] is None and r.settings["style_blend"] == [1.0]
-    two = cat.transfer(int(cat.works["id"].iloc[1]), [wid, wid], decoder=decoder_model.path, size=40, device="cpu",
-                       style_blend=[2, 2])
+    two = cat.transfer(int(cat.works["id"].iloc[1]), [wid, wid], method="adain", decoder=decoder_model.path, size=40,
+                       device="cpu", style_blend=[2, 2])
     assert two.settings["style_blend"] == [0.5, 0.5]
 
 

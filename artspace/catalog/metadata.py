@@ -503,9 +503,19 @@ def make_room(table: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
 
 
 def _reserved_meaning(renamed: list[str]) -> str:
+    """What artspace's own columns of these names hold, each said once.
+
+    >>> _reserved_meaning(["meta_width", "meta_rank", "meta_distance"])
+    'width: image width in pixels; rank, distance: columns that results compute'
+    """
     meaning = {"id": "the work id", "path": "the file", "size": "file size in bytes", "mtime_ns": "file time",
                "checksum": "the file's SHA-256", "width": "image width in pixels", "height": "image height in pixels"}
-    return "; ".join(meaning.get(c[5:], "a column results compute") for c in renamed)
+    names = [c[5:] for c in renamed]
+    computed = [n for n in names if n not in meaning]
+    parts = [f"{n}: {meaning[n]}" for n in names if n in meaning]
+    if computed:
+        parts.append(f"{', '.join(computed)}: column{'s' if len(computed) > 1 else ''} that results compute")
+    return "; ".join(parts)
 
 
 def _rename_reserved(columns: list[str], path: Path) -> list[str]:

@@ -671,7 +671,8 @@ class Catalog:
             x = self._embeddings()["l_style"][self._rows(found)]
             rows.insert(5, "signature", np.asarray(raw, float))
             off = self._offsets(vecs, wid, "l_style")
-            rows.insert(6, "l_style", ((x - vecs["l_style"]) ** 2).sum(1).astype(float)
+            # the figure `--by l_style` and `distance` print: measure's float64 sum, not a float32 one
+            rows.insert(6, "l_style", measure("l_style", np.asarray(vecs["l_style"])[None], x[None])[0]
                         + (off(np.asarray(found)) if off is not None else 0.0))
         return rows.reset_index(drop=True)
 
@@ -838,15 +839,15 @@ class Catalog:
         half = len(row) // 2
         return row[:half], row[half:]
 
-    def transfer(self, content, style, output=None, *, method: str = "adain", **options):
+    def transfer(self, content, style, output=None, *, method: str = "gatys", **options):
         """A pastiche of *content* in the style of *style* (each a work id, relative path, file name or image file;
-        *style* may be a list of them).
+        *style* may be a list of them), as ``artspace transfer`` makes it.
 
-        ``method="adain"`` (default): one pass of AdaIN (:func:`artspace.feedforward.adain_transfer`), taking each
-        catalogued style's stored relu4_1 moments (:meth:`moments`) instead of reading its image; *options* are
-        that function's (``alpha``, ``style_blend``, ``size``, ``preserve_colors``, ``decoder`` ...).
-        ``method="gatys"``: the optimisation of Gatys et al. 2016 (:func:`artspace.transfer.synthesise`), whose
-        *options* are :class:`~artspace.transfer.TransferOptions`'.
+        ``method="gatys"`` (default, as on the command line): the optimisation of Gatys et al. 2016
+        (:func:`artspace.transfer.synthesise`), whose *options* are :class:`~artspace.transfer.TransferOptions`'.
+        ``method="adain"``: one pass of AdaIN (:func:`artspace.feedforward.adain_transfer`), in about a second,
+        taking each catalogued style's stored relu4_1 moments (:meth:`moments`) instead of reading its image;
+        *options* are that function's (``alpha``, ``style_blend``, ``size``, ``preserve_colors``, ``decoder`` ...).
         """
         styles = list(style) if isinstance(style, (list, tuple)) else [style]
         if method == "gatys":
@@ -854,7 +855,7 @@ class Catalog:
 
             return synthesise(content, styles, catalog=self.dir, output=output, **options)
         if method != "adain":
-            raise InvalidOption(f"method must be 'adain' or 'gatys', not {method!r}")
+            raise InvalidOption(f"method must be 'gatys' or 'adain', not {method!r}")
         from ..feedforward import adain_transfer
 
         sources = []
@@ -929,10 +930,11 @@ SHORTLIST_FACTOR, SHORTLIST_MIN = 6, 60
 def _subject_weight(value, sp) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
             or not math.isfinite(value) or value < 0:
-        raise InvalidOption(f"ignore_subject must be a number of at least 0 (0.5 is a good start), not {value!r}")
+        raise InvalidOption(f"ignore_subject (--ignore-subject) must be a number of at least 0 (0.5 is a good "
+                            f"start), not {value!r}")
     if value and sp.name == "content":
-        raise InvalidOption("ignore_subject re-ranks a style search by the content space; with --by content it "
-                            "has nothing to ignore: use --by style, l_style or taught:NAME")
+        raise InvalidOption("ignore_subject (--ignore-subject) re-ranks a style search by the content space; with "
+                            "--by content it has nothing to ignore: use --by style, l_style or taught:NAME")
     return float(value)
 
 
@@ -964,10 +966,11 @@ def _expansion(value, sp) -> int:
     if value is None:
         return EXPAND if sp.name == "content" else 0
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise InvalidOption(f"expand must be a whole number of at least 0 (0: the query alone), not {value!r}")
+        raise InvalidOption(f"expand (--expand) must be a whole number of at least 0 (0: the query alone), not "
+                            f"{value!r}")
     if value and sp.name != "content":
-        raise InvalidOption(f"expand widens a content query with its nearest works; with --by {sp.name} use "
-                            f"--by content, or leave expand out")
+        raise InvalidOption(f"expand (--expand) widens a content query with its nearest works; with --by {sp.name} "
+                            f"use --by content, or leave expand out")
     return int(value)
 
 

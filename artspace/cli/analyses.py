@@ -110,7 +110,7 @@ def plane_cmd(
                                 "nearer half)."),
     top: int = typer.Option(_PLANE["top"], help="Works listed per named quadrant."),
     color: Optional[str] = typer.Option(None, "--color", help="Metadata column to colour the points by."),
-    catalog: Optional[Path] = catalog_option(),
+    catalog: Optional[Path] = catalog_option(query=True),
 ):
     """The style/content plane around QUERY, after Gatys et al. 2016: content distance x, style distance y.
 

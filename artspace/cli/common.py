@@ -75,10 +75,11 @@ def given(params: dict, names) -> dict:
 # ---- option groups -------------------------------------------------------------------------------------------------
 
 
-def catalog_option(help: str | None = None):
+def catalog_option(help: str | None = None, *, query: bool = False):
+    """``--catalog``; *query*: the command takes an image, above whose file the catalog is looked for too."""
     return typer.Option(None, "--catalog", "-c", help=help or (
         "Catalog directory, or the collection folder holding .artspace (default: the nearest .artspace in the working "
-        "folder or above it, else above the query's file)."))
+        "folder or above it" + (", else above the query's file)." if query else ").")))
 
 
 def by_option(help: str | None = None):

@@ -74,7 +74,7 @@ def train_style_cmd(
     style_weight: Optional[float] = typer.Option(None, "--style-weight", help="beta; beta/alpha is the style/content "
                                                  "ratio. Default: 100, as artspace transfer."),
     tv_weight: Optional[float] = typer.Option(None, "--tv-weight", help="lambda, the total variation weight. "
-                                              "Default: see docs/transfer.md."),
+                                              "Default: 1e4 (10,000)."),
     style_blend: Optional[str] = typer.Option(None, "--style-blend", help="One weight per style image, such as "
                                               "0.7,0.3. Default: equal."),
     style_size: Optional[int] = typer.Option(None, "--style-size", help="Long side at which the styles are "

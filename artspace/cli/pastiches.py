@@ -91,7 +91,8 @@ def transfer_cmd(
     device: Optional[str] = _lib("device"),
     method: str = typer.Option("gatys", "--method", help="gatys: optimise the image (Gatys et al. 2016); adain: one "
                                "pass of a decoder (Huang & Belongie 2017), in a second; catalogued styles are read "
-                               "from the catalog's stored statistics."),
+                               "from the catalog's stored statistics, and --size defaults to 512 px (the long side "
+                               "of the pastiche; a smaller content image is enlarged to it)."),
     alpha: Optional[float] = typer.Option(None, "--alpha", help="adain: how much style, 0 to 1. Default: 1."),
     decoder: Optional[Path] = typer.Option(None, "--decoder", help="adain: a decoder from `artspace train-decoder`. "
                                            "Default: the one shipped with artspace."),
@@ -160,7 +161,8 @@ def reconstruct_cmd(
     layers: Optional[List[str]] = typer.Option(None, "--layers", help=_TRANSFER_HELP["reconstruct_layers"]),
     together: bool = typer.Option(False, "--together", help="One image from all the layers at once. Default: one "
                                   "image per layer (content: each layer alone; style: the layers up to each one)."),
-    catalog: Optional[Path] = typer.Option(None, "--catalog", "-c", help=_TRANSFER_HELP["catalog"]),
+    catalog: Optional[Path] = typer.Option(None, "--catalog", "-c", help=_TRANSFER_HELP["catalog"].replace(
+        "CONTENT and STYLE", "IMAGE")),
     size: Optional[int] = _lib("size"),
     iterations: Optional[str] = _lib("iterations", "-n"),
     optimizer: Optional[str] = _lib("optimizer"),

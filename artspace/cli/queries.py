@@ -17,7 +17,7 @@ def similar(
                                 "relative path, or a file name one work has."),
     by: str = by_option(),
     k: int = typer.Option(10, "-k", help="Number of works to return."),
-    catalog: Optional[Path] = catalog_option(),
+    catalog: Optional[Path] = catalog_option(query=True),
     where: Optional[str] = typer.Option(None, help="Filter on the works table: comparisons, in [...], and/or/not, "
                                         "isnull(col); e.g. \"style == 'Baroque' and year < 1700\"."),
     ignore_subject: float = typer.Option(0.0, "--ignore-subject", help="gamma >= 0, for a style space: move down "

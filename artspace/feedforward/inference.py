@@ -51,7 +51,7 @@ DEFAULT_DECODER = "adain_decoder.pt"
 DEFAULT_TILE = {"cpu": 2048, "cuda": 4096, "mps": 2048}
 #: Pixels shared by neighbouring tiles, blended with raised-cosine weights.
 TILE_OVERLAP = 64
-#: Long side of an AdaIN pastiche when none is asked for.
+#: Long side of an AdaIN pastiche when none is asked for (written out in `artspace transfer --help`: change both).
 ADAIN_SIZE = 512
 
 assert ADAIN_LAYER == MOMENTS_LAYER  # the catalog's stored moments are AdaIN's style
