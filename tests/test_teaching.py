@@ -248,6 +248,9 @@ def test_attribute_gives_calibrated_labels_and_labelled_evidence(demo, tmp_path)
     assert len(table.attrs["files"]) == len(table) and all(f.is_file() for f in table.attrs["files"])
     with pytest.raises(InvalidOption, match="was taught from column 'half', not 'texture'"):
         demo.attribute("texture", name="half")
+    demo.teach("texture", folds=3)  # every work labelled: an empty table, and a warning that says why
+    with pytest.warns(UserWarning, match="every work has a label in column 'texture': nothing to attribute"):
+        assert demo.attribute("texture").empty
 
 
 # ---- the command line ------------------------------------------------------------------------------------------------

@@ -755,6 +755,9 @@ def attribute(catalog, label_column: str | None = None, *, name: str | None = No
     col = catalog.works.set_index("id")[column].reindex(ids)
     known = col.notna().to_numpy() & col.astype(str).isin(labels).to_numpy()
     unknown = np.flatnonzero(col.isna().to_numpy())
+    if not len(unknown):
+        warnings.warn(f"every work has a label in column {column!r}: nothing to attribute (the table is empty)",
+                      stacklevel=2)
     logits = _logits(z[unknown], np.asarray(info["centroids"]), np.asarray(info["log_prior"]))
     probs = _probabilities(logits, float(info["temperature"]), float(info.get("smoothing", 0.0)))
     t = min(top, len(labels))

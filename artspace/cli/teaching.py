@@ -169,10 +169,8 @@ def attribute_cmd(
         warnings.simplefilter("always")
         table = attribute(cat, label_column, name=name, top=top, evidence=evidence, sheet=sheet)
     for w in caught:
-        echo_err(f"warning: {w.message}")
+        echo_err(f"{'note' if not len(table) else 'warning'}: {w.message}")
     if not len(table):
-        echo_err(f"every work has a label in column {cat.taught_space(table.attrs['space'])['label_column']!r}: "
-                 f"nothing to attribute")
         return
     print_table(table if format == "json" else _flat(table), format)
     wrote(table.attrs.get("files", []))
