@@ -557,3 +557,24 @@ def test_a_catalog_from_before_the_parts_off_the_axes_says_so_for_outside_images
     assert "--rebuild` computes them" in r.output
     r = CliRunner().invoke(app, ["similar", "dots/star_0.png", "-c", str(demo_copy), "-k", "2"])
     assert r.exit_code == 0 and "indexed before artspace kept" not in r.output  # a catalogued work: no note
+
+
+def test_a_high_contrast_image_in_the_first_fit_sample_indexes(tmp_path):
+    """A 1-px black-and-white stripe pattern has Gram entries past float16's range: the fit sample keeps each
+    sketch scaled (float16 rows of unit size with a float32 scale), so the first run fits its projections."""
+    from PIL import Image
+
+    root = tmp_path / "op"
+    root.mkdir()
+    stripes = np.zeros((64, 64, 3), np.uint8)
+    stripes[:, ::2] = 255
+    Image.fromarray(stripes).save(root / "op_art.png")
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(root / f"noise{i}.png")
+    rep = index(root, spec=FeatureSpec(size=64), quiet=True)
+    assert rep.works == 4
+    cat = Catalog.open(root)
+    found = cat.similar("op_art.png", by="l_style", k=3)
+    assert np.isfinite(found["distance"]).all() and (found["distance"] > 0).all()
+    assert all(np.isfinite(m).all() for m in cat.moments("op_art.png"))

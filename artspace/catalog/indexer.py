@@ -38,7 +38,8 @@ from ..projection import SKETCH_DIM, StyleProjection
 from . import generation as gen
 from .metadata import read_metadata
 from .sources import RemoteSource, is_uri
-from .shards import MOMENTS_DIM, Log, ShardLog, next_shard, project_fit_shards, shard_number, shard_path, write_npz
+from .shards import (MOMENTS_DIM, Log, ShardLog, next_shard, pack_sketches, project_fit_shards, shard_number,
+                     shard_path, unpack_sketch, write_npz)
 from .store import CATALOG_DIRNAME, WriterLock, collect_garbage, read_json
 
 __all__ = ["index", "IndexReport"]
@@ -461,11 +462,11 @@ class _Run:
         for shard, entries in by_shard.items():
             with np.load(shard) as z:
                 if "sketch" in z.files:
-                    sketch, sig = z["sketch"], z["sig_sketch"]
+                    sketch, sig = unpack_sketch(z, "sketch"), unpack_sketch(z, "sig_sketch")
                     rows.update({rel: (sketch[j], sig[j]) for rel, j in entries})
         # in name order, whatever the shards: the fit does not depend on the batch size
-        sk_rows = [rows[rel][0].astype(np.float32) for rel in sorted(rows)]
-        sig_rows = [rows[rel][1].astype(np.float32) for rel in sorted(rows)]
+        sk_rows = [rows[rel][0] for rel in sorted(rows)]
+        sig_rows = [rows[rel][1] for rel in sorted(rows)]
         if len(sk_rows) < 2:
             raise ArtspaceError(
                 f"{self.root} holds {len(sk_rows)} readable image(s); a catalog needs at least 2 to compare")
@@ -565,8 +566,10 @@ def shard_arrays(extractor: Extractor, embedder, x: torch.Tensor, fitting: bool)
         off = np.full((len(x), len(gen.OFF_AXES)), np.nan, np.float32)
     else:
         e, off = embedder.compact(out), embedder.off_axes(out)
-    return (e["l_style"], e["style"], out["descriptor"].numpy(), out["moments"].numpy().astype(np.float16),
-            np.asarray(off, np.float32))
+    # relu4_1's channel means and deviations stay far below float16's 65,504 (a 1-px black-and-white stripe
+    # pattern reaches 14,048); clipped, an image beyond it keeps a saturated moment rather than an infinite one
+    moments = np.clip(out["moments"].numpy(), -65504, 65504).astype(np.float16)
+    return e["l_style"], e["style"], out["descriptor"].numpy(), moments, np.asarray(off, np.float32)
 
 
 def _load_one(root: Path, item: _Item, size: int, max_pixels: int | None, include_outputs: bool):
@@ -722,7 +725,7 @@ class _Extraction:
             "moments": moments,
         }
         if projections is None:  # fit sample: the sketches are kept until the projections exist
-            arrays["sketch"], arrays["sig_sketch"] = style.astype(np.float16), sig.astype(np.float16)
+            arrays.update(pack_sketches(sketch=style, sig_sketch=sig))
         else:
             arrays["style"], arrays["signature"], arrays["off_axes"] = style, sig, off_axes
         write_npz(shard_path(self.run_.log.shards, number), **arrays)

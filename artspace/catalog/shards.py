@@ -196,6 +196,36 @@ class ShardLog:
         return by_shard, skipped
 
 
+#: The arrays of a fit-phase shard that its projection replaces.
+_SKETCH_KEYS = ("sketch", "sig_sketch", "sketch_scale", "sig_sketch_scale")
+
+
+def pack_sketches(**sketches: np.ndarray) -> dict:
+    """Fit-phase sketches as float16 rows of at most unit size, each with its float32 scale (``<name>_scale``):
+    half the bytes of float32, and no overflow — an l_style sketch holds Gram entries at Caffe scale, which a
+    striped or high-contrast image takes past float16's 65,504.
+
+    >>> packed = pack_sketches(sketch=np.array([[3e5, -4e5]], np.float32))
+    >>> unpack_sketch(packed, "sketch").tolist()
+    [[300000.0, -400000.0]]
+    """
+    out = {}
+    for name, x in sketches.items():
+        x = np.asarray(x, np.float32)
+        scale = np.abs(x).max(1, keepdims=True) if x.size else np.zeros((len(x), 1), np.float32)
+        scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0).astype(np.float32)
+        out[name], out[f"{name}_scale"] = (x / scale).astype(np.float16), scale
+    return out
+
+
+def unpack_sketch(z, name: str) -> np.ndarray:
+    """The float32 sketch *name* of a fit-phase shard (*z*: an open npz or a dict); shards written before the
+    scales were kept hold the float16 values themselves."""
+    x = np.asarray(z[name], np.float32)
+    key = f"{name}_scale"
+    return x * np.asarray(z[key], np.float32) if key in (z.files if hasattr(z, "files") else z) else x
+
+
 def project_fit_shards(shard_dir: Path, projections: tuple) -> bool:
     """Rewrite fit-phase shards (sketches) as ordinary shards (compact style), then delete them. Idempotent.
     Returns whether any shard was rewritten."""
@@ -205,12 +235,13 @@ def project_fit_shards(shard_dir: Path, projections: tuple) -> bool:
             if "sketch" not in z.files:
                 continue
             rewritten = True
-            arrays = {k: z[k] for k in z.files if k not in ("sketch", "sig_sketch")}
-            arrays["style"] = projections["l_style"].embed(z["sketch"].astype(np.float32))
-            arrays["signature"] = projections["style"].embed(z["sig_sketch"].astype(np.float32))
+            arrays = {k: z[k] for k in z.files if k not in _SKETCH_KEYS}
+            sketch, sig = unpack_sketch(z, "sketch"), unpack_sketch(z, "sig_sketch")
+            arrays["style"] = projections["l_style"].embed(sketch)
+            arrays["signature"] = projections["style"].embed(sig)
             # in the column order of artspace.catalog.generation.OFF_AXES
-            arrays["off_axes"] = np.stack([projections["l_style"].off_axes(z["sketch"]),
-                                           projections["style"].off_axes(z["sig_sketch"])], 1)
+            arrays["off_axes"] = np.stack([projections["l_style"].off_axes(sketch),
+                                           projections["style"].off_axes(sig)], 1)
         write_npz(next_shard(shard_dir), **arrays)
         shard.unlink()
     return rewritten
