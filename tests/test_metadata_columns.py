@@ -115,3 +115,22 @@ def test_whole_numbers_with_empty_cells_stay_whole(demo_catalog, tmp_path):
     years = [row["year"] for row in csv.DictReader(io.StringIO(r.stdout))]
     assert r.exit_code == 0 and years and all(y == "" or y.isdigit() for y in years), years  # 1650, not 1650.0
     assert len(cat.similar("dots/star_0.png", k=50, where="year < 1700")) > 0
+
+
+def test_a_csv_column_named_like_a_stored_analysis_is_kept_beside_it(demo_catalog, tmp_path):
+    """cluster stored 'cluster_style' and 'mine'; a CSV with columns of those names must not replace them."""
+    root = tmp_path / "demo"
+    shutil.copytree(demo_catalog.root, root)
+    cat = Catalog.open(root)
+    cluster(cat, by="style", k=3)
+    cluster(Catalog.open(root), by="style", k=2, column="mine")
+    stored = Catalog.open(root).works.set_index("id")[["cluster_style", "mine"]]
+    md = pd.read_csv(root / "metadata.csv")
+    md["cluster_style"], md["mine"] = "from the csv", 7
+    md.to_csv(root / "more.csv", index=False)
+    rep = index(root, metadata=root / "more.csv", spec=TINY_SPEC, quiet=True)
+    w = Catalog.open(root).works.set_index("id")
+    pd.testing.assert_frame_equal(w[["cluster_style", "mine"]], stored)  # what cluster computed, kept
+    assert (w["meta_cluster_style"] == "from the csv").all() and (w["meta_mine"] == 7).all()
+    assert any("'cluster_style', 'mine' kept as 'meta_cluster_style', 'meta_mine'" in n for n in rep.notes)
+    assert Catalog.open(root).manifest["metadata_file"]["columns"][-2:] == ["meta_cluster_style", "meta_mine"]

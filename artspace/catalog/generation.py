@@ -391,10 +391,16 @@ def _with_columns(run, works: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """The works table with the metadata CSV joined and the columns analyses stored carried over by id (integer
     labels stay integers: works without one get a missing value, not a float NaN)."""
     md, prev = run.metadata, run.previous
+    analyses = dict(prev.manifest.get("analyses") or {})
     if md is not None:
+        moved = md.keep_apart(analyses)
+        if moved:
+            run.report.notes.append(
+                f"{md.path.name}: column{'s' if len(moved) > 1 else ''} {', '.join(map(repr, moved))} kept as "
+                f"{', '.join(map(repr, moved.values()))}: the catalog's own {_verb_names(moved)} what an analysis "
+                f"stored (kept); filter on yours with --where \"{next(iter(moved.values()))} ...\"")
         works, join = join_metadata(works, md, excluded=run.left_out)
         run.report.notes.extend(md.notes + join.notes())
-    analyses = dict(prev.manifest.get("analyses") or {})
     for c in prev.analysis_columns(md):
         analyses.setdefault(c, {"source": "an earlier artspace version", "works_digest": None})
     for c, a in analyses.items():  # stale once, stale until computed again: the values of works that left are gone
@@ -408,6 +414,10 @@ def _with_columns(run, works: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
         carried = carried.astype({c: "Int64" for c in keep if pd.api.types.is_integer_dtype(carried[c].dtype)})
         works = works.join(carried, on="id")
     return works, {c: analyses[c] for c in keep}
+
+
+def _verb_names(names) -> str:
+    return "columns hold" if len(names) > 1 else "column holds"
 
 
 def publish(run) -> int:

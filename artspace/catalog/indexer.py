@@ -358,6 +358,8 @@ class _Run:
         if not (self.log.projection.exists() or self.log.signature_projection.exists()):
             return
         try:
+            if not (self.log.projection.exists() and self.log.signature_projection.exists()):
+                raise ArtspaceError("one of the two is missing: the run that fitted them stopped half way")
             self.projections = {by: StyleProjection.load(f) for by, f in self.log.projection_files().items()}
         except Exception as e:  # noqa: BLE001 - any damage: the shards were made with them, so all goes
             self.report.notes.append(f"the style projections in {self.log.dir} could not be read ({e}); every "

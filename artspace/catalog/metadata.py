@@ -118,6 +118,26 @@ class Metadata:
     encoding: str = "utf-8"
     origin: pd.DataFrame | None = None
 
+    def keep_apart(self, stored: Iterable[str]) -> dict[str, str]:
+        """Rename, in place, the columns named like a column an analysis stored in the catalog (``cluster_style``,
+        a ``--column`` of the scholar's): ``meta_<name>``, as for the names the works table reserves, so that a CSV
+        never replaces what ``cluster`` or ``teach`` computed. Returns ``{old: new}`` (empty when none clashed)."""
+        stored = set(map(str, stored))
+        clash = [c for c in self.columns if c in stored]
+        if not clash:
+            return {}
+        taken = set(self.columns) | stored
+        renames = {}
+        for c in clash:
+            new = f"meta_{c}"
+            while new in taken:
+                new = f"meta_{new}"
+            renames[c] = new
+            taken.add(new)
+        self.columns = [renames.get(c, c) for c in self.columns]
+        self.table = self.table.rename(columns=renames)
+        return renames
+
     def describe(self) -> str:
         """One line saying what was read: rows, key, separator, encoding and each column's kind.
 
