@@ -53,6 +53,14 @@ def test_cluster_arguments_are_checked(blobs):
         cluster((works, X), by="signature")
     with pytest.raises(InvalidOption, match=r"k must be between 1 and the number of works \(60\), not 0"):
         cluster((works, X), k=0)
+    # numbers NumPy, scikit-learn or UMAP would refuse with a traceback are refused here, in one line, first
+    for seed in (-1, 2 ** 32, 1.5):
+        with pytest.raises(InvalidOption, match=r"seed \(--seed\) must be a whole number from 0 to 4294967295"):
+            cluster((works, X), k=2, seed=seed)
+    with pytest.raises(InvalidOption, match=r"min_cluster_size=61 is more than the 60 works"):
+        cluster((works, X), method="hdbscan", min_cluster_size=61)
+    with pytest.raises(InvalidOption, match=r"column \(--column\) must be a name"):
+        cluster((works, X), k=2, column=" ")
 
 
 def test_agreement_scores():

@@ -109,3 +109,15 @@ def test_compare_says_when_too_few_permutations_leave_no_pair_testable(blobs):
     assert not any("can reach" in n for n in enough.notes) and (enough.pairs["p_adjusted"] < 0.05).all()
     untested = compare((works, X), group_by="g", permutations=0)
     assert "pairs of groups differ" not in untested.summary() and not any("can reach" in n for n in untested.notes)
+
+
+def test_compare_and_layout_refuse_seeds_out_of_range(blobs):
+    from artspace.analysis import layout
+    from artspace.errors import InvalidOption
+
+    works, X = blobs(groups=2, per=5)
+    with pytest.raises(InvalidOption, match=r"seed \(--seed\) must be"):
+        compare((works, X), group_by="g", seed=-1)
+    with pytest.raises(InvalidOption, match=r"seed \(--seed\) must be"):
+        layout((works, X), seed=99999999999)
+    assert len(layout((works, X), method="pca", seed=None)) == 10  # None: UMAP's own, allowed

@@ -139,6 +139,9 @@ def test_where_filters_are_parsed_never_run(demo_catalog, tmp_path, monkeypatch)
     assert not (tmp_path / "PWNED").exists()
     with pytest.raises(NoMatch, match="texture == 'nothing'.*18 works"):
         cat.similar(0, where="texture == 'nothing'")
+    only = cat.works["path"].iat[0]  # a filter only the query passes leaves nothing to list: said, not an empty table
+    with pytest.raises(NoMatch, match="but the query itself matches --where"):
+        cat.similar(only, where=f"path == '{only}'")
 
 
 def test_outside_image_query_matches_stored_embedding(demo_catalog, tmp_path):
@@ -578,3 +581,18 @@ def test_a_high_contrast_image_in_the_first_fit_sample_indexes(tmp_path):
     found = cat.similar("op_art.png", by="l_style", k=3)
     assert np.isfinite(found["distance"]).all() and (found["distance"] > 0).all()
     assert all(np.isfinite(m).all() for m in cat.moments("op_art.png"))
+
+
+def test_a_catalog_folder_that_is_a_file_the_collection_or_someone_s_folder_is_refused(demo_copy, tmp_path):
+    root = demo_copy.root
+    photo = next(root.rglob("*.png"))
+    with pytest.raises(InvalidOption, match="is a file, not a catalog folder"):
+        index(root, catalog=photo, spec=TINY_SPEC, quiet=True)
+    with pytest.raises(InvalidOption, match="cannot be the collection folder"):
+        index(root, catalog=root, spec=TINY_SPEC, quiet=True)
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "mine.txt").write_text("my notes")
+    with pytest.raises(InvalidOption, match="holds other files and is not an artspace catalog"):
+        index(root, catalog=notes, spec=TINY_SPEC, quiet=True)
+    assert [p.name for p in notes.iterdir()] == ["mine.txt"] and not (root / "lock").exists()

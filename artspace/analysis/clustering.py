@@ -19,7 +19,7 @@ import pandas as pd
 from ..errors import ArtspaceError, InvalidOption
 from ..spaces import DEFAULT_SPACE, space
 from .files import check_out, csv_target, picture_target, save_picture, write_csv
-from .source import MEASURE, distance_scale, metadata_columns, read_source, work_thumbnail
+from .source import MEASURE, check_seed, distance_scale, metadata_columns, read_source, work_thumbnail
 
 __all__ = ["CLUSTER_METHODS", "ClusterResult", "agreement", "cluster"]
 
@@ -133,6 +133,9 @@ def _check(method: str, k, label_column, src, min_cluster_size=None) -> None:
         if isinstance(min_cluster_size, bool) or not isinstance(min_cluster_size, (int, np.integer)) \
                 or min_cluster_size < 2:
             raise InvalidOption(f"min_cluster_size must be a whole number of at least 2, not {min_cluster_size!r}")
+        if min_cluster_size > len(src.works):
+            raise InvalidOption(f"min_cluster_size={min_cluster_size} is more than the {len(src.works)} works; give at "
+                                f"most {len(src.works)} (--min-cluster-size)")
     if method == "hdbscan" and k is not None:
         raise InvalidOption(f"hdbscan finds the number of clusters itself, so k={k} cannot be used; leave k out, "
                             "or use method kmeans or agglomerative (--method) to fix it")
@@ -190,6 +193,9 @@ def cluster(source, *, by: str = DEFAULT_SPACE, k: int | None = None, method: st
     space(by)
     src = read_source(source, by=by)
     _check(method, k, label_column, src, min_cluster_size)
+    check_seed(seed)
+    if column is not None and (not isinstance(column, str) or not column.strip()):
+        raise InvalidOption(f"column (--column) must be a name for the works-table column, not {column!r}")
     out = check_out(src, out) if out is not None else None
     X = src.vectors(by)
     labels, k_used, how, scores = _fit(X, method, k, k_range, min_cluster_size, seed, sample_size, max_fit)

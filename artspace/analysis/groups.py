@@ -19,7 +19,7 @@ import pandas as pd
 from ..errors import ArtspaceError, InvalidOption
 from ..spaces import DEFAULT_SPACE, space
 from .files import check_out, save_figure, write_csv
-from .source import MEASURE, distance_scale, read_source
+from .source import MEASURE, check_seed, distance_scale, read_source
 
 __all__ = ["CompareResult", "compare", "holm"]
 
@@ -198,6 +198,7 @@ def compare(source, *, group_by: str, by: str = DEFAULT_SPACE, permutations: int
     space(by)
     if isinstance(permutations, bool) or not isinstance(permutations, (int, np.integer)) or permutations < 0:
         raise InvalidOption(f"permutations must be 0 or more, not {permutations}")
+    check_seed(seed)
     src = read_source(source, by=by)
     out = check_out(src, out) if out is not None else None
     names, codes, X, notes = _groups(src, by, group_by, min_size, max_groups)

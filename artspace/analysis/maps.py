@@ -31,7 +31,7 @@ from ..spaces import DEFAULT_SPACE, space
 from . import map_page
 from .files import check_out, csv_target, figure_target, save_figure, write_csv
 from .neighbours import nearest
-from .source import BOOKKEEPING, MEASURE, read_source, work_thumbnail
+from .source import BOOKKEEPING, MEASURE, check_seed, read_source, work_thumbnail
 
 __all__ = ["LAYOUT_METHODS", "THUMBS", "MapResult", "layout", "map_collection", "map_figure", "map_html",
            "stored_layout"]
@@ -85,6 +85,7 @@ def layout(source, *, by: str = DEFAULT_SPACE, method: str = "umap", n_neighbors
     space(by)
     if method not in LAYOUT_METHODS:
         raise InvalidOption(f"method must be one of {', '.join(LAYOUT_METHODS)}, not {method!r}")
+    check_seed(seed, none=True)
     src = read_source(source, by=by)
     X = src.vectors(by)
     n = len(X)
@@ -452,6 +453,12 @@ def map_collection(source, out, *, by: str = DEFAULT_SPACE, color: str | None = 
     """
     t0 = time.perf_counter()
     space(by)
+    if method not in LAYOUT_METHODS:  # checked even when a stored layout makes it unused
+        raise InvalidOption(f"method must be one of {', '.join(LAYOUT_METHODS)}, not {method!r}")
+    check_seed(seed, none=True)
+    if isinstance(neighbors_k, bool) or not isinstance(neighbors_k, (int, np.integer)) or neighbors_k < 0:
+        raise InvalidOption(f"neighbors_k (--neighbors) must be a whole number of at least 0 (0: no lists), not "
+                            f"{neighbors_k!r}")
     src, out = _open(source, by, out, thumbs, color)
     table = src.works[["id"] + [c for c in ("path",) if c in src.works.columns]].copy()
     _check_targets(src, out, by, table, thumbs=thumbs, picture=picture)

@@ -51,6 +51,20 @@ MEASURE = _Measures({"style": "style signature distance d_sig", "l_style": "L_st
                      "content": "content distance 1 − cos"})
 
 
+def check_seed(seed, *, none: bool = False) -> int | None:
+    """*seed* if it is a whole number from 0 to 2³²−1 (what NumPy, scikit-learn and UMAP all take), or None where
+    *none* allows it; :class:`~artspace.errors.InvalidOption` otherwise, before any work.
+
+    >>> check_seed(7)
+    7
+    """
+    if seed is None and none:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= 2 ** 32 - 1:
+        raise InvalidOption(f"seed (--seed) must be a whole number from 0 to 4294967295, not {seed!r}")
+    return int(seed)
+
+
 def distance_scale(by: str) -> float:
     """Factor turning the squared L2 between two stored embeddings of space *by* into its distance: ½ for the unit
     content embeddings (½‖a − b‖² = 1 − cos), 1 otherwise.

@@ -559,6 +559,9 @@ def teach(catalog, label_column: str, *, name: str | None = None, methods=METHOD
         raise InvalidOption(f"min_works must be a whole number of at least 2, not {min_works!r}")
     if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
         raise InvalidOption(f"folds must be a whole number of at least 2, not {folds!r}")
+    from .source import check_seed
+
+    check_seed(seed)
     methods = [methods] if isinstance(methods, str) else list(methods)
     if not methods or any(m not in METHODS for m in methods):
         raise InvalidOption(f"methods must be among {', '.join(METHODS)}, not {methods!r}")

@@ -96,6 +96,24 @@ class _Item:
     mtime_ns: int
 
 
+#: What an artspace catalog folder holds (a catalog of any version has at least one of them).
+_CATALOG_MARKS = ("CURRENT", "generations", "log", "lock", "manifest.json")
+
+
+def _check_catalog_folder(cdir: Path, root) -> None:
+    """Refuse, before anything is written, a catalog folder that is a file, the collection itself, or a folder of
+    other files: the run would write its lock and extraction log among them."""
+    if cdir.exists() and not cdir.is_dir():
+        raise InvalidOption(f"{cdir} is a file, not a catalog folder; give --catalog a new folder or one made by "
+                            f"`artspace index`")
+    if isinstance(root, Path) and cdir.exists() and cdir.resolve() == root.resolve():
+        raise InvalidOption(f"the catalog cannot be the collection folder {root} itself; leave --catalog out (the "
+                            f"catalog goes to {root / CATALOG_DIRNAME}) or give another folder")
+    if cdir.is_dir() and not any((cdir / m).exists() for m in _CATALOG_MARKS) and any(cdir.iterdir()):
+        raise InvalidOption(f"{cdir} holds other files and is not an artspace catalog; give --catalog a new or empty "
+                            f"folder (or one made by `artspace index`)")
+
+
 def _check_int(name: str, value, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
         raise InvalidOption(f"{name} must be a whole number of at least {low}, not {value!r}")
@@ -201,6 +219,7 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
                                 f"(or an object-store URI such as s3://bucket/prefix)")
         cdir = Path(catalog).expanduser() if catalog else root / CATALOG_DIRNAME
         md = read_metadata(Path(metadata).expanduser(), root) if metadata else None  # checked before any image
+    _check_catalog_folder(cdir, root)
     cdir.mkdir(parents=True, exist_ok=True)
     report = IndexReport(catalog=cdir)
     with WriterLock(cdir):

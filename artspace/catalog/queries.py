@@ -591,7 +591,7 @@ class Catalog:
         gamma = _subject_weight(ignore_subject, sp)
         n_expand = _expansion(expand, sp)
         vecs, wid = self.query_vectors(query, by)
-        allowed = self._allowed(where)
+        allowed = self._allowed(where, wid)
         offsets = self._offsets(vecs, wid, by)
         if n_expand:
             q = self._expanded(vecs[by], wid, n_expand)
@@ -619,14 +619,18 @@ class Catalog:
         found = i[0][(i[0] >= 0) & (i[0] != (-1 if wid is None else wid))][:n]
         return expand_query(np.asarray(vec, np.float64), self._embeddings()["content"][self._rows(found)])
 
-    def _allowed(self, where: str | None) -> np.ndarray | None:
+    def _allowed(self, where: str | None, wid: int | None = None) -> np.ndarray | None:
+        """The ids *where* lets a search return (None: all); :class:`~artspace.errors.NoMatch` when none but the
+        query *wid* itself matches."""
         if not where:
             return None
         mask = parse_filter(where).mask(self.works)
-        if not mask.any():
-            raise NoMatch(f"no work of the catalog {self.dir} matches --where {where!r} "
+        ids = self.works["id"].to_numpy(np.int64)[mask]
+        if not len(ids) or (wid is not None and ids.tolist() == [int(wid)]):
+            only = " but the query itself" if len(ids) else ""
+            raise NoMatch(f"no work of the catalog {self.dir}{only} matches --where {where!r} "
                           f"({len(self.works)} works searched)")
-        return self.works["id"].to_numpy(np.int64)[mask]
+        return ids
 
     def _search(self, by: str, vec: np.ndarray, wid: int | None, k: int, allowed=None, offsets=None):
         """``(distance, raw distance, ids)`` of the *k* nearest works, as :meth:`similar` ranks them (an outside
