@@ -584,7 +584,7 @@ def test_a_high_contrast_image_in_the_first_fit_sample_indexes(tmp_path):
 
 
 def test_a_catalog_folder_that_is_a_file_the_collection_or_someone_s_folder_is_refused(demo_copy, tmp_path):
-    root = demo_copy.root
+    root = demo_copy
     photo = next(root.rglob("*.png"))
     with pytest.raises(InvalidOption, match="is a file, not a catalog folder"):
         index(root, catalog=photo, spec=TINY_SPEC, quiet=True)
