@@ -596,3 +596,12 @@ def test_a_catalog_folder_that_is_a_file_the_collection_or_someone_s_folder_is_r
     with pytest.raises(InvalidOption, match="holds other files and is not an artspace catalog"):
         index(root, catalog=notes, spec=TINY_SPEC, quiet=True)
     assert [p.name for p in notes.iterdir()] == ["mine.txt"] and not (root / "lock").exists()
+
+
+def test_too_few_images_says_what_left_them_out_and_a_rebuild_says_so(demo_copy, tmp_path):
+    with pytest.raises(Exception, match=r"holds 0 readable image\(s\) \(\d+ left out by --exclude\)"):
+        index(demo_copy, catalog=tmp_path / "cat", spec=TINY_SPEC, quiet=True, exclude=["*"])
+    rep = index(demo_copy, spec=TINY_SPEC, quiet=True)
+    assert not rep.rebuilt and "afresh" not in rep.summary()
+    rep = index(demo_copy, spec=TINY_SPEC, quiet=True, rebuild=True)
+    assert rep.rebuilt and rep.unchanged == rep.works and "every work's features computed afresh" in rep.summary()

@@ -427,8 +427,7 @@ def publish(run) -> int:
     run.status(f"reading the extraction log ({len(present)} files)")
     works, l_style, style, desc, moments, off_axes = _read_shards(by_shard)
     if works is None or len(works) < 2:
-        raise ArtspaceError(f"{run.root} holds {0 if works is None else len(works)} readable image(s); a catalog "
-                            f"needs at least 2 to compare")
+        raise ArtspaceError(run.too_few(0 if works is None else len(works)))
     skipped_all = run.skipped()
     off_axes = np.asarray(off_axes, np.float32)  # once (n x 2): the shards' rows, read into one array
     unkept = int(np.isnan(off_axes).any(axis=1).sum())

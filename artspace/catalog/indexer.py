@@ -69,6 +69,9 @@ class IndexReport:
     #: the generation the catalog publishes after the run (unchanged when nothing changed)
     generation: int = 0
     published: bool = False
+    #: whether every work's features were computed afresh (``--rebuild``, or a damaged log started again): its
+    #: files count as unchanged, but nothing was reused
+    rebuilt: bool = False
 
     @property
     def images_per_second(self) -> float:
@@ -82,6 +85,8 @@ class IndexReport:
             # the whole run (loading VGG-19, listing, reading, fitting, publishing), not the extraction rate: the
             # progress bar shows that
             s += f"; {self.extracted} images read, the whole run took {self.seconds:.1f} s"
+        if self.rebuilt:
+            s += "; every work's features computed afresh (rebuilt)"
         if self.skipped:
             s += f" (skipped files listed in {self.catalog / 'generations'}/…/skipped.csv)"
         s += f"; generation {self.generation}" + ("" if self.published else " (nothing changed)")
@@ -234,7 +239,7 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
                         embed_dim=embed_dim, signature_dim=signature_dim, engine=engine, address=address,
                         compile=compile)
             gen.publish(run)
-            report.published = True
+            report.published, report.rebuilt = True, bool(run.rebuilt)
         else:
             run.report_unchanged()
         collect_garbage(cdir)
@@ -255,6 +260,7 @@ class _Run:
         self.precision = "float32"
         self.metadata = None
         self.exclude: tuple[str, ...] = ()  # the --exclude patterns, set by plan()
+        self.excluded = 0  # image files they left out
         self.files: list[tuple[str, int, int]] = []
         self.present: set[str] = set()  # the relative paths of self.files
         self.walk_skips: list[tuple[str, str]] = []
@@ -324,7 +330,7 @@ class _Run:
         """List the collection and decide what to extract (artspace's own images skipped before are read again
         when *include_outputs* asks for them)."""
         self.exclude = tuple(exclude)
-        self.files, self.walk_skips = _list_files(self.root, self.cdir, exclude)
+        self.files, self.walk_skips, self.excluded = _list_files(self.root, self.cdir, exclude)
         self.present = {rel for rel, _, _ in self.files}
         self._check_collection()
         for rel, reason in self.walk_skips:
@@ -428,6 +434,17 @@ class _Run:
         _, skipped = self.state.live(self.present)
         return [(s[0], s[1]) for s in skipped] + list(self.walk_skips)
 
+    def too_few(self, readable: int) -> str:
+        """Why the collection cannot make a catalog: *readable* works, with what left the others out."""
+        why = []
+        if self.excluded:
+            why.append(f"{self.excluded} left out by --exclude")
+        skipped = list(dict(self.skipped() + list(self.report.newly_skipped)).items())  # this run's too, once
+        if skipped:
+            why.append(f"{len(skipped)} skipped (first: {skipped[0][0]}: {skipped[0][1]})")
+        return (f"{self.root} holds {readable} readable image(s)" + (f" ({'; '.join(why)})" if why else "")
+                + "; a catalog needs at least 2 to compare")
+
     def status(self, message: str) -> None:
         """A status line for the steps after extraction, which have no progress bar (unless quiet)."""
         if not self.quiet:
@@ -489,8 +506,7 @@ class _Run:
         sk_rows = [rows[rel][0] for rel in sorted(rows)]
         sig_rows = [rows[rel][1] for rel in sorted(rows)]
         if len(sk_rows) < 2:
-            raise ArtspaceError(
-                f"{self.root} holds {len(sk_rows)} readable image(s); a catalog needs at least 2 to compare")
+            raise ArtspaceError(self.too_few(len(sk_rows)))
         sketches = ex.embedder.sketches
         StyleProjection.fit(np.stack(sig_rows), k=signature_dim, seed=sketches["style"].seed).save(
             self.log.signature_projection)
@@ -508,13 +524,15 @@ def _excluded(rel: str, patterns: Sequence[str]) -> bool:
                for pat in patterns)
 
 
-def _list_files(root: Path | RemoteSource, cdir: Path, exclude: Sequence[str]) -> tuple[list, list]:
-    """``([(rel, size, mtime_ns)], [(rel, reason)])``: the collection's regular image files, and what was passed
-    over (dangling links, FIFOs, unreadable folders, names that are not UTF-8) with the reason."""
+def _list_files(root: Path | RemoteSource, cdir: Path, exclude: Sequence[str]) -> tuple[list, list, int]:
+    """``([(rel, size, mtime_ns)], [(rel, reason)], excluded)``: the collection's regular image files, what was
+    passed over (dangling links, FIFOs, unreadable folders, names that are not UTF-8) with the reason, and how many
+    image files the *exclude* patterns left out."""
     if isinstance(root, RemoteSource):
         files, skips = root.list((CATALOG_DIRNAME,))
-        return [f for f in files if not (exclude and _excluded(f[0], exclude))], skips
-    files, skips = [], []
+        kept = [f for f in files if not (exclude and _excluded(f[0], exclude))]
+        return kept, skips, len(files) - len(kept)
+    files, skips, excluded = [], [], 0
 
     def skipped(path, reason):
         skips.append((_rel(path, root), reason))
@@ -529,6 +547,7 @@ def _list_files(root: Path | RemoteSource, cdir: Path, exclude: Sequence[str]) -
         if os.sep != "/":
             rel = rel.replace(os.sep, "/")
         if exclude and _excluded(rel, exclude):
+            excluded += 1
             continue
         try:
             st = os.stat(s)
@@ -539,7 +558,7 @@ def _list_files(root: Path | RemoteSource, cdir: Path, exclude: Sequence[str]) -
             skips.append((rel, "not a regular file"))
             continue
         files.append((rel, st.st_size, st.st_mtime_ns))
-    return files, skips
+    return files, skips, excluded
 
 
 def _rel(path, root: Path) -> str:

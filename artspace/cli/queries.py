@@ -50,11 +50,15 @@ def similar(
         fail(f"--format must be table, json or csv, not {format!r}")
     cat = open_catalog(catalog, near=[query])
     if sheet is not None:  # checked before the search: a suffix save_image writes, and no one else's file
+        from ..errors import OutputConflict
         from ..images import image_output
         from ..outputs import check_output
 
-        check_output(sheet, inputs=[cat.image_path(query)], protected_dirs=[cat.dir])
-        image_output(sheet)
+        try:
+            check_output(sheet, inputs=[cat.image_path(query)], protected_dirs=[cat.dir])
+            image_output(sheet)
+        except OutputConflict as e:  # the option to change here is --sheet
+            raise OutputConflict(str(e).replace("choose another output (-o)", "choose another file (--sheet)")) from None
     missing = [c for c in caption or () if c not in cat.works.columns]
     if missing:
         fail(f"--caption {missing[0]!r} is not a column of the works table; choose from "
