@@ -40,8 +40,8 @@ def test_plane_places_every_work_and_names_the_quadrants(analysis_catalog, tmp_p
     assert ax.get_xlim() == (-3, 103) and ax.get_ylim() == (-3, 103)  # ranks, not distances up to 1e11
     assert "rank" in ax.get_ylabel() and "relative signature distance" in ax.get_ylabel()
     assert "Gatys et al. 2016" in ax.get_title()
-    assert (tmp_path / "plane.png").stat().st_size > 10_000
-    csv = pd.read_csv(tmp_path / "plane.csv")
+    assert (tmp_path / "plane-style.png").stat().st_size > 10_000
+    csv = pd.read_csv(tmp_path / "plane-style.csv")
     assert len(csv) == len(r.works) and {"style_percentile", "content_rank", "quadrant"} <= set(csv.columns)
     # the summary warns when 'same subject' reaches cosines at or below 0, and only then
     assert ("is at or below 0" in r.summary()) == (r.thresholds["content"] >= 1.0)

@@ -58,7 +58,7 @@ def test_cli_plane_prints_the_quadrants_and_writes_the_csv(analysis_catalog, tmp
     r = runner.invoke(app, ["plane", query, "--by", "l_style", "-o", str(tmp_path), "--catalog", c])
     assert r.exit_code == 0, r.output
     assert "same style, other subject" in r.output and "style_percentile" in r.output
-    df = pd.read_csv(tmp_path / "plane.csv").set_index("id")
+    df = pd.read_csv(tmp_path / "plane-l_style.csv").set_index("id")
     hits = analysis_catalog.similar(query, by="l_style", k=len(df)).set_index("id")
     assert np.allclose(df.loc[hits.index, "style_distance"], hits["distance"], rtol=1e-9)
 

@@ -35,7 +35,7 @@ class CompareResult:
         distance between two different works of the same group.
     groups : DataFrame
         ``group``, ``n``, ``within`` (mean within-group distance), ``spread`` (mean distance to the group mean),
-        ``nearest_group`` (the other group whose mean is nearest) and ``nearest_distance`` (the distance between
+        ``nearest_group`` (the other group whose mean is nearest) and ``nearest_separation`` (the distance between
         the two groups' means, the separation; ``matrix`` holds the mean distance between their works, which adds
         both groups' spreads).
     test : dict
@@ -276,7 +276,7 @@ def _mean_distances(st: "_GroupStats", names: list, group_by: str, s: float):
     nearest = others.argmin(1)
     groups = pd.DataFrame({"group": names, "n": st.n.astype(int), "within": within, "spread": s * st.var,
                            "nearest_group": [names[j] for j in nearest],
-                           "nearest_distance": sep[np.arange(G), nearest]})
+                           "nearest_separation": sep[np.arange(G), nearest]})
     return matrix, groups, sep
 
 

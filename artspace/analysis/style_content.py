@@ -23,7 +23,7 @@ import pandas as pd
 from ..catalog.metadata import PLANE_COLUMNS, make_room
 from ..errors import ArtspaceError, InvalidOption, WorkNotFound
 from ..spaces import DEFAULT_SPACE, SPACES, space
-from .files import check_out, save_figure, write_csv
+from .files import check_out, csv_target, figure_target, save_figure, write_csv
 from .source import distance_scale, metadata_columns, read_source, work_thumbnail
 
 __all__ = ["PlaneResult", "QUADRANTS", "plane"]
@@ -114,7 +114,8 @@ def plane(source, query, *, by: str = DEFAULT_SPACE, split: float = 0.5, top: in
     thumbs : int
         Thumbnails drawn on the figure for each named quadrant (catalog sources only).
     out : path, optional
-        Folder for ``plane.png`` and ``plane.csv``.
+        Folder for ``plane-<by>.png`` and ``plane-<by>.csv`` (``plane-style.csv``, ``plane-l_style.csv``: the
+        style axis's space in the name, as for every analysis).
 
     Returns
     -------
@@ -147,9 +148,12 @@ def plane(source, query, *, by: str = DEFAULT_SPACE, split: float = 0.5, top: in
         str(src.works.loc[src.ids == qid, "path"].iloc[0])
     result = PlaneResult(works=df, query=label, query_id=qid, by=by, thresholds=thresholds, top=tops)
     result.figure = plane_figure(result, src, split=split, color=color, thumbs=thumbs, query=query)
-    if out is not None:
-        result.files.append(write_csv(df, out / "plane.csv"))
-        result.files.append(save_figure(result.figure, out / "plane.png"))
+    if out is not None:  # both checked before either is written: a refused figure leaves no CSV behind
+        key = space(by).key
+        csv_target(df, out / f"plane-{key}.csv")
+        figure_target(out / f"plane-{key}.png")
+        result.files.append(write_csv(df, out / f"plane-{key}.csv"))
+        result.files.append(save_figure(result.figure, out / f"plane-{key}.png"))
     return result
 
 

@@ -105,7 +105,7 @@ def plane_cmd(
     query: str = typer.Argument(..., help="An image file, a work id, or a work's relative path."),
     by: str = by_option("The space of the style axis: style (the relative signature distance `similar` prints, "
                         "default) or l_style (Gatys et al.'s L_style)."),
-    out: Optional[Path] = out_option("plane.png and plane.csv", "plane"),
+    out: Optional[Path] = out_option("plane-BY.png and plane-BY.csv", "plane"),
     split: float = typer.Option(_PLANE["split"], help="Share of the works counted near on each axis (0.5: the "
                                 "nearer half)."),
     top: int = typer.Option(_PLANE["top"], help="Works listed per named quadrant."),
@@ -115,7 +115,7 @@ def plane_cmd(
     """The style/content plane around QUERY, after Gatys et al. 2016: content distance x, style distance y.
 
     Each axis shows the rank of a work's distance from QUERY (the share of other works nearer) with the distance at
-    each tick; plane.csv holds the distances `similar` prints, their ranks and their percentiles among the
+    each tick; plane-BY.csv holds the distances `similar` prints, their ranks and their percentiles among the
     collection's pairs. Names the quadrants "same style, other subject" and "same subject, other style".
 
     Example: artspace plane dots/star_0.png -o plane --color texture --catalog data/demo
