@@ -32,6 +32,10 @@ def test_units_top_patches_are_the_strongest_responses(analysis_catalog, tmp_pat
     assert (analysis_catalog.cache_dir / "units-relu2_1.npz").is_file()
     assert r.sheet.size[0] > 300 and (tmp_path / "units-relu2_1-5.png").is_file()
     assert best["x1"] - best["x"] <= receptive_field("relu2_1")[0] + 2
+    # the same box in the file's own pixels (the network squeezed the image to the catalog's square input)
+    w = analysis_catalog.works.set_index("id").loc[best["id"]]
+    s = analysis_catalog.spec.size
+    assert best["left"] == round(best["x"] * w["width"] / s) and best["bottom"] == round(best["y1"] * w["height"] / s)
     with pytest.raises(InvalidOption, match="units 0..127"):
         units(analysis_catalog, layer="relu2_1", unit=128)
 

@@ -143,7 +143,8 @@ def _compute(cat, layer: str, todo: list, batch_size: int, progress: bool) -> tu
 
 @dataclass
 class UnitsResult:
-    """The top patches of one unit: ``patches`` (rank, id, path, activation, box in input pixels, metadata),
+    """The top patches of one unit: ``patches`` (rank, id, path, activation, the box in the square network input
+    — ``x``, ``y``, ``x1``, ``y1`` — and in the work's own pixels — ``left``, ``top``, ``right``, ``bottom`` — metadata),
     ``sheet`` (a PIL image), the layer's receptive field and the files written."""
 
     layer: str
@@ -218,7 +219,7 @@ def units(cat, *, layer: str = "relu3_1", unit: int = 0, top: int = 9, column: s
         w = works.loc[int(r["ids"][j])]
         box = _patch_box(layer, int(r["argmax"][j, unit]), int(r["side"]), cat.spec.size)
         row = {"rank": rank, "id": int(w["id"]), "path": w["path"], "activation": float(act[j]),
-               "x": box[0], "y": box[1], "x1": box[2], "y1": box[3]}
+               "x": box[0], "y": box[1], "x1": box[2], "y1": box[3], **_image_box(box, w, cat.spec.size)}
         if column is not None:
             row[column] = w[column]
         rows.append(row)
@@ -246,6 +247,18 @@ def _patch_box(layer: str, flat: int, side: int, size: int) -> list[int]:
     half = max(rf, 8) / 2
     return [int(np.clip(np.floor(cx - half + 0.5), 0, size)), int(np.clip(np.floor(cy - half + 0.5), 0, size)),
             int(np.clip(np.ceil(cx + half + 0.5), 0, size)), int(np.clip(np.ceil(cy + half + 0.5), 0, size))]
+
+
+def _image_box(box: list[int], work, size: int) -> dict:
+    """*box* (in the *size* × *size* network input, which squeezes the image to a square) in the pixels of the
+    work's own image: ``left``, ``top``, ``right``, ``bottom`` (what to crop the original file with).
+
+    >>> _image_box([0, 56, 112, 224], {"width": 800, "height": 400}, 224)
+    {'left': 0, 'top': 100, 'right': 400, 'bottom': 400}
+    """
+    sx, sy = float(work["width"]) / size, float(work["height"]) / size
+    return {"left": int(round(box[0] * sx)), "top": int(round(box[1] * sy)), "right": int(round(box[2] * sx)),
+            "bottom": int(round(box[3] * sy))}
 
 
 def _patch(cat, rel: str, box: list[int], thumb: int):
