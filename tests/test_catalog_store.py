@@ -163,13 +163,18 @@ def _damage(root: Path, what: str) -> str:
     if what == "bare manifest":
         (folder / "manifest.json").write_text(json.dumps({"format_version": 4}))
         return "manifest.json"
+    if what == "edited manifest":  # still valid JSON, every field there: a spec changed by hand
+        m = json.loads((folder / "manifest.json").read_text())
+        m["spec"]["size"] = 2 * m["spec"]["size"]
+        (folder / "manifest.json").write_text(json.dumps(m, indent=2, sort_keys=True))
+        return "manifest.json"
     _truncate(folder / what)
     return what
 
 
 DAMAGE = ["works.parquet", "style.npy", "ids.npy", "style_scale.npy", "style.faiss", "l_style.faiss", "content.faiss", "content_model.npz",
           "style_projection.npz", "l_style_projection.npz", "style_neighbours.npz", "pairs.npz", "CURRENT",
-          "manifest", "bare manifest"]
+          "manifest", "bare manifest", "edited manifest"]
 
 
 @pytest.mark.parametrize("what", DAMAGE)

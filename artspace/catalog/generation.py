@@ -52,7 +52,7 @@ from .chunks import ChunkedArray, basis_digests, kept_works, open_array, unchang
 from .metadata import WORK_COLUMNS, join_metadata, read_metadata
 from .shards import MOMENTS_DIM, Log, compact, read_npz
 from .store import (FORMAT_VERSION, GenerationBuilder, WriterLock, collect_garbage, damaged_files,
-                    open_generation, read_json, read_pointer_quiet, repair_hint, _generations)
+                    open_generation, read_json, read_pointer_entry, repair_hint, _generations)
 from .taught import carry_taught
 
 NEIGHBOURS = "style_neighbours.npz"
@@ -156,7 +156,10 @@ class Previous:
         """The published generation (or the newest intact one when ``CURRENT`` is damaged), a single-folder catalog
         of an older format, or nothing."""
         gens = _generations(cdir)
-        n = read_pointer_quiet(cdir)
+        try:
+            n, digest = read_pointer_entry(cdir)
+        except CorruptCatalog:
+            n, digest = None, None
         if n is None and (cdir / "CURRENT").exists():
             notes.append(f"{cdir / 'CURRENT'} was damaged; the catalog is published again")
         candidates = [n] if n in gens else sorted(gens, reverse=True)
@@ -166,7 +169,7 @@ class Previous:
             except CorruptCatalog as e:
                 notes.append(f"{e.args[0].split(';')[0]}; a new generation is built from the extraction log")
                 continue
-            bad = damaged_files(gens[number], manifest)
+            bad = damaged_files(gens[number], manifest, digest if number == n else None)
             if bad:
                 notes.append(f"generation {number} is damaged ({', '.join(f'{f}: {w}' for f, w in bad)}); a new "
                              f"generation is built from the extraction log")

@@ -2,7 +2,8 @@
 
 Layout of a catalog directory (default ``<collection>/.artspace/``)::
 
-    CURRENT                 {"generation": 12}: the published generation, replaced by one atomic rename
+    CURRENT                 {"generation": 12, "manifest_sha256": ...}: the published generation and the digest
+                            of its manifest, replaced by one atomic rename
     lock                    flock held by the one writer (index, cluster, map: anything that stores results)
     generations/000012/     manifest.json and the files a query reads (works table, embeddings, faiss indexes...),
                             never changed once published
@@ -22,6 +23,7 @@ from __future__ import annotations
 import datetime as _dt
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -189,14 +191,26 @@ def _generations(cdir: Path) -> dict[int, Path]:
 
 def read_pointer(cdir: Path) -> int | None:
     """The published generation's number; ``None`` for a catalog that has published none."""
+    return read_pointer_entry(cdir)[0]
+
+
+def read_pointer_entry(cdir: Path) -> tuple[int | None, str | None]:
+    """``(generation, manifest SHA-256)`` as ``CURRENT`` records them, read at once; the digest is None for a
+    catalog published before artspace recorded it, the generation None for one that has published none."""
     path = cdir / POINTER
     if not path.exists():
-        return None
+        return None, None
     obj = read_json(path, cdir)
     n = obj.get("generation")
     if not isinstance(n, int) or n < 1:
         raise CorruptCatalog(f"catalog file {path} is damaged (no generation number); {repair_hint(cdir)}")
-    return n
+    digest = obj.get("manifest_sha256")
+    return n, digest if isinstance(digest, str) else None
+
+
+def manifest_digest(folder: Path) -> str:
+    """SHA-256 of a generation's ``manifest.json`` as written (what ``CURRENT`` records at publication)."""
+    return hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest()
 
 
 class Lease:
@@ -250,7 +264,7 @@ def open_generation(cdir: Path) -> tuple[int, Path, dict, Lease]:
     a damaged one, each naming the command that mends it.
     """
     for _ in range(100):
-        n = read_pointer(cdir)
+        n, digest = read_pointer_entry(cdir)
         if n is None:
             _refuse_unpublished(cdir)
         lease = _take_lease(cdir, n)
@@ -261,7 +275,7 @@ def open_generation(cdir: Path) -> tuple[int, Path, dict, Lease]:
         folder = _folder(cdir, n)
         manifest = read_json(folder / "manifest.json", cdir)
         _check_format(manifest, cdir)
-        _check_intact(folder, manifest, cdir)
+        _check_intact(folder, manifest, cdir, digest)
         return n, folder, manifest, lease
     raise CatalogLocked(f"the catalog {cdir} changed 100 times while being opened; try again")
 
@@ -295,16 +309,20 @@ def _check_format(manifest: dict, cdir: Path) -> None:
 REQUIRED = ("spec", "root", "works", "files", "generation")
 
 
-def _check_intact(folder: Path, manifest: dict, cdir: Path) -> None:
-    """Refuse a generation whose manifest lacks what a reader needs or whose files changed since publication: a
-    stat of each file, so that a damaged catalog fails when opened rather than half-way through an answer."""
-    for name, why in damaged_files(folder, manifest)[:1]:
+def _check_intact(folder: Path, manifest: dict, cdir: Path, digest: str | None = None) -> None:
+    """Refuse a generation whose manifest lacks what a reader needs, differs from the one published (*digest*), or
+    whose files changed since publication: a stat of each file, so that a damaged catalog fails when opened rather
+    than half-way through an answer."""
+    for name, why in damaged_files(folder, manifest, digest)[:1]:
         raise CorruptCatalog(f"catalog file {folder / name} is damaged ({why}); {repair_hint(cdir)}")
 
 
-def damaged_files(folder: Path, manifest: dict) -> list[tuple[str, str]]:
+def damaged_files(folder: Path, manifest: dict, digest: str | None = None) -> list[tuple[str, str]]:
     """``(name, what is wrong)`` of each file of a generation that is missing or whose size differs from the one
-    recorded at publication; the manifest itself when it lacks what a reader needs."""
+    recorded at publication; the manifest itself when it lacks what a reader needs, or when its SHA-256 is not the
+    *digest* ``CURRENT`` recorded (edited after publication)."""
+    if digest is not None and manifest_digest(folder) != digest:
+        return [("manifest.json", "changed after publication: its SHA-256 is not the one CURRENT recorded")]
     missing = [key for key in REQUIRED if key not in manifest]
     if missing or not isinstance(manifest["spec"], dict) or not isinstance(manifest["files"], dict):
         return [("manifest.json", f"no {', '.join(missing) or 'spec'}")]
@@ -372,7 +390,10 @@ class GenerationBuilder:
         fault_point("name generation")
         os.rename(self.folder, final)
         fsync_dir(final.parent)
-        atomic_write(self.cdir / POINTER, lambda p: p.write_text(json.dumps({"generation": n}) + "\n"))
+        # the manifest's digest beside its number: a manifest edited after publication (a spec changed by hand)
+        # is then refused rather than trusted
+        pointer = {"generation": n, "manifest_sha256": manifest_digest(final)}
+        atomic_write(self.cdir / POINTER, lambda p: p.write_text(json.dumps(pointer) + "\n"))
         return n
 
     def discard(self) -> None:
