@@ -38,6 +38,13 @@ def test_a_catalog_outside_its_collection_follows_a_move_and_refuses_another_fol
     index(root, catalog=cat, spec=TINY_SPEC, quiet=True, batch_size=8)
     ids = Catalog.open(cat).works[["path", "id"]].values.tolist()
     moved = root.rename(tmp_path / "moved")
+    # before index has followed the move, every command says where the collection was and how to record it
+    from typer.testing import CliRunner
+
+    from artspace.cli import app
+
+    r = CliRunner().invoke(app, ["similar", str(moved / "dots" / "star_0.png"), "-k", "2", "--catalog", str(cat)])
+    assert r.exit_code == 0 and f"no longer at {root}" in r.stderr and "records where it went" in r.stderr
     report = index(moved, catalog=cat, spec=TINY_SPEC, quiet=True)
     assert report.published and report.extracted == 0 and any("is now at" in n for n in report.notes)
     c = Catalog.open(cat)

@@ -131,6 +131,11 @@ def open_catalog(catalog: Optional[Path], near=()):
     from ..catalog import Catalog
 
     cat = Catalog.locate(catalog, near=near)
+    if isinstance(cat.root, Path) and not cat.root.is_dir():  # an outside catalog whose collection moved
+        echo_err(f"note: the collection this catalog describes is no longer at {cat.root}; its works' images "
+                 f"cannot be read, and a file of the moved collection counts as an image from outside. "
+                 f"`artspace index NEW_PLACE --catalog {shlex.quote(str(cat.dir))}` records where it went "
+                 f"(no image is read again)")
     where = _catalog_argument(cat)
     by_source: dict[str, list[str]] = {}
     for column, source in cat.stale_columns().items():  # one note per command that made them
