@@ -79,8 +79,9 @@ def test_compare_refuses_what_is_not_a_grouping(blobs):
         compare((works.assign(g="one"), X), group_by="g")
     with pytest.raises(ArtspaceError, match="max_groups"):
         compare((works.assign(g=np.arange(len(works)) // 2), X), group_by="g", max_groups=10)
-    with pytest.raises(InvalidOption, match="permutations must be 0 or more, not -1"):
-        compare((works, X), group_by="g", permutations=-1)
+    for bad in (-1, 10 ** 8):
+        with pytest.raises(InvalidOption, match=rf"must be a whole number from 0 to 1,000,000 .*not {bad}"):
+            compare((works, X), group_by="g", permutations=bad)
 
 
 def test_holm_adjustment():

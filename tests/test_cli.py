@@ -181,7 +181,7 @@ def test_out_of_range_options_are_one_error_line(analysis_catalog, tmp_path):
     assert_one_error_line(r, "k must be between 1 and the number of works", f"({n})", "not 0")
     r = runner.invoke(app, ["compare", "--group-by", "texture", "--permutations", "-1", "-o", str(tmp_path / "cmp"),
                             "--catalog", c])
-    assert_one_error_line(r, "permutations must be 0 or more", "not -1")
+    assert_one_error_line(r, "permutations (--permutations) must be a whole number from 0 to 1,000,000", "not -1")
     r = runner.invoke(app, ["index", str(tmp_path), "--size", "16"])
     assert_one_error_line(r, "size must be between 32 and 4096", "not 16")
     r = runner.invoke(app, ["units", "--layer", "relu1_1", "--unit", "64", "-o", str(tmp_path / "u"), "--catalog", c])

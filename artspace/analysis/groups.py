@@ -143,6 +143,11 @@ def _pseudo_f(ss_total: float, sum_sq_norm_over_n: np.ndarray | float, S_total_s
     return (ssb / (G - 1)) / (np.maximum(ssw, 1e-300) / (n - G)), ssb
 
 
+#: The most permutations :func:`compare` runs: p-values resolve down to 1/(1 + this); more would take hours for
+#: nothing (10⁸ took minutes without a word on a 20-work collection).
+MAX_PERMUTATIONS = 1_000_000
+
+
 def compare(source, *, group_by: str, by: str = DEFAULT_SPACE, permutations: int = 999,
             pairwise: bool | None = None, min_size: int = 2, max_groups: int = 60, pair_max: int = 1000,
             seed: int = 0, out=None) -> CompareResult:
@@ -196,8 +201,11 @@ def compare(source, *, group_by: str, by: str = DEFAULT_SPACE, permutations: int
     """
     t0 = time.perf_counter()
     space(by)
-    if isinstance(permutations, bool) or not isinstance(permutations, (int, np.integer)) or permutations < 0:
-        raise InvalidOption(f"permutations must be 0 or more, not {permutations}")
+    if isinstance(permutations, bool) or not isinstance(permutations, (int, np.integer)) or permutations < 0 \
+            or permutations > MAX_PERMUTATIONS:
+        raise InvalidOption(f"permutations (--permutations) must be a whole number from 0 to {MAX_PERMUTATIONS:,} "
+                            f"(p-values down to 1e-6; 20 × the pairs of groups let every pair pass Holm's "
+                            f"adjustment), not {permutations}")
     check_seed(seed)
     src = read_source(source, by=by)
     out = check_out(src, out) if out is not None else None
