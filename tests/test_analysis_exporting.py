@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 
 from artspace.analysis import cluster, export, layout
+from artspace.catalog import Catalog
 from artspace.errors import ArtspaceError, InvalidOption, OutputConflict
+from artspace.spaces import SPACES
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
@@ -38,6 +40,16 @@ def test_export_has_labels_coordinates_and_files(analysis_catalog, tmp_path):
     assert str(back["cluster_content"].dtype) == "Int64"
     assert back["file"].map(lambda f: Path(f).is_file()).all()
     assert table.attrs["stale_columns"] == {}
+    # the file says what its figures are and which generation of which catalog they come from
+    import json
+
+    import pyarrow.parquet as pq
+
+    about = json.loads(pq.read_schema(tmp_path / "works.parquet").metadata[b"artspace_provenance"])
+    cat = Catalog.open(analysis_catalog.dir)
+    assert about["generation"] == cat.generation and about["catalog"] == str(Path(cat.dir).resolve())
+    assert about["spec"]["size"] == cat.spec.size and about["neighbors"] == 2
+    assert about["spaces"] == {"l_style": {"label": SPACES["l_style"].label, "formula": SPACES["l_style"].formula}}
 
 
 def test_export_refuses_bad_paths_and_options(analysis_catalog, tmp_path):

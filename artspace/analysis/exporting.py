@@ -85,19 +85,42 @@ def export(source, path, *, neighbors: int = 5, by: Sequence[str] | str | None =
     if suffix == ".csv":
         write_csv(table, path)
     else:
-        atomic_write(path, lambda tmp: _write_parquet(table, tmp))
+        about = _provenance(src, spaces if neighbors > 0 else [], neighbors)
+        atomic_write(path, lambda tmp: _write_parquet(table, tmp, about))
     table.attrs["stale_columns"] = src.stale
     return table
 
 
-def _write_parquet(table: pd.DataFrame, path: Path) -> None:
+def _provenance(src, spaces: list, neighbors: int) -> dict:
+    """What the exported figures are and where they come from (the Parquet file's ``artspace_provenance``): the
+    catalog and generation, its feature spec, and for each neighbour list the space's label and formula."""
+    import torch
+
+    from .. import __version__
+
+    cat = src.catalog
+    return {"artspace_version": __version__, "torch_version": torch.__version__,
+            "catalog": str(Path(cat.dir).resolve()) if cat is not None else None,
+            "generation": cat.generation if cat is not None else None,
+            "spec": cat.spec.to_dict() if cat is not None else None,
+            "neighbors": neighbors,
+            "spaces": {space(b).key: {"label": space(b).label, "formula": space(b).formula} for b in spaces},
+            "stale_columns": dict(src.stale or {})}
+
+
+def _write_parquet(table: pd.DataFrame, path: Path, about: dict | None = None) -> None:
     """*table* as Parquet, its schema metadata saying that artspace wrote it (so that a later export may replace
-    it, and nothing else)."""
+    it, and nothing else) and, under ``artspace_provenance``, what its figures are (:func:`_provenance`)."""
+    import json
+
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     t = pa.Table.from_pandas(table, preserve_index=False)
-    pq.write_table(t.replace_schema_metadata({**(t.schema.metadata or {}), b"artspace": marker().encode()}), path)
+    meta = {**(t.schema.metadata or {}), b"artspace": marker().encode()}
+    if about is not None:
+        meta[b"artspace_provenance"] = json.dumps(about, default=str).encode()
+    pq.write_table(t.replace_schema_metadata(meta), path)
 
 
 def _parquet_made_here(path: Path) -> bool:
