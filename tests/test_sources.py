@@ -103,4 +103,4 @@ def test_index_command_takes_a_uri(demo_copy, tmp_path):
     assert r.exit_code == 1 and "give --catalog DIR" in r.output and "Traceback" not in r.output
     r = runner.invoke(app, ["similar", "dots/star_0.png", "--catalog", str(tmp_path / "cat"), "-k", "3",
                             "--format", "csv"])
-    assert r.exit_code == 0 and len(r.output.strip().splitlines()) == 4, r.output
+    assert r.exit_code == 0 and len(r.stdout.strip().splitlines()) == 4, r.output
