@@ -143,8 +143,9 @@ def _compute(cat, layer: str, todo: list, batch_size: int, progress: bool) -> tu
 
 @dataclass
 class UnitsResult:
-    """The top patches of one unit: ``patches`` (rank, id, path, activation, the box in the square network input
-    — ``x``, ``y``, ``x1``, ``y1`` — and in the work's own pixels — ``left``, ``top``, ``right``, ``bottom`` — metadata),
+    """The top patches of one unit: ``patches`` (rank, id, path, activation, the box in the square network
+    input — ``x``, ``y``, ``x1``, ``y1`` — and in the work's own pixels — ``left``, ``top``, ``right``,
+    ``bottom`` — metadata),
     ``sheet`` (a PIL image), the layer's receptive field and the files written."""
 
     layer: str

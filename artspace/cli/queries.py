@@ -58,7 +58,8 @@ def similar(
             check_output(sheet, inputs=[cat.image_path(query)], protected_dirs=[cat.dir])
             image_output(sheet)
         except OutputConflict as e:  # the option to change here is --sheet
-            raise OutputConflict(str(e).replace("choose another output (-o)", "choose another file (--sheet)")) from None
+            message = str(e).replace("choose another output (-o)", "choose another file (--sheet)")
+            raise OutputConflict(message) from None
     missing = [c for c in caption or () if c not in cat.works.columns]
     if missing:
         fail(f"--caption {missing[0]!r} is not a column of the works table; choose from "
