@@ -173,7 +173,8 @@ def sidecar_made_here(path: str | os.PathLike) -> bool:
 
 
 #: What :func:`replaceable` says of a CSV file whose first line is not the header of the table about to be written.
-CSV_UNLIKE = "is not an earlier output of this table (its header differs; artspace replaces only its own)"
+CSV_UNLIKE = ("is not an earlier output of this table (its header differs: another catalog's table, another "
+              "version's, or not artspace's; artspace replaces only an output with the same columns)")
 
 
 def csv_made_by(header: str) -> Callable[[Path], bool]:

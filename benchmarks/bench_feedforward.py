@@ -90,9 +90,9 @@ def speed(model: Path, repeats: int) -> None:
                 print(f"| AdaIN, two catalogued works (Catalog.transfer) | {precision} | {t:.3f} | |", flush=True)
 
 
-def _gatys_curve(content: Path, style: Path, work: Path, name: str, n: int) -> list[float]:
-    r = synthesise(content, style, size=256, iterations=n, tolerance=0, seed=0, output=work / f"{name}-gatys.png",
-                   progress=False)
+def _gatys_curve(content: Path, style: Path, work: Path, name: str, n: int, init: str = "content") -> list[float]:
+    r = synthesise(content, style, size=256, iterations=n, tolerance=0, seed=0, init=init,
+                   output=work / f"{name}-gatys-{init}.png", progress=False)
     return list(r.history)
 
 
@@ -118,8 +118,11 @@ def _matches(curve: list[float], loss: float) -> str:
     return f"> {len(curve)}"
 
 
-def quality(model: Path, style_name: str, iterations: int, work: Path) -> None:
+def quality(model: Path, style_name: str, iterations: int, work: Path, init: str = "content") -> None:
+    """*init*: where the reference L-BFGS starts, ``content`` (the photograph: what ``artspace transfer`` does, and
+    the issue's target) or ``noise`` (white noise, seed 0: Gatys et al. 2016's start)."""
     work.mkdir(parents=True, exist_ok=True)
+    print(f"L-BFGS from {init}")
     print("| photograph | network loss | L-BFGS loss at 50 | L-BFGS evaluation it matches | network s |")
     print("|---|---:|---:|---:|---:|")
     rows = []
@@ -127,12 +130,13 @@ def quality(model: Path, style_name: str, iterations: int, work: Path) -> None:
         content, style = C(cname), S(style_name)
         r = stylise(model, _held_out(cname), device="cpu")[0]
         loss = _loss_of(r.image, content, style, work, cname)
-        curve = _gatys_curve(content, style, work, cname, iterations)
+        curve = _gatys_curve(content, style, work, cname, iterations, init)
         at50 = curve[49] if len(curve) >= 50 else float("nan")
-        rows.append({"content": cname, "network": loss, "gatys50": at50, "matches": _matches(curve, loss)})
+        rows.append({"content": cname, "init": init, "network": loss, "gatys50": at50,
+                     "matches": _matches(curve, loss)})
         print(f"| {cname} | {loss:.4g} | {at50:.4g} | {rows[-1]['matches']} | {r.elapsed_s:.3f} |", flush=True)
         r.image.save(work / f"{cname}-network.png")
-    (work / "quality.json").write_text(json.dumps(rows, indent=1))
+    (work / f"quality-{init}.json").write_text(json.dumps(rows, indent=1))
 
 
 def adain_quality(iterations: int, work: Path, decoder: Path | None) -> None:
@@ -250,6 +254,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--work", type=Path, default=Path("/tmp/artspace-feedforward"))
+    ap.add_argument("--init", choices=["content", "noise"], default="content",
+                    help="quality: start the reference L-BFGS from the photograph (default) or from white noise")
     a = ap.parse_args()
     if a.what in ("speed", "quality", "refine") and not a.model:
         ap.error(f"{a.what} needs --model")
@@ -258,7 +264,7 @@ def main() -> None:
     if a.what == "speed":
         speed(model, a.repeats)
     elif a.what == "quality":
-        quality(model, a.style, a.iterations, a.work / "quality")
+        quality(model, a.style, a.iterations, a.work / "quality", a.init)
     elif a.what == "refine":
         refine(a.model, a.style, a.iterations, a.work / "refine")
     elif a.what == "adain-quality":

@@ -518,6 +518,18 @@ def test_the_batch_size_does_not_change_the_catalog(demo_source, tmp_path, monke
 def test_streams_must_be_positive(demo_source, tmp_path):
     with pytest.raises(ValueError, match="streams"):
         index(demo_source, catalog=tmp_path / "c", spec=TINY_SPEC, quiet=True, streams=0)
+    with pytest.raises(ValueError, match=r"batch_size \(--batch-size\) must be a whole number of at least 1"):
+        index(demo_source, catalog=tmp_path / "c", spec=TINY_SPEC, quiet=True, batch_size=0)
+    assert not (tmp_path / "c").exists()  # a refused first run leaves no empty catalog folder behind
+
+
+def test_a_first_run_that_fails_removes_the_catalog_folder_it_made(tmp_path):
+    root = tmp_path / "one"
+    root.mkdir()
+    (root / "only.png").write_text("not an image")
+    with pytest.raises(Exception, match=r"holds 0 readable image"):
+        index(root, spec=TINY_SPEC, quiet=True)
+    assert [p.name for p in root.iterdir()] == ["only.png"]  # nothing extracted, nothing to resume: no .artspace
 
 
 def test_index_reruns_update_the_neighbourhood_scales(demo_copy):

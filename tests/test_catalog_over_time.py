@@ -76,3 +76,18 @@ def test_a_stored_column_stays_stale_until_computed_again(demo_catalog, tmp_path
     assert Catalog.open(root).stale_columns() == {}
     index(root, spec=FeatureSpec(size=72), quiet=True, rebuild=True)  # every embedding changes, the works do not
     assert "cluster_style" in Catalog.open(root).stale_columns()
+
+
+def test_a_second_csv_says_which_columns_and_values_of_the_first_it_replaces(demo_catalog, tmp_path):
+    import pandas as pd
+
+    root = tmp_path / "demo"
+    shutil.copytree(demo_catalog.root, root)
+    md = pd.read_csv(root / "metadata.csv")
+    md[["path", "shape"]].head(4).to_csv(root / "more.csv", index=False)
+    report = index(root, metadata=root / "more.csv", spec=TINY_SPEC, quiet=True)
+    note = next(n for n in report.notes if "replaces the metadata file" in n)
+    assert "'texture' is dropped" in note and "'shape' now holds only the new file's values" in note
+    assert "texture" not in Catalog.open(root).works  # as the note said
+    again = index(root, metadata=root / "more.csv", spec=TINY_SPEC, quiet=True)
+    assert not any("replaces the metadata file" in n for n in again.notes)  # the same file: nothing to say

@@ -184,6 +184,8 @@ def test_out_of_range_options_are_one_error_line(analysis_catalog, tmp_path):
     assert_one_error_line(r, "permutations (--permutations) must be a whole number from 0 to 1,000,000", "not -1")
     r = runner.invoke(app, ["index", str(tmp_path), "--size", "16"])
     assert_one_error_line(r, "size must be between 32 and 4096", "not 16")
+    r = runner.invoke(app, ["index", str(tmp_path), "-m", "a.csv", "-m", "b.csv"])
+    assert_one_error_line(r, "--metadata was given 2 times", "one CSV at a time")
     r = runner.invoke(app, ["units", "--layer", "relu1_1", "--unit", "64", "-o", str(tmp_path / "u"), "--catalog", c])
     assert_one_error_line(r, "units 0..63", "64")
     r = runner.invoke(app, ["export", "-o", str(tmp_path / "w.csv"), "--neighbors", "-1", "--catalog", c])

@@ -144,6 +144,8 @@ def test_teach_stores_a_space_that_every_command_searches(demo, tmp_path):
     table = export(demo, tmp_path / "works.csv", neighbors=2, by=["taught:tex"])
     assert "taught_tex_neighbors" in table.columns
     assert demo.taught_spaces == {"taught:tex": None}  # storing analysis columns leaves it current
+    every = export(Catalog.open(demo.dir), tmp_path / "every.csv", neighbors=2)  # the default: every current space
+    assert {f"{b}_neighbors" for b in ("style", "l_style", "content", "taught_tex")} <= set(every.columns)
 
 
 def test_a_taught_space_is_refused_once_its_labels_change_and_refitted_by_teach(demo):

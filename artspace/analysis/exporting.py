@@ -38,8 +38,9 @@ def export(source, path, *, neighbors: int = 5, by: Sequence[str] | str | None =
         a Parquet file whose metadata names artspace); :class:`~artspace.errors.OutputConflict` otherwise.
     neighbors : int
         Neighbours per work and per space (0: none).
-    by : sequence of {"style", "l_style", "content"}, optional
-        Spaces whose neighbours are listed (default: every space the source has, all three for a catalog): columns ``<space>_neighbors`` (ids, nearest first)
+    by : sequence of {"style", "l_style", "content", "taught:NAME"}, optional
+        Spaces whose neighbours are listed (default: every space the source has; for a catalog the three and each
+        of its taught spaces that is current): columns ``<space>_neighbors`` (ids, nearest first)
         and ``<space>_neighbor_distances``, for a catalog exactly the ids and distances
         ``Catalog.similar(id, by=space, k=neighbors)`` gives each work (for ``style``, ranked by the relative
         signature distance; see :mod:`artspace.analysis.neighbours`). Lists in Parquet, ``;``-separated in CSV.
@@ -62,7 +63,9 @@ def export(source, path, *, neighbors: int = 5, by: Sequence[str] | str | None =
     for b in spaces or []:
         space(b)
     src = read_source(source)
-    spaces = src.spaces if spaces is None else spaces
+    if spaces is None:  # every space: the three, and each taught space that is current (a stale one would refuse)
+        taught = src.catalog.taught_spaces if src.catalog is not None else {}
+        spaces = src.spaces + [b for b, stale in taught.items() if stale is None]
     check_output(path, inputs=[metadata_file(src)], protected_dirs=[src.catalog.dir] if src.catalog else [])
     if suffix == ".parquet":  # a CSV is checked against its header when written (write_csv)
         replaceable(path, _parquet_made_here)

@@ -351,6 +351,8 @@ class TeachResult:
     reference: str = ""
     #: neighbours in the raw style space's vote (``raw_accuracy``): 10, or one fewer than the smallest label's works
     vote_k: int = K
+    #: the generation whose works and labels the space was fitted on (:attr:`generation` is the one that stores it)
+    fitted_on: int | None = None
 
     @property
     def space(self) -> str:
@@ -362,8 +364,8 @@ class TeachResult:
         s = ", ".join(f"{k}={v}" for k, v in self.settings.items())
         lines = [f"taught {self.space} from column {self.label_column!r}: {int(a['works'])} labelled works in "
                  f"{len(self.labels)} labels; {self.method} ({s}) chosen by {self.folds}-fold cross-validation "
-                 f"among {len(self.candidates)} settings ({self.reference}); stored in generation "
-                 f"{self.generation}",
+                 f"among {len(self.candidates)} settings ({self.reference}); fitted on the works of generation "
+                 f"{self.fitted_on}, stored in generation {self.generation}",
                  f"same-label precision@10, cross-validated: taught {a['taught_precision']:.3f} "
                  f"[{a['taught_precision_lo']:.3f}, {a['taught_precision_hi']:.3f}], raw style "
                  f"{a['raw_precision']:.3f} [{a['raw_precision_lo']:.3f}, {a['raw_precision_hi']:.3f}]",
@@ -645,7 +647,7 @@ def teach(catalog, label_column: str, *, name: str | None = None, methods=METHOD
                          settings={k: v for k, v in best.items() if k != "method"}, labels=labels, figures=figures,
                          confusion=confusion, calibration=calibration_table(probs, y), candidates=table,
                          temperature=temperature, left_out=left_out, generation=0, folds=len(test_folds),
-                         reference=ref_note, vote_k=vote_k)
+                         reference=ref_note, vote_k=vote_k, fitted_on=catalog.generation)
     if out is not None:  # the report first: a file that may not be replaced stops the run before the catalog changes
         result.files = _write_report(result, out)
     result.generation = publish_taught(catalog.dir, name, final, entry, notify=lambda m: print(m, file=sys.stderr))

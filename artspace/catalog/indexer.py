@@ -20,6 +20,7 @@ import fnmatch
 import functools
 import hashlib
 import os
+import shutil
 import stat
 import sys
 import time
@@ -119,9 +120,14 @@ def _check_catalog_folder(cdir: Path, root) -> None:
                             f"folder (or one made by `artspace index`)")
 
 
+#: The index options that the command line offers, by parameter name (errors name both).
+_FLAGS = {"batch_size": "--batch-size", "workers": "--workers", "streams": "--streams"}
+
+
 def _check_int(name: str, value, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise InvalidOption(f"{name} must be a whole number of at least {low}, not {value!r}")
+        flag = f" ({_FLAGS[name]})" if name in _FLAGS else ""
+        raise InvalidOption(f"{name}{flag} must be a whole number of at least {low}, not {value!r}")
     return int(value)
 
 
@@ -212,9 +218,12 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
                              ("embed_dim", embed_dim, 1), ("signature_dim", signature_dim, 1)):
         _check_int(name, value, low)
     if is_uri(root):  # an object store: listed and read through pyarrow, the catalog on a local disk
+        if not catalog:  # said before the store is reached (no network, no credentials needed to hear it)
+            from .sources import public_uri
+
+            raise InvalidOption(f"{public_uri(str(root))} is an object store: give --catalog DIR, a local folder for "
+                                f"the catalog")
         root = RemoteSource(root)
-        if not catalog:
-            raise InvalidOption(f"{root} is an object store: give --catalog DIR, a local folder for the catalog")
         cdir = Path(catalog).expanduser()
         md = read_metadata(Path(metadata).expanduser(), Path(metadata).expanduser().parent) if metadata else None
     else:
@@ -225,7 +234,38 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
         cdir = Path(catalog).expanduser() if catalog else root / CATALOG_DIRNAME
         md = read_metadata(Path(metadata).expanduser(), root) if metadata else None  # checked before any image
     _check_catalog_folder(cdir, root)
+    created = not cdir.exists()
     cdir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _index(root, cdir, md, t0, spec=spec, batch_size=batch_size, device=device, workers=workers,
+                      streams=streams, rebuild=rebuild, quiet=quiet, on_skip=on_skip, max_pixels=max_pixels,
+                      exclude=exclude, include_outputs=include_outputs, fit_size=fit_size, embed_dim=embed_dim,
+                      signature_dim=signature_dim, engine=engine, address=address, compile=compile,
+                      precision=precision, content_projection=content_projection, metadata=metadata)
+    except BaseException:
+        if created:
+            _remove_if_unused(cdir)
+        raise
+
+
+def _remove_if_unused(cdir: Path) -> None:
+    """Remove the catalog folder a failed first run created, if the run left nothing in it worth keeping (no
+    extraction shard to resume from, no generation): a refused run leaves no empty catalog behind."""
+    if (cdir / "generations").is_dir() and any((cdir / "generations").iterdir()):
+        return
+    for shard in (cdir / "log" / "shards").glob("part-*.npz"):
+        try:
+            with np.load(shard) as z:
+                if len(z["id"]):  # an image extracted: the next run resumes from it
+                    return
+        except Exception:  # noqa: BLE001 - unreadable: not worth keeping, and not ours to judge further
+            continue
+    shutil.rmtree(cdir, ignore_errors=True)
+
+
+def _index(root, cdir: Path, md, t0: float, *, spec, batch_size, device, workers, streams, rebuild, quiet, on_skip,
+           max_pixels, exclude, include_outputs, fit_size, embed_dim, signature_dim, engine, address, compile,
+           precision, content_projection, metadata) -> IndexReport:
     report = IndexReport(catalog=cdir)
     with WriterLock(cdir):
         collect_garbage(cdir)
@@ -291,6 +331,7 @@ class _Run:
                                          f"columns are dropped (stored analysis columns are kept)")
         else:
             self.metadata = md if md is not None else prev.remembered_metadata(self.root)
+            self._note_switched_metadata(md)
         self.rebuilt = rebuild
         if rebuild:
             self.log.discard()
@@ -512,6 +553,25 @@ class _Run:
             self.log.signature_projection)
         StyleProjection.fit(np.stack(sk_rows), k=embed_dim, seed=sketches["l_style"].seed).save(self.log.projection)
         self.projections = {by: StyleProjection.load(f) for by, f in self.log.projection_files().items()}
+
+    def _note_switched_metadata(self, md) -> None:
+        """A note when *md* replaces the CSV the catalog joined before: the old file's columns that the new one
+        lacks are dropped with it (one CSV is joined at a time), which a scholar adding a second file of labels
+        should hear at once, not find out from a missing column."""
+        old = self.previous.manifest.get("metadata_file") or {}
+        if (md is None or not old.get("path") or old.get("path") == gen._resolved(md.path)
+                or old.get("checksum") == md.checksum):  # the same file, or the same CSV moved with the collection
+            return
+        lost = [c for c in old.get("columns") or [] if c not in md.columns]
+        shared = [c for c in old.get("columns") or [] if c in md.columns]
+        self.report.notes.append(
+            f"{md.path.name} replaces the metadata file {old['path']} (one CSV is joined at a time)"
+            + (f"; its column{'s' if len(lost) > 1 else ''} {', '.join(map(repr, lost))} "
+               f"{'are' if len(lost) > 1 else 'is'} dropped" if lost else "")
+            + (f"; {', '.join(map(repr, shared))} now {'hold' if len(shared) > 1 else 'holds'} only the new file's "
+               f"values" if shared else "")
+            + ("; put every column and row in one CSV to keep them" if lost or shared else "")
+            + "; stored analysis columns are kept")
 
     def left_out(self, rel: str) -> bool:
         """Whether the collection-relative path *rel* falls under this run's ``--exclude`` patterns."""

@@ -91,7 +91,7 @@ def stale_reason(manifest: dict, works: pd.DataFrame, name: str) -> str | None:
     from .generation import same_works  # generation imports this module
     entry = (manifest.get("taught") or {}).get(name) or {}
     column = entry.get("label_column")
-    since = f"since it was taught on generation {entry.get('generation')}"
+    since = f"since it was fitted on the works of generation {entry.get('generation')}"
     if column not in works.columns:
         return f"its label column {column!r} is no longer in the works table"
     if not same_works(entry, manifest):

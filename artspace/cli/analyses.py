@@ -11,7 +11,7 @@ from typing import List, Optional
 
 import typer
 
-from ..spaces import SPACES, space
+from ..spaces import space
 from .common import (app, by_option, catalog_option, default_out, echo_err, fail, given, handle_errors,
                      library_defaults, open_catalog, out_option, print_table, wrote)
 
@@ -214,8 +214,9 @@ def export_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="works.csv or works.parquet."),
     neighbors: int = typer.Option(_EXPORT["neighbors"], "--neighbors", help="Nearest works listed per work and "
                                   "space (0: none), exactly as `similar --by SPACE -k N` lists them."),
-    by: List[str] = typer.Option(list(SPACES), "--by", help="Spaces whose neighbours are listed "
-                                 "(repeatable): style, l_style, content."),
+    by: Optional[List[str]] = typer.Option(None, "--by", help="Spaces whose neighbours are listed (repeatable): "
+                                           "style, l_style, content or taught:NAME. Default: the three and every "
+                                           "taught space that is current."),
     catalog: Optional[Path] = catalog_option(),
 ):
     """Export the works table with cluster labels, map coordinates and each work's nearest works in each space.
@@ -225,6 +226,6 @@ def export_cmd(
     from ..analysis.exporting import export
 
     cat = open_catalog(catalog)
-    echo_err(f"export: {len(cat)} works, {neighbors} nearest in {', '.join(by)}...")
-    table = export(cat, out, neighbors=neighbors, by=by)
+    echo_err(f"export: {len(cat)} works, {neighbors} nearest in {', '.join(by) if by else 'every space'}...")
+    table = export(cat, out, neighbors=neighbors, by=by or None)
     typer.echo(f"wrote {len(table)} works x {len(table.columns)} columns to {out}")

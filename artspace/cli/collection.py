@@ -37,9 +37,10 @@ def demo(
 def index_cmd(
     folder: str = typer.Argument(..., help="Folder of images, walked recursively; or an object-store URI "
                                  "(s3://bucket/prefix, gs://bucket/prefix) with --catalog a local folder."),
-    metadata: Optional[Path] = typer.Option(None, "--metadata", "-m", help="CSV (, ; or tab) joined on relative "
-                                            "path or file name (column path, file, filename or image); checked "
-                                            "before any image is read, and remembered."),
+    metadata: Optional[List[Path]] = typer.Option(None, "--metadata", "-m", help="CSV (, ; or tab) joined on "
+                                                  "relative path or file name (column path, file, filename or "
+                                                  "image); checked before any image is read, and remembered. One "
+                                                  "CSV at a time: it replaces the one joined before."),
     no_metadata: bool = typer.Option(False, "--no-metadata", help="Index without metadata: forget the CSV the "
                                      "catalog remembers and drop its columns."),
     catalog: Optional[Path] = typer.Option(None, "--catalog", "-c", help="Catalog directory (default "
@@ -93,6 +94,10 @@ def index_cmd(
     from ..spec import FeatureSpec
 
     chosen = given({"weights": weights, "size": size}, ("weights", "size"))
+    if metadata and len(metadata) > 1:
+        fail(f"--metadata was given {len(metadata)} times; a catalog joins one CSV at a time (the last would replace "
+             f"the others): put every column and row in one file")
+    metadata = metadata[0] if metadata else None
     if no_metadata and metadata is not None:
         fail("--metadata and --no-metadata ask for opposite things; give one of them")
     report = index(folder, catalog=catalog, metadata=False if no_metadata else metadata, spec=FeatureSpec(**chosen) if chosen else None,

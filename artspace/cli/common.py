@@ -127,7 +127,7 @@ def print_table(df, fmt: str) -> None:
 
 def open_catalog(catalog: Optional[Path], near=()):
     """The catalog every command uses (one rule: --catalog, else the nearest .artspace), with a note on stored
-    analysis columns that predate the last change of the works."""
+    analysis columns that predate the last change of the works or of their embedding."""
     from ..catalog import Catalog
 
     cat = Catalog.locate(catalog, near=near)
@@ -145,13 +145,19 @@ def open_catalog(catalog: Optional[Path], near=()):
         command = f"`artspace {source} {where}`" if source.split(" ")[0] in app_commands() else f"{source!r}"
         many = len(columns) > 1
         echo_err(f"note: column{'s' if many else ''} {names} predate{'' if many else 's'} the last change of the "
-                 f"works; {command} updates {'them' if many else 'it'}")
+                 f"works or of the embedding {'they were' if many else 'it was'} computed on; {command} updates "
+                 f"{'them' if many else 'it'}")
     for by, stale in cat.taught_spaces.items():
         if stale is not None:
-            entry = cat.manifest["taught"][by.split(":", 1)[1]]
-            echo_err(f"note: the taught space {by} is stale ({stale}); `artspace teach --label-column "
-                     f"{shlex.quote(str(entry.get('label_column')))} --name {shlex.quote(by.split(':', 1)[1])} "
-                     f"{where}` refits it")
+            name = by.split(":", 1)[1]
+            column = str(cat.manifest["taught"][name].get("label_column"))
+            if column in cat.works.columns:
+                fix = (f"`artspace teach --label-column {shlex.quote(column)} --name {shlex.quote(name)} {where}` "
+                       f"refits it")
+            else:  # teach would refuse: there are no labels to refit from
+                fix = (f"restore the column {column!r} (index with the CSV that has it) and teach again, or "
+                       f"`artspace unteach {shlex.quote(name)} {where}` removes the space")
+            echo_err(f"note: the taught space {by} is stale ({stale}); {fix}")
     return cat
 
 
