@@ -398,16 +398,30 @@ MIN_NETWORK_SIDE = 16
 
 
 def check_sides(hw: tuple[int, int], source, long_side: int | None = None, minimum: int = MIN_NETWORK_SIDE,
-                per_size: float = 1.0) -> None:
+                per_size: float = 1.0, aspect: float | None = None, flag: str = "--size") -> None:
     """:class:`~artspace.errors.UnreadableImage` naming *source* when an image of *hw* (height, width) pixels, as
     it reaches the network, has a side shorter than *minimum* (a panorama at a small ``--size``). *per_size* is
     the image's long side for each pixel of ``--size`` (a style image at ``--style-scale``, a pyramid's first
-    level), so that the advice names the ``--size`` that works."""
+    level), so that the advice names the ``--size`` (*flag*) that works; *aspect* is the file's own long-to-short
+    ratio, when *hw* comes from an already shrunk copy whose rounded short side would understate it (a 20 × 2000
+    panorama read at 64 px is 1 × 64: its ratio is 100, not 64).
+
+    >>> try:
+    ...     check_sides((1, 64), "pano.png", 64, 16, aspect=100.0)
+    ... except UnreadableImage as e:
+    ...     print(str(e).split("; ")[1])
+    give --size 1600 or more, or crop it
+    """
     h, w = hw
     if min(h, w) < minimum:
-        at = f" at a long side of {long_side} px" if long_side else ""
-        need = (f"; give --size {int(np.ceil(minimum * max(h, w) / min(h, w) / per_size))} or more, or crop it"
-                if long_side and min(h, w) > 0 else "; crop or enlarge it")
+        at = f" at a long side of {long_side} px" if long_side and max(h, w) >= long_side else ""
+        ratio = aspect if aspect else (max(h, w) / min(h, w) if min(h, w) > 0 else None)
+        if long_side and max(h, w) < long_side:  # never enlarged to the size asked for: a larger one won't help
+            need = "; the image itself is that small: use a larger one"
+        elif long_side and ratio:
+            need = f"; give {flag} {int(np.ceil(minimum * ratio / per_size))} or more, or crop it"
+        else:
+            need = "; crop or enlarge it"
         raise UnreadableImage(source, f"{w}x{h} px{at} is too small for the network, which needs at least "
                                       f"{minimum} px on each side{need}")
 

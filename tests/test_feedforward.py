@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 from typer.testing import CliRunner
 
 from artspace.cli import app
-from artspace.errors import InvalidModel, InvalidOption, OutputConflict
+from artspace.errors import InvalidModel, InvalidOption, OutputConflict, UnreadableImage
 from artspace.feedforward import (AdaINDecoder, TransformNet, adain, adain_transfer, checkpoint_path, load_model,
                                   save_model, stylise, train_decoder, train_style)
 from artspace.feedforward import training as training_module
@@ -151,6 +151,39 @@ def test_unreadable_training_images_are_named_at_the_start_and_not_counted(photo
                     log=said.append, **TINY)
     assert r.header["training"]["content_images"] == 12
     assert sum("skipped" in m for m in said) == 2 and any("aaa_fake.png" in m for m in said)
+
+
+def test_flat_and_tiny_training_images_never_make_the_loss_nan(photos, paintings, tmp_path):
+    """Through the instance norms of a flat crop the gradient overflowed ("the training loss became nan"): an image
+    of one colour, or one under 16 px a side, is skipped and named; a flat crop of another image is drawn again."""
+    content = tmp_path / "content"
+    content.mkdir()
+    for i in range(3):
+        Image.new("RGB", (48, 48), (30 * i, 120, 200)).save(content / f"flat{i}.png")
+    Image.new("RGB", (1, 1), "red").save(content / "dot.png")
+    half = np.zeros((48, 48, 3), np.uint8)  # one textured half, one flat: some crops of it are flat
+    half[:, :24] = np.random.default_rng(0).integers(0, 256, (48, 24, 3))
+    Image.fromarray(half).save(content / "half.png")
+    said = []
+    r = train_style([paintings / "painting0.png"], content, tmp_path / "m.pt", steps=6, seed=0, checkpoint_every=0,
+                    log=said.append, **TINY)
+    # seed 0 draws every flat image in 6 steps: only half.png counts as trained on
+    assert all(np.isfinite(h["total"]) for h in r.history) and r.header["training"]["content_images"] == 1
+    assert any("dot.png" in m and "too small to train on" in m for m in said)
+    assert any("all one colour" in m for m in said)
+    (content / "half.png").unlink()
+    with pytest.raises(UnreadableImage, match="none of the content images can be trained on"):
+        train_style([paintings / "painting0.png"], content, tmp_path / "n.pt", steps=2, seed=0, **TINY)
+
+
+def test_a_style_image_too_small_for_the_network_is_refused_in_one_line(photos, tmp_path):
+    Image.new("RGB", (1, 1), "red").save(tmp_path / "dot.png")
+    Image.fromarray(np.zeros((20, 2000, 3), np.uint8)).save(tmp_path / "pano.png")
+    with pytest.raises(UnreadableImage, match="the image itself is that small"):
+        train_style([tmp_path / "dot.png"], photos, tmp_path / "m.pt", steps=1, **TINY)
+    with pytest.raises(UnreadableImage, match="give --style-size 1600 or more"):
+        train_style([tmp_path / "pano.png"], photos, tmp_path / "m.pt", steps=1, style_size=64, **TINY)
+    assert not list(tmp_path.glob("m*"))
 
 
 def test_save_load_round_trip(style_model, tmp_path):

@@ -156,6 +156,27 @@ def test_interrupt_writes_the_best_image_so_far(images, tmp_path):
     assert len(side["levels"][0]["history"]) == 3 and side["levels"][0]["history"] == side["history"]
 
 
+def test_an_interrupted_rerun_keeps_the_finished_pastiche_and_writes_beside_it(images, tmp_path):
+    out = tmp_path / "a.png"
+    done = synthesise(images / "content.png", images / "style.png", size=32, iterations=4, seed=0, output=out,
+                      **FAST)
+    finished = out.read_bytes(), sidecar_path(out).read_text()
+
+    def stop(info):
+        if info["evaluation"] == 2:
+            raise KeyboardInterrupt
+
+    r = synthesise(images / "content.png", images / "style.png", size=32, iterations=50, seed=1, output=out,
+                   callback=stop, **FAST)
+    assert (out.read_bytes(), sidecar_path(out).read_text()) == finished and done.stopped != "interrupted"
+    kept = tmp_path / "a-interrupted.png"
+    assert r.output == kept and kept.is_file() and json.loads(sidecar_path(kept).read_text())["stopped"] == \
+        "interrupted"
+    again = synthesise(images / "content.png", images / "style.png", size=32, iterations=3, seed=2, output=out,
+                       **FAST)
+    assert again.output == out and out.read_bytes() != finished[0]  # a finished rerun replaces it, as asked
+
+
 def test_reconstruct_content_and_style_from_noise(images, tmp_path):
     c = reconstruct(images / "content.png", only="content", layers=["relu1_1"], size=32, iterations=8, seed=0,
                     tolerance=0)

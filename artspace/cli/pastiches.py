@@ -117,11 +117,12 @@ def transfer_cmd(
 
     result = synthesise(content, style, catalog=_catalog(catalog, [content, *style]), output=output,
                         progress=not quiet, log=None if quiet else echo_err, **options)
-    typer.echo(f"wrote {output} ({result.image.width}x{result.image.height}) and {output}.json: "
+    written = result.output or output  # an interrupted run keeps an earlier pastiche and writes beside it
+    typer.echo(f"wrote {written} ({result.image.width}x{result.image.height}) and {written}.json: "
                f"loss {result.losses.get('total', float('nan')):.6g} after {result.evaluations} evaluations "
                f"in {result.elapsed_s:.1f} s ({result.stopped})")
     if result.stopped == "interrupted":
-        fail(f"interrupted; the best image so far is in {output}", 130)
+        fail(f"interrupted; the best image so far is in {written}", 130)
 
 
 _ADAIN_OPTIONS = {"size", "style_blend", "preserve_colors", "weights", "device", "precision"}

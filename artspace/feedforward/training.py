@@ -40,7 +40,7 @@ from ..atomic import atomic_write
 from ..backbone import VGG19, ieee_float32, resolve_device
 from ..errors import ArtspaceError, InvalidOption, OutputConflict, UnreadableImage
 from ..images import file_sha256 as file_digest  # the header's checksums: the catalog's, under its name here
-from ..images import open_image, probe_image, save_image, to_pil, to_tensor, walk_images
+from ..images import check_sides, open_image, probe_image, save_image, to_pil, to_tensor, walk_images
 from ..outputs import check_output
 from ..precision import autocast, resolve_precision
 from ..spec import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS, LAYERS
@@ -61,6 +61,15 @@ DEFAULT_ADAIN_STYLE_WEIGHT = 10.0
 LR_SCHEDULES = ("constant", "cosine")
 #: Crops are taken after scaling an image's short side to between 1 and this many times the crop size.
 SCALE_JITTER = 1.5
+#: A training crop whose pixels vary less than this (standard deviation, in [0, 1]; 2 grey levels in 255) is drawn
+#: again, and an image that is all one colour, or smaller than :data:`MIN_TRAIN_SIDE` on a side, is skipped: through
+#: the instance norms of a flat map (variance 0, σ = √ε) the gradient grows about 300-fold a layer until it is not a
+#: number, so one flat crop in a batch ends a run ("the training loss became nan").
+FLAT_STD = 2 / 255
+#: Images with a shorter side than this (px) are skipped when a training run starts: enlarged to a crop, they are
+#: flat.
+MIN_TRAIN_SIDE = 16
+_UNUSABLE = f"each unreadable, smaller than {MIN_TRAIN_SIDE} px a side, or all one colour"
 
 #: The loss curve written beside a model (``model-losses.csv``) has the mean terms of each block of this many steps.
 CURVE_BLOCK = 50
@@ -121,12 +130,15 @@ class ImageSampler:
         self.bad: set[int] = set()
         for i, p in enumerate(self.paths):  # headers only: a draw of one of these would have found it too
             try:
-                probe_image(p)
+                w, h = probe_image(p)
+                if min(w, h) < MIN_TRAIN_SIDE:
+                    raise UnreadableImage(p, f"{w}x{h} px is too small to train on (at least {MIN_TRAIN_SIDE} px "
+                                             f"a side)")
             except UnreadableImage as e:
                 self.bad.add(i)
                 self.log(f"skipped: {e}")
         if len(self.bad) == len(self.paths):
-            raise UnreadableImage(folder, f"none of the {role} images could be read")
+            raise UnreadableImage(folder, f"none of the {role} images can be trained on ({_UNUSABLE})")
 
     @property
     def readable(self) -> int:
@@ -159,16 +171,38 @@ class ImageSampler:
         out = []
         while len(out) < n:
             if len(self.bad) == len(self.paths):
-                raise UnreadableImage(self.folder, f"none of the {self.role} images could be read")
+                raise UnreadableImage(self.folder, f"none of the {self.role} images can be trained on ({_UNUSABLE})")
             i = int(torch.randint(len(self.paths), (), generator=self.generator))
             if i in self.bad:
                 continue
             try:
-                out.append(self._crop(open_image(self.paths[i], max_side=4 * self.size)))
+                im = open_image(self.paths[i], max_side=4 * self.size)
+                if _spread(to_tensor(im)) < FLAT_STD:
+                    raise UnreadableImage(self.paths[i], "all one colour: nothing to learn from")
+                crop = self._crop(im)
             except UnreadableImage as e:
                 self.bad.add(i)
                 self.log(f"skipped: {e}")
+                continue
+            if _spread(crop) >= FLAT_STD:  # a flat crop (sky, a blank margin) is drawn again
+                out.append(crop)
         return torch.stack(out)
+
+
+def _network_minimum(layers: Sequence[str]) -> int:
+    """The least side (px) an image needs to reach the deepest of *layers*: each pooling before it halves the map.
+
+    >>> _network_minimum(["relu1_1", "relu5_1"]), _network_minimum(["relu3_1"])
+    (16, 4)
+    """
+    deepest = max(LAYERS.index(n) for n in layers)
+    return 2 ** sum(name.startswith("pool") for name in LAYERS[:deepest + 1])
+
+
+def _spread(x: torch.Tensor) -> float:
+    """How much an image (3, H, W) varies across its pixels: the largest of its channels' standard deviations (a
+    flat colour has 0 whatever the colour)."""
+    return float(x.flatten(1).std(1).max())
 
 
 class Prefetcher:
@@ -579,6 +613,11 @@ def train_style(styles: Sequence[str | os.PathLike], content: str | os.PathLike,
         raise InvalidOption(f"norm must be one of {NORMS}, not {norm!r}")
     dev, prec, vgg = _setup(device, precision, weights, max(content_layers + style_layers, key=LAYERS.index))
     style_size = style_size or size
+    for s in styles:  # a style too thin for the deepest style layer's poolings: said now, not as a torch error
+        w, h = probe_image(s)
+        im = open_image(s, max_side=style_size)
+        check_sides(im.size[::-1], s, style_size, _network_minimum(style_layers),
+                    aspect=max(w, h) / max(1, min(w, h)), flag="--style-size")
     style_digests = [{"name": s.name, "sha256": file_digest(s)} for s in styles]
     settings = {"kind": "style", "styles": style_digests, "blend": blend, "content": str(Path(content).resolve()),
                 "size": size, "batch_size": batch_size, "norm": norm, "losses": [content_loss, style_loss],

@@ -100,8 +100,10 @@ def synthesise(content, style, *, options: TransferOptions | None = None, catalo
     inputs = load_inputs(content, styles, catalog, opts)
     last_layer = max(opts.content_layers + opts.style_layers, key=LAYERS.index)
     check_levels_fit(inputs.content.size, opts, last_layer, device)
+    earlier = False
     if output is not None:
         check_targets(planned_outputs(output, opts, inputs.content.size), inputs.sources, catalog)
+        earlier = output.exists()  # an earlier pastiche: replaced by a finished run only
     run = _Run(opts, device, inputs, blend, last_layer=last_layer, say=say, progress=progress, callback=callback,
                output=output)
     run.run()
@@ -110,8 +112,20 @@ def synthesise(content, style, *, options: TransferOptions | None = None, catalo
     say(f"done: {result.evaluations} evaluations in {result.elapsed_s:.1f} s ({result.stopped}), "
         f"loss {result.losses.get('total', float('nan')):.6g}")
     if output is not None:
-        result.save(output)
+        result.save(_kept_apart(output, result, inputs, catalog, say) if earlier else output)
     return result
+
+
+def _kept_apart(output: Path, result, inputs, catalog, say) -> Path:
+    """Where a run that replaces an earlier pastiche writes: *output* when it finished; beside it
+    (``out-interrupted.png``) when it was interrupted, so that Ctrl-C never trades a finished pastiche for a
+    half-made one."""
+    if result.stopped != "interrupted":
+        return output
+    kept = output.with_name(f"{output.stem}-interrupted{output.suffix}")
+    check_targets([kept, sidecar_path(kept)], inputs.sources, catalog)
+    say(f"interrupted: the earlier pastiche {output} is kept; this run's best image goes to {kept}")
+    return kept
 
 
 def _options(options: TransferOptions | None, kwargs: dict) -> TransferOptions:
