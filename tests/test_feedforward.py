@@ -379,6 +379,9 @@ def test_bad_training_options_are_one_line_errors(photos, paintings, tmp_path):
     style = [paintings / "painting0.png"]
     with pytest.raises(InvalidOption, match="steps must be"):
         train_style(style, photos, tmp_path / "a.pt", steps=0, **TINY)
+    for seed in (-1, 10 ** 20):  # torch would fail with an overflow deep inside
+        with pytest.raises(InvalidOption, match=r"seed \(--seed\) must be a whole number from 0"):
+            train_style(style, photos, tmp_path / "a.pt", steps=1, seed=seed, **TINY)
     with pytest.raises(InvalidOption, match=r"\.pt"):
         train_style(style, photos, tmp_path / "a.png", steps=1, **TINY)
     with pytest.raises(InvalidOption, match="holds no images"):

@@ -74,7 +74,7 @@ BAD = [
     ("iterations", 0), ("iterations", "0"), ("iterations", "200,x"), ("iterations", [1, 0]), ("iterations", 2.5),
     ("tolerance", 1), ("tolerance", -0.1), ("tolerance", 2.0),
     ("init", "zeros"), ("init", "missing.png"),
-    ("seed", 1.5), ("seed", "x"),
+    ("seed", 1.5), ("seed", "x"), ("seed", -1), ("seed", 10 ** 20),
     ("preserve_colors", "yes"), ("preserve_colors", 2), ("match_histogram", 2),
     ("scales", 0), ("scales", 1.5),
     ("tile", 31), ("tile", 8), ("tile_overlap", 0),
@@ -119,6 +119,7 @@ def test_unknown_layers_are_named_with_the_valid_ones():
     (dict(tile=40, tile_overlap=30), "tile_overlap must be between 1 and tile/2 = 20, not 30"),
     (dict(size=32, scales=3), "scales=3 is too many for size 32"),
     (dict(style_blend="0,0"), "sum to 0"),
+    (dict(style_blend=""), "style_blend (--style-blend) is empty"),
     (dict(tile_overlap=10), "tile_overlap 10 needs tile"),
 ])
 def test_options_that_do_not_fit_together(options, needle):

@@ -253,7 +253,9 @@ class Prefetcher:
 
 
 def _check_common(output, steps, size, batch_size, lr, checkpoint_every, validate_every, max_minutes=None,
-                  lr_schedule="constant") -> Path:
+                  lr_schedule="constant", seed: int = 0) -> Path:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2 ** 63 - 1:
+        raise InvalidOption(f"seed (--seed) must be a whole number from 0 to {2 ** 63 - 1}, not {seed!r}")
     if max_minutes is not None and not (isinstance(max_minutes, (int, float)) and not isinstance(max_minutes, bool)
                                         and max_minutes > 0):
         raise InvalidOption(f"max_minutes must be a positive number of minutes, not {max_minutes!r}")
@@ -590,7 +592,7 @@ def train_style(styles: Sequence[str | os.PathLike], content: str | os.PathLike,
         Precision of the network passes (:mod:`artspace.precision`); losses and weights stay float32.
     """
     output = _check_common(output, steps, size, batch_size, lr, checkpoint_every, validate_every, max_minutes,
-                           lr_schedule)
+                           lr_schedule, seed)
     styles = [Path(s) for s in ([styles] if isinstance(styles, (str, os.PathLike)) else styles)]
     if not styles:
         raise InvalidOption("give at least one style image")
@@ -685,7 +687,7 @@ def train_decoder(content: str | os.PathLike, styles: str | os.PathLike, output:
     style of the validation pastiche (default: the first style image).
     """
     output = _check_common(output, steps, size, batch_size, lr, checkpoint_every, validate_every, max_minutes,
-                           lr_schedule)
+                           lr_schedule, seed)
     if not style_weight >= 0:
         raise InvalidOption(f"style_weight must not be negative, not {style_weight!r}")
     dev, prec, vgg = _setup(device, precision, weights, ADAIN_LAYER)

@@ -105,7 +105,8 @@ class Number(Rule):
 
     def _words(self, unit: str) -> str:
         if self.lo is not None and self.hi is not None:
-            return f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
+            lo, hi = (str(int(self.lo)), str(int(self.hi))) if self.integer else (f"{self.lo:g}", f"{self.hi:g}")
+            return f"in {'(' if self.lo_open else '['}{lo}, {hi}{')' if self.hi_open else ']'}"
         if self.integer and unit:
             return f"at least {self.lo} {unit}"
         kind = "a whole number" if self.integer else "a finite number"
@@ -408,7 +409,7 @@ class TransferOptions:
         "Starting image: content (keeps the layout, fastest), noise (white noise from seed, as Gatys et al. 2016), "
         "style (the first style, stretched to the output's shape) or an image file.")
     seed: int | None = _option(
-        None, OrNone(Number(integer=True)),
+        None, OrNone(Number(0, 2 ** 63 - 1, integer=True)),  # what a torch generator takes; drawn seeds are 32-bit
         "Seeds the noise; a CPU run with the same seed and settings is identical bit for bit.",
         default_text="drawn at random and recorded in the sidecar")
     # ---- colour, scale and tiles ----
@@ -472,6 +473,8 @@ class TransferOptions:
             if w is not None and len(w) != len(layers):
                 raise InvalidOption(f"{name} has {len(w)} values {list(w)} for {len(layers)} layers "
                                     f"{', '.join(layers)}; give one per layer")
+        if self.style_blend is not None and not self.style_blend:
+            raise InvalidOption("style_blend (--style-blend) is empty; give one weight per style image, such as 0.7,0.3")
         if self.style_blend is not None and not max(self.style_blend) > 0:
             raise InvalidOption(f"style_blend weights {list(self.style_blend)} sum to 0; give one positive weight")
         if isinstance(self.iterations, tuple) and len(self.iterations) != self.scales:
