@@ -486,7 +486,8 @@ def image_output(path: str | os.PathLike) -> Path:
 
 
 def save_image(im: Image.Image, path: str | os.PathLike, *, quality: int = 95) -> Path:
-    """Save *im* atomically; the format follows the suffix (JPEG at *quality*).
+    """Save *im* atomically; the format follows the suffix (JPEG at *quality*; WebP lossless, as PNG and TIFF are,
+    so that a pastiche keeps every pixel the run computed: Pillow's default WebP is lossy).
 
     The file says it was made by artspace (PNG ``Software`` text, JPEG comment, EXIF ``Software`` tag in WebP and
     TIFF), so that ``artspace index`` never catalogues a pastiche or a contact sheet as a work unless asked to
@@ -507,6 +508,8 @@ def save_image(im: Image.Image, path: str | os.PathLike, *, quality: int = 95) -
         exif = Image.Exif()
         exif[_EXIF_SOFTWARE] = marker()
         options["exif"] = exif
+        if fmt == "WEBP":
+            options["lossless"] = True
     return atomic_write(path, lambda p: im.save(p, format=fmt, **options))
 
 

@@ -161,15 +161,21 @@ def replaceable(path: str | os.PathLike, made_here: Callable[[Path], bool], *,
 
 
 def sidecar_made_here(path: str | os.PathLike) -> bool:
-    """Whether *path* is a JSON sidecar artspace wrote beside a pastiche or a reconstruction (an object naming the
-    artspace version or the method), i.e. one :func:`replaceable` may let a new run replace."""
+    """Whether *path* is a JSON sidecar artspace wrote beside a pastiche or a reconstruction, i.e. one
+    :func:`replaceable` may let a new run replace: an object naming the artspace version (every sidecar does now),
+    or one of the feed-forward methods with the record only artspace writes beside it (sidecars of before the
+    version was recorded). A scholar's own JSON with a ``method`` key is not one."""
     import json
 
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError, UnicodeDecodeError):
         return False
-    return isinstance(data, dict) and ("artspace_version" in data or "method" in data)
+    if not isinstance(data, dict):
+        return False
+    return "artspace_version" in data or (
+        data.get("method") == "feed-forward" and "model_header" in data) or (
+        data.get("method") == "adain" and "decoder_training" in data)
 
 
 #: What :func:`replaceable` says of a CSV file whose first line is not the header of the table about to be written.

@@ -340,3 +340,12 @@ def test_contact_sheet_captions_are_drawn_whole_on_as_many_lines_as_they_need():
     short, long = contact_sheet([(red, "a")], thumb=160), contact_sheet([(red, caption)], thumb=160)
     assert long.height - short.height == 13 * (len(lines) - 1)
     assert _wrap("word " * 40, 50, len, 3)[-1].endswith("…")
+
+
+def test_a_webp_output_keeps_every_pixel(tmp_path):
+    """Pillow's WebP is lossy by default (54 grey levels off in a pastiche): artspace writes it lossless."""
+    from artspace.images import save_image
+
+    a = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    save_image(Image.fromarray(a), tmp_path / "p.webp")
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "p.webp").convert("RGB")), a)

@@ -120,6 +120,10 @@ def test_a_json_or_image_of_the_users_beside_the_output_is_never_replaced(images
         transfer(images / "content.png", images / "style.png", output=tmp_path / "b.png", size=32, iterations=1,
                  **FAST)
     assert notes.read_text() == "my notes" and not (tmp_path / "b.png").exists()
+    notes.write_text('{"method": "oil on canvas, my notes"}')  # JSON with a 'method' key is still the scholar's
+    with pytest.raises(OutputConflict, match=r"b\.png\.json exists and is not an artspace sidecar"):
+        transfer(images / "content.png", images / "style.png", output=tmp_path / "b.png", size=32, iterations=1,
+                 **FAST)
     # a run replaces its own earlier pastiche and sidecar
     for _ in range(2):
         transfer(images / "content.png", images / "style.png", output=tmp_path / "c.png", size=32, iterations=1,

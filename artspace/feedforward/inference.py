@@ -116,8 +116,11 @@ def _sources(images, skip: Path | None = None) -> list[tuple[object, str, Path |
         else:
             path = Path(item)
             if path.is_dir():
-                found = [p for p in walk_images(path)
-                         if skip is None or skip not in Path(os.path.abspath(p)).parents]
+                every = list(walk_images(path))
+                found = [p for p in every if skip is None or skip not in Path(os.path.abspath(p)).parents]
+                if every and not found:
+                    raise InvalidOption(f"every image of {path} lies in the output folder {skip}, whose images are "
+                                        f"pastiches and are never stylised again; write to another folder (-o)")
                 if not found:
                     raise InvalidOption(f"{path} holds no images (.jpg, .png, ...)")
                 out += [(p, str(p), p.relative_to(path)) for p in found]

@@ -415,8 +415,9 @@ class TransferOptions:
     # ---- colour, scale and tiles ----
     preserve_colors: bool = _option(
         False, Flag(),
-        "Keep the content's colours: the pastiche's luminance with the content's chrominance (YIQ; luminance-only "
-        "transfer, Gatys et al. 2017).")
+        "Keep the content's colours: transfer in colour, then give the pastiche's luminance the content's "
+        "chrominance (YIQ; Gatys et al. 2017's colour-preservation, done after the transfer rather than by "
+        "optimising the luminance alone).")
     match_histogram: bool = _option(
         False, Flag(),
         "Match each style image's colour histogram to the content's before the transfer (colour histogram "
