@@ -470,12 +470,12 @@ def image_name(path: str | os.PathLike) -> Path:
     """*path* if it can name an image :func:`save_image` writes: a suffix it writes and not a folder
     (:class:`~artspace.errors.InvalidOption` otherwise)."""
     path = Path(path)
+    if path.is_dir():  # before the suffix: a folder has none, and "unknown extension ''" would not say why
+        raise InvalidOption(f"output {path} is a folder; give a file name such as {path / 'picture.png'}")
     try:
         image_format(path)
     except ValueError as e:
         raise InvalidOption(str(e)) from None
-    if path.is_dir():
-        raise InvalidOption(f"output {path} is a folder; give a file name such as {path / 'picture.png'}")
     return path
 
 

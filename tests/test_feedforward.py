@@ -276,7 +276,7 @@ def test_interrupted_training_resumes_bit_for_bit(photos, paintings, tmp_path, m
         train_style(style, photos, out, steps=4, seed=3, checkpoint_every=1, prefetch=prefetch, **TINY)
     assert checkpoint_path(out).exists() and not out.exists()
     assert torch.load(checkpoint_path(out), weights_only=True)["step"] == 2
-    with pytest.raises(InvalidOption, match="other settings"):
+    with pytest.raises(InvalidOption, match=r"other settings \(seed: 3 then, 4 now\)"):
         train_style(style, photos, out, steps=4, seed=4, checkpoint_every=1, **TINY)
     resumed = train_style(style, photos, out, steps=4, seed=3, checkpoint_every=1, prefetch=prefetch, **TINY)
     a, b = load_model(whole.path).net.state_dict(), load_model(resumed.path).net.state_dict()

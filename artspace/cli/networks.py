@@ -48,7 +48,7 @@ def _common(function: str) -> dict:
 
 
 def _done(result) -> None:
-    typer.echo(f"wrote {result.path}: {result.steps} steps in {result.elapsed_s / 60:.1f} min; mean losses of the "
+    typer.echo(f"wrote {result.path}: {result.steps} step{'s' if result.steps != 1 else ''} in {result.elapsed_s / 60:.1f} min; mean losses of the "
                f"last {result.losses_steps} step{'s' if result.losses_steps != 1 else ''}: "
                + ", ".join(f"{k} {v:.4g}" for k, v in result.losses.items()))
     if result.curve is not None:

@@ -96,7 +96,7 @@ def load_model(path: str | os.PathLike, *, kind: str | None = None, device: str 
                            f"but this artspace reads format {MODEL_FORMAT}; use that version of artspace or train "
                            "the model again")
     if kind is not None and found != kind:
-        raise InvalidModel(f"{path} holds a {found!r} network, not a {kind!r} one")
+        raise InvalidModel(f"{path} holds a network of kind {found!r}, not {kind!r}")
     net = build_network(found, header.get("architecture", {}))
     try:
         net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})

@@ -189,6 +189,18 @@ class ImageSampler:
         return torch.stack(out)
 
 
+def _differing(saved: str, loop) -> str:
+    """``" (size: 64 then, 128 now; ...)"``: the settings a checkpoint was made with that differ from a run's."""
+    try:
+        then = json.loads(saved)
+    except (TypeError, ValueError):
+        return ""
+    now = json.loads(loop._fingerprint())
+    diff = [f"{k}: {then.get(k)!r} then, {now.get(k)!r} now" for k in sorted(set(then) | set(now))
+            if then.get(k) != now.get(k)]
+    return f" ({'; '.join(diff[:4])}{'; …' if len(diff) > 4 else ''})" if diff else ""
+
+
 def _network_minimum(layers: Sequence[str]) -> int:
     """The least side (px) an image needs to reach the deepest of *layers*: each pooling before it halves the map.
 
@@ -268,6 +280,8 @@ def _check_common(output, steps, size, batch_size, lr, checkpoint_every, validat
     if lr_schedule not in LR_SCHEDULES:
         raise InvalidOption(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {lr_schedule!r}")
     output = Path(output)
+    if output.is_dir():
+        raise InvalidOption(f"model output {output} is a folder; give a file name such as {output / 'model.pt'}")
     if output.suffix.lower() not in (".pt", ".pth"):
         raise InvalidOption(f"model output {output}: use a .pt (or .pth) file name, such as {output.with_suffix('.pt')}")
     if output.exists():
@@ -338,9 +352,9 @@ class _Loop:
             raise InvalidOption(f"checkpoint {self.ckpt} cannot be read ({type(e).__name__}); delete it to start "
                                 "the training afresh") from None
         if saved != self._fingerprint():
-            raise InvalidOption(f"checkpoint {self.ckpt} was made with other settings; run with the same options "
-                                "to resume it (only --steps and --max-minutes may change), or delete it to start "
-                                "afresh")
+            raise InvalidOption(f"checkpoint {self.ckpt} was made with other settings{_differing(saved, self)}; run "
+                                "with the same options to resume it (only --steps and --max-minutes may change), or "
+                                "delete it to start afresh")
         self.net.load_state_dict(state["net"])
         self.opt.load_state_dict(state["opt"])
         self.generator.set_state(state["sampler_rng"])
