@@ -123,17 +123,9 @@ class Metadata:
         a ``--column`` of the scholar's): ``meta_<name>``, as for the names the works table reserves, so that a CSV
         never replaces what ``cluster`` or ``teach`` computed. Returns ``{old: new}`` (empty when none clashed)."""
         stored = set(map(str, stored))
-        clash = [c for c in self.columns if c in stored]
-        if not clash:
+        renames = _meta_names([c for c in self.columns if c in stored], set(self.columns) | stored)
+        if not renames:
             return {}
-        taken = set(self.columns) | stored
-        renames = {}
-        for c in clash:
-            new = f"meta_{c}"
-            while new in taken:
-                new = f"meta_{new}"
-            renames[c] = new
-            taken.add(new)
         self.columns = [renames.get(c, c) for c in self.columns]
         self.table = self.table.rename(columns=renames)
         return renames
@@ -511,7 +503,11 @@ def make_room(table: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
     clash = [c for c in dict.fromkeys(names) if c in table.columns]
     if not clash:
         return table
-    taken = set(map(str, table.columns)) | set(names)
+    return table.rename(columns=_meta_names(clash, set(map(str, table.columns)) | set(names)))
+
+
+def _meta_names(clash: list[str], taken: set[str]) -> dict[str, str]:
+    """``{name: meta_name}`` for each of *clash*: ``meta_`` before it, again while that is in *taken* too."""
     renames = {}
     for c in clash:
         new = f"meta_{c}"
@@ -519,7 +515,7 @@ def make_room(table: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
             new = f"meta_{new}"
         renames[c] = new
         taken.add(new)
-    return table.rename(columns=renames)
+    return renames
 
 
 def _reserved_meaning(renamed: list[str]) -> str:
