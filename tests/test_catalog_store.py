@@ -406,5 +406,9 @@ def test_a_works_table_path_leading_outside_the_collection_is_refused(collection
     manifest = json.loads((cat.files / "manifest.json").read_text())
     manifest["files"]["works.parquet"] = table.stat().st_size  # tampered consistently: the size check passes
     (cat.files / "manifest.json").write_text(json.dumps(manifest))
+    from artspace.catalog.store import manifest_digest  # ... and the digest CURRENT records, so that it passes too
+
+    (collection / ".artspace" / "CURRENT").write_text(json.dumps(
+        {"generation": cat.generation, "manifest_sha256": manifest_digest(cat.files)}))
     with pytest.raises(CorruptCatalog, match=r"outside the collection.*artspace index"):
         Catalog.open(collection).image_path(int(works.loc[0, "id"]))

@@ -220,7 +220,7 @@ def test_foreign_and_damaged_models_are_refused(style_model, tmp_path):
     cut.write_bytes(style_model.path.read_bytes()[:5000])
     with pytest.raises(InvalidModel, match="not a readable model file"):
         load_model(cut)
-    with pytest.raises(InvalidModel, match="holds a 'style' network"):
+    with pytest.raises(InvalidModel, match="holds a network of kind 'style', not 'adain-decoder'"):
         load_model(style_model.path, kind="adain-decoder")
     with pytest.raises(InvalidModel, match="no such model file"):
         load_model(tmp_path / "missing.pt")
@@ -502,7 +502,7 @@ def test_cli_train_style_then_stylise(photos, paintings, tmp_path):
     res = runner.invoke(app, ["train-style", str(paintings / "painting0.png"), "--content", str(photos), "-o",
                               str(budget), "--steps", "40", "--size", "32", "--batch-size", "2", "--max-minutes",
                               "0.000001", "--precision", "float32", "--quiet"])
-    assert res.exit_code == 0 and f"wrote {budget}: 1 steps" in res.output, res.output
+    assert res.exit_code == 0 and f"wrote {budget}: 1 step in" in res.output, res.output
     assert load_model(model).header["architecture"]["norm"] == "batch"
     out = tmp_path / "styled"
     res = runner.invoke(app, ["stylise", str(model), str(photos), "-o", str(out), "--quiet"])

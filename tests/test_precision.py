@@ -82,6 +82,9 @@ def test_a_catalog_from_before_precisions_were_recorded_is_float32(demo_catalog,
         m = json.loads(manifest.read_text())
         m.pop("precision", None)
         manifest.write_text(json.dumps(m))
+    # such a catalog's CURRENT recorded no manifest digest either
+    pointer = json.loads((cdir / "CURRENT").read_text())
+    (cdir / "CURRENT").write_text(json.dumps({"generation": pointer["generation"]}))
     assert Catalog.open(root).precision == "float32"
     with pytest.raises(IncompatibleCatalog, match="built in float32"):
         index(root, quiet=True, precision="bfloat16")
