@@ -449,6 +449,18 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def command_line() -> str | None:
+    """The ``artspace`` command this process runs, quoted for a shell (for a sidecar), or None when artspace was
+    called from Python (a notebook's settings are the record then)."""
+    import shlex
+    import sys
+
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    if name != "artspace" and not (name == "__main__.py" and "artspace" in sys.argv[0]):
+        return None
+    return shlex.join(["artspace", *sys.argv[1:]])
+
+
 def input_record(source) -> dict | None:
     """``{"path": absolute path, "sha256": …}`` of an input file, for a sidecar: what a pastiche was made from,
     checkable later; None for an image given in memory."""

@@ -34,6 +34,8 @@ def test_api_writes_image_and_sidecar_with_everything(images, tmp_path):
     assert "Caffe/Oxford" in s["weight_source"] and s["device"] == "cpu"
     assert [f["path"] for f in s["input_files"]] == [str((images / n).resolve()) for n in ("content.png", "style.png")]
     assert s["input_files"][0]["sha256"] == file_sha256(images / "content.png")
+    assert side["image"]["sha256"] == file_sha256(out)  # which file the record describes
+    assert side["command"] is None  # called from Python: the settings are the record
     assert s["style_sizes"] == [[29, 48]]  # the portrait style keeps its own aspect ratio
     assert set(side["losses"]["style"]) == set(FAST["style_layers"])
     assert set(side["losses"]["content"]) == {"relu2_2"}

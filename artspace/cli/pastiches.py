@@ -187,6 +187,8 @@ def reconstruct_cmd(
     from ..transfer import reconstruct, reconstruct_layers
 
     names = _table().parse_names(layers)
+    if layers is not None and not names:  # --layers "": not the default quietly
+        fail("--layers names no layer; give layers such as relu1_1,relu2_1, or leave --layers out for the default")
     options.update(catalog=_catalog(catalog, [image]), progress=not quiet, log=None if quiet else echo_err)
     if only is not None:
         options["only"] = only

@@ -32,8 +32,8 @@ from PIL import Image
 from ..atomic import atomic_write
 from ..backbone import VGG19, resolve_device
 from ..errors import InvalidOption, UnreadableImage
-from ..images import (check_sides, image_format, image_output, input_record, open_image, resize_long_side, save_image,
-                      to_pil, to_tensor, walk_images)
+from ..images import (check_sides, command_line, file_sha256, image_format, image_output, input_record,
+                      open_image, resize_long_side, save_image, to_pil, to_tensor, walk_images)
 from ..losses import channel_stats
 from ..outputs import check_output, replaceable, sidecar_made_here
 from ..precision import autocast, resolve_precision
@@ -149,7 +149,8 @@ def sidecar(path: Path) -> Path:
 def _write_sidecar(path: Path, settings: dict) -> None:
     from .. import __version__
 
-    record = {"artspace_version": __version__, "torch_version": torch.__version__, **settings}
+    record = {"artspace_version": __version__, "torch_version": torch.__version__, "command": command_line(),
+              "image_sha256": file_sha256(path), **settings}  # after the image: its checksum says which file
     atomic_write(sidecar(path), lambda p: p.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8"))
 
 

@@ -54,10 +54,12 @@ class Model:
 
 
 def full_header(kind: str, header: dict) -> dict:
-    """*header* with what every model file records first: the model format, the kind and the artspace version."""
+    """*header* with what every model file records first: the model format, the kind and the artspace and torch
+    versions."""
     from .. import __version__
 
-    return {"format": MODEL_FORMAT, "kind": kind, "artspace_version": __version__, **header}
+    return {"format": MODEL_FORMAT, "kind": kind, "artspace_version": __version__, "torch_version": torch.__version__,
+            **header}
 
 
 def save_model(path: str | os.PathLike, kind: str, net: nn.Module, header: dict, *, half: bool = False) -> Path:

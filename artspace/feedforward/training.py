@@ -337,6 +337,7 @@ class _Loop:
         self.block: tuple[dict, int] = ({}, 0)  # the open block's sums and step count
         self.validation: list[Path] = []
         self.ckpt = checkpoint_path(output)
+        self.resumed_from: int | None = None  # the step a checkpoint brought the run to, when it resumed one
         self._resume()
 
     def _fingerprint(self) -> str:
@@ -360,6 +361,7 @@ class _Loop:
         self.generator.set_state(state["sampler_rng"])
         torch.set_rng_state(state["rng"])
         self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
+        self.resumed_from = self.step
         self.history = json.loads(state["history"])
         self.curve = json.loads(state.get("curve", "[]"))
         sums, count = json.loads(state.get("block", "[{}, 0]"))
@@ -529,6 +531,7 @@ class _Loop:
                                                       "steps_asked": self.steps}
         header = {**full_header(self.kind, header), "training": {**header.get("training", {}), "steps": self.step,
                                           "time_s": round(self.elapsed, 1), **budget,
+                                          "resumed_from_step": self.resumed_from,
                                           "final_losses": {k: float(f"{v:.6g}") for k, v in final.items()},
                                           "final_losses_steps": self.final_window() if final else 0}}
         path = save_model(self.output, self.kind, self.net, header, half=half)

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from ..atomic import atomic_write
-from ..images import save_image
+from ..images import command_line, file_sha256, save_image
 from .inputs import check_output_path, sidecar_path
 
 __all__ = ["TransferResult", "mean_losses"]
@@ -68,7 +68,10 @@ class TransferResult:
             "artspace_version": __version__,
             "torch_version": torch.__version__,
             "image": {"width": self.image.width, "height": self.image.height,
-                      "file": str(self.output) if self.output else None},
+                      "file": str(self.output) if self.output else None,
+                      # the written file's own checksum: which file this record describes
+                      "sha256": file_sha256(self.output) if self.output and Path(self.output).is_file() else None},
+            "command": command_line(),
             "settings": self.settings,
             "losses": self.losses,
             "stopped": self.stopped,
