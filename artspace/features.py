@@ -191,10 +191,10 @@ class Extractor:
     def distance(self, a, b) -> dict:
         """Exact distances between two images (paths or PIL images), as Gatys et al. (2016) define them.
 
-        Returns ``{"style": L_style, "style_layers": {layer: w_l E_l}, "signature": mean H², "signature_layers":
-        {layer: H²_l}, "content": ½Σ(F−P)², "size": side, "precision": …, "weights": …}``, every number a Python
-        float, computed at this spec's input size (*size* px square) in the network precision used (``float32``,
-        ``bfloat16``: the figures differ in their third digit) with the VGG-19 *weights* named.
+        Returns ``{"style": L_style, "style_layers": {layer: w_l E_l}, "signature": mean H²,
+        "signature_layers": {layer: H²_l}, "content": ½Σ(F−P)², "size": side, "precision": …, "weights": …}``,
+        every number a Python float, computed at this spec's input size (*size* px square) in the network precision
+        used (``float32``, ``bfloat16``: the figures differ in their third digit) with the VGG-19 *weights* named.
         """
         return self.exact_distances(self.encode(self.batch((a, b)), content_maps=True))
 

@@ -332,7 +332,8 @@ def test_contact_sheet_captions_are_drawn_whole_on_as_many_lines_as_they_need():
 
     font = _font(11)
     length = lambda t: font.getlength(t)  # noqa: E731
-    caption = "#1 0_2365.jpg (id 17)\nl_style d = 1.238e+08 (0.8 % of pairs nearer)\nImpressionism · label_2 · label_3"
+    caption = ("#1 0_2365.jpg (id 17)\nl_style d = 1.238e+08 (0.8 % of pairs nearer)\n"
+               "Impressionism · label_2 · label_3")
     lines = _wrap(caption, 160, length, 6)
     assert " ".join(lines).replace("  ", " ") == caption.replace("\n", " ")  # nothing dropped, only wrapped
     assert len(lines) > 3 and all(length(line) <= 160 for line in lines)

@@ -48,9 +48,11 @@ def _common(function: str) -> dict:
 
 
 def _done(result) -> None:
-    typer.echo(f"wrote {result.path}: {result.steps} step{'s' if result.steps != 1 else ''} in {result.elapsed_s / 60:.1f} min; mean losses of the "
-               f"last {result.losses_steps} step{'s' if result.losses_steps != 1 else ''}: "
-               + ", ".join(f"{k} {v:.4g}" for k, v in result.losses.items()))
+    def steps(n: int) -> str:
+        return f"{n} step{'s' if n != 1 else ''}"
+
+    typer.echo(f"wrote {result.path}: {steps(result.steps)} in {result.elapsed_s / 60:.1f} min; mean losses of the "
+               f"last {steps(result.losses_steps)}: " + ", ".join(f"{k} {v:.4g}" for k, v in result.losses.items()))
     if result.curve is not None:
         typer.echo(f"wrote {result.curve}: the loss terms, averaged over blocks of steps")
 

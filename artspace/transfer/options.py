@@ -475,7 +475,8 @@ class TransferOptions:
                 raise InvalidOption(f"{name} has {len(w)} values {list(w)} for {len(layers)} layers "
                                     f"{', '.join(layers)}; give one per layer")
         if self.style_blend is not None and not self.style_blend:
-            raise InvalidOption("style_blend (--style-blend) is empty; give one weight per style image, such as 0.7,0.3")
+            raise InvalidOption("style_blend (--style-blend) is empty; give one weight per style image, such as "
+                                "0.7,0.3")
         if self.style_blend is not None and not max(self.style_blend) > 0:
             raise InvalidOption(f"style_blend weights {list(self.style_blend)} sum to 0; give one positive weight")
         if isinstance(self.iterations, tuple) and len(self.iterations) != self.scales:
