@@ -47,14 +47,21 @@ def require_ray():
 def connect(address: str | None):
     """Join the Ray cluster at *address* (``auto``, ``ray://host:10001``), keep a running connection, or start a
     local Ray instance on this machine's CPUs (and GPUs)."""
+    import logging
+
     ray = require_ray()
+    # Ray's own INFO lines (the instance started, each dataset's plan and progress) would bury artspace's output:
+    # warnings and errors still show
+    for name in ("ray", "ray.data"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     if ray.is_initialized():
         return ray
     try:
         if address:
-            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, logging_level=logging.WARNING)
         else:
-            ray.init(ignore_reinit_error=True, log_to_driver=False, include_dashboard=False)
+            ray.init(ignore_reinit_error=True, log_to_driver=False, include_dashboard=False,
+                     logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise InvalidOption(f"could not reach a Ray cluster at {address or 'this machine'}: {e}; start one with "
                             "`ray start --head`, or leave out --address for a local instance") from None
@@ -174,6 +181,6 @@ class RayExtraction:
                             fn_constructor_kwargs={"spec": self.run_.spec.to_dict(), "device": device,
                                                    "precision": self.run_.precision, "projections": projections,
                                                    "threads": self.threads, "compile": self.compile},
-                            concurrency=self.actors, num_gpus=1 if self.gpus else 0,
+                            compute=ray.data.ActorPoolStrategy(size=self.actors), num_gpus=1 if self.gpus else 0,
                             num_cpus=None if self.gpus else self.threads)
         yield from ds.iter_batches(batch_size=None, batch_format="numpy")
