@@ -455,8 +455,10 @@ def command_line() -> str | None:
     import shlex
     import sys
 
-    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
-    if name != "artspace" and not (name == "__main__.py" and "artspace" in sys.argv[0]):
+    argv0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
+    via_module = argv0.name == "__main__.py" and (argv0.parent.name == "artspace" or
+                                                  argv0.parent.parts[-2:] == ("artspace", "cli"))
+    if argv0.name != "artspace" and not via_module:  # pytest, a notebook, a script of the user's
         return None
     return shlex.join(["artspace", *sys.argv[1:]])
 

@@ -350,3 +350,16 @@ def test_a_webp_output_keeps_every_pixel(tmp_path):
     a = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)
     save_image(Image.fromarray(a), tmp_path / "p.webp")
     assert np.array_equal(np.asarray(Image.open(tmp_path / "p.webp").convert("RGB")), a)
+
+
+@pytest.mark.parametrize("argv0,expected", [
+    ("/opt/venv/bin/artspace", "artspace transfer 'a b.png' s.png"),
+    ("/src/artspace/cli/__main__.py", "artspace transfer 'a b.png' s.png"),  # python -m artspace.cli
+    ("/ci/artspace/.venv/lib/python3.11/site-packages/pytest/__main__.py", None),  # tests: no command to record
+    ("/usr/lib/python3/ipykernel_launcher.py", None),  # a notebook: its settings are the record
+])
+def test_a_sidecar_records_the_artspace_command_and_nothing_else(monkeypatch, argv0, expected):
+    from artspace.images import command_line
+
+    monkeypatch.setattr("sys.argv", [argv0, "transfer", "a b.png", "s.png"])
+    assert command_line() == expected
