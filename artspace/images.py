@@ -397,6 +397,13 @@ def resize_long_side(im: Image.Image, long_side: int) -> Image.Image:
 MIN_NETWORK_SIDE = 16
 
 
+def aspect_ratio(source, opened: Image.Image | None = None) -> float:
+    """The long-to-short ratio of the image file *source* as its header gives it (a copy opened at a smaller size
+    is rounded), or of *opened* when *source* is no file."""
+    w, h = probe_image(source) if isinstance(source, (str, os.PathLike)) else opened.size
+    return max(w, h) / max(1, min(w, h))
+
+
 def check_sides(hw: tuple[int, int], source, long_side: int | None = None, minimum: int = MIN_NETWORK_SIDE,
                 per_size: float = 1.0, aspect: float | None = None, flag: str = "--size") -> None:
     """:class:`~artspace.errors.UnreadableImage` naming *source* when an image of *hw* (height, width) pixels, as

@@ -39,6 +39,17 @@ for _b, _block in enumerate(_CFG, start=1):
         CHANNELS[f"conv{_b}_{_i}"] = CHANNELS[f"relu{_b}_{_i}"] = _c
     CHANNELS[f"pool{_b}"] = _block[-1]
 
+def network_minimum(layers: Iterable[str]) -> int:
+    """The least side (px) an image needs to reach the deepest of *layers* (names not in :data:`LAYERS` are left to
+    :func:`check_layers`): each pooling before it halves the map.
+
+    >>> network_minimum(["relu1_1", "relu5_1"]), network_minimum(["relu3_1"])
+    (16, 4)
+    """
+    used = [LAYERS.index(n) for n in layers if n in LAYERS]
+    return 2 ** sum(name.startswith("pool") for name in LAYERS[:max(used, default=0) + 1])
+
+
 def check_layers(layers: Iterable[str]) -> list[str]:
     """Return *layers* as a list, raising :class:`UnknownLayer` for any name VGG-19 does not have."""
     out = []

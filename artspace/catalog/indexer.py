@@ -236,16 +236,31 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
     _check_catalog_folder(cdir, root)
     created = not cdir.exists()
     cdir.mkdir(parents=True, exist_ok=True)
+    report = IndexReport(catalog=cdir)
     try:
-        return _index(root, cdir, md, t0, spec=spec, batch_size=batch_size, device=device, workers=workers,
-                      streams=streams, rebuild=rebuild, quiet=quiet, on_skip=on_skip, max_pixels=max_pixels,
-                      exclude=exclude, include_outputs=include_outputs, fit_size=fit_size, embed_dim=embed_dim,
-                      signature_dim=signature_dim, engine=engine, address=address, compile=compile,
-                      precision=precision, content_projection=content_projection, metadata=metadata)
+        with WriterLock(cdir):
+            collect_garbage(cdir)
+            run = _Run(root, cdir, report, quiet=quiet, on_skip=on_skip)
+            run.prepare(spec, md, rebuild, precision, device, forget_metadata=metadata is False)
+            run.choose_content_projection(content_projection)
+            run.plan(exclude, include_outputs)
+            if run.needs_publishing():
+                run.extract(batch_size=batch_size, device=device, workers=workers, streams=streams,
+                            max_pixels=max_pixels, include_outputs=include_outputs, fit_size=fit_size,
+                            embed_dim=embed_dim, signature_dim=signature_dim, engine=engine, address=address,
+                            compile=compile)
+                gen.publish(run)
+                report.published, report.rebuilt = True, bool(run.rebuilt)
+            else:
+                run.report_unchanged()
+            collect_garbage(cdir)
+            gen.remove_legacy_files(cdir)
     except BaseException:
         if created:
             _remove_if_unused(cdir)
         raise
+    report.seconds = time.time() - t0
+    return report
 
 
 def _remove_if_unused(cdir: Path) -> None:
@@ -258,34 +273,9 @@ def _remove_if_unused(cdir: Path) -> None:
             with np.load(shard) as z:
                 if len(z["id"]):  # an image extracted: the next run resumes from it
                     return
-        except Exception:  # noqa: BLE001 - unreadable: not worth keeping, and not ours to judge further
+        except Exception:  # noqa: BLE001 - an unreadable shard this run wrote holds nothing to resume from
             continue
     shutil.rmtree(cdir, ignore_errors=True)
-
-
-def _index(root, cdir: Path, md, t0: float, *, spec, batch_size, device, workers, streams, rebuild, quiet, on_skip,
-           max_pixels, exclude, include_outputs, fit_size, embed_dim, signature_dim, engine, address, compile,
-           precision, content_projection, metadata) -> IndexReport:
-    report = IndexReport(catalog=cdir)
-    with WriterLock(cdir):
-        collect_garbage(cdir)
-        run = _Run(root, cdir, report, quiet=quiet, on_skip=on_skip)
-        run.prepare(spec, md, rebuild, precision, device, forget_metadata=metadata is False)
-        run.choose_content_projection(content_projection)
-        run.plan(exclude, include_outputs)
-        if run.needs_publishing():
-            run.extract(batch_size=batch_size, device=device, workers=workers, streams=streams,
-                        max_pixels=max_pixels, include_outputs=include_outputs, fit_size=fit_size,
-                        embed_dim=embed_dim, signature_dim=signature_dim, engine=engine, address=address,
-                        compile=compile)
-            gen.publish(run)
-            report.published, report.rebuilt = True, bool(run.rebuilt)
-        else:
-            run.report_unchanged()
-        collect_garbage(cdir)
-        gen.remove_legacy_files(cdir)
-    report.seconds = time.time() - t0
-    return report
 
 
 class _Run:

@@ -67,15 +67,17 @@ def style_basis(manifest: dict) -> str:
                                 style.get("fitted_on"), style.get("variance_kept"))).encode()).hexdigest()
 
 
-def _fix(name: str, entry: dict, where: Path | None = None, columns=None) -> str:
-    """The command that refits the taught space *name*, naming the collection of the catalog *where* (and, when its
-    label column is not among the works table's *columns*, how to bring it back or remove the space)."""
+def refit_hint(name: str, entry: dict, where: Path | None = None, columns=None, *,
+               catalog_arg: str | None = None) -> str:
+    """The command that refits the taught space *name*, naming the collection of the catalog *where* (or with the
+    ready-made *catalog_arg*, such as ``-c paintings``), and, when its label column is not among the works table's
+    *columns*, how to bring it back or remove the space."""
     import shlex
 
     from .store import CATALOG_DIRNAME
 
-    catalog = ""
-    if where is not None:
+    catalog = f" {catalog_arg}" if catalog_arg else ""
+    if where is not None and not catalog_arg:
         root = Path(where).parent if Path(where).name == CATALOG_DIRNAME else Path(where)
         catalog = f" --catalog {shlex.quote(str(root))}"
     column = entry.get("label_column")
@@ -113,7 +115,7 @@ def check_taught(manifest: dict, works: pd.DataFrame, by: str, where: Path) -> d
                             f"`artspace teach --label-column COLUMN --name {name}`")
     why = stale_reason(manifest, works, name)
     if why is not None:
-        raise StaleSpace(f"the taught space {by} is stale: {why}; {_fix(name, taught[name], where, works.columns)}")
+        raise StaleSpace(f"the taught space {by} is stale: {why}; {refit_hint(name, taught[name], where, works.columns)}")
     return taught[name]
 
 

@@ -147,16 +147,12 @@ def open_catalog(catalog: Optional[Path], near=()):
         echo_err(f"note: column{'s' if many else ''} {names} predate{'' if many else 's'} the last change of the "
                  f"works or of the embedding {'they were' if many else 'it was'} computed on; {command} updates "
                  f"{'them' if many else 'it'}")
+    from ..catalog.taught import refit_hint
+
     for by, stale in cat.taught_spaces.items():
         if stale is not None:
             name = by.split(":", 1)[1]
-            column = str(cat.manifest["taught"][name].get("label_column"))
-            if column in cat.works.columns:
-                fix = (f"`artspace teach --label-column {shlex.quote(column)} --name {shlex.quote(name)} {where}` "
-                       f"refits it")
-            else:  # teach would refuse: there are no labels to refit from
-                fix = (f"restore the column {column!r} (index with the CSV that has it) and teach again, or "
-                       f"`artspace unteach {shlex.quote(name)} {where}` removes the space")
+            fix = refit_hint(name, cat.manifest["taught"][name], columns=cat.works.columns, catalog_arg=where)
             echo_err(f"note: the taught space {by} is stale ({stale}); {fix}")
     return cat
 

@@ -40,10 +40,11 @@ from ..atomic import atomic_write
 from ..backbone import VGG19, ieee_float32, resolve_device
 from ..errors import ArtspaceError, InvalidOption, OutputConflict, UnreadableImage
 from ..images import file_sha256 as file_digest  # the header's checksums: the catalog's, under its name here
-from ..images import check_sides, open_image, probe_image, save_image, to_pil, to_tensor, walk_images
+from ..images import (aspect_ratio, check_sides, open_image, probe_image, save_image, to_pil, to_tensor,
+                      walk_images)
 from ..outputs import check_output
 from ..precision import autocast, resolve_precision
-from ..spec import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS, LAYERS
+from ..spec import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS, LAYERS, network_minimum
 from .inference import blend_weights
 from .models import full_header, save_model
 from .networks import ADAIN_LAYER, ADAIN_STYLE_LAYERS, NORMS, AdaINDecoder, TransformNet, adain, channel_stats
@@ -128,6 +129,7 @@ class ImageSampler:
         self.folder, self.size, self.generator, self.role = folder, size, generator, role
         self.log = log or (lambda msg: None)
         self.bad: set[int] = set()
+        self.varied: set[int] = set()  # images found not to be of one colour (no random draw depends on it)
         for i, p in enumerate(self.paths):  # headers only: a draw of one of these would have found it too
             try:
                 w, h = probe_image(p)
@@ -177,8 +179,10 @@ class ImageSampler:
                 continue
             try:
                 im = open_image(self.paths[i], max_side=4 * self.size)
-                if _spread(to_tensor(im)) < FLAT_STD:
-                    raise UnreadableImage(self.paths[i], "all one colour: nothing to learn from")
+                if i not in self.varied:  # whether the whole image is one colour: asked once, not at every draw
+                    if _spread(to_tensor(im)) < FLAT_STD:
+                        raise UnreadableImage(self.paths[i], "all one colour: nothing to learn from")
+                    self.varied.add(i)
                 crop = self._crop(im)
             except UnreadableImage as e:
                 self.bad.add(i)
@@ -199,16 +203,6 @@ def _differing(saved: str, loop) -> str:
     diff = [f"{k}: {then.get(k)!r} then, {now.get(k)!r} now" for k in sorted(set(then) | set(now))
             if then.get(k) != now.get(k)]
     return f" ({'; '.join(diff[:4])}{'; …' if len(diff) > 4 else ''})" if diff else ""
-
-
-def _network_minimum(layers: Sequence[str]) -> int:
-    """The least side (px) an image needs to reach the deepest of *layers*: each pooling before it halves the map.
-
-    >>> _network_minimum(["relu1_1", "relu5_1"]), _network_minimum(["relu3_1"])
-    (16, 4)
-    """
-    deepest = max(LAYERS.index(n) for n in layers)
-    return 2 ** sum(name.startswith("pool") for name in LAYERS[:deepest + 1])
 
 
 def _spread(x: torch.Tensor) -> float:
@@ -633,10 +627,8 @@ def train_style(styles: Sequence[str | os.PathLike], content: str | os.PathLike,
     dev, prec, vgg = _setup(device, precision, weights, max(content_layers + style_layers, key=LAYERS.index))
     style_size = style_size or size
     for s in styles:  # a style too thin for the deepest style layer's poolings: said now, not as a torch error
-        w, h = probe_image(s)
-        im = open_image(s, max_side=style_size)
-        check_sides(im.size[::-1], s, style_size, _network_minimum(style_layers),
-                    aspect=max(w, h) / max(1, min(w, h)), flag="--style-size")
+        check_sides(open_image(s, max_side=style_size).size[::-1], s, style_size, network_minimum(style_layers),
+                    aspect=aspect_ratio(s), flag="--style-size")
     style_digests = [{"name": s.name, "sha256": file_digest(s)} for s in styles]
     settings = {"kind": "style", "styles": style_digests, "blend": blend, "content": str(Path(content).resolve()),
                 "size": size, "batch_size": batch_size, "norm": norm, "losses": [content_loss, style_loss],

@@ -16,9 +16,9 @@ import torch
 from PIL import Image
 
 from ..errors import InvalidOption, UnreadableImage, WorkNotFound
-from ..images import check_sides, image_name, open_image, probe_image, to_pil
+from ..images import aspect_ratio, check_sides, image_name, open_image, to_pil
 from ..outputs import check_output, made_by_artspace, replaceable, sidecar_made_here
-from ..spec import LAYERS
+from ..spec import network_minimum
 from .options import INITS, MIN_SIDE, TransferOptions
 from .pyramid import dims
 from .tiles import tiles_for
@@ -123,21 +123,14 @@ def load_inputs(content, styles: Sequence, catalog, options: TransferOptions) ->
     coarsest = options.level_sides()[0]  # the pyramid's first level is the smallest
     # each pooling up to the deepest layer halves the map: relu5_1 needs 16 px, relu3_1 4 (unknown names are
     # refused elsewhere)
-    used = [LAYERS.index(n) for n in (*options.content_layers, *options.style_layers) if n in LAYERS]
-    minimum = 2 ** sum(name.startswith("pool") for name in LAYERS[:max(used, default=0) + 1])
+    minimum = network_minimum((*options.content_layers, *options.style_layers))
     check_sides(dims(inputs.content.size, coarsest), c_desc, coarsest, minimum, coarsest / options.size,
-                aspect=_aspect(c_src, inputs.content))
+                aspect=aspect_ratio(c_src, inputs.content))
     for (src, _), im, desc in zip(s_srcs, inputs.styles, inputs.style_descs):
         side = max(MIN_SIDE, round(coarsest * options.style_scale))
         check_sides(dims(im.size, side), desc, side, minimum, coarsest * options.style_scale / options.size,
-                    aspect=_aspect(src, im))
+                    aspect=aspect_ratio(src, im))
     return inputs
-
-
-def _aspect(source, opened: Image.Image) -> float:
-    """The long-to-short ratio of *source* as its file's header gives it (the opened copy was shrunk and rounded)."""
-    w, h = probe_image(source) if isinstance(source, Path) else opened.size
-    return max(w, h) / max(1, min(w, h))
 
 
 def planned_outputs(output: Path, options: TransferOptions, content_size: tuple[int, int]) -> list[Path]:
