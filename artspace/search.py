@@ -29,8 +29,8 @@ import numpy as np
 from .atomic import atomic_savez, atomic_write
 from .discriminant import LinearProjection, principal_axes
 
-__all__ = ["EXACT_LIMIT", "CONTEXT_K", "VectorIndex", "ContentModel", "NeighbourLists", "neighbourhood_scales",
-           "relative_search", "scale_floor"]
+__all__ = ["EXACT_LIMIT", "CONTEXT_K", "VectorIndex", "ContentModel", "ContentStats", "NeighbourLists",
+           "neighbourhood_scales", "relative_search", "scale_floor"]
 
 #: The recall@10 against exact search that an approximate index is tuned to reach on a sample of its own works.
 TARGET_RECALL = 0.97
@@ -750,3 +750,116 @@ def _same(a: LinearProjection | None, b: LinearProjection | None) -> bool:
         return a is None and b is None
     return a.components.shape == b.components.shape and np.allclose(a.mean, b.mean, atol=1e-6) and np.allclose(
         a.components, b.components, atol=1e-6)
+
+
+@dataclass
+class ContentStats:
+    r"""How the collection's content similarities are spread, so that a content ranking can say how unusually near
+    a work is rather than how near (:meth:`Catalog.similar <artspace.catalog.Catalog.similar>`, ``standardise``).
+
+    A cosine of 0.6 means different things from a sketch to the other sketches, which are all alike, and from a
+    photograph to the paintings: the medium left in the content embedding shows as a raised level of similarity
+    between works of one style group, and a work alike to many others (a hub) is near every query. For a unit query
+    :math:`q` and a work :math:`y` in style group :math:`g`, with :math:`c = q\cdot y`, the standardised similarity
+    averages three z-scores of :math:`c`,
+
+    .. math::
+
+        s = \tfrac13\Big(\frac{c - q\cdot m}{\sqrt{q^\top\Sigma q}} + \frac{c - q\cdot m_g}{\sqrt{q^\top\Sigma_g q}}
+        + \frac{c - y\cdot m}{\sqrt{y^\top\Sigma y}}\Big),
+
+    :math:`m, \Sigma` the mean and covariance of the collection's content embeddings and :math:`m_g, \Sigma_g`
+    those of group :math:`g`: :math:`c` against the query's similarities to every work, to the works of
+    :math:`y`'s group, and against :math:`y`'s similarities to every work. The first ranks as :math:`c` itself; the
+    second compares works within one hand (per-domain score normalisation); the third discounts hubs (mutual
+    proximity, Schnitzer et al. 2012; the CSLS of Conneau et al. 2018). The means and variances are exact for the
+    works they were computed on (a cosine is linear in each vector), so only :math:`2(g+1)` mean vectors and
+    covariance matrices are stored, from up to :attr:`SAMPLE` works.
+    """
+
+    mean: np.ndarray  # (g + 1, d): the collection's mean embedding, then each style group's
+    cov: np.ndarray  # (g + 1, d, d) the same covariances (population, float32)
+    counts: np.ndarray  # (g + 1,): the works each row was computed on
+    groups: np.ndarray  # (n,) each work's style group, in the row order of the catalog's ids
+
+    #: the statistics are computed on at most this many works (seeded sample)
+    SAMPLE = 50_000
+    #: a group of fewer works uses the whole collection's statistics
+    MIN_WORKS = 2
+
+    @classmethod
+    def fit(cls, content, groups: np.ndarray, n_groups: int, *, sample: int | None = None, seed: int = 0,
+            batch: int = 16_384) -> "ContentStats":
+        """The statistics of the unit embeddings *content* (n, d; any array read by rows) and their style *groups*
+        (0 … *n_groups* − 1), from a seeded sample of at most *sample* (:attr:`SAMPLE`) works."""
+        n, d = len(content), content.shape[1]
+        groups = np.asarray(groups, np.int16)
+        size = cls.SAMPLE if sample is None else int(sample)
+        rows = np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False)) if n > size else np.arange(n)
+        sums = np.zeros((n_groups + 1, d))
+        outer = np.zeros((n_groups + 1, d, d))
+        counts = np.zeros(n_groups + 1, np.int64)
+        for s in range(0, len(rows), batch):
+            r = rows[s:s + batch]
+            x, gr = np.asarray(content[r], np.float64), groups[r]
+            for j, sel in [(0, slice(None))] + [(int(v) + 1, gr == v) for v in np.unique(gr)]:
+                xs = x[sel]
+                sums[j] += xs.sum(0)
+                outer[j] += xs.T @ xs
+                counts[j] += len(xs)
+        safe = np.maximum(counts, 1)[:, None]
+        mean = sums / safe
+        cov = outer / safe[..., None] - mean[:, :, None] * mean[:, None, :]
+        small = counts < cls.MIN_WORKS
+        mean[small], cov[small] = mean[0], cov[0]  # too few works to say how a group is spread
+        return cls(mean=mean.astype(np.float32), cov=cov.astype(np.float32), counts=counts, groups=groups)
+
+    def query_terms(self, q: np.ndarray, rows=None) -> tuple[np.ndarray, np.ndarray]:
+        """``(q·m_j, qᵀΣ_j q)`` of unit queries *q* (…, d) for every row *j* of the statistics (the collection,
+        then each group): two (…, g + 1) arrays; with *rows*, the variances of those rows only (NaN elsewhere: a
+        query's shortlist seldom spans every group, and each variance reads a d × d matrix)."""
+        q = np.asarray(q, np.float64)
+        flat = q.reshape(-1, q.shape[-1])
+        var = np.full((len(flat), len(self.cov)), np.nan)
+        q32 = flat.astype(np.float32)  # the covariances are stored in float32: read as they are, not copied
+        for j in range(len(self.cov)) if rows is None else rows:
+            var[:, j] = ((q32 @ self.cov[j]).astype(np.float64) * flat).sum(-1)
+        return q @ self.mean.T.astype(np.float64), var.reshape(*q.shape[:-1], -1)
+
+    def work_terms(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(y·m, yᵀΣy)`` of unit embeddings *y* (…, d) against the whole collection."""
+        y = np.asarray(y, np.float64)
+        flat = y.reshape(-1, y.shape[-1])
+        var = ((flat.astype(np.float32) @ self.cov[0]).astype(np.float64) * flat).sum(-1)
+        return y @ self.mean[0].astype(np.float64), var.reshape(y.shape[:-1])
+
+    def score(self, q: np.ndarray, y: np.ndarray, groups: np.ndarray, work_terms=None) -> np.ndarray:
+        """The standardised similarity :math:`s` of the unit query *q* (d,) to the works *y* (m, d) of style
+        *groups* (m,); or of queries *q* (b, d) to their works *y* (b, m, d), *groups* (b, m). *work_terms*: the
+        works' :meth:`work_terms`, if already known."""
+        q, y = np.asarray(q, np.float64), np.asarray(y, np.float64)
+        c = (y @ q[..., None])[..., 0]
+        g = np.asarray(groups, np.int64) + 1
+        q_mean, q_var = self.query_terms(q, rows=np.union1d([0], g))
+        y_mean, y_var = self.work_terms(y) if work_terms is None else work_terms
+        z_all = _z(c, q_mean[..., :1], q_var[..., :1])
+        z_group = _z(c, np.take_along_axis(q_mean, g, -1), np.take_along_axis(q_var, g, -1))
+        return (z_all + z_group + _z(c, y_mean, y_var)) / 3.0
+
+    def arrays(self) -> dict:
+        return {"mean": self.mean, "cov": self.cov, "counts": self.counts, "groups": self.groups}
+
+    def save(self, path: str | os.PathLike) -> None:
+        atomic_savez(path, **self.arrays())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "ContentStats":
+        with np.load(path, allow_pickle=False) as z:
+            return cls(mean=z["mean"], cov=z["cov"], counts=z["counts"], groups=z["groups"])
+
+
+def _z(x: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """``(x − mean) / sqrt(var)``, 0 where the spread of the cosines is nil (below 10⁻⁶: every work alike, up to the
+    rounding of the stored covariances)."""
+    sd = np.sqrt(np.maximum(var, 0.0))
+    return np.where(sd > 1e-6, (x - mean) / np.where(sd > 1e-6, sd, 1.0), 0.0)

@@ -10,11 +10,14 @@ style      the style signature: mean over relu4_1, relu5_1 of the squared      t
 l_style    Gatys et al.'s (2016) style loss :math:`L_{style}=\\sum_l w_lE_l`,   the distance itself
            :math:`E_l=\\frac{1}{4N_l^2M_l^2}\\sum_{ij}(G^l_{ij}-A^l_{ij})^2`,
            relu1_1 … relu5_1, :math:`w_l = 1/5`
-content    :math:`1-\\cos` of style-free content embeddings: maxima of          the distance to the query
-           relu5_2, relu5_3, relu5_4, less each work's style-group mean,       averaged with its 2 nearest
-           blended with a projection learnt from pastiches,                    works, weighted by their cosines
-           :math:`1-(\\cos_a + w\\cos_b)/(1+w)` (:mod:`artspace.content`;        (query expansion, Chum et al.
-           Geirhos et al. 2019 on why ImageNet features follow texture)        2007)
+content    :math:`1-\\cos` of style-free content embeddings: maxima of          the cosine to the query averaged
+           relu5_2, relu5_3, relu5_4, less each work's style-group mean,       with its 2 nearest works (query
+           blended with a projection learnt from pastiches,                    expansion, Chum et al. 2007),
+           :math:`1-(\\cos_a + w\\cos_b)/(1+w)` (:mod:`artspace.content`;        standardised against the
+           Geirhos et al. 2019 on why ImageNet features follow texture)        collection, the work's style
+                                                                               group and the work's own
+                                                                               similarities (Schnitzer et al.
+                                                                               2012; ``ContentStats``)
 taught:N   squared Euclidean distance after a projection of the style          the distance itself
            embedding taught by a scholar's labels (``artspace teach``:
            Fisher 1936 with shrinkage, NCA, Goldberger et al. 2004, or a

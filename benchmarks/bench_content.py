@@ -19,8 +19,8 @@ The learnt projection is read from the package when the 'after' catalogs are pub
 their last publication: ``index`` re-publishes without reading an image again when asked to
 (``--content-projection``). Every figure is what ``Catalog.similar(..., by=...)`` returns on these catalogs
 (exact indexes below 200,000 works), each work a query, its own hit left out: content with the query alone
-(``expand=0``) on both catalogs, then as ``similar`` searches it by default, the query expanded with its nearest
-works.
+(``expand=0``) on both catalogs, then the query expanded with its nearest works, then as ``similar`` searches it by
+default, the expanded query's cosines standardised (``standardise``).
 """
 
 from __future__ import annotations
@@ -131,16 +131,19 @@ def measure(args) -> None:
             else:
                 c = w[content_col].to_numpy(object)
                 # the query alone, as both catalogs searched content before query expansion
-                cells = [precision_at(cat, "content", c, rows, expand=0),
-                         precision_at(cat, "content", s, rows, expand=0),
+                cells = [precision_at(cat, "content", c, rows, expand=0, standardise=False),
+                         precision_at(cat, "content", s, rows, expand=0, standardise=False),
                          precision_at(cat, "style", s, rows), precision_at(cat, "style", c, rows)]
             print(f"| {variant} | " + " | ".join(fmt(x) for x in cells) + " |", flush=True)
         if content_col is not None:  # the 'after' catalog as similar(..., by="content") searches it now
             from artspace.catalog.queries import EXPAND
 
-            cells = [precision_at(cat, "content", c, rows), precision_at(cat, "content", s, rows)]
-            print(f"| after, content query expanded with its {EXPAND} nearest works (the default) | "
-                  + " | ".join(fmt(x) for x in cells) + " | | |", flush=True)
+            for label, options in ((f"after, content query expanded with its {EXPAND} nearest works",
+                                    {"standardise": False}),
+                                   ("after, expanded, each cosine standardised (the default)", {})):
+                cells = [precision_at(cat, "content", c, rows, **options),
+                         precision_at(cat, "content", s, rows, **options)]
+                print(f"| {label} | " + " | ".join(fmt(x) for x in cells) + " | | |", flush=True)
         # the 'after' catalog, style searched with similar(..., ignore_subject=γ)
         for gamma in args.ignore_subject:
             cells = [precision_at(cat, "style", s, rows, ignore_subject=gamma)]

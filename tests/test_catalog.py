@@ -105,13 +105,13 @@ def test_content_search_expands_the_query_with_its_nearest_works(demo_catalog, t
         x = e + sum(max(0.0, emb[i] @ e) * emb[i] for i in others[:2])
         x /= np.linalg.norm(x)
         want = sorted(others, key=lambda i: 1 - emb[i] @ x)[:5]
-        got = cat.similar(q, by="content", k=5)
+        got = cat.similar(q, by="content", k=5, standardise=False)
         assert got["id"].tolist() == want and got["expanded"].is_monotonic_increasing
         np.testing.assert_allclose(got["expanded"], [1 - emb[i] @ x for i in want], atol=1e-6)
         # 'distance' stays the pair's own, the figure `artspace distance` prints
         np.testing.assert_allclose(got["distance"], [max(0.0, 1 - emb[i] @ e) for i in want], atol=1e-6)
-        plain = cat.similar(q, by="content", k=5, expand=0)
-        assert "expanded" not in plain and plain["id"].tolist() == others[:5]
+        plain = cat.similar(q, by="content", k=5, expand=0, standardise=False)
+        assert "expanded" not in plain and "score" not in plain and plain["id"].tolist() == others[:5]
     # an image from outside the catalog has no work of its own to leave out: a copy of a work expands with that
     # work alone (the query again), so it ranks as the work with the query alone
     outside = tmp_path / "outside.png"
@@ -125,6 +125,48 @@ def test_content_search_expands_the_query_with_its_nearest_works(demo_catalog, t
     with pytest.raises(InvalidOption, match="widens a content query"):
         cat.similar(3, by="style", expand=2)
     assert "expanded" not in cat.similar(3, by="style", k=2, expand=0)
+
+
+def test_content_search_ranks_by_the_standardised_similarity(demo_catalog):
+    """The documented score: the cosine to the expanded query as a z-score against the query's similarities to
+    every work, to the works of the candidate's style group, and against the candidate's own similarities to every
+    work, averaged; computed here from every work's embedding, not from the stored covariances."""
+    from artspace.catalog.generation import CONTENT_STATS
+    from artspace.search import ContentModel
+
+    cat = demo_catalog
+    ids, X = cat.embeddings("content")
+    X = X.astype(np.float64)
+    groups = ContentModel.load(cat.files / "content_model.npz").groups(cat.embeddings("l_style")[1])
+    assert (cat.files / CONTENT_STATS).is_file() and cat.manifest["content_stats"]["works"] == len(ids)
+    z = lambda c, ref: (c - ref.mean(-1)) / ref.std(-1)  # noqa: E731
+    every = X @ X.T  # every work's similarities to the collection, itself included (as the covariances count it)
+    for q in (3, 11):
+        row = int(np.searchsorted(ids, q))
+        e = X[row]
+        near = np.argsort(-(X @ e))
+        near = near[near != row][:2]
+        x = e + sum(max(0.0, X[i] @ e) * X[i] for i in near)
+        x /= np.linalg.norm(x)
+        c = X @ x
+        score = (z(c, c) + np.array([z(c[i], c[groups == groups[i]]) for i in range(len(c))])
+                 + z(c, every)) / 3
+        score[row] = -np.inf
+        got = cat.similar(q, by="content", k=6)
+        assert got["id"].tolist() == ids[np.argsort(-score, kind="stable")[:6]].tolist()
+        np.testing.assert_allclose(got["score"], np.sort(score)[::-1][:6], atol=1e-5)
+        assert list(got.columns[5:7]) == ["expanded", "score"] and got["score"].is_monotonic_decreasing
+        # every work's neighbours as similar ranks them
+        _, nbr, dist = cat.neighbours("content", 6, ids=[q])
+        assert nbr[0].tolist() == got["id"].tolist()
+        np.testing.assert_allclose(dist[0], got["distance"], atol=1e-6)
+    assert "score" not in cat.similar(3, by="content", k=3, standardise=False)
+    for bad in ("yes", 1, 0.5):
+        with pytest.raises(InvalidOption, match=r"standardise \(--standardise\) must be True or False"):
+            cat.similar(3, by="content", standardise=bad)
+    with pytest.raises(InvalidOption, match="ranks a content search"):
+        cat.similar(3, by="style", standardise=True)
+    assert "score" not in cat.similar(3, by="style", k=2, standardise=False)
 
 
 def test_where_filters_are_parsed_never_run(demo_catalog, tmp_path, monkeypatch):
@@ -386,6 +428,7 @@ def _make_single_folder_catalog(cdir, version: int) -> None:
     np.savez(cdir / "embeddings.npz", **arrays)
     for name in ("ids", "style", "l_style", "content", "style_scale", "moments", "off_axes"):  # the last two came later
         (cdir / f"{name}.npy").unlink()
+    (cdir / "content_stats.npz").unlink()  # came later too
     (cdir / "style.faiss").rename(cdir / "signature.faiss")
     (cdir / "l_style.faiss").rename(cdir / "style.faiss")
     if version == 3:

@@ -412,3 +412,28 @@ def test_a_works_table_path_leading_outside_the_collection_is_refused(collection
         {"generation": cat.generation, "manifest_sha256": manifest_digest(cat.files)}))
     with pytest.raises(CorruptCatalog, match=r"outside the collection.*artspace index"):
         Catalog.open(collection).image_path(int(works.loc[0, "id"]))
+
+
+def test_a_catalog_from_before_content_statistics_ranks_by_the_cosine_until_index_publishes_them(collection):
+    from artspace.catalog.generation import CONTENT_STATS
+    from artspace.catalog.store import manifest_digest
+
+    cat = Catalog.open(collection)
+    standardised = cat.similar(3, by="content", k=5)
+    # the generation as artspace wrote it before it kept the statistics
+    (cat.files / CONTENT_STATS).unlink()
+    manifest = json.loads((cat.files / "manifest.json").read_text())
+    del manifest["content_stats"], manifest["files"][CONTENT_STATS]
+    (cat.files / "manifest.json").write_text(json.dumps(manifest))
+    (collection / ".artspace" / "CURRENT").write_text(json.dumps(
+        {"generation": cat.generation, "manifest_sha256": manifest_digest(cat.files)}))
+    old = Catalog.open(collection)
+    plain = old.similar(3, by="content", k=5)
+    assert "score" not in plain and plain["id"].tolist() == old.similar(3, by="content", k=5,
+                                                                        standardise=False)["id"].tolist()
+    rep = index(collection, quiet=True)
+    assert rep.published and rep.extracted == 0 and any("standardised its similarities" in n for n in rep.notes)
+    new = Catalog.open(collection)
+    assert new.generation > old.generation and (new.files / CONTENT_STATS).is_file()
+    pd.testing.assert_frame_equal(new.similar(3, by="content", k=5), standardised)
+    assert not index(collection, quiet=True).published  # published once, not at every run

@@ -37,10 +37,14 @@ def test_demo_then_index_then_similar(tmp_path):
 
     r = runner.invoke(app, ["similar", "dots/star_0.png", "--by", "content", "-k", "4", "-c", str(root)])
     assert r.exit_code == 0 and "rank" in r.output and "distance" in r.output and len(r.stdout.splitlines()) == 5
-    assert "expanded" in r.stdout.splitlines()[0]  # content queries are expanded by default ...
+    header = r.stdout.splitlines()[0].split()
+    assert "expanded" in header and "score" in header  # content queries are expanded and standardised by default ...
+    assert "ranked by the standardised similarity (score)" in r.stderr
     r = runner.invoke(app, ["similar", "dots/star_0.png", "--by", "content", "-k", "4", "-c", str(root),
-                            "--expand", "0"])
-    assert r.exit_code == 0 and "expanded" not in r.output  # ... and --expand 0 asks for the query alone
+                            "--expand", "0", "--no-standardise"])
+    assert r.exit_code == 0 and "expanded" not in r.output and "score" not in r.output  # ... or not, when asked
+    r = runner.invoke(app, ["similar", "dots/star_0.png", "--by", "l_style", "--standardise", "-c", str(root)])
+    assert_one_error_line(r, "ranks a content search", "--by content")
     r = runner.invoke(app, ["similar", "dots/star_0.png", "--by", "style", "--expand", "2", "-c", str(root)])
     assert_one_error_line(r, "widens a content query", "--by content")
 

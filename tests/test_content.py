@@ -210,3 +210,36 @@ def test_a_pastiche_set_never_replaces_someone_elses_metadata(tmp_path):
     for bad in (dict(photos_n=0), dict(per_photo=0)):
         with pytest.raises(InvalidOption, match="must be a whole number of at least 1"):
             pastiche_set(tmp_path / "photos", tmp_path / "paintings", tmp_path / "new", **bad)
+
+
+def test_content_statistics_standardise_exactly_as_the_formula_says(tmp_path):
+    from artspace.search import ContentStats
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 16)) + np.repeat(rng.normal(size=(3, 16)), 100, axis=0)  # three 'hands'
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    groups = np.repeat(np.arange(4), [100, 100, 99, 1])  # the last group holds one work: too few to spread
+    stats = ContentStats.fit(X, groups, 4)
+    every = X @ X.T
+    z = lambda c, ref: (c - ref.mean(-1)) / ref.std(-1)  # noqa: E731
+    for q in (X[5], X[250]):
+        c = X @ q
+        group_z = np.empty_like(c)
+        for j in range(3):
+            group_z[groups == j] = z(c[groups == j], c[groups == j])
+        group_z[groups == 3] = z(c[groups == 3], c)  # the lone work's group: the whole collection's spread
+        want = (z(c, c) + group_z + z(c, every)) / 3
+        np.testing.assert_allclose(stats.score(q, X, groups), want, atol=1e-6)
+    # many queries at once, and the statistics from a sample of the works
+    both = stats.score(X[[5, 250]], np.stack([X[:50], X[100:150]]), np.stack([groups[:50], groups[100:150]]))
+    np.testing.assert_allclose(both[1], stats.score(X[250], X[100:150], groups[100:150]), atol=1e-12)
+    sampled = ContentStats.fit(X, groups, 4, sample=200)
+    assert sampled.counts[0] == 200 and np.corrcoef(sampled.score(X[5], X, groups), stats.score(X[5], X, groups))[
+        0, 1] > 0.99
+    stats.save(tmp_path / "s.npz")
+    back = ContentStats.load(tmp_path / "s.npz")
+    np.testing.assert_array_equal(back.score(X[5], X, groups), stats.score(X[5], X, groups))
+    # works all alike: no spread, every z-score 0 (not a division by zero)
+    same = np.tile(X[:1], (6, 1))
+    flat = ContentStats.fit(same, np.zeros(6, int), 1)
+    assert np.all(flat.score(same[0], same, np.zeros(6, int)) == 0)

@@ -22,6 +22,9 @@ A generation's folder holds, each written once::
                         extracted before artspace kept them)
     style_projection.npz, l_style_projection.npz    the fitted projections (see artspace.projection)
     content_model.npz   style-group means removed from content descriptors (see artspace.search)
+    content_stats.npz   each work's style group, and the mean and covariance of the content embeddings over the
+                        collection and over each group: how content search standardises a similarity
+                        (artspace.search.ContentStats)
     style.faiss, l_style.faiss, content.faiss        faiss indexes of the three spaces
     style_neighbours.npz   each work's 10 nearest works by style signature (updated in place by the next run)
     pairs.npz           per space, the sorted distances of a random sample of pairs of works: what percentiles are
@@ -56,6 +59,7 @@ from .store import (FORMAT_VERSION, GenerationBuilder, WriterLock, collect_garba
 from .taught import carry_taught
 
 NEIGHBOURS = "style_neighbours.npz"
+CONTENT_STATS = "content_stats.npz"
 PROJECTIONS = {"style": "style_projection.npz", "l_style": "l_style_projection.npz"}
 PAIRS = "pairs.npz"
 #: The extraction log is compacted into one shard once it has more shards than this, or more than MAX_DEAD dead
@@ -521,6 +525,12 @@ def content_model_outdated(previous: Previous) -> bool:
         return False
 
 
+def content_stats_missing(previous: Previous) -> bool:
+    """Whether the published generation was written before content search standardised its similarities (it has no
+    :data:`CONTENT_STATS`). The next index run then publishes again, without reading an image."""
+    return previous.folder is not None and previous.healthy and "content_stats" not in previous.manifest
+
+
 def _learnt_projection(run, previous_model):
     """The content projection to blend in: the one this run asks for, else the one the catalog has, else the one
     shipped with artspace where it fits the catalog's descriptor (:func:`artspace.content.projection_for`)."""
@@ -537,7 +547,7 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
     import faiss
     import torch
 
-    from ..search import CONTEXT_K, ContentModel, NeighbourLists, VectorIndex
+    from ..search import CONTEXT_K, ContentModel, ContentStats, NeighbourLists, VectorIndex
     from ..projection import SKETCH_DIM
     from ..spaces import SPACES
 
@@ -560,6 +570,9 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
         unchanged = unchanged_rows(run.previous, kept, basis, by) if previous_index is not None else None
         indexes[by] = VectorIndex.build(ids, emb[by], metric=sp.metric, previous=previous_index,
                                         unchanged=unchanged)
+    run.status("how the content similarities are spread")
+    content_stats = ContentStats.fit(emb["content"], content_model.groups(emb["l_style"]),
+                                     len(content_model.centroids))
     previous = NeighbourLists.load(run.previous.folder / NEIGHBOURS) if run.previous.folder else None
     run.status("neighbourhood scales of the style space" + (" (updated in place)" if previous else ""))
     neighbours, run.report.neighbours_searched = NeighbourLists.build(indexes["style"], ids, emb["style"],
@@ -575,6 +588,7 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
     np.savez(builder.path(PAIRS), **pair_sample(ids, emb, scales))
     neighbours.save(builder.path(NEIGHBOURS))
     content_model.save(builder.path("content_model.npz"))
+    content_stats.save(builder.path(CONTENT_STATS))
     for by, ix in indexes.items():
         ix.save(builder.path(f"{by}.faiss"))
     for by, src in run.log.projection_files().items():
@@ -601,6 +615,10 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
         # the least style group its content model keeps (ContentModel.MIN_GROUP): a catalog published before that
         # rule is checked, once, by content_model_outdated
         "content_min_group": ContentModel.MIN_GROUP,
+        # what content search standardises its similarities by (ContentStats): a catalog published before it is
+        # published again by the next index run, without reading an image
+        "content_stats": {"file": CONTENT_STATS, "works": int(content_stats.counts[0]),
+                          "sample_limit": ContentStats.SAMPLE},
         "spec": run.spec.to_dict(), "precision": run.precision, "model": "vgg19", "works": int(len(works)), "skipped": len(skipped_all),
         "next_id": int(max(run.next_id, int(ids.max()) + 1)),
         "spaces": {by: {"dim": int(emb[by].shape[1]), "metric": sp.metric, "relative": sp.relative,

@@ -446,6 +446,10 @@ class _Run:
                                      "works (a work alone in its group had no content embedding); the catalog is "
                                      "published again, no image read")
             return True
+        if gen.content_stats_missing(self.previous):
+            self.report.notes.append("the catalog was published before content search standardised its "
+                                     "similarities (docs/index.md); it is published again, no image read")
+            return True
         present = self.present
         works = [(rel, r.size, r.mtime_ns, r.id) for rel, r in self.state.records.items() if r.ok and rel in present]
         skips = gen.digest(self.skipped())

@@ -73,6 +73,7 @@ class Catalog:
         self._indexes = {}
         self._outside = {}  # the embeddings depend on the generation's projections
         self._off_axes = _UNREAD  # the works' parts off the style axes (off_axes.npy), read on first use
+        self._stats = _UNREAD  # how the content similarities are spread (content_stats.npz), read on first use
         self._taught: dict = {}  # taught spaces found current in this generation (checked once: it never changes)
 
     @classmethod
@@ -487,6 +488,16 @@ class Catalog:
                               if (self.files / "off_axes.npy").is_file() else None)
         return self._off_axes
 
+    def _content_stats(self):
+        """This generation's :class:`~artspace.search.ContentStats` (None for one published before artspace kept
+        them: content search then ranks by the cosine, until the next ``artspace index`` publishes them)."""
+        if self._stats is _UNREAD:
+            from ..search import ContentStats
+
+            self._stats = (self._load(gen.CONTENT_STATS, ContentStats.load)
+                           if (self.files / gen.CONTENT_STATS).is_file() else None)
+        return self._stats
+
     def _pair_off_axes(self, out: dict, by: str) -> float:
         """The squared distance off the axes of *by* of the difference of two outside images (*out*: their
         encoding): what their compact embeddings leave out of their distance, exactly."""
@@ -538,7 +549,8 @@ class Catalog:
     # ---- queries ---------------------------------------------------------------------------------------------
 
     def similar(self, query, *, by: str = "style", k: int = 10, where: str | None = None,
-                ignore_subject: float = 0.0, expand: int | None = None) -> pd.DataFrame:
+                ignore_subject: float = 0.0, expand: int | None = None,
+                standardise: bool | None = None) -> pd.DataFrame:
         """The *k* works nearest to *query* in space *by*, nearest first.
 
         Parameters
@@ -573,6 +585,16 @@ class Catalog:
             neighbours share than to the query alone; docs/benchmarks.md measures it on three sets. The result
             gets an ``expanded`` column, :math:`1-\\cos(q', e_y)`, the order of the rows; ``distance`` stays the
             pair's own :math:`1-\\cos(e_q, e_y)`, the figure ``artspace distance`` prints.
+        standardise : bool, optional
+            For ``content`` (default True): among the :data:`SHORTLIST_FACTOR` × *k* works nearest to the
+            (expanded) query (at least :data:`SHORTLIST_MIN`), rank by the standardised similarity *s* of
+            :class:`~artspace.search.ContentStats`: the cosine as a z-score against the query's similarities to the
+            whole collection, to the works of the candidate's style group, and against the candidate's own
+            similarities to the collection, averaged. A medium whose works are all alike (sketches) and works near
+            everything (hubs) then crowd the list less; docs/benchmarks.md measures it on three sets. The result
+            gets a ``score`` column (*s*, the order of the rows). False ranks by the cosine to the (expanded)
+            query. A catalog published before artspace kept these statistics ranks by the cosine until the next
+            ``artspace index``.
 
         Returns
         -------
@@ -583,23 +605,35 @@ class Catalog:
         :math:`L_{style}` beside it; for l_style :math:`L_{style}`; for content :math:`1-\\cos`; all estimated from
         the compact embeddings (``artspace distance`` prints the exact figures of a pair). ``percentile`` is the
         share of the collection's pairs that are nearer (0.8: closer than 99.2 % of pairs). For content the
-        rows are ranked by ``expanded`` (see *expand*).
+        rows are ranked by ``score`` (see *standardise*), else by ``expanded`` (see *expand*).
         """
         sp = self._space(by)
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise InvalidOption(f"k must be a whole number of at least 1, not {k!r}")
         gamma = _subject_weight(ignore_subject, sp)
         n_expand = _expansion(expand, sp)
+        stats = self._standardising(standardise, sp)
         vecs, wid = self.query_vectors(query, by)
         allowed = self._allowed(where, wid)
         offsets = self._offsets(vecs, wid, by)
-        if n_expand:
-            q = self._expanded(vecs[by], wid, n_expand)
-            _, _, found = self._search(by, q, wid, k, allowed)
-            expanded = measure(by, q[None], self._embeddings()[by][self._rows(found)][None])[0]
-            order = np.argsort(expanded, kind="stable")  # faiss ranks in float32, the column is float64
+        if n_expand or stats is not None:
+            q = self._expanded(vecs[by], wid, n_expand) if n_expand else np.asarray(vecs[by], np.float64)
+            pool = max(SHORTLIST_MIN, SHORTLIST_FACTOR * k) if stats is not None else k
+            _, _, found = self._search(by, q, wid, pool, allowed)
+            y = self._embeddings()[by][self._rows(found)]
+            expanded = measure(by, q[None], y[None])[0]
+            if stats is None:
+                order = np.argsort(expanded, kind="stable")  # faiss ranks in float32, the column is float64
+            else:
+                score = stats.score(q, y, stats.groups[self._rows(found)])
+                order = np.argsort(-score, kind="stable")[:k]
             result = self._result(by, vecs, wid, found[order])
-            result.insert(5, "expanded", expanded[order])
+            at = 5
+            if n_expand:
+                result.insert(at, "expanded", expanded[order])
+                at += 1
+            if stats is not None:
+                result.insert(at, "score", score[order])
             return result
         if not gamma:
             _, _, found = self._search(by, vecs[by], wid, k, allowed, offsets)
@@ -612,6 +646,18 @@ class Catalog:
         result.insert(5, "content_cosine", cos[order])
         result.insert(6, "score", score[order])
         return result
+
+    def _standardising(self, value, sp):
+        """The :class:`~artspace.search.ContentStats` a content search in space *sp* standardises by (*value*:
+        :meth:`similar`'s *standardise*), or None."""
+        if value is not None and not isinstance(value, (bool, np.bool_)):
+            raise InvalidOption(f"standardise (--standardise) must be True or False, not {value!r}")
+        if sp.name != "content":
+            if value:
+                raise InvalidOption(f"standardise (--standardise) ranks a content search; with --by {sp.name} "
+                                    f"use --by content, or leave it out")
+            return None
+        return self._content_stats() if value is None or value else None
 
     def _expanded(self, vec: np.ndarray, wid: int | None, n: int) -> np.ndarray:
         """The content query *vec* expanded with its *n* nearest works (:meth:`similar`'s *expand*), unit length."""
@@ -680,10 +726,11 @@ class Catalog:
                         + (off(np.asarray(found)) if off is not None else 0.0))
         return rows.reset_index(drop=True)
 
-    def neighbours(self, by: str = "style", k: int = 10, ids=None, *, expand: int | None = None
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def neighbours(self, by: str = "style", k: int = 10, ids=None, *, expand: int | None = None,
+                   standardise: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every work's *k* nearest works in space *by*, exactly as :meth:`similar` ranks them (content queries
-        expanded with *expand* nearest works, :data:`EXPAND` by default, as there).
+        expanded with *expand* nearest works, :data:`EXPAND` by default, and ranked by the standardised similarity
+        unless *standardise* is False, as there).
 
         Returns ``(ids, neighbours, distances)``: the query works (default: all, in id order), an (n, k) array of
         neighbour ids (−1 where the collection has fewer) and the distances :meth:`similar` prints.
@@ -692,6 +739,7 @@ class Catalog:
 
         sp = self._space(by)
         n_expand = _expansion(expand, sp)
+        stats = self._standardising(standardise, sp)
         emb = self._embeddings()
         ids = emb["ids"] if ids is None else np.asarray(ids, np.int64)
         rows = self._rows(ids)
@@ -699,29 +747,41 @@ class Catalog:
             scales = emb["style_scale"]
             nbr, _ = batch_search(self._index(by), emb[by][rows], k, ids=ids, scales=scales[rows],
                                   scale_of=lambda f: scales[self._rows(f)], max_scale=float(scales.max()))
-        elif n_expand:
-            nbr = self._expanded_neighbours(by, ids, rows, k, n_expand)
+        elif n_expand or stats is not None:
+            nbr = self._content_neighbours(by, ids, rows, k, n_expand, stats)
         else:
             nbr, _ = batch_search(self._index(by), emb[by][rows], k, ids=ids)
         return ids, nbr, self._measure_rows(by, rows, nbr)
 
-    def _expanded_neighbours(self, by: str, ids: np.ndarray, rows: np.ndarray, k: int, n: int,
-                             chunk: int = 4096) -> np.ndarray:
-        """:meth:`neighbours` of catalogued works whose queries are expanded with their *n* nearest works, in
-        chunks of rows (a million works' expanded queries are never all in memory), ordered as :meth:`similar`
-        orders them (by the float64 distance to the expanded query)."""
+    def _content_neighbours(self, by: str, ids: np.ndarray, rows: np.ndarray, k: int, n: int, stats,
+                            candidates: int = 16_384) -> np.ndarray:
+        """:meth:`neighbours` of catalogued works whose queries are expanded with their *n* nearest works and/or
+        ranked by *stats* (:class:`~artspace.search.ContentStats`), in chunks of rows (a million works' expanded
+        queries are never all in memory; at most *candidates* candidates at a time), ordered as :meth:`similar`
+        orders them."""
         from ..search import batch_search
 
         x, index = self._embeddings()[by], self._index(by)
+        pool = max(SHORTLIST_MIN, SHORTLIST_FACTOR * k) if stats is not None else k
+        if stats is not None:  # each work's own terms once, not once for every query that finds it
+            terms = [stats.work_terms(x[s:s + 65_536]) for s in range(0, len(x), 65_536)]
+            y_mean, y_var = np.concatenate([t[0] for t in terms]), np.concatenate([t[1] for t in terms])
         out = np.full((len(ids), k), -1, np.int64)
+        chunk = max(1, candidates // pool)
         for s in range(0, len(ids), chunk):
-            q0 = x[rows[s:s + chunk]]
-            first, _ = batch_search(index, q0, n, ids=ids[s:s + chunk])
-            y = np.where((first >= 0)[..., None], x[self._rows(np.maximum(first, 0))], 0.0)
-            q = expand_query(q0, y)
-            nbr, _ = batch_search(index, q.astype(np.float32), k, ids=ids[s:s + chunk])
-            d = np.where(nbr >= 0, measure(by, q, x[self._rows(np.maximum(nbr, 0))]), np.inf)
-            out[s:s + chunk] = np.take_along_axis(nbr, np.argsort(d, axis=1, kind="stable"), 1)
+            q = np.asarray(x[rows[s:s + chunk]], np.float64)
+            if n:
+                first, _ = batch_search(index, q, n, ids=ids[s:s + chunk])
+                q = expand_query(q, np.where((first >= 0)[..., None], x[self._rows(np.maximum(first, 0))], 0.0))
+            nbr, _ = batch_search(index, q.astype(np.float32), pool, ids=ids[s:s + chunk])
+            found, at = nbr >= 0, self._rows(np.maximum(nbr, 0))
+            y = np.asarray(x[at], np.float64)
+            if stats is None:
+                key = np.where(found, measure(by, q, y), np.inf)
+            else:
+                key = np.where(found, -stats.score(q, y, stats.groups[at], (y_mean[at], y_var[at])), np.inf)
+            order = np.argsort(key, axis=1, kind="stable")[:, :k]
+            out[s:s + chunk, :order.shape[1]] = np.take_along_axis(nbr, order, 1)
         return out
 
     def _measure_rows(self, by: str, rows: np.ndarray, nbr: np.ndarray, chunk: int = 2048) -> np.ndarray:

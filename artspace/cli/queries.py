@@ -28,6 +28,12 @@ def similar(
                                          "its N nearest works, each weighted by its cosine to the query (query "
                                          "expansion, Chum et al. 2007); the 'expanded' column is 1 - cos to that "
                                          "average, 'distance' the pair's own. 0: the query alone. Default: 2."),
+    standardise: Optional[bool] = typer.Option(None, "--standardise/--no-standardise", help="For --by content "
+                                               "(on by default): rank the 6k (at least 60) nearest by the 'score' "
+                                               "column, the cosine as a z-score against the query's similarities "
+                                               "to the collection and to the work's style group and against the "
+                                               "work's own, averaged (docs/index.md); --no-standardise ranks by "
+                                               "the cosine."),
     format: str = typer.Option("table", "--format", "-f", help="table, json or csv."),
     sheet: Optional[Path] = typer.Option(None, help="Also write a contact sheet of the query and its neighbours."),
     caption: Optional[List[str]] = typer.Option(None, "--caption", help="Works-table column shown under each "
@@ -40,8 +46,9 @@ def similar(
     sqrt(rho_query rho_work), rho being a work's mean d_sig to its 10 nearest works (Jegou et al. 2010; 1 = as
     far apart as their nearest neighbours usually are); it also lists d_sig itself (signature) and L_style.
     --by l_style ranks by L_style (Gatys et al. 2016); --by content by 1 - cos of the style-free content
-    embeddings, the query expanded with its 2 nearest works (--expand). percentile = the share of the
-    collection's pairs that are nearer (0.8: closer than 99.2 %).
+    embeddings, the query expanded with its 2 nearest works (--expand), each cosine standardised against the
+    collection's (--standardise). percentile = the share of the collection's pairs that are nearer (0.8: closer
+    than 99.2 %).
     --ignore-subject 0.5 asks for works painted like QUERY whatever they depict.
 
     Example: artspace similar dots/star_0.png --by content -k 5 --catalog data/demo
@@ -65,9 +72,10 @@ def similar(
         fail(f"--caption {missing[0]!r} is not a column of the works table; choose from "
              f"{', '.join(map(str, cat.works.columns))}")
     result = cat.similar(query, by=by, k=k, where=where, ignore_subject=ignore_subject,
-                         expand=expand)
+                         expand=expand, standardise=standardise)
     _note_outside(cat, [query], by)
-    echo_err(_provenance(cat, by))
+    echo_err(_provenance(cat, by, "; ranked by the standardised similarity (score)" if "score" in result
+                         and by == "content" else None))
     print_table(result, format)
     if sheet is not None:
         from ..images import save_image
@@ -123,15 +131,15 @@ def distance(
     _print_distance(result, spec)
 
 
-def _provenance(cat, by: str) -> str:
-    """What a figure of *cat* in space *by* is and where it comes from, for a citation (on standard error, so that
-    the table or JSON on standard output stays machine-readable)."""
+def _provenance(cat, by: str, ranked: str | None = None) -> str:
+    """What a figure of *cat* in space *by* is, how the rows were *ranked* when not by it, and where it comes from,
+    for a citation (on standard error, so that the table or JSON on standard output stays machine-readable)."""
     from .. import __version__
     from ..spaces import space
 
     sp = space(by)
-    return (f"by {sp.label}: {sp.formula}; catalog {cat.dir}, generation {cat.generation}, artspace "
-            f"{__version__}")
+    return (f"by {sp.label}: {sp.formula}{ranked or ''}; catalog {cat.dir}, generation {cat.generation}, "
+            f"artspace {__version__}")
 
 
 def _note_outside(cat, queries, by: str) -> None:
