@@ -655,8 +655,10 @@ class ContentModel:
             np.add.at(sums, labels[s:s + batch], x)
         means = (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
         means[counts < self.MIN_GROUP] = 0.0  # too few works to say what their hand shares
-        return ContentModel(centroids=self.centroids, means=means, fitted_on=self.fitted_on, reduce=self.reduce,
-                            learnt=self.learnt)
+        model = ContentModel(centroids=self.centroids, means=means, fitted_on=self.fitted_on, reduce=self.reduce,
+                             learnt=self.learnt)
+        model._last_groups = (style, labels)  # the same centroids: the same groups
+        return model
 
     @classmethod
     def update(cls, previous: "ContentModel | None", style: np.ndarray, descriptors: np.ndarray, *,
@@ -693,8 +695,15 @@ class ContentModel:
         return int(self.means.shape[1])
 
     def groups(self, style: np.ndarray, batch: int = 65_536) -> np.ndarray:
-        """Each work's style group: its nearest centroid (:func:`nearest_centroids`)."""
-        return nearest_centroids(style, self.centroids, batch)
+        """Each work's style group: its nearest centroid (:func:`nearest_centroids`). The answer for the last
+        array asked about is remembered: a publication asks about the same million works up to three times (is a
+        group too small, each group's mean, the content statistics), 2 s each."""
+        last = getattr(self, "_last_groups", None)
+        if last is not None and last[0] is style and len(last[1]) == len(style):
+            return last[1]
+        labels = nearest_centroids(style, self.centroids, batch)
+        self._last_groups = (style, labels)
+        return labels
 
     def transform(self, style: np.ndarray, descriptors: np.ndarray, batch: int = 65_536) -> np.ndarray:
         """Unit content embeddings (in blocks of rows, so that a million works need no copies of the whole
@@ -773,19 +782,28 @@ class ContentStats:
     :math:`y`'s group, and against :math:`y`'s similarities to every work. The first ranks as :math:`c` itself; the
     second compares works within one hand (per-domain score normalisation); the third discounts hubs (mutual
     proximity, Schnitzer et al. 2012; the CSLS of Conneau et al. 2018). The means and variances are exact for the
-    works they were computed on (a cosine is linear in each vector), so only :math:`2(g+1)` mean vectors and
-    covariance matrices are stored, from up to :attr:`SAMPLE` works.
+    works they were computed on (a cosine is linear in each vector), so only :math:`g+1` mean vectors and
+    covariance matrices are stored, from up to :attr:`SAMPLE` works, with each work's own mean and variance
+    (:math:`y\cdot m`, :math:`y^\top\Sigma y`), as the style space stores each work's neighbourhood scale. They
+    are kept, like the content model's groups, while the collection changes by at most :attr:`REFIT_AFTER`.
     """
 
     mean: np.ndarray  # (g + 1, d): the collection's mean embedding, then each style group's
     cov: np.ndarray  # (g + 1, d, d) the same covariances (population, float32)
     counts: np.ndarray  # (g + 1,): the works each row was computed on
     groups: np.ndarray  # (n,) each work's style group, in the row order of the catalog's ids
+    work_mean: np.ndarray  # (n,) y·m, each work's mean cosine to the collection (float32)
+    work_var: np.ndarray  # (n,) yᵀΣy, the variance of its cosines (float32): its z-score needs no product by Σ
+    fitted_on: int = 0  # the works of the collection when the means and covariances were computed
 
     #: the statistics are computed on at most this many works (seeded sample)
     SAMPLE = 50_000
     #: a group of fewer works uses the whole collection's statistics
     MIN_WORKS = 2
+    #: :meth:`update` keeps the means and covariances while the collection has changed by at most this fraction
+    #: since they were computed (as :class:`ContentModel` keeps its groups): a publication after adding 1,000 works
+    #: to a million then computes only the new works' groups and terms
+    REFIT_AFTER = 0.1
 
     @classmethod
     def fit(cls, content, groups: np.ndarray, n_groups: int, *, sample: int | None = None, seed: int = 0,
@@ -812,7 +830,45 @@ class ContentStats:
         cov = outer / safe[..., None] - mean[:, :, None] * mean[:, None, :]
         small = counts < cls.MIN_WORKS
         mean[small], cov[small] = mean[0], cov[0]  # too few works to say how a group is spread
-        return cls(mean=mean.astype(np.float32), cov=cov.astype(np.float32), counts=counts, groups=groups)
+        stats = cls(mean=mean.astype(np.float32), cov=cov.astype(np.float32), counts=counts, groups=groups,
+                    work_mean=np.zeros(0, np.float32), work_var=np.zeros(0, np.float32), fitted_on=n)
+        stats.work_mean, stats.work_var = stats._all_work_terms(content)
+        return stats
+
+    @classmethod
+    def update(cls, previous: "ContentStats | None", content, carried: np.ndarray | None, groups_of,
+               n_groups: int) -> tuple["ContentStats", bool]:
+        """The statistics of a collection that changed since *previous*: *previous*'s means and covariances, while
+        the collection has changed by at most :attr:`REFIT_AFTER` since they were computed and has as many groups,
+        with the carried rows' groups and terms (*carried*: for each row of *content*, its row in *previous*, or
+        −1 for a work whose embedding is new) and *groups_of(rows)* for the others; else :meth:`fit` with
+        *groups_of(None)*, every work's group. Returns the statistics and whether they were computed afresh."""
+        n = len(content)
+        if (previous is None or carried is None or len(previous.mean) != n_groups + 1
+                or previous.mean.shape[1] != content.shape[1]
+                or abs(n - previous.fitted_on) > cls.REFIT_AFTER * max(previous.fitted_on, 1)):
+            return cls.fit(content, groups_of(None), n_groups), True
+        new = np.flatnonzero(carried < 0)
+        old = carried >= 0
+        groups = np.empty(n, np.int16)
+        work_mean, work_var = np.empty(n, np.float32), np.empty(n, np.float32)
+        groups[old], work_mean[old], work_var[old] = (previous.groups[carried[old]],
+                                                     previous.work_mean[carried[old]],
+                                                     previous.work_var[carried[old]])
+        stats = cls(mean=previous.mean, cov=previous.cov, counts=previous.counts, groups=groups,
+                    work_mean=work_mean, work_var=work_var, fitted_on=previous.fitted_on)
+        if len(new):
+            groups[new] = groups_of(new)
+            m, v = stats.work_terms(np.asarray(content[new], np.float32))
+            work_mean[new], work_var[new] = m, v
+        return stats, False
+
+    def _all_work_terms(self, content, batch: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
+        terms = [self.work_terms(np.asarray(content[s:s + batch], np.float32)) for s in range(0, len(content), batch)]
+        if not terms:
+            return np.zeros(0, np.float32), np.zeros(0, np.float32)
+        return (np.concatenate([t[0] for t in terms]).astype(np.float32),
+                np.concatenate([t[1] for t in terms]).astype(np.float32))
 
     def query_terms(self, q: np.ndarray, rows=None) -> tuple[np.ndarray, np.ndarray]:
         """``(q·m_j, qᵀΣ_j q)`` of unit queries *q* (…, d) for every row *j* of the statistics (the collection,
@@ -847,7 +903,8 @@ class ContentStats:
         return (z_all + z_group + _z(c, y_mean, y_var)) / 3.0
 
     def arrays(self) -> dict:
-        return {"mean": self.mean, "cov": self.cov, "counts": self.counts, "groups": self.groups}
+        return {"mean": self.mean, "cov": self.cov, "counts": self.counts, "groups": self.groups,
+                "work_mean": self.work_mean, "work_var": self.work_var, "fitted_on": np.int64(self.fitted_on)}
 
     def save(self, path: str | os.PathLike) -> None:
         atomic_savez(path, **self.arrays())
@@ -855,7 +912,8 @@ class ContentStats:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ContentStats":
         with np.load(path, allow_pickle=False) as z:
-            return cls(mean=z["mean"], cov=z["cov"], counts=z["counts"], groups=z["groups"])
+            return cls(mean=z["mean"], cov=z["cov"], counts=z["counts"], groups=z["groups"],
+                       work_mean=z["work_mean"], work_var=z["work_var"], fitted_on=int(z["fitted_on"]))
 
 
 def _z(x: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:

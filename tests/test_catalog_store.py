@@ -437,3 +437,50 @@ def test_a_catalog_from_before_content_statistics_ranks_by_the_cosine_until_inde
     assert new.generation > old.generation and (new.files / CONTENT_STATS).is_file()
     pd.testing.assert_frame_equal(new.similar(3, by="content", k=5), standardised)
     assert not index(collection, quiet=True).published  # published once, not at every run
+
+
+def test_content_statistics_that_do_not_match_the_works_are_refused(collection):
+    from artspace.catalog.generation import CONTENT_STATS
+    from artspace.catalog.store import manifest_digest
+    from artspace.search import ContentStats
+
+    cat = Catalog.open(collection)
+    stats = ContentStats.load(cat.files / CONTENT_STATS)
+    stats.groups = stats.groups[:-1]  # a forgery consistent with the manifest: sizes and digest updated
+    path = cat.files / CONTENT_STATS
+    path.unlink()
+    stats.save(path)
+    manifest = json.loads((cat.files / "manifest.json").read_text())
+    manifest["files"][CONTENT_STATS] = path.stat().st_size
+    (cat.files / "manifest.json").write_text(json.dumps(manifest))
+    (collection / ".artspace" / "CURRENT").write_text(json.dumps(
+        {"generation": cat.generation, "manifest_sha256": manifest_digest(cat.files)}))
+    forged = Catalog.open(collection)
+    assert len(forged.similar(3, by="style", k=3)) == 3  # the other spaces answer
+    with pytest.raises(CorruptCatalog, match=r"content_stats.npz does not match.*artspace index .* --rebuild"):
+        forged.similar(3, by="content", k=3)
+
+
+def test_adding_a_work_carries_the_content_statistics_over(collection):
+    from artspace.catalog.generation import CONTENT_STATS
+    from artspace.search import ContentModel, ContentStats
+
+    before = Catalog.open(collection)
+    old = ContentStats.load(before.files / CONTENT_STATS)
+    shutil.copy(collection / "dots/star_0.png", collection / "dots/star_copy.png")
+    (collection / "dots/star_copy.png").write_bytes((collection / "dots/star_0.png").read_bytes() + b"\0")
+    rep = index(collection, quiet=True)
+    assert rep.added == 1
+    after = Catalog.open(collection)
+    new = ContentStats.load(after.files / CONTENT_STATS)
+    assert after.manifest["content_stats"]["fitted_on"] == 18 and len(new.groups) == 19  # 1 of 18 works: kept
+    np.testing.assert_array_equal(new.cov, old.cov)
+    rows = np.searchsorted(after.embeddings("content")[0], before.embeddings("content")[0])
+    np.testing.assert_array_equal(new.groups[rows], old.groups)
+    np.testing.assert_array_equal(new.work_var[rows], old.work_var)
+    # the new work's group and terms are its own
+    model = ContentModel.load(after.files / "content_model.npz")
+    np.testing.assert_array_equal(new.groups, model.groups(after.embeddings("l_style")[1]))
+    x = after.embeddings("content")[1].astype(np.float64)
+    np.testing.assert_allclose(new.work_var, np.einsum("nd,de,ne->n", x, new.cov[0].astype(np.float64), x),
+                               rtol=1e-4)

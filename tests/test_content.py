@@ -243,3 +243,32 @@ def test_content_statistics_standardise_exactly_as_the_formula_says(tmp_path):
     same = np.tile(X[:1], (6, 1))
     flat = ContentStats.fit(same, np.zeros(6, int), 1)
     assert np.all(flat.score(same[0], same, np.zeros(6, int)) == 0)
+
+
+def test_content_statistics_carry_over_while_the_collection_changes_little():
+    from artspace.search import ContentStats
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(400, 16))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    groups = rng.integers(0, 3, 400)
+    asked = []
+
+    def groups_of(rows):
+        asked.append(None if rows is None else len(rows))
+        return groups if rows is None else groups[rows]
+
+    first = ContentStats.fit(X[:380], groups[:380], 3)
+    np.testing.assert_allclose(first.work_var, [x @ first.cov[0] @ x for x in X[:380]], rtol=1e-4)
+    # 20 works added, work 5 changed: the others' groups and terms are carried, only those 21 computed
+    carried = np.r_[np.arange(380), -np.ones(20, int)]
+    carried[5] = -1
+    kept, fresh = ContentStats.update(first, X, carried, groups_of, 3)
+    assert not fresh and asked == [21] and kept.fitted_on == 380
+    np.testing.assert_array_equal(kept.mean, first.mean)
+    np.testing.assert_allclose(kept.work_mean[380:], X[380:] @ first.mean[0], rtol=1e-5, atol=1e-7)
+    assert (kept.groups == groups).all()
+    # a collection changed by more than a tenth, no previous statistics, or another number of groups: fitted afresh
+    for previous, n_groups, n in ((first, 3, 200), (None, 3, 400), (first, 4, 400)):
+        again, fresh = ContentStats.update(previous, X[:n], carried[:n], groups_of, n_groups)
+        assert fresh and again.fitted_on == n and asked[-1] is None

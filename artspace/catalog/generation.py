@@ -22,9 +22,10 @@ A generation's folder holds, each written once::
                         extracted before artspace kept them)
     style_projection.npz, l_style_projection.npz    the fitted projections (see artspace.projection)
     content_model.npz   style-group means removed from content descriptors (see artspace.search)
-    content_stats.npz   each work's style group, and the mean and covariance of the content embeddings over the
-                        collection and over each group: how content search standardises a similarity
-                        (artspace.search.ContentStats)
+    content_stats.npz   the mean and covariance of the content embeddings over the collection and over each style
+                        group, and each work's group and mean and variance of cosines to the collection: how
+                        content search standardises a similarity (artspace.search.ContentStats; carried over, like
+                        the content model, while the collection changes by less than a tenth)
     style.faiss, l_style.faiss, content.faiss        faiss indexes of the three spaces
     style_neighbours.npz   each work's 10 nearest works by style signature (updated in place by the next run)
     pairs.npz           per space, the sorted distances of a random sample of pairs of works: what percentiles are
@@ -525,6 +526,33 @@ def content_model_outdated(previous: Previous) -> bool:
         return False
 
 
+def _previous_content_stats(run, refitted: bool):
+    """The previous generation's content statistics, if it has them, can be read, and the content model is kept."""
+    from ..search import ContentStats
+
+    prev = run.previous
+    if refitted or prev.folder is None or not prev.healthy or run.rebuilt or "content_stats" not in prev.manifest:
+        return None
+    try:
+        return ContentStats.load(prev.folder / CONTENT_STATS)
+    except Exception:  # noqa: BLE001 - damaged or from an earlier layout: computed afresh
+        return None
+
+
+def _carried_rows(run, ids: np.ndarray, unchanged) -> np.ndarray | None:
+    """For each work (*ids*), its row in the previous generation where its content embedding is unchanged
+    (*unchanged*: :func:`~artspace.catalog.chunks.unchanged_rows`), −1 elsewhere; None when nothing can carry."""
+    if unchanged is None or run.previous.folder is None:
+        return None
+    try:
+        before = np.load(run.previous.folder / "ids.npy", allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    at = np.minimum(np.searchsorted(before, ids), max(len(before) - 1, 0))
+    ok = np.asarray(unchanged, bool) & (len(before) > 0) & (before[at] == ids)
+    return np.where(ok, at, -1)
+
+
 def content_stats_missing(previous: Previous) -> bool:
     """Whether the published generation was written before content search standardised its similarities (it has no
     :data:`CONTENT_STATS`). The next index run then publishes again, without reading an image."""
@@ -562,8 +590,8 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
                                 f"again on {len(ids)} works")
     basis = basis_digests(run.spec.to_dict(), run.precision, run.log.projection_files(), content_model)
     kept = kept_works(run.previous, works)  # compared once; each array then checks its own basis
-    emb["content"] = _content(run, unchanged_rows(run.previous, kept, basis, "content"), emb["l_style"], desc,
-                              content_model)
+    unchanged_content = unchanged_rows(run.previous, kept, basis, "content")
+    emb["content"] = _content(run, unchanged_content, emb["l_style"], desc, content_model)
     indexes = {}
     for by, sp in SPACES.items():
         previous_index = _previous_index(run, by, len(ids))
@@ -571,8 +599,10 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
         indexes[by] = VectorIndex.build(ids, emb[by], metric=sp.metric, previous=previous_index,
                                         unchanged=unchanged)
     run.status("how the content similarities are spread")
-    content_stats = ContentStats.fit(emb["content"], content_model.groups(emb["l_style"]),
-                                     len(content_model.centroids))
+    content_stats, _ = ContentStats.update(
+        _previous_content_stats(run, refitted), emb["content"], _carried_rows(run, ids, unchanged_content),
+        lambda rows: content_model.groups(emb["l_style"] if rows is None else emb["l_style"][rows]),
+        len(content_model.centroids))
     previous = NeighbourLists.load(run.previous.folder / NEIGHBOURS) if run.previous.folder else None
     run.status("neighbourhood scales of the style space" + (" (updated in place)" if previous else ""))
     neighbours, run.report.neighbours_searched = NeighbourLists.build(indexes["style"], ids, emb["style"],
@@ -618,7 +648,7 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
         # what content search standardises its similarities by (ContentStats): a catalog published before it is
         # published again by the next index run, without reading an image
         "content_stats": {"file": CONTENT_STATS, "works": int(content_stats.counts[0]),
-                          "sample_limit": ContentStats.SAMPLE},
+                          "sample_limit": ContentStats.SAMPLE, "fitted_on": content_stats.fitted_on},
         "spec": run.spec.to_dict(), "precision": run.precision, "model": "vgg19", "works": int(len(works)), "skipped": len(skipped_all),
         "next_id": int(max(run.next_id, int(ids.max()) + 1)),
         "spaces": {by: {"dim": int(emb[by].shape[1]), "metric": sp.metric, "relative": sp.relative,

@@ -494,8 +494,20 @@ class Catalog:
         if self._stats is _UNREAD:
             from ..search import ContentStats
 
-            self._stats = (self._load(gen.CONTENT_STATS, ContentStats.load)
-                           if (self.files / gen.CONTENT_STATS).is_file() else None)
+            stats = (self._load(gen.CONTENT_STATS, ContentStats.load)
+                     if (self.files / gen.CONTENT_STATS).is_file() else None)
+            dim = self.manifest.get("spaces", {}).get("content", {}).get("dim")
+            n = len(self._embeddings()["ids"])
+            if stats is not None and (len(stats.groups) != n or len(stats.work_mean) != n or len(stats.work_var) != n
+                                      or stats.mean.shape[1:] != (dim,) or stats.cov.shape[1:] != (dim, dim)
+                                      or len(stats.cov) != len(stats.mean)
+                                      or int(stats.groups.max(initial=0)) >= len(stats.mean) - 1):
+                from .store import index_command
+
+                raise CorruptCatalog(f"catalog file {self.files / gen.CONTENT_STATS} does not match the catalog's "
+                                     f"works and content space (it was changed after publication); "
+                                     f"`{index_command(self.dir)} --rebuild` publishes the catalog afresh")
+            self._stats = stats
         return self._stats
 
     def _pair_off_axes(self, out: dict, by: str) -> float:
@@ -625,16 +637,13 @@ class Catalog:
             if stats is None:
                 order = np.argsort(expanded, kind="stable")  # faiss ranks in float32, the column is float64
             else:
-                score = stats.score(q, y, stats.groups[self._rows(found)])
+                at = self._rows(found)
+                score = stats.score(q, y, stats.groups[at], (stats.work_mean[at], stats.work_var[at]))
                 order = np.argsort(-score, kind="stable")[:k]
-            result = self._result(by, vecs, wid, found[order])
-            at = 5
-            if n_expand:
-                result.insert(at, "expanded", expanded[order])
-                at += 1
+            extra = {"expanded": expanded[order]} if n_expand else {}
             if stats is not None:
-                result.insert(at, "score", score[order])
-            return result
+                extra["score"] = score[order]
+            return self._result(by, vecs, wid, found[order], extra)
         if not gamma:
             _, _, found = self._search(by, vecs[by], wid, k, allowed, offsets)
             return self._result(by, vecs, wid, found)
@@ -642,10 +651,7 @@ class Catalog:
         cos = 1.0 - self._measure("content", vecs, wid, shortlist)[0]
         score = _standardised(-np.asarray(d, float)) - gamma * _standardised(cos)
         order = np.argsort(-score, kind="stable")[:k]
-        result = self._result(by, vecs, wid, shortlist[order])
-        result.insert(5, "content_cosine", cos[order])
-        result.insert(6, "score", score[order])
-        return result
+        return self._result(by, vecs, wid, shortlist[order], {"content_cosine": cos[order], "score": score[order]})
 
     def _standardising(self, value, sp):
         """The :class:`~artspace.search.ContentStats` a content search in space *sp* standardises by (*value*:
@@ -710,20 +716,26 @@ class Catalog:
         scale = self._query_scale(vecs[by], wid, offsets)
         return raw / np.sqrt(scale * emb["style_scale"][self._rows(found)]), raw
 
-    def _result(self, by: str, vecs: dict, wid: int | None, found) -> pd.DataFrame:
+    def _result(self, by: str, vecs: dict, wid: int | None, found, extra: dict | None = None) -> pd.DataFrame:
+        """The table :meth:`similar` returns for the works *found*, in that order: rank, id, path, distance,
+        percentile, then the *extra* columns (or, for style, the signature distance and :math:`L_{style}`), then
+        the works table's other columns."""
         distance, raw = self._measure(by, vecs, wid, found)
         rows = self.works.iloc[self._rows(found)].drop(columns=["size", "mtime_ns", "checksum"])  # in id order
         rows = make_room(rows, SIMILAR_COLUMNS)  # a metadata column named 'rank' is listed as 'meta_rank'
         rows.insert(0, "rank", np.arange(1, len(found) + 1))
         rows.insert(3, "distance", np.asarray(distance, float))
         rows.insert(4, "percentile", self.percentile(by, distance))
+        extra = dict(extra or {})
         if by == "style":
             x = self._embeddings()["l_style"][self._rows(found)]
-            rows.insert(5, "signature", np.asarray(raw, float))
             off = self._offsets(vecs, wid, "l_style")
+            extra["signature"] = np.asarray(raw, float)
             # the figure `--by l_style` and `distance` print: measure's float64 sum, not a float32 one
-            rows.insert(6, "l_style", measure("l_style", np.asarray(vecs["l_style"])[None], x[None])[0]
-                        + (off(np.asarray(found)) if off is not None else 0.0))
+            extra["l_style"] = (measure("l_style", np.asarray(vecs["l_style"])[None], x[None])[0]
+                                + (off(np.asarray(found)) if off is not None else 0.0))
+        for at, (name, values) in enumerate(extra.items(), start=5):
+            rows.insert(at, name, values)
         return rows.reset_index(drop=True)
 
     def neighbours(self, by: str = "style", k: int = 10, ids=None, *, expand: int | None = None,
@@ -763,9 +775,6 @@ class Catalog:
 
         x, index = self._embeddings()[by], self._index(by)
         pool = max(SHORTLIST_MIN, SHORTLIST_FACTOR * k) if stats is not None else k
-        if stats is not None:  # each work's own terms once, not once for every query that finds it
-            terms = [stats.work_terms(x[s:s + 65_536]) for s in range(0, len(x), 65_536)]
-            y_mean, y_var = np.concatenate([t[0] for t in terms]), np.concatenate([t[1] for t in terms])
         out = np.full((len(ids), k), -1, np.int64)
         chunk = max(1, candidates // pool)
         for s in range(0, len(ids), chunk):
@@ -779,7 +788,8 @@ class Catalog:
             if stats is None:
                 key = np.where(found, measure(by, q, y), np.inf)
             else:
-                key = np.where(found, -stats.score(q, y, stats.groups[at], (y_mean[at], y_var[at])), np.inf)
+                key = np.where(found, -stats.score(q, y, stats.groups[at], (stats.work_mean[at], stats.work_var[at])),
+                               np.inf)
             order = np.argsort(key, axis=1, kind="stable")[:, :k]
             out[s:s + chunk, :order.shape[1]] = np.take_along_axis(nbr, order, 1)
         return out
