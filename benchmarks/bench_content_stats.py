@@ -2,6 +2,9 @@
 group and the statistics; at a query, scoring the shortlist; for every work's neighbour list, each work's own terms.
 
     python benchmarks/bench_content_stats.py --n 1000000 --groups 3 --groups 32
+    # content queries ranked by the cosine and standardised, side by side on a catalog (style as a control)
+    python benchmarks/bench_catalog.py --n 1000000 --keep /tmp/big && \
+        python benchmarks/bench_content_stats.py --side-by-side /tmp/big/collection
 
 The works are N synthetic unit content embeddings (512 numbers, drawn around as many centres as there are style
 groups) and N style embeddings (384 numbers), written to ``.npy`` files and memory-mapped, as a catalog's are. The
@@ -48,14 +51,41 @@ def synthetic(folder: Path, n: int, groups: int, seed: int = 0, batch: int = 100
             centroids.astype(np.float32))
 
 
+def side_by_side(root: str, rounds: int = 5, queries: int = 100) -> None:
+    """Interleaved rounds of the same queries: style, content ranked by the cosine, content standardised."""
+    from artspace.catalog import Catalog
+
+    cat = Catalog.open(root)
+    ids = cat.works["id"].to_numpy()[:: max(1, len(cat.works) // queries)][:queries]
+    variants = (("style (a control)", {"by": "style"}),
+                ("content, ranked by the cosine (--no-standardise)", {"by": "content", "standardise": False}),
+                ("content, standardised (the default)", {"by": "content"}))
+    for _, opts in variants:
+        cat.similar(int(ids[0]), k=10, **opts)
+    times = {name: [] for name, _ in variants}
+    for _ in range(rounds):
+        for name, opts in variants:
+            t = time.perf_counter()
+            for w in ids:
+                cat.similar(int(w), k=10, **opts)
+            times[name].append((time.perf_counter() - t) / len(ids) * 1e3)
+    for name, t in times.items():
+        print(f"{name}: median {np.median(t):.2f} ms a query ({len(ids)} queries; rounds: "
+              f"{', '.join(f'{x:.2f}' for x in t)})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1_000_000, help="works")
     ap.add_argument("--groups", type=int, action="append", default=[], help="style groups (repeatable; 3, 32)")
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--side-by-side", metavar="CATALOG", help="time content queries on this catalog instead")
     args = ap.parse_args()
     print(f"# python {' '.join(sys.argv)}")
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}")
+    if args.side_by_side:
+        side_by_side(args.side_by_side)
+        return
     print("| groups | works | style groups of every work (s) | statistics (s) | score 60 works, a query (ms) "
           "| every work's own terms (s) |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: |")
