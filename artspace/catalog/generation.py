@@ -541,16 +541,14 @@ def _previous_content_stats(run, refitted: bool):
 
 def _carried_rows(run, ids: np.ndarray, unchanged) -> np.ndarray | None:
     """For each work (*ids*), its row in the previous generation where its content embedding is unchanged
-    (*unchanged*: :func:`~artspace.catalog.chunks.unchanged_rows`), −1 elsewhere; None when nothing can carry."""
-    if unchanged is None or run.previous.folder is None:
+    (*unchanged*: :func:`~artspace.catalog.chunks.unchanged_rows`, which read the previous works table), −1
+    elsewhere; None when nothing can carry."""
+    before = run.previous.works
+    if unchanged is None or before is None or not len(before):
         return None
-    try:
-        before = np.load(run.previous.folder / "ids.npy", allow_pickle=False)
-    except (OSError, ValueError):
-        return None
-    at = np.minimum(np.searchsorted(before, ids), max(len(before) - 1, 0))
-    ok = np.asarray(unchanged, bool) & (len(before) > 0) & (before[at] == ids)
-    return np.where(ok, at, -1)
+    before = before["id"].to_numpy(np.int64)  # in id order: the rows of every per-work array
+    at = np.minimum(np.searchsorted(before, ids), len(before) - 1)
+    return np.where(np.asarray(unchanged, bool) & (before[at] == ids), at, -1)
 
 
 def content_stats_missing(previous: Previous) -> bool:

@@ -632,12 +632,12 @@ class Catalog:
             q = self._expanded(vecs[by], wid, n_expand) if n_expand else np.asarray(vecs[by], np.float64)
             pool = max(SHORTLIST_MIN, SHORTLIST_FACTOR * k) if stats is not None else k
             _, _, found = self._search(by, q, wid, pool, allowed)
-            y = self._embeddings()[by][self._rows(found)]
+            at = self._rows(found)
+            y = self._embeddings()[by][at]
             expanded = measure(by, q[None], y[None])[0]
             if stats is None:
                 order = np.argsort(expanded, kind="stable")  # faiss ranks in float32, the column is float64
             else:
-                at = self._rows(found)
                 score = stats.score(q, y, stats.groups[at], (stats.work_mean[at], stats.work_var[at]))
                 order = np.argsort(-score, kind="stable")[:k]
             extra = {"expanded": expanded[order]} if n_expand else {}
