@@ -6,6 +6,7 @@ from __future__ import annotations
 import doctest
 import importlib
 import pkgutil
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ import pytest
 
 import artspace.analysis
 from artspace.analysis import Source, distance_scale, map_collection, read_source
-from artspace.analysis.files import check_out, default_out
+from artspace.analysis.files import OWNER_FILE, check_out, default_out, folder_owner
 from artspace.catalog import Catalog
 from artspace.errors import InvalidOption, OutputConflict
 
@@ -78,6 +79,35 @@ def test_default_output_folders_stay_out_of_the_collection(analysis_catalog, tmp
     assert default_out(analysis_catalog, "clusters-style").as_posix() == "clusters-style"
     with pytest.raises(OutputConflict, match="choose another output"):
         check_out(analysis_catalog, analysis_catalog.dir / "plots")
+
+
+def test_an_analysis_folder_holds_one_catalogs_analyses(analysis_catalog, tmp_path, monkeypatch):
+    from artspace.analysis import compare
+
+    other_root = tmp_path / "other" / "demo"
+    shutil.copytree(analysis_catalog.root, other_root)
+    other = Catalog.open(other_root)
+    out = tmp_path / "compare"
+    compare(analysis_catalog, group_by="texture", permutations=0, out=out)
+    assert folder_owner(out) == analysis_catalog.root.resolve()
+    mine = {p.name: p.read_bytes() for p in out.iterdir()}
+    compare(analysis_catalog, group_by="texture", permutations=0, out=out)  # the same catalog again: replaced
+    with pytest.raises(OutputConflict, match=f"holds the analyses of another catalog .*{analysis_catalog.root.name}"):
+        compare(other, group_by="texture", permutations=0, out=out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == mine  # the first catalog's files, untouched
+    # by default the second catalog's analysis goes beside its collection instead
+    monkeypatch.chdir(tmp_path)
+    assert default_out(other, "compare") == other_root.resolve().parent / "demo-artspace" / "compare"
+    assert default_out(analysis_catalog, "compare").as_posix() == "compare"
+    # a folder that held nothing but the record, or a record that is not artspace's, belongs to no catalog
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    shutil.copy(out / OWNER_FILE, empty / OWNER_FILE)
+    assert folder_owner(empty) is None
+    compare(other, group_by="texture", permutations=0, out=empty)
+    assert folder_owner(empty) == other_root.resolve()
+    (out / OWNER_FILE).write_text('{"catalog": "/elsewhere"}')
+    assert folder_owner(out) is None
 
 
 ANALYSIS_MODULES = sorted(m.name for m in pkgutil.iter_modules(artspace.analysis.__path__, "artspace.analysis."))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -106,6 +107,26 @@ def test_default_output_goes_beside_the_collection_when_run_inside_it(analysis_c
     assert (beside / "compare-style-matrix.csv").is_file()
     assert f"writing to {beside}" in r.output
     assert not list(root.rglob("compare-style-*"))  # nothing added to the collection
+
+
+def test_two_catalogs_analysed_from_one_folder_keep_their_own_outputs(analysis_catalog, tmp_path, monkeypatch):
+    other_root = tmp_path / "vermeer"
+    shutil.copytree(analysis_catalog.root, other_root)
+    monkeypatch.chdir(tmp_path)
+    first = runner.invoke(app, ["compare", "--group-by", "texture", "--permutations", "0",
+                                "-c", str(analysis_catalog.root)])
+    assert first.exit_code == 0, first.output
+    mine = {p.name: p.read_bytes() for p in (tmp_path / "compare").iterdir()}
+    second = runner.invoke(app, ["compare", "--group-by", "texture", "--permutations", "0", "-c", "vermeer"])
+    assert second.exit_code == 0, second.output
+    beside = tmp_path / "vermeer-artspace" / "compare"
+    assert "holds the analyses of another catalog" in second.output and f"writing to {beside}" in second.output
+    assert (beside / "compare-style-matrix.csv").is_file()
+    assert {p.name: p.read_bytes() for p in (tmp_path / "compare").iterdir()} == mine
+    refused = runner.invoke(app, ["compare", "--group-by", "texture", "--permutations", "0", "-c", "vermeer",
+                                  "-o", "compare"])
+    lines = [line for line in refused.output.splitlines() if line.startswith("Error:")]
+    assert refused.exit_code == 1 and len(lines) == 1 and "choose another output folder (-o)" in lines[0]
 
 
 def test_analysis_errors_are_one_line(analysis_catalog, tmp_path):

@@ -284,12 +284,13 @@ def _spread_thumbnails(ax, src, P: np.ndarray, frame: np.ndarray, thumbs: int, p
 # ---- the web page ---------------------------------------------------------------------------------------------
 
 
-def _open(source, by: str, out, thumbs: str, color: str | None):
-    """The source read once and the output checked, after the options: ``(source, out)``."""
+def _open(source, by: str, out, thumbs: str, color: str | None, *, folder: bool):
+    """The source read once and the output (a *folder*, or the page's file) checked, after the options:
+    ``(source, out)``."""
     if thumbs not in THUMBS:
         raise InvalidOption(f"thumbs must be auto, embed, beside or none, not {thumbs!r}")
     src = read_source(source, by=by)
-    out = check_out(src, out)
+    out = check_out(src, out, folder=folder)
     if color is not None:
         src.column(color)  # an unknown column fails here, before any work
     return src, out
@@ -322,7 +323,7 @@ def map_html(source, path, *, by: str = DEFAULT_SPACE, coords: pd.DataFrame | No
     Path of the file written. For a catalog, each work's panel links to its original image by a path relative to
     the page's folder, so the page keeps working offline (and when the collection and the page move together).
     """
-    src, path = _open(source, by, path, thumbs, color)
+    src, path = _open(source, by, path, thumbs, color, folder=False)
     replaceable(path, map_page.made_here)  # an earlier map is replaced, never someone's own page
     P = _positions(src, by, coords)
     lo = P.min(0)
@@ -459,7 +460,7 @@ def map_collection(source, out, *, by: str = DEFAULT_SPACE, color: str | None = 
     if isinstance(neighbors_k, bool) or not isinstance(neighbors_k, (int, np.integer)) or neighbors_k < 0:
         raise InvalidOption(f"neighbors_k (--neighbors) must be a whole number of at least 0 (0: no lists), not "
                             f"{neighbors_k!r}")
-    src, out = _open(source, by, out, thumbs, color)
+    src, out = _open(source, by, out, thumbs, color, folder=True)
     table = src.works[["id"] + [c for c in ("path",) if c in src.works.columns]].copy()
     _check_targets(src, out, by, table, thumbs=thumbs, picture=picture)
     coords = None if recompute else stored_layout(src, by=by)

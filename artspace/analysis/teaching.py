@@ -749,7 +749,7 @@ def attribute(catalog, label_column: str | None = None, *, name: str | None = No
     for n, v in (("top", top), ("evidence", evidence)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise InvalidOption(f"{n} must be a whole number of at least 1, not {v!r}")
-    sheet = check_out(catalog, sheet) if sheet is not None else None
+    sheet = check_out(catalog, sheet, folder=False) if sheet is not None else None
     column = entry["label_column"]
     info = catalog._taught_projection(by).info
     labels = list(info["labels"])

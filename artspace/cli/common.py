@@ -171,11 +171,15 @@ def _catalog_argument(cat) -> str:
 
 def default_out(cat, out: Optional[Path], name: str) -> Path:
     """*out* if given; else the default folder, which stays out of the collection (said when it moves)."""
-    from ..analysis.files import default_out as library_default_out
+    from ..analysis.files import default_out as library_default_out, folder_owner
 
     if out is not None:
         return out
     folder = library_default_out(cat, name)
     if folder.is_absolute():
-        echo_err(f"note: the working folder is inside the collection {cat.root}; writing to {folder} (-o to choose)")
+        owner = folder_owner(Path(name))
+        why = (f"./{name} holds the analyses of another catalog ({owner})"
+               if owner is not None and owner != Path(cat.root).resolve()
+               else f"the working folder is inside the collection {cat.root}")
+        echo_err(f"note: {why}; writing to {folder} (-o to choose)")
     return folder
