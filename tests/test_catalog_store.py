@@ -461,6 +461,25 @@ def test_content_statistics_that_do_not_match_the_works_are_refused(collection):
         forged.similar(3, by="content", k=3)
 
 
+def test_a_publication_that_compacts_the_log_reads_its_works_before_replacing_the_shards(collection, monkeypatch):
+    # A million works' log is memory-mapped and its rows gathered by file name (pread): compacting the log before the
+    # new generation was written removed the files those rows were still to be read from (FileNotFoundError).
+    import artspace.catalog.generation as generation
+    import artspace.catalog.shards as shards
+
+    monkeypatch.setattr(shards, "MAP_BYTES", 0)  # every array memory-mapped, as a million works' are
+    monkeypatch.setattr(generation, "MAX_SHARDS", 0)  # and the log compacted by this publication
+    (collection / "dots/star_copy.png").write_bytes((collection / "dots/star_0.png").read_bytes() + b"\0")
+    rep = index(collection, quiet=True)
+    assert rep.added == 1
+    assert len(list((collection / ".artspace/log/shards").glob("part-*.npz"))) == 1  # compacted
+    cat = _consistent(collection)
+    new = int(cat.works.loc[cat.works["path"] == "dots/star_copy.png", "id"].iloc[0])
+    assert cat.similar(new, by="content", k=3)["id"].tolist()[0] != new
+    monkeypatch.undo()
+    assert index(collection, quiet=True).generation == rep.generation  # the compacted log holds what was published
+
+
 def test_adding_a_work_carries_the_content_statistics_over(collection):
     from artspace.catalog.generation import CONTENT_STATS
     from artspace.search import ContentModel, ContentStats

@@ -54,7 +54,7 @@ from ..errors import ArtspaceError, CorruptCatalog, InvalidMetadata, InvalidOpti
 from ..spec import FeatureSpec
 from .chunks import ChunkedArray, basis_digests, kept_works, open_array, unchanged_rows, write_chunks
 from .metadata import WORK_COLUMNS, join_metadata, read_metadata
-from .shards import MOMENTS_DIM, Log, compact, read_npz
+from .shards import MOMENTS_DIM, SHARD_COLUMNS, Log, compact, read_npz
 from .store import (FORMAT_VERSION, GenerationBuilder, WriterLock, collect_garbage, damaged_files,
                     open_generation, read_json, read_pointer_entry, repair_hint, _generations)
 from .taught import carry_taught
@@ -446,9 +446,7 @@ def publish(run) -> int:
     works, analyses = _with_columns(run, works)
     report = run.report
     _count(report, run.previous, works)
-    if len(run.state.shards) > MAX_SHARDS or run.state.rows > len(works) * (1 + MAX_DEAD):
-        run.status("compacting the extraction log")
-        compact(run.state, works, l_style, style, desc, moments, skipped, off_axes)
+    log_works = works[list(SHARD_COLUMNS)].copy()  # as the log records them, before anything is joined
 
     builder = GenerationBuilder(run.cdir, base=run.previous.folder)
     try:
@@ -460,6 +458,12 @@ def publish(run) -> int:
     except BaseException:
         builder.discard()
         raise
+    # Only now: the arrays above are memory-mapped from the shards that compacting replaces, and rows gathered by
+    # file name, so a log compacted before the generation was written lost the files still to be read. A run
+    # stopped here leaves the log as it was, and the next run compacts it.
+    if len(run.state.shards) > MAX_SHARDS or run.state.rows > len(works) * (1 + MAX_DEAD):
+        run.status("compacting the extraction log")
+        compact(run.state, log_works, l_style, style, desc, moments, skipped, off_axes)
     report.generation = n
     report.works = len(works)
     report.skipped = skipped_all
