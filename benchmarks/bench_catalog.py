@@ -3,6 +3,9 @@
     python benchmarks/bench_catalog.py --n 100000          # publish 100,000 works, add 1,000, re-run unchanged
     python benchmarks/bench_catalog.py --n 500 --cli       # and `artspace similar WORK` wall time in a shell loop
     python benchmarks/bench_catalog.py --n 1000000 --progress   # a million works, with index's status lines
+    python benchmarks/bench_catalog.py --n 1000000 --keep /tmp/big   # ... and keep the collection, then:
+    python benchmarks/bench_catalog.py --republish /tmp/big --rounds 2   # add 1,000 works to it, publish, again
+    ARTSPACE_CHECKOUT=/tmp/before python benchmarks/bench_catalog.py --republish /tmp/big   # another commit's artspace
 
 No image is decoded: the collection is N empty files, and the extraction log is synthetic shards (100,000 works
 each) holding N works' compact embeddings in the real dimensions (384 + 128 floats, a 1,536-float content
@@ -12,6 +15,12 @@ extracted and does exactly what it does after extraction: read the log, fit or u
 three faiss indexes and the neighbour lists, sample the pair distances, write the generation and publish it. Each
 figure is one run's wall time; peak memory is the resident high-water mark (``ru_maxrss`` of this process, ``VmHWM``
 of the fresh query process).
+
+``--republish`` times the publication after adding works on a kept collection, in a fresh process that holds no
+synthetic arrays, so that two commits can be timed in turns on the same catalog (``ARTSPACE_CHECKOUT`` names the
+checkout whose artspace runs). Each round adds works, so at most 15 rounds stay below the tenth of a million at which
+the content model and statistics are fitted again; the log is compacted when it holds more than 16 shards, and the
+round that does it says so.
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(os.environ.get("ARTSPACE_CHECKOUT") or Path(__file__).resolve().parents[1]).resolve()
 sys.path.insert(0, str(REPO))
 
 from artspace.catalog import Catalog, index  # noqa: E402
@@ -222,6 +231,36 @@ def relative_recall(cat, queries: int = 100, k: int = 10) -> float:
     return hits / (k * len(rows))
 
 
+def republish(kept: Path, add: int, rounds: int, profile: bool) -> None:
+    """Add *add* works to the collection kept in *kept* (``--keep``) and time its publication, *rounds* times."""
+    from artspace.catalog.generation import MAX_SHARDS
+    from artspace.catalog.shards import ShardLog
+
+    global DESCRIPTORS
+    root = kept / "collection"
+    cdir = root / ".artspace"
+    if not (cdir / "CURRENT").is_file():
+        raise SystemExit(f"{kept} holds no kept collection; make one with --keep {kept}")
+    DESCRIPTORS = SyntheticDescriptors(np.random.default_rng(0))  # the subjects and hands the collection was drawn with
+    for _ in range(rounds):
+        log = ShardLog(Log(cdir).shards)
+        first = max(int(Catalog.open(root).manifest["next_id"]), log.max_id + 1)  # as index numbers new works
+        number = 1 + max(int(p.name[4:]) for p in root.glob("part[0-9][0-9][0-9]"))
+        add_works(root, cdir, first, add, number, np.random.default_rng(number))
+        compacts = len(log.shards) + 1 > MAX_SHARDS
+        if profile:
+            import cProfile
+            import pstats
+
+            profiler = cProfile.Profile()
+            report, t = timed(lambda: profiler.runcall(index, root, quiet=True))
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+        else:
+            report, t = timed(lambda: index(root, quiet=True))
+        print(f"| {REPO} | publishing after adding {add:,} works | {report.works:,} | {t:.1f} s |"
+              + (" the log was compacted |" if compacts else ""), flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=100_000, help="works in the catalog")
@@ -230,11 +269,17 @@ def main() -> None:
     ap.add_argument("--progress", action="store_true", help="print index's status lines (to stderr)")
     ap.add_argument("--keep", help="build the collection in this folder and keep it (default: a temporary one)")
     ap.add_argument("--profile", action="store_true", help="print where the publication after adding spends its time")
+    ap.add_argument("--republish", type=Path, metavar="KEPT",
+                    help="add --add works to the collection kept in KEPT and time the publication (see above)")
+    ap.add_argument("--rounds", type=int, default=1, help="with --republish: how many times")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     print(f"# python {' '.join(sys.argv)}")
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}")
+    if args.republish is not None:
+        republish(args.republish, args.add, args.rounds, args.profile)
+        return
     with (contextlib.nullcontext(args.keep) if args.keep else tempfile.TemporaryDirectory()) as tmp:
         root = Path(tmp) / "collection"
         cdir = root / ".artspace"

@@ -17,6 +17,32 @@ from artspace.features import FeatureSpec
 TINY_SPEC = FeatureSpec(size=64)  # the spec of the demo_catalog fixture
 
 
+def test_the_fast_digests_hash_the_same_bytes_as_the_definition():
+    import hashlib
+
+    import pandas as pd
+
+    from artspace.catalog.generation import digest, digest_columns
+
+    def definition(rows):  # the bytes every published manifest's works_digest and content_digest were made from
+        h = hashlib.sha256()
+        h.update("".join("\0".join(map(str, row)) + "\n" for row in sorted(rows)).encode("utf-8", "backslashreplace"))
+        return h.hexdigest()
+
+    rng = np.random.default_rng(0)
+    paths = [f"a/{i:05d}.png" for i in range(70_000)] + ["b/é, ü.png", "b/x\ty.png"]  # two blocks, odd text
+    table = pd.DataFrame({"path": pd.array(paths, dtype="str"), "size": rng.integers(0, 10**9, len(paths)),
+                          "id": np.arange(len(paths))})
+    for order in (np.arange(len(paths)), rng.permutation(len(paths))):  # in order (the fast path) and not
+        t = table.iloc[order]
+        expected = definition(zip(t["path"], t["size"].astype(int), t["id"].astype(int)))
+        assert digest_columns(t["path"], t["size"].astype(int), t["id"].astype(int)) == expected
+        assert digest(list(zip(t["path"].tolist(), t["size"].tolist(), t["id"].tolist()))) == expected
+    ties = [("b", 2), ("a", 1), ("b", 1)]  # a repeated first field is ordered by the next
+    assert digest(ties) == definition(ties) == digest_columns(["b", "a", "b"], [2, 1, 1])
+    assert digest([]) == digest_columns([], []) == hashlib.sha256().hexdigest()
+
+
 def test_chunked_array_gathers_rows_like_one_array():
     rng = np.random.default_rng(0)
     whole = rng.normal(size=(23, 3)).astype(np.float32)

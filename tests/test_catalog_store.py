@@ -480,7 +480,8 @@ def test_a_publication_that_compacts_the_log_reads_its_works_before_replacing_th
     assert index(collection, quiet=True).generation == rep.generation  # the compacted log holds what was published
 
 
-def test_adding_a_work_carries_the_content_statistics_over(collection):
+def test_adding_a_work_carries_the_content_statistics_over(collection, monkeypatch):
+    import artspace.search
     from artspace.catalog.generation import CONTENT_STATS
     from artspace.search import ContentModel, ContentStats
 
@@ -488,8 +489,15 @@ def test_adding_a_work_carries_the_content_statistics_over(collection):
     old = ContentStats.load(before.files / CONTENT_STATS)
     shutil.copy(collection / "dots/star_0.png", collection / "dots/star_copy.png")
     (collection / "dots/star_copy.png").write_bytes((collection / "dots/star_0.png").read_bytes() + b"\0")
+    looked_up, nearest = [], artspace.search.nearest_centroids
+    monkeypatch.setattr(artspace.search, "nearest_centroids",
+                        lambda s, c, *a: looked_up.append(len(s)) or nearest(s, c, *a))
     rep = index(collection, quiet=True)
     assert rep.added == 1
+    # the kept works' style groups are read from the statistics: only the new work's is looked up (at a million works
+    # every work's would read every style embedding again)
+    assert looked_up and max(looked_up) == 1, looked_up
+    monkeypatch.undo()
     after = Catalog.open(collection)
     new = ContentStats.load(after.files / CONTENT_STATS)
     assert after.manifest["content_stats"]["fitted_on"] == 18 and len(new.groups) == 19  # 1 of 18 works: kept
