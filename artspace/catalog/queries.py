@@ -721,22 +721,38 @@ class Catalog:
         percentile, then the *extra* columns (or, for style, the signature distance and :math:`L_{style}`), then
         the works table's other columns."""
         distance, raw = self._measure(by, vecs, wid, found)
-        rows = self.works.iloc[self._rows(found)].drop(columns=["size", "mtime_ns", "checksum"])  # in id order
-        rows = make_room(rows, SIMILAR_COLUMNS)  # a metadata column named 'rank' is listed as 'meta_rank'
-        rows.insert(0, "rank", np.arange(1, len(found) + 1))
-        rows.insert(3, "distance", np.asarray(distance, float))
-        rows.insert(4, "percentile", self.percentile(by, distance))
+        at = self._rows(found)
         extra = dict(extra or {})
         if by == "style":
-            x = self._embeddings()["l_style"][self._rows(found)]
+            x = self._embeddings()["l_style"][at]
             off = self._offsets(vecs, wid, "l_style")
             extra["signature"] = np.asarray(raw, float)
             # the figure `--by l_style` and `distance` print: measure's float64 sum, not a float32 one
             extra["l_style"] = (measure("l_style", np.asarray(vecs["l_style"])[None], x[None])[0]
                                 + (off(np.asarray(found)) if off is not None else 0.0))
-        for at, (name, values) in enumerate(extra.items(), start=5):
-            rows.insert(at, name, values)
-        return rows.reset_index(drop=True)
+        works = self.works
+        listed = self._listed_columns(works)
+        rows = works.iloc[at]  # one gather of the works' rows; the table is built at once (a query is milliseconds)
+        data = {"rank": np.arange(1, len(found) + 1)}
+        for column, name in listed[:2]:  # id, path
+            data[name] = rows[column].array
+        data["distance"] = np.asarray(distance, float)
+        data["percentile"] = self.percentile(by, distance)
+        data.update(extra)
+        for column, name in listed[2:]:
+            data[name] = rows[column].array
+        return pd.DataFrame(data)
+
+    def _listed_columns(self, works: pd.DataFrame) -> list[tuple[str, str]]:
+        """``(column, name)`` of the works table's columns that :meth:`similar` lists, in order, under the name it
+        lists them by (a metadata column named 'rank' as 'meta_rank': :func:`~.metadata.make_room`); worked out
+        once per works table."""
+        memo = getattr(self, "_listed", None)
+        if memo is None or memo[0] is not works:
+            kept = [c for c in works.columns if c not in ("size", "mtime_ns", "checksum")]
+            names = make_room(works.iloc[:0][kept], SIMILAR_COLUMNS).columns
+            memo = self._listed = (works, list(zip(kept, names)))
+        return memo[1]
 
     def neighbours(self, by: str = "style", k: int = 10, ids=None, *, expand: int | None = None,
                    standardise: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
