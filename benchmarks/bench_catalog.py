@@ -18,9 +18,9 @@ of the fresh query process).
 
 ``--republish`` times the publication after adding works on a kept collection, in a fresh process that holds no
 synthetic arrays, so that two commits can be timed in turns on the same catalog (``ARTSPACE_CHECKOUT`` names the
-checkout whose artspace runs). Each round adds works, so at most 15 rounds stay below the tenth of a million at which
-the content model and statistics are fitted again; the log is compacted when it holds more than 16 shards, and the
-round that does it says so.
+checkout whose artspace runs). Each round adds ``--add`` works: the content model and statistics are kept until the
+collection has changed by a tenth (100 rounds of 1,000 at a million works). The kept log starts with 11 shards and
+each round adds one; the round that takes it past 16 compacts it, and says so.
 """
 
 from __future__ import annotations

@@ -466,7 +466,8 @@ def publish(run) -> int:
     works, analyses = _with_columns(run, works)
     report = run.report
     _count(report, run.previous, works)
-    log_works = works[list(SHARD_COLUMNS)].copy()  # as the log records them, before anything is joined
+    compacting = len(run.state.shards) > MAX_SHARDS or run.state.rows > len(works) * (1 + MAX_DEAD)
+    log_works = works[list(SHARD_COLUMNS)].copy() if compacting else None  # as the log records them
 
     builder = GenerationBuilder(run.cdir, base=run.previous.folder)
     try:
@@ -481,7 +482,7 @@ def publish(run) -> int:
     # Only now: the arrays above are memory-mapped from the shards that compacting replaces, and rows gathered by
     # file name, so a log compacted before the generation was written lost the files still to be read. A run
     # stopped here leaves the log as it was, and the next run compacts it.
-    if len(run.state.shards) > MAX_SHARDS or run.state.rows > len(works) * (1 + MAX_DEAD):
+    if compacting:
         run.status("compacting the extraction log")
         compact(run.state, log_works, l_style, style, desc, moments, skipped, off_axes)
     report.generation = n
@@ -628,17 +629,19 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
     previous_model = _previous_content_model(run)
     previous_stats = _previous_content_stats(run)
     kept = kept_works(run.previous, works)  # compared once; each array then checks its own basis
+    basis = None
     if previous_model is not None and previous_stats is not None:
-        _remember_groups(previous_model, previous_stats, emb["l_style"], _carried_rows(run, ids, unchanged_rows(
-            run.previous, kept, basis_digests(run.spec.to_dict(), run.precision, run.log.projection_files(),
-                                              previous_model), "l_style")))
+        basis = basis_digests(run.spec.to_dict(), run.precision, run.log.projection_files(), previous_model)
+        _remember_groups(previous_model, previous_stats, emb["l_style"],
+                         _carried_rows(run, ids, unchanged_rows(run.previous, kept, basis, "l_style")))
     content_model, refitted = ContentModel.update(previous_model, emb["l_style"], desc,
                                                   learnt=_learnt_projection(run, previous_model))
     if refitted and run.previous.folder is not None:
         g = len(content_model.centroids)
         run.report.notes.append(f"the content model's {g} style group{'s were' if g > 1 else ' was'} fitted "
                                 f"again on {len(ids)} works")
-    basis = basis_digests(run.spec.to_dict(), run.precision, run.log.projection_files(), content_model)
+    if basis is None or content_model is not previous_model:  # the projections' 64 MB are hashed once if kept
+        basis = basis_digests(run.spec.to_dict(), run.precision, run.log.projection_files(), content_model)
     unchanged_content = unchanged_rows(run.previous, kept, basis, "content")
     emb["content"] = _content(run, unchanged_content, emb["l_style"], desc, content_model)
     indexes = {}
