@@ -139,6 +139,7 @@ class ChunkedArray:
         self.shape = (int(self.starts[-1]), *parts[0].shape[1:])
         self.dtype = parts[0].dtype
         self.ndim = len(self.shape)
+        self._width = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize  # bytes a row
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -176,7 +177,7 @@ class ChunkedArray:
         fd = self._fds.get(c)
         if fd is None:
             fd = self._fds[c] = os.open(name, os.O_RDONLY)
-        width = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        width = self._width
         buf = bytearray(width * len(rows))
         view = memoryview(buf)
         for j, r in enumerate(rows.tolist()):
