@@ -480,6 +480,29 @@ def test_a_publication_that_compacts_the_log_reads_its_works_before_replacing_th
     assert index(collection, quiet=True).generation == rep.generation  # the compacted log holds what was published
 
 
+def test_a_log_that_records_two_files_under_one_id_is_refused(collection):
+    # artspace numbers each file once; a log that gives a new file an id another file has would pair one work's
+    # features with the other's analyses and metadata (a benchmark's synthetic log did, and the run that followed
+    # failed deep in numpy)
+    from artspace.catalog.shards import Log, read_npz, write_npz
+
+    cdir = collection / ".artspace"
+    new = collection / "dots/star_copy.png"
+    new.write_bytes((collection / "dots/star_0.png").read_bytes() + b"\0")
+    shard = sorted(Log(cdir).shards.glob("part-*.npz"))[0]
+    z = {k: np.asarray(v) for k, v in read_npz(shard).items()}
+    row = {k: v[:1] for k, v in z.items() if not k.startswith("skip_") and len(v) == len(z["id"])}
+    row.update(path=np.array(["dots/star_copy.png"]), size=np.array([new.stat().st_size], np.int64),
+               mtime_ns=np.array([new.stat().st_mtime_ns], np.int64))
+    write_npz(Log(cdir).shards / "part-999999.npz", **row, **{k: v for k, v in z.items() if k.startswith("skip_")})
+    generation = Catalog.open(collection).generation
+    with pytest.raises(CorruptCatalog, match=r"under an id another file has too .*--rebuild` reads every image"):
+        index(collection, quiet=True)
+    assert Catalog.open(collection).generation == generation  # nothing published
+    rep = index(collection, quiet=True, rebuild=True)
+    assert rep.works == 19 and Catalog.open(collection).works["id"].is_unique
+
+
 def test_adding_a_work_carries_the_content_statistics_over(collection, monkeypatch):
     import artspace.search
     from artspace.catalog.generation import CONTENT_STATS

@@ -55,7 +55,7 @@ from ..spec import FeatureSpec
 from .chunks import ChunkedArray, basis_digests, kept_works, open_array, unchanged_rows, write_chunks
 from .metadata import WORK_COLUMNS, join_metadata, read_metadata
 from .shards import MOMENTS_DIM, SHARD_COLUMNS, Log, compact, read_npz
-from .store import (FORMAT_VERSION, GenerationBuilder, WriterLock, collect_garbage, damaged_files,
+from .store import (FORMAT_VERSION, GenerationBuilder, WriterLock, collect_garbage, damaged_files, index_command,
                     open_generation, read_json, read_pointer_entry, repair_hint, _generations)
 from .taught import carry_taught
 
@@ -364,6 +364,20 @@ OFF_AXES = ("l_style", "style")
 # ---- building a generation from the log ---------------------------------------------------------------------------
 
 
+def _check_unique_ids(run, works: pd.DataFrame) -> None:
+    """Refuse a log that records two present files under one id (*works* is in id order): artspace numbers each
+    file once, so something else wrote the log, and a generation made from it would pair one work's row with
+    another's analyses, neighbours and metadata."""
+    ids = works["id"].to_numpy(np.int64)
+    same = np.flatnonzero(ids[1:] == ids[:-1])
+    if len(same):
+        pair = works["path"].iloc[[same[0], same[0] + 1]].tolist()
+        raise CorruptCatalog(
+            f"the extraction log {run.log.dir} records {len(same)} file(s) under an id another file has too (id "
+            f"{ids[same[0]]}: {pair[0]} and {pair[1]}); artspace numbers each file once, so the log was written by "
+            f"something else: `{index_command(run.cdir)} --rebuild` reads every image again")
+
+
 def _read_shards(by_shard: dict):
     """The works table and the (l_style, style, descriptor, moments, off_axes) arrays of the live records, in id
     order (off_axes NaN for works extracted before artspace kept it)."""
@@ -456,6 +470,7 @@ def publish(run) -> int:
     works, l_style, style, desc, moments, off_axes = _read_shards(by_shard)
     if works is None or len(works) < 2:
         raise ArtspaceError(run.too_few(0 if works is None else len(works)))
+    _check_unique_ids(run, works)
     skipped_all = run.skipped()
     off_axes = np.asarray(off_axes, np.float32)  # once (n x 2): the shards' rows, read into one array
     unkept = int(np.isnan(off_axes).any(axis=1).sum())
