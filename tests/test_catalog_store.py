@@ -480,6 +480,29 @@ def test_a_publication_that_compacts_the_log_reads_its_works_before_replacing_th
     assert index(collection, quiet=True).generation == rep.generation  # the compacted log holds what was published
 
 
+def test_a_work_moved_within_the_collection_keeps_its_features(collection):
+    before = Catalog.open(collection)
+    old = before.works.set_index("path")
+    (collection / "sorted").mkdir()
+    os.rename(collection / "dots/star_0.png", collection / "sorted/star.png")  # a move keeps the modification time
+    shutil.copy2(collection / "dots/star_1.png", collection / "dots/star_1_copy.png")  # a copy, the original kept
+    rep = index(collection, quiet=True)
+    assert rep.extracted == 1 and any("1 work(s) moved or renamed" in n for n in rep.notes), rep.notes
+    after = Catalog.open(collection)
+    works = after.works.set_index("path")
+    assert "dots/star_0.png" not in works.index and works["id"].is_unique
+    moved, was = int(works.loc["sorted/star.png", "id"]), int(old.loc["dots/star_0.png", "id"])
+    assert works.loc["sorted/star.png", "checksum"] == old.loc["dots/star_0.png", "checksum"]
+    for by in ("style", "l_style", "content"):  # the same row (the content model is kept)
+        ids, x = after.embeddings(by)
+        ids0, x0 = before.embeddings(by)
+        np.testing.assert_allclose(x[np.searchsorted(ids, moved)], x0[np.searchsorted(ids0, was)], atol=1e-6)
+    assert index(collection, quiet=True).generation == rep.generation  # the log records the new place
+    shutil.copy2(collection / "sorted/star.png", collection / "dots/star_0.png")  # put back beside the moved one
+    index(collection, quiet=True)
+    assert Catalog.open(collection).works["id"].is_unique
+
+
 def test_a_log_that_records_two_files_under_one_id_is_refused(collection):
     # artspace numbers each file once; a log that gives a new file an id another file has would pair one work's
     # features with the other's analyses and metadata (a benchmark's synthetic log did, and the run that followed

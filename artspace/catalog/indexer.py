@@ -39,8 +39,8 @@ from ..projection import SKETCH_DIM, StyleProjection
 from . import generation as gen
 from .metadata import read_metadata
 from .sources import RemoteSource, is_uri
-from .shards import (MOMENTS_DIM, Log, ShardLog, next_shard, pack_sketches, project_fit_shards, shard_number,
-                     shard_path, unpack_sketch, write_npz)
+from .shards import (MOMENTS_DIM, Log, ShardLog, next_shard, pack_sketches, project_fit_shards, read_npz,
+                     shard_number, shard_path, unpack_sketch, write_npz)
 from .store import CATALOG_DIRNAME, WriterLock, collect_garbage, read_json
 
 __all__ = ["index", "IndexReport"]
@@ -382,6 +382,62 @@ class _Run:
             if wid is None:
                 wid, self.next_id = self.next_id, self.next_id + 1
             self.todo.append(_Item(rel, wid, size, mtime))
+        if self.todo and self.projections is not None and isinstance(self.root, Path):
+            self._keep_moved()
+
+    #: The arrays a shard row is copied with when its file was moved (shards of every format since relu4_1's moments
+    #: and the part off the style axes were kept; an older row is extracted again).
+    _MOVED_KEYS = ("width", "height", "style", "signature", "descriptor", "moments", "off_axes")
+
+    def _keep_moved(self) -> None:
+        """Keep the features of works moved or renamed within the collection since they were extracted: a file to
+        extract with the size, modification time (which a move keeps) and bytes (SHA-256) of a work whose file is
+        gone is recorded at its new path by a new shard copying that work's row, and its image is not read again (a
+        museum that sorts its files into folders would otherwise extract each one afresh). It is numbered as a new
+        work, as before: the old record keeps its id, so a copy put back at the old place is never a second work
+        under one id."""
+        gone: dict[tuple[int, int], list[str]] = {}
+        for rel, r in self.state.records.items():
+            if r.ok and rel not in self.present:
+                gone.setdefault((r.size, r.mtime_ns), []).append(rel)
+        if not gone:
+            return
+        shards: dict[Path, dict] = {}
+        moved = []  # (item, record of the file it was)
+        for item in self.todo:
+            candidates = gone.get((item.size, item.mtime_ns))
+            if not candidates:
+                continue
+            try:
+                checksum = file_sha256(self.root / item.rel)
+            except OSError:
+                continue
+            for old in candidates:
+                r = self.state.records[old]
+                if r.shard not in shards:
+                    shards[r.shard] = read_npz(r.shard)
+                z = shards[r.shard]
+                if all(k in z for k in self._MOVED_KEYS) and str(z["checksum"][r.row]) == checksum:
+                    moved.append((item, r, checksum))
+                    candidates.remove(old)
+                    break
+        if not moved:
+            return
+        arrays = {"id": np.array([item.id for item, _, _ in moved], np.int64),
+                  "path": np.array([item.rel for item, _, _ in moved], dtype=str),
+                  "size": np.array([item.size for item, _, _ in moved], np.int64),
+                  "mtime_ns": np.array([item.mtime_ns for item, _, _ in moved], np.int64),
+                  "checksum": np.array([c for _, _, c in moved], dtype=str),
+                  **{k: np.stack([np.asarray(shards[r.shard][k][r.row]) for _, r, _ in moved])
+                     for k in self._MOVED_KEYS},
+                  "skip_path": np.array([], dtype=str), "skip_size": np.zeros(0, np.int64),
+                  "skip_mtime_ns": np.zeros(0, np.int64), "skip_reason": np.array([], dtype=str)}
+        write_npz(next_shard(self.log.shards), **arrays)
+        done = {item.rel for item, _, _ in moved}
+        self.todo = [item for item in self.todo if item.rel not in done]
+        self.state = ShardLog(self.log.shards)
+        self.report.notes.append(f"{len(moved)} work(s) moved or renamed within the collection (the same bytes at a "
+                                 f"new path): their features were kept, not read again")
 
     def _check_collection(self) -> None:
         """A catalog outside its collection records where the collection is. Indexed from another folder, it is the
