@@ -403,7 +403,7 @@ class _Run:
         if not gone:
             return
         shards: dict[Path, dict] = {}
-        moved = []  # (item, record of the file it was)
+        moved = []  # (item, record of the file it was, its SHA-256)
         for item in self.todo:
             candidates = gone.get((item.size, item.mtime_ns))
             if not candidates:
