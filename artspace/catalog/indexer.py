@@ -432,10 +432,11 @@ class _Run:
                      for k in self._MOVED_KEYS},
                   "skip_path": np.array([], dtype=str), "skip_size": np.zeros(0, np.int64),
                   "skip_mtime_ns": np.zeros(0, np.int64), "skip_reason": np.array([], dtype=str)}
-        write_npz(next_shard(self.log.shards), **arrays)
+        shard = next_shard(self.log.shards)
+        write_npz(shard, **arrays)
         done = {item.rel for item, _, _ in moved}
         self.todo = [item for item in self.todo if item.rel not in done]
-        self.state = ShardLog(self.log.shards)
+        self.state.add(shard)  # not the whole log read again (seconds at a million works)
         self.report.notes.append(f"{len(moved)} work(s) moved or renamed within the collection (the same bytes at a "
                                  f"new path): their features were kept, not read again")
 

@@ -156,6 +156,12 @@ class ShardLog:
                 self.damaged.append(f"{shard.name} ({e})")
                 shard.unlink(missing_ok=True)
 
+    def add(self, shard: Path) -> None:
+        """Take in the records of *shard*, written after the log was read (its records are the latest)."""
+        self._read(shard)
+        self.shards.append(shard)
+        self._live = None
+
     def _read(self, shard: Path) -> None:
         found = {}
         z = read_npz(shard)
