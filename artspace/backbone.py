@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 WEIGHT_SOURCES = ("original", "torchvision")
+_HANDED_IN = object()
 TORCHVISION_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 _TORCHVISION_CONV_INDEX = [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34]
 
@@ -261,6 +262,23 @@ class VGG19(nn.Module):
 
     def forward(self, x: torch.Tensor, layers: Iterable[str]) -> dict[str, torch.Tensor]:
         """Run RGB images *x* in [0, 1] (B, 3, H, W) up to the deepest of *layers*; return those layers' outputs."""
+        return self._run(self.preprocess(x), 0, layers)
+
+    def resume(self, h: torch.Tensor, after: str, layers: Iterable[str]) -> dict[str, torch.Tensor]:
+        """Run the network on from *h*, taken as the output of layer *after*, up to the deepest of *layers* (all
+        deeper than *after*); return those layers' outputs. A branch of one forward pass: the maps of *after* changed
+        (:func:`artspace.features.restyle`) and the rest of the network run on them, the shallower layers not again.
+        """
+        start = check_layers([after])[0]
+        if start not in self.layer_names:
+            raise InvalidOption(f"layer {start!r} lies beyond this network's last layer {self.layer_names[-1]!r}")
+        first = self.layer_names.index(start) + 1
+        shallow = [n for n in check_layers(layers) if n in self.layer_names and self.layer_names.index(n) < first]
+        if shallow:
+            raise InvalidOption(f"layers {shallow} come before {start!r}; resume runs only deeper layers")
+        return self._run(h, first, layers)
+
+    def _run(self, h: torch.Tensor, first: int, layers: Iterable[str]) -> dict[str, torch.Tensor]:
         wanted = set(check_layers(layers))
         missing = wanted - set(self.layer_names)
         if missing:
@@ -270,11 +288,11 @@ class VGG19(nn.Module):
             )
         last = max(self.layer_names.index(n) for n in wanted)
         out = {}
-        h = self.preprocess(x)
         in_place = not torch.is_grad_enabled()
-        previous = None
-        for name in self.layer_names[: last + 1]:
-            if in_place and previous not in wanted and name.startswith("relu"):
+        # the preprocessed input may be overwritten, a caller's maps handed to resume() never
+        previous = _HANDED_IN if first else None
+        for name in self.layer_names[first: last + 1]:
+            if in_place and previous not in wanted and name.startswith("relu") and previous is not _HANDED_IN:
                 h = torch.relu_(h)  # without autograd, a convolution's output nobody asked for can be overwritten
             else:
                 h = self._modules[name](h)

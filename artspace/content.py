@@ -11,6 +11,10 @@ pastiches that share no photograph and no painting with the sets it is measured 
 "Content that follows the subject"). ``artspace fit-content``
 (:func:`artspace.analysis.content_fit.fit_content`) fits another from any catalog of pastiche groups;
 ``artspace index --content-projection FILE`` uses it.
+
+The descriptor itself is computed on maps with the medium's channel statistics replaced by those of photographs
+(:func:`artspace.features.restyle`); :func:`photo_statistics` reads the shipped statistics
+(``artspace/data/photo_statistics.npz``) and :func:`fit_photo_statistics` measures them again.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from pathlib import Path
 from .discriminant import LinearProjection
 from .errors import ArtspaceError, InvalidOption
 
-__all__ = ["DIM", "SHRINKAGE", "shipped_projection", "projection_for", "load_projection"]
+__all__ = ["DIM", "SHRINKAGE", "shipped_projection", "projection_for", "load_projection", "photo_statistics",
+           "fit_photo_statistics"]
 
 #: Directions kept (the top ones): with the collection's 384 PCA axes the content embedding has 512 numbers, as it
 #: had before the projection; all 243 found the subject no more often on the development sets.
@@ -61,7 +66,8 @@ def projection_for(spec, path: str | os.PathLike | None = None) -> LinearProject
     another descriptor), else the shipped one where it was fitted on the same descriptor, else None (the catalog's
     content embedding is then the style-group-centred descriptor alone)."""
     # the input size is not compared: maxima of a layer over space mean the same at any size
-    want = {"descriptor_layers": list(spec.descriptor_layers), "weights": str(spec.weights)}
+    want = {"descriptor_layers": list(spec.descriptor_layers), "weights": str(spec.weights),
+            "descriptor_norm": spec.descriptor_norm}
     if path is not None:
         p = load_projection(path)
         got = {k: p.info.get(k) for k in want}
@@ -71,3 +77,77 @@ def projection_for(spec, path: str | os.PathLike | None = None) -> LinearProject
         return p
     p = shipped_projection()
     return p if p is not None and {k: p.info.get(k) for k in want} == want else None
+
+
+def _statistics_path() -> Path:
+    from importlib import resources
+
+    return Path(str(resources.files("artspace") / "data" / "photo_statistics.npz"))
+
+
+@functools.lru_cache(maxsize=None)
+def _statistics() -> dict:
+    import numpy as np
+
+    path = _statistics_path()
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError) as e:
+        raise ArtspaceError(f"the photograph statistics {path} cannot be read ({e}); reinstall artspace") from None
+
+
+def photo_statistics(layer: str):
+    r"""The mean channel statistics of photographs at convolution *layer* of VGG-19 (original weights): two float32
+    tensors (N,), :math:`\bar\mu_c` and :math:`\bar\sigma_c`, the averages over photographs of each channel's
+    mean and standard deviation over an image's positions (:func:`fit_photo_statistics`)."""
+    import torch
+
+    stats = _statistics()
+    if f"{layer}/mean" not in stats:
+        have = sorted({k.split("/")[0] for k in stats if "/" in k})
+        raise InvalidOption(f"artspace has no photograph statistics for layer {layer!r}; it has {have}")
+    return torch.from_numpy(stats[f"{layer}/mean"]), torch.from_numpy(stats[f"{layer}/std"])
+
+
+def fit_photo_statistics(folder: str | os.PathLike, path: str | os.PathLike, *, size: int = 224,
+                         batch_size: int = 16, device: str = "auto") -> dict:
+    """Measure :func:`photo_statistics` on the photographs in *folder* and write them to *path* (``.npz``): for each
+    convolution of VGG-19 (original weights), every channel's mean and standard deviation over an image's positions
+    (*size* × *size* input, float32), averaged over the photographs. The shipped file was measured on the 1,320
+    photographs of ``photos-train`` (PACS photographs, Li et al. 2017; docs/benchmarks.md) by
+    ``python benchmarks/bench_content.py statistics --photos DIR --save artspace/data/photo_statistics.npz``.
+    Returns what it wrote. The file is replaced atomically; a refitted file changes every content descriptor, so
+    catalogs indexed before it must be rebuilt to be compared with catalogs indexed after."""
+    import numpy as np
+    import torch
+
+    from .atomic import atomic_savez
+    from .backbone import VGG19, ieee_float32, resolve_device
+    from .features import prepare_image
+    from .images import open_image, walk_images
+    from .spec import CONV_LAYERS
+
+    files = sorted(walk_images(folder))
+    if not files:
+        raise ArtspaceError(f"{folder} holds no images; give a folder of photographs")
+    dev = resolve_device(device)
+    net = VGG19("original", last_layer=CONV_LAYERS[-1]).to(dev)
+    sums = {n: [0.0, 0.0] for n in CONV_LAYERS}
+    with torch.inference_mode(), ieee_float32(dev):
+        for i in range(0, len(files), batch_size):
+            x = torch.stack([prepare_image(open_image(f, max_side=2 * size), size) for f in files[i:i + batch_size]])
+            out = net(x.to(dev), CONV_LAYERS)
+            for n, f in out.items():
+                f = f.float()
+                sums[n][0] = sums[n][0] + f.mean((2, 3)).sum(0).double().cpu()
+                sums[n][1] = sums[n][1] + f.std((2, 3)).sum(0).double().cpu()
+    arrays = {}
+    for n, (m, s) in sums.items():
+        arrays[f"{n}/mean"] = (m / len(files)).numpy().astype(np.float32)
+        arrays[f"{n}/std"] = (s / len(files)).numpy().astype(np.float32)
+    arrays["photographs"] = np.asarray(len(files))
+    arrays["size"] = np.asarray(size)
+    atomic_savez(path, **arrays)
+    _statistics.cache_clear()
+    return arrays

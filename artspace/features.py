@@ -16,8 +16,9 @@ removes the overall activation level; on the shared sets it finds the same style
 
 Content of an image: the relu4_2 feature map at a fixed input size gives Gatys et al.'s exact content distance
 :math:`\tfrac12\sum (F-P)^2` of a pair; for search across a collection, the *descriptor* of
-:func:`content_descriptor` (deep relu5_2, relu5_3 and relu5_4 responses pooled over space) is kept, and the catalog removes from it
-what each style group shares (:mod:`artspace.search`).
+:func:`content_descriptor` (deep relu5_2, relu5_3 and relu5_4 responses pooled over space) is kept, computed on a
+branch of the same pass whose conv5_1 maps were given the mean statistics of photographs (:func:`restyle`), and the
+catalog removes from it what each style group shares (:mod:`artspace.search`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ __all__ = [
     "Extractor",
     "DEFAULT_SIGNATURE_LAYERS",
     "content_descriptor",
+    "restyle",
     "style_signature",
 ]
 
@@ -58,6 +60,37 @@ def content_descriptor(features: torch.Tensor | Sequence[torch.Tensor]) -> torch
         peak = f.float().clamp_min(0).amax((2, 3))
         parts.append(peak / peak.norm(dim=1, keepdim=True).clamp_min(1e-12))
     return torch.cat(parts, 1) / len(parts) ** 0.5
+
+
+def restyle(maps: torch.Tensor, layer: str) -> torch.Tensor:
+    r"""*maps* (B, N, H, W) of convolution *layer* given the mean channel statistics of photographs.
+
+    Each channel of each image is instance-normalised and then scaled and shifted to the statistics photographs have
+    there on average, AdaIN (Huang & Belongie 2017) with one fixed style,
+    :math:`\hat F_{c} = \bar\sigma_c (F_{c} - \mu_c(F)) / \sigma_c(F) + \bar\mu_c`, where :math:`\mu_c(F)` and
+    :math:`\sigma_c(F)` are the mean and standard deviation of channel *c* over the image's positions and
+    :math:`\bar\mu_c, \bar\sigma_c` their averages over photographs (:func:`artspace.content.photo_statistics`).
+    A channel's mean and spread are the part of a deep map that carries the medium (they are AdaIN's style); what
+    is left is where each filter responds. The content descriptor's branch of the network runs on from these maps
+    (:meth:`Extractor.encode`). Computed in float32.
+
+    Examples
+    --------
+    >>> f = torch.rand(2, 512, 7, 7)
+    >>> g = restyle(f, "conv5_1")
+    >>> from artspace.content import photo_statistics
+    >>> mean, std = photo_statistics("conv5_1")
+    >>> bool(torch.allclose(g.mean((2, 3))[0], mean, atol=1e-4))
+    True
+    """
+    from .content import photo_statistics
+
+    mean, std = photo_statistics(layer)
+    f = maps.float()
+    mu = f.mean((2, 3), keepdim=True)
+    sd = f.std((2, 3), keepdim=True).add_(1e-5)
+    mean, std = mean.to(f.device).view(1, -1, 1, 1), std.to(f.device).view(1, -1, 1, 1)
+    return (f - mu).div_(sd).mul_(std).add_(mean).to(maps.dtype)
 
 
 def style_signature(grams: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -164,12 +197,16 @@ class Extractor:
         """
         spec = self.spec
         x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        layers = (set(spec.style_layers) | set(spec.signature_layers) | set(spec.descriptor_layers) | {MOMENTS_LAYER}
+        norm = spec.descriptor_norm
+        layers = (set(spec.style_layers) | set(spec.signature_layers) | {MOMENTS_LAYER}
                   | ({spec.content_layer} if content_maps else set()))
+        # the descriptor layers run on restyled maps of `norm`, a branch of the same pass after it
+        layers |= {norm} if norm else set(spec.descriptor_layers)
         # not TF32: a float32 catalog built on a GPU must agree with one built on a CPU
         with ieee_float32(self.device):
             with autocast(self.device, self.precision):
                 out = self._forward(x, frozenset(layers))
+                deep = self.net.resume(restyle(out[norm], norm), norm, spec.descriptor_layers) if norm else out
             # outside autocast: the products of the Gram matrices run in float32 on upcast maps
             grams = {n: losses.gram(out[n]) for n in dict.fromkeys(spec.style_layers + spec.signature_layers)}
         style = torch.cat(
@@ -177,7 +214,7 @@ class Extractor:
         signature = style_signature([grams[n] for n in spec.signature_layers])
         mean, std = losses.channel_stats(out[MOMENTS_LAYER])
         result = {"style": style.cpu(), "signature": signature.cpu(),
-                  "descriptor": content_descriptor([out[n] for n in spec.descriptor_layers]).cpu(),
+                  "descriptor": content_descriptor([deep[n] for n in spec.descriptor_layers]).cpu(),
                   "moments": torch.cat([mean, std], 1).cpu()}
         if content_maps:
             result["content"] = out[spec.content_layer].float().cpu()

@@ -15,7 +15,7 @@ from .errors import InvalidOption, UnknownLayer
 
 __all__ = ["LAYERS", "CONV_LAYERS", "CHANNELS", "check_layers", "DEFAULT_STYLE_LAYERS", "DEFAULT_CONTENT_LAYER",
            "DEFAULT_SIGNATURE_LAYERS", "MOMENTS_LAYER", "DEFAULT_DESCRIPTOR_LAYERS",
-           "FeatureSpec"]
+           "DEFAULT_DESCRIPTOR_NORM", "FeatureSpec"]
 
 _CFG = [[64, 64], [128, 128], [256, 256, 256, 256], [512, 512, 512, 512], [512, 512, 512, 512]]
 
@@ -74,6 +74,11 @@ MOMENTS_LAYER = "relu4_1"
 #: Layers of the content search descriptor: the maxima of relu5_2, relu5_3 and relu5_4 found the same subject more
 #: often than relu5_4 alone on every development set (docs/benchmarks.md, "Content that follows the subject").
 DEFAULT_DESCRIPTOR_LAYERS = ("relu5_2", "relu5_3", "relu5_4")
+#: The layer whose maps the content descriptor's branch of the network restyles to the mean statistics of photographs
+#: before running on (:func:`artspace.features.restyle`): the medium's share of deep features falls, the subject's
+#: stays (docs/benchmarks.md, "Content that follows the subject"). Shipped statistics exist for the original weights
+#: only, so with other weights the default is no restyling.
+DEFAULT_DESCRIPTOR_NORM = "conv5_1"
 
 
 def _triangle_dims(layers) -> tuple[int, ...]:
@@ -103,6 +108,12 @@ class FeatureSpec:
         Catalogs made before this default used relu5_4 alone (their specs say ``descriptor_layer``) and keep it.
     signature_layers : tuple of str
         Layers whose Gram matrices form the style signature (:func:`style_signature`).
+    descriptor_norm : str or None
+        A convolution shallower than every descriptor layer whose maps the descriptor's branch of the network gives
+        the mean channel statistics of photographs (:func:`artspace.features.restyle`) before running on to the
+        descriptor layers; None runs them on the maps as they are. ``"auto"`` (the default):
+        :data:`DEFAULT_DESCRIPTOR_NORM` with the original weights, for which artspace ships those statistics, else
+        None. Catalogs made before it existed keep None.
     """
 
     weights: str = "original"
@@ -112,11 +123,27 @@ class FeatureSpec:
     content_layer: str = DEFAULT_CONTENT_LAYER
     descriptor_layers: tuple[str, ...] = DEFAULT_DESCRIPTOR_LAYERS
     signature_layers: tuple[str, ...] = DEFAULT_SIGNATURE_LAYERS
+    descriptor_norm: str | None = "auto"
 
     def __post_init__(self):
         check_layers(self.style_layers)
         check_layers(self.signature_layers)
         check_layers([self.content_layer, *self.descriptor_layers])
+        norm = self.descriptor_norm
+        if norm == "auto":
+            norm = DEFAULT_DESCRIPTOR_NORM if str(self.weights) == "original" else None
+            object.__setattr__(self, "descriptor_norm", norm)
+        if norm is not None:
+            check_layers([norm])
+            if not norm.startswith("conv"):
+                raise InvalidOption(f"descriptor_norm must be a convolution (conv1_1 … conv5_4), not {norm!r}")
+            shallow = [n for n in self.descriptor_layers if LAYERS.index(n) <= LAYERS.index(norm)]
+            if shallow:
+                raise InvalidOption(f"descriptor_norm {norm!r} must come before every descriptor layer, and "
+                                    f"{shallow} do not; choose a shallower layer or None")
+            if str(self.weights) != "original":
+                raise InvalidOption(f"descriptor_norm needs the photograph statistics of the backbone, which artspace "
+                                    f"ships for the original weights only, not {self.weights!r}; use None")
         if not 32 <= int(self.size) <= 4096:
             raise InvalidOption(f"size must be between 32 and 4096 pixels, not {self.size}")
         if self.style_weights is not None and len(self.style_weights) != len(self.style_layers):
@@ -161,6 +188,9 @@ class FeatureSpec:
         d["style_weights"] = list(self.layer_weights)
         d["signature_layers"] = list(self.signature_layers)
         d["descriptor_layers"] = list(self.descriptor_layers)
+        if self.descriptor_norm is None:
+            # absent means none: the spec of a catalog made before restyling reads, and digests, as it always did
+            del d["descriptor_norm"]
         return d
 
     @classmethod
@@ -175,6 +205,7 @@ class FeatureSpec:
             d["descriptor_layers"] = tuple(d["descriptor_layers"])
         elif d.get("descriptor_layer") is not None:  # a catalog from before the three-layer default
             d["descriptor_layers"] = (d["descriptor_layer"],)
+        d.setdefault("descriptor_norm", None)  # a catalog from before the restyled descriptor
         return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
 
     def describe(self) -> str:

@@ -6,13 +6,19 @@ on, on pacs-dev and on the demo grid; and what style search with ``ignore_subjec
     #    no photograph and no painting
     python benchmarks/bench_content.py make --photos ../shared/data/photos-train \\
         --paintings ../shared/data/paintings-train --out /tmp/content
-    # 2. index every set twice: 'before' with the previous content descriptor (relu5_4 alone, no learnt
-    #    projection), 'after' with the defaults
-    python benchmarks/bench_content.py index --out /tmp/content --set dev=/tmp/content/dev \\
-        --set pacs=../shared/data/pacs-dev --set demo=/tmp/demo --set wikiart=../shared/data/wikiart-dev
-    # 3. fit the shipped projection on the 'fit' set (artspace/data/content_projection.npz)
+    # 2. the mean channel statistics of photographs the descriptor's maps are restyled to
+    #    (artspace/data/photo_statistics.npz)
+    python benchmarks/bench_content.py statistics --photos ../shared/data/photos-train \\
+        --save artspace/data/photo_statistics.npz
+    # 3. index the 'fit' set and fit the shipped projection on it (artspace/data/content_projection.npz)
+    python benchmarks/bench_content.py index --out /tmp/content --variant after
     python benchmarks/bench_content.py fit --out /tmp/content --save artspace/data/content_projection.npz
-    # 4. measure: precision@10 of every work as a query (pastiches only on 'dev'), 95 % bootstrap intervals
+    # 4. index every set twice: 'before' with the previous content descriptor (no restyling, with the projection
+    #    shipped for it), 'after' with the defaults
+    python benchmarks/bench_content.py index --out /tmp/content --set dev=/tmp/content/dev \\
+        --set pacs=../shared/data/pacs-dev --set demo=/tmp/demo --set wikiart=../shared/data/wikiart-dev \\
+        --before-projection OLD.npz
+    # 5. measure: precision@10 of every work as a query (pastiches only on 'dev'), 95 % bootstrap intervals
     python benchmarks/bench_content.py measure --out /tmp/content --ignore-subject 0.25 --ignore-subject 0.5
 
 The learnt projection is read from the package when the 'after' catalogs are published, so step 3 comes before
@@ -42,7 +48,9 @@ from artspace.spec import FeatureSpec  # noqa: E402
 #: The content and style labels of each set: (content column, style column)
 LABELS = {"dev": ("subject", "painting"), "pacs": ("class", "domain"), "demo": ("shape", "texture"),
           "wikiart": (None, "style")}
-BEFORE = FeatureSpec(descriptor_layers=("relu5_4",))
+#: 'before': the default descriptor until the eighteenth session, on maps as they are (no restyling; measured with
+#: the projection shipped then, ``--before-projection``). Earlier tables' 'before' rows were relu5_4 alone.
+BEFORE = FeatureSpec(descriptor_norm=None)
 
 
 def make(args) -> None:
@@ -69,9 +77,20 @@ def index_sets(args) -> None:
                 continue
             md = Path(folder) / "metadata.csv"
             t = time.perf_counter()
+            projection = args.before_projection if variant == "before" else None
             rep = index(folder, catalog=out / "catalogs" / f"{name}-{variant}", metadata=md if md.is_file() else None,
-                        spec=spec, include_outputs=True, quiet=True)
+                        spec=spec, include_outputs=True, quiet=True, content_projection=projection,
+                        precision=args.precision)
             print(f"{name} {variant}: {rep.works} works in {time.perf_counter() - t:.0f} s", flush=True)
+
+
+def statistics(args) -> None:
+    from artspace.content import fit_photo_statistics
+
+    t = time.perf_counter()
+    stats = fit_photo_statistics(args.photos, args.save)
+    print(f"measured the channel statistics of {int(stats['photographs'])} photographs in "
+          f"{time.perf_counter() - t:.0f} s; wrote {args.save}")
 
 
 def fit(args) -> None:
@@ -119,10 +138,11 @@ def measure(args) -> None:
             print(f"| catalog | content: same {content_col} ↑ | content: same {style_col} ↓ "
                   f"| style: same {style_col} ↑ | style: same {content_col} ↓ |")
             print("| --- | --- | --- | --- | --- |")
+        opened = {}
         for variant in ("before", "after"):
             if not (cats / f"{name}-{variant}").exists():
                 continue
-            cat = Catalog.open(cats / f"{name}-{variant}")
+            cat = opened[variant] = Catalog.open(cats / f"{name}-{variant}")
             w = cat.works
             rows = np.flatnonzero(w["kind"].to_numpy() == "pastiche") if "kind" in w.columns else np.arange(len(w))
             s = w[style_col].to_numpy(object)
@@ -135,15 +155,19 @@ def measure(args) -> None:
                          precision_at(cat, "content", s, rows, expand=0, standardise=False),
                          precision_at(cat, "style", s, rows), precision_at(cat, "style", c, rows)]
             print(f"| {variant} | " + " | ".join(fmt(x) for x in cells) + " |", flush=True)
-        if content_col is not None:  # the 'after' catalog as similar(..., by="content") searches it now
+        if content_col is not None:  # each catalog as similar(..., by="content") searches it now
             from artspace.catalog.queries import EXPAND
 
-            for label, options in ((f"after, content query expanded with its {EXPAND} nearest works",
-                                    {"standardise": False}),
-                                   ("after, expanded, each cosine standardised (the default)", {})):
-                cells = [precision_at(cat, "content", c, rows, **options),
-                         precision_at(cat, "content", s, rows, **options)]
-                print(f"| {label} | " + " | ".join(fmt(x) for x in cells) + " | | |", flush=True)
+            for variant, cat in opened.items():
+                w = cat.works
+                rows = np.flatnonzero(w["kind"].to_numpy() == "pastiche") if "kind" in w.columns else np.arange(len(w))
+                s, c = w[style_col].to_numpy(object), w[content_col].to_numpy(object)
+                for label, options in ((f"{variant}, content query expanded with its {EXPAND} nearest works",
+                                        {"standardise": False}),
+                                       (f"{variant}, expanded, each cosine standardised (the default)", {})):
+                    cells = [precision_at(cat, "content", c, rows, **options),
+                             precision_at(cat, "content", s, rows, **options)]
+                    print(f"| {label} | " + " | ".join(fmt(x) for x in cells) + " | | |", flush=True)
         # the 'after' catalog, style searched with similar(..., ignore_subject=γ)
         for gamma in args.ignore_subject:
             cells = [precision_at(cat, "style", s, rows, ignore_subject=gamma)]
@@ -165,6 +189,12 @@ def main() -> None:
     i.add_argument("--out", required=True)
     i.add_argument("--set", action="append", default=[], help="NAME=FOLDER (dev, pacs, demo)")
     i.add_argument("--variant", action="append", default=[], help="before, after (repeatable; default both)")
+    i.add_argument("--before-projection", help="the content projection the 'before' catalogs use (the one shipped "
+                   "with the previous descriptor; default: none)")
+    i.add_argument("--precision", default="auto", help="float32, bfloat16 or auto (the indexer's default)")
+    st = sub.add_parser("statistics")
+    st.add_argument("--photos", required=True)
+    st.add_argument("--save", required=True)
     f = sub.add_parser("fit")
     f.add_argument("--out", required=True)
     f.add_argument("--save", required=True)
@@ -175,7 +205,7 @@ def main() -> None:
     e.add_argument("--only", action="append", default=[], help="measure only this set (repeatable)")
     args = ap.parse_args()
     print(f"# python {' '.join(sys.argv)}")
-    {"make": make, "index": index_sets, "fit": fit, "measure": measure}[args.cmd](args)
+    {"make": make, "index": index_sets, "statistics": statistics, "fit": fit, "measure": measure}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -70,7 +70,8 @@ def fit_content(catalog, group_column: str = "photo", *, shrinkage: float = SHRI
                             f"projection needs groups of a photograph and its pastiches")
     p = fisher(desc[keep], groups[keep], dim=dim, shrinkage=shrinkage)
     spec = catalog.spec
-    p.info.update({"descriptor_layers": list(spec.descriptor_layers), "size": int(spec.size),
+    p.info.update({"descriptor_layers": list(spec.descriptor_layers), "descriptor_norm": spec.descriptor_norm,
+                   "size": int(spec.size),
                    "weights": str(spec.weights), "precision": catalog.manifest.get("precision"),
                    "catalog": str(catalog.dir.resolve()), "group_column": group_column,
                    "works": int(keep.sum())})
