@@ -111,6 +111,17 @@ def space(name: str) -> Space:
                         f"`artspace teach`)")
 
 
+def formula(by: str, spec=None) -> str:
+    """The formula of space *by* as a catalog with feature *spec* computes it: :attr:`Space.formula`, with the
+    content descriptor's restyled maps named where *spec* restyles them (``FeatureSpec.descriptor_norm``)."""
+    text = space(by).formula
+    norm = getattr(spec, "descriptor_norm", None)
+    if by == "content" and norm:
+        text = text.replace("a = relu5_2-5_4 maxima", f"a = relu5_2-5_4 maxima on {norm} maps restyled to "
+                                                       f"photographs' channel statistics")
+    return text
+
+
 def measure(by: str, q: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Distances in space *by* from queries *q* (m, d) to their works *y* (m, k, d), (m, k), in float64: one
     computation (the same summation order for one query or many) behind every figure artspace prints."""

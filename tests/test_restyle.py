@@ -113,3 +113,11 @@ def test_fit_photo_statistics_measures_each_convolution_and_writes_atomically(tm
         f = net(x, ["conv2_1"])["conv2_1"]
     np.testing.assert_allclose(stats["conv2_1/mean"], f.mean((2, 3)).mean(0).numpy(), rtol=1e-4, atol=1e-4)
     assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_the_content_formula_a_catalog_prints_names_the_restyled_maps_only_where_it_restyles():
+    from artspace.spaces import formula, space
+
+    assert "conv5_1 maps restyled to photographs' channel statistics" in formula("content", FeatureSpec())
+    assert formula("content", FeatureSpec(descriptor_norm=None)) == space("content").formula
+    assert formula("style", FeatureSpec()) == space("style").formula

@@ -13,7 +13,7 @@ from ..atomic import atomic_write
 from ..catalog.metadata import make_room
 from ..errors import InvalidOption
 from ..outputs import check_output, marker, replaceable
-from ..spaces import space
+from ..spaces import formula, space
 from .files import metadata_file, write_csv
 from .neighbours import nearest
 from .source import read_source
@@ -107,7 +107,8 @@ def _provenance(src, spaces: list, neighbors: int) -> dict:
             "generation": cat.generation if cat is not None else None,
             "spec": cat.spec.to_dict() if cat is not None else None,
             "neighbors": neighbors,
-            "spaces": {space(b).key: {"label": space(b).label, "formula": space(b).formula} for b in spaces},
+            "spaces": {space(b).key: {"label": space(b).label,
+                                      "formula": formula(b, cat.spec if cat is not None else None)} for b in spaces},
             "stale_columns": dict(src.stale or {})}
 
 

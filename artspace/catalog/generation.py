@@ -637,7 +637,7 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
 
     from ..search import CONTEXT_K, ContentModel, ContentStats, NeighbourLists, VectorIndex
     from ..projection import SKETCH_DIM
-    from ..spaces import SPACES
+    from ..spaces import SPACES, formula
 
     ids = works["id"].to_numpy(np.int64)
     run.status(f"content model and search indexes of {len(ids)} works")
@@ -719,7 +719,7 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
         "spec": run.spec.to_dict(), "precision": run.precision, "model": "vgg19", "works": int(len(works)), "skipped": len(skipped_all),
         "next_id": int(max(run.next_id, int(ids.max()) + 1)),
         "spaces": {by: {"dim": int(emb[by].shape[1]), "metric": sp.metric, "relative": sp.relative,
-                        "distance": sp.formula, **indexes[by].describe(),
+                        "distance": formula(by, run.spec), **indexes[by].describe(),
                         **({"sketch_dim": SKETCH_DIM, "sketch_seed": projection[by].seed,
                             "fitted_on": projection[by].n_fit, "variance_kept": projection[by].explained}
                            if by in projection else _content_description(content_model)),

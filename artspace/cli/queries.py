@@ -135,10 +135,10 @@ def _provenance(cat, by: str, ranked: str | None = None) -> str:
     """What a figure of *cat* in space *by* is, how the rows were *ranked* when not by it, and where it comes from,
     for a citation (on standard error, so that the table or JSON on standard output stays machine-readable)."""
     from .. import __version__
-    from ..spaces import space
+    from ..spaces import formula, space
 
     sp = space(by)
-    return (f"by {sp.label}: {sp.formula}{ranked or ''}; catalog {cat.dir}, generation {cat.generation}, "
+    return (f"by {sp.label}: {formula(by, cat.spec)}{ranked or ''}; catalog {cat.dir}, generation {cat.generation}, "
             f"artspace {__version__}")
 
 
