@@ -8,7 +8,8 @@ from artspace.features import Extractor
 from artspace.spec import FeatureSpec
 torch.manual_seed(0)
 x = torch.rand(8, 3, 224, 224)
-ex = {"restyled": Extractor(FeatureSpec(), device="cpu"), "plain": Extractor(FeatureSpec(descriptor_norm=None), device="cpu")}
+ex = {"restyled": Extractor(FeatureSpec(), device="cpu"),
+      "plain": Extractor(FeatureSpec(descriptor_norm=None), device="cpu")}
 for e in ex.values(): e.encode(x)
 t = {k: [] for k in ex}
 for r in range(4):
