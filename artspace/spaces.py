@@ -72,14 +72,19 @@ class Space:
         return self.name.startswith(TAUGHT)
 
 
+def _content_formula(norm: str | None) -> str:
+    """The content space's formula, its descriptor on *norm*'s restyled maps where one is named."""
+    maps = f" on {norm} maps restyled to photographs' channel statistics" if norm else ""
+    return (f"1 - (cos_a + w cos_b)/(1 + w): a = relu5_2-5_4 maxima{maps}, b = their pastiche-learnt projection, "
+            f"each less its style-group mean")
+
+
 SPACES: dict[str, Space] = {
     "style": Space("style", "l2", True, "style (relative signature distance)",
                    "mean_l H^2_l / sqrt(rho_a rho_b), H^2 = 1 - sum sqrt(P Q) on relu4_1, relu5_1"),
     "l_style": Space("l_style", "l2", False, "L_style (Gatys et al.)",
                      "sum_l w_l E_l, E_l = sum (G - A)^2 / (4 N^2 M^2) on relu1_1 ... relu5_1"),
-    "content": Space("content", "ip", False, "content (1 - cos)",
-                     "1 - (cos_a + w cos_b)/(1 + w): a = relu5_2-5_4 maxima, b = their pastiche-learnt projection, "
-                     "each less its style-group mean"),
+    "content": Space("content", "ip", False, "content (1 - cos)", _content_formula(None)),
 }
 DEFAULT_SPACE = "style"
 #: The prefix of a taught space's name: ``taught:NAME``.
@@ -112,14 +117,10 @@ def space(name: str) -> Space:
 
 
 def formula(by: str, spec=None) -> str:
-    """The formula of space *by* as a catalog with feature *spec* computes it: :attr:`Space.formula`, with the
-    content descriptor's restyled maps named where *spec* restyles them (``FeatureSpec.descriptor_norm``)."""
-    text = space(by).formula
+    """The formula of space *by* as a catalog with feature *spec* computes it: :attr:`Space.formula`, the content
+    descriptor's restyled maps named where *spec* restyles them (``FeatureSpec.descriptor_norm``)."""
     norm = getattr(spec, "descriptor_norm", None)
-    if by == "content" and norm:
-        text = text.replace("a = relu5_2-5_4 maxima", f"a = relu5_2-5_4 maxima on {norm} maps restyled to "
-                                                       f"photographs' channel statistics")
-    return text
+    return _content_formula(norm) if by == "content" and norm else space(by).formula
 
 
 def measure(by: str, q: np.ndarray, y: np.ndarray) -> np.ndarray:
