@@ -30,7 +30,7 @@ from .atomic import atomic_savez, atomic_write
 from .discriminant import LinearProjection, principal_axes
 
 __all__ = ["EXACT_LIMIT", "CONTEXT_K", "VectorIndex", "ContentModel", "ContentStats", "NeighbourLists",
-           "neighbourhood_scales", "relative_search", "scale_floor"]
+           "neighbourhood_scales", "relative_search", "scale_floor", "ward_groups"]
 
 #: The recall@10 against exact search that an approximate index is tuned to reach on a sample of its own works.
 TARGET_RECALL = 0.97
@@ -554,16 +554,37 @@ def nearest_centroids(style: np.ndarray, centroids: np.ndarray, batch: int = 65_
                            for s in range(0, len(style), batch)]) if len(style) else np.zeros(0, np.int64)
 
 
-def _large_groups(centroids: np.ndarray, style: np.ndarray, minimum: int) -> np.ndarray:
-    """The *centroids* whose groups (every work of *style* at its nearest centroid) hold at least *minimum* works,
-    dropping the smallest group and assigning its works afresh until all do; the mean of all works if none does."""
-    c = np.asarray(centroids, np.float32)
-    while len(c) > 1:
-        counts = np.bincount(nearest_centroids(style, c), minlength=len(c))
-        if counts.min() >= minimum:
-            return c
-        c = np.delete(c, counts.argmin(), axis=0)
-    return np.asarray(style).mean(0, keepdims=True).astype(np.float32)
+def nearest_rows(x: np.ndarray, ref: np.ndarray, batch: int = 8192) -> np.ndarray:
+    """Each row of *x*'s nearest row of *ref* (squared Euclidean distance, float32, one matrix product per block of
+    rows of at most *batch* × len(*ref*) numbers): a work's nearest sampled work."""
+    r = np.asarray(ref, np.float32)
+    norms = (r ** 2).sum(1)
+    return np.concatenate([(norms - 2.0 * np.asarray(x[s:s + batch], np.float32) @ r.T).argmin(1)
+                           for s in range(0, len(x), batch)]) if len(x) else np.zeros(0, np.int64)
+
+
+def ward_groups(sample: np.ndarray, g: int, nearest: np.ndarray, minimum: int) -> np.ndarray:
+    """Style groups of the rows *sample*: Ward's agglomerative clustering into *g* groups, then, while a group holds
+    fewer than *minimum* works of the collection (each work counted in the group of its nearest sampled row,
+    *nearest*), the smallest group's rows join the group of their nearest row outside it. Labels 0 … g′ − 1.
+
+    Ward's linkage merges the two groups whose union adds least to the within-group sum of squares, from single works
+    up; unlike k-means it does not prefer groups of equal extent, so a tight medium (drawings, all alike) and a wide
+    one (paintings of every school) each stay whole. On pacs-dev's l_style embeddings with k = 3 its groups are
+    cartoons, drawings, and photographs with paintings (NMI 0.77 with the medium, against 0.58 for k-means, which
+    split the cartoons); docs/benchmarks.md."""
+    from sklearn.cluster import AgglomerativeClustering  # imported here: scikit-learn takes a second to import
+
+    labels = AgglomerativeClustering(n_clusters=g, linkage="ward").fit_predict(np.asarray(sample, np.float64))
+    while True:
+        present = np.unique(labels)
+        counts = np.bincount(labels[nearest], minlength=int(labels.max()) + 1)[present]
+        if len(present) == 1 or counts.min() >= minimum:
+            break
+        inside = labels == present[counts.argmin()]
+        outside = np.flatnonzero(~inside)
+        labels[inside] = labels[outside[nearest_rows(sample[inside], sample[outside])]]
+    return np.unique(labels, return_inverse=True)[1].astype(np.int64)
 
 
 @dataclass
@@ -575,10 +596,11 @@ class ContentModel:
     respond to texture first (Geirhos et al., 2019): a sketch of a dog lies nearer to a sketch of a house than to a
     photograph of a dog. Two remedies, combined:
 
-    * **Style groups** (fitted on the collection). The works are grouped by style (k-means on style embeddings; the
-      number of groups, 2 to 32, is the one with the best silhouette on up to 4,000 works) and each descriptor has
-      its group's mean subtracted; what remains is how this work differs from others in the same hand — its
-      subject. An image from outside the collection is assigned to the nearest style group.
+    * **Style groups** (fitted on the collection). The works are grouped by style (Ward's agglomerative clustering
+      of up to :attr:`GROUP_SAMPLE` works' style embeddings, :func:`ward_groups`; the number of groups, 2 to 32, is
+      the one whose k-means has the best silhouette, :func:`choose_groups`) and each descriptor has its group's mean
+      subtracted; what remains is how this work differs from others in the same hand — its subject. Every work,
+      and an image from outside the collection, is in the group of its nearest sampled work.
     * **A projection learnt from pastiches** (:mod:`artspace.content`, shipped with artspace): Fisher's
       discriminant of photographs and their AdaIN pastiches, the directions along which a change of hand moves a
       descriptor least compared with a change of photograph. Its coordinates, less their style-group means, form a
@@ -599,6 +621,11 @@ class ContentModel:
     reduce: LinearProjection | None = None
     #: the projection learnt from pastiches (None: not used)
     learnt: LinearProjection | None = None
+    #: the sampled works' style embeddings (s, style_dim) whose groups every work takes (its nearest), and those
+    #: groups (s,); None in a model of one group, and in models saved before the groups were Ward's, whose works
+    #: are in the group of their nearest centroid
+    sample: np.ndarray | None = None
+    sample_groups: np.ndarray | None = None
 
     #: :meth:`update` keeps the groups while the collection has changed by at most this fraction since the fit
     REFIT_AFTER = 0.1
@@ -608,7 +635,9 @@ class ContentModel:
     REDUCE_ABOVE, REDUCE_TO = 512, 384
     #: :math:`w`, the learnt part's weight in the cosine
     LEARNT_WEIGHT = 0.5
-    #: a style group needs at least this many works: the works of a smaller k-means cluster join the nearest larger
+    #: the style groups are fitted on at most this many works (Ward's clustering keeps their s²/2 distances: 64 MB)
+    GROUP_SAMPLE = 4000
+    #: a style group needs at least this many works: the works of a smaller cluster join the nearest larger
     #: group (a work alone in its group, less its own mean, had nothing left), and a collection of fewer works is
     #: not centred at all (two works less their mean point in opposite directions, whatever they depict)
     MIN_GROUP = 4
@@ -616,10 +645,9 @@ class ContentModel:
     @classmethod
     def fit(cls, style: np.ndarray, descriptors: np.ndarray, *, groups: int | None = None,
             sample: int = 50_000, seed: int = 0, learnt: LinearProjection | None = None) -> "ContentModel":
-        """Fit style groups (k-means on at most *sample* works, then every work assigned), the PCA of long
-        descriptors (same sample), and each group's mean; *learnt* is the pastiche projection to blend in."""
-        from sklearn.cluster import KMeans  # imported here: scikit-learn takes a second to import
-
+        """Fit style groups (:func:`ward_groups` on at most :attr:`GROUP_SAMPLE` works, then every work in the group
+        of its nearest sampled work), the PCA of long descriptors (on at most *sample* works), and each group's mean;
+        *learnt* is the pastiche projection to blend in."""
         n = len(style)
         style, descriptors = np.asarray(style), np.asarray(descriptors)
         rng = np.random.default_rng(seed)
@@ -627,14 +655,23 @@ class ContentModel:
         reduce = (principal_axes(descriptors[fit_rows], cls.REDUCE_TO) if descriptors.shape[1] > cls.REDUCE_ABOVE
                   else None)
         learnt = _applicable(learnt, descriptors.shape[1])
-        g = groups if groups is not None else choose_groups(style, seed=seed)
+        g = groups if groups is not None else choose_groups(style, sample=cls.GROUP_SAMPLE, seed=seed)
         g = max(1, min(g, n))
-        centroids = style.mean(0, keepdims=True).astype(np.float32)
+        centroids, rows, labels, nearest = style.mean(0, keepdims=True).astype(np.float32), None, None, None
         if g > 1:
-            km = KMeans(n_clusters=g, n_init=4, random_state=seed).fit(style[fit_rows].astype(np.float64))
-            centroids = _large_groups(km.cluster_centers_.astype(np.float32), style, cls.MIN_GROUP)
+            rows = (np.sort(rng.choice(n, size=cls.GROUP_SAMPLE, replace=False)) if n > cls.GROUP_SAMPLE
+                    else np.arange(n))
+            nearest = nearest_rows(style, style[rows])
+            labels = ward_groups(style[rows], g, nearest, cls.MIN_GROUP)
+            if labels.max() > 0:
+                centroids = np.stack([style[rows][labels == j].mean(0) for j in range(labels.max() + 1)])
+                centroids = centroids.astype(np.float32)
+        several = labels is not None and labels.max() > 0
         model = cls(centroids=centroids, means=np.zeros((len(centroids), 0), np.float32), fitted_on=n,
-                    reduce=reduce, learnt=learnt)
+                    reduce=reduce, learnt=learnt, sample=np.asarray(style[rows], np.float32) if several else None,
+                    sample_groups=labels if several else None)
+        if several:
+            model._last_groups = (style, labels[nearest])  # the groups just counted: not looked up again
         return model.with_means(style, descriptors)
 
     def parts(self, descriptors: np.ndarray) -> np.ndarray:
@@ -656,7 +693,7 @@ class ContentModel:
         means = (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
         means[counts < self.MIN_GROUP] = 0.0  # too few works to say what their hand shares
         model = ContentModel(centroids=self.centroids, means=means, fitted_on=self.fitted_on, reduce=self.reduce,
-                             learnt=self.learnt)
+                             learnt=self.learnt, sample=self.sample, sample_groups=self.sample_groups)
         model._last_groups = (style, labels)  # the same centroids: the same groups
         return model
 
@@ -665,16 +702,23 @@ class ContentModel:
                learnt: LinearProjection | None = None) -> tuple["ContentModel", bool]:
         """The model for a collection that changed since *previous* was fitted: *previous* itself, style groups,
         projections and means unchanged, while the collection grew or shrank by at most :attr:`REFIT_AFTER` since
-        the fit and the learnt projection is the same (so that adding 2 works to 500 costs no k-means and changes
+        the fit and the learnt projection is the same (so that adding 2 works to 500 costs no clustering and changes
         no other work's content embedding), a new fit otherwise. Returns the model and whether it was refitted."""
         n = len(style)
         learnt = _applicable(learnt, descriptors.shape[1])
         if (previous is not None and previous.fitted_on and previous.centroids.shape[1] == style.shape[1]
                 and previous.input_dim == descriptors.shape[1] and _same(previous.learnt, learnt)
                 and abs(n - previous.fitted_on) <= cls.REFIT_AFTER * previous.fitted_on
-                and not previous.centres_small_groups(style)):
+                and not previous.nearest_centroid_groups and not previous.centres_small_groups(style)):
             return previous, False
         return cls.fit(style, descriptors, learnt=learnt), True
+
+    @property
+    def nearest_centroid_groups(self) -> bool:
+        """Whether this is a model of several style groups fitted before the groups were Ward's, whose works are in
+        the group of their nearest k-means centroid rather than their nearest sampled work's Ward group:
+        :meth:`update` fits it again."""
+        return self.sample is None and len(self.centroids) > 1
 
     def centres_small_groups(self, style: np.ndarray) -> bool:
         """Whether the model subtracts the mean of a style group that holds fewer than :attr:`MIN_GROUP` of the works
@@ -694,14 +738,21 @@ class ContentModel:
         """The length of the content embedding."""
         return int(self.means.shape[1])
 
-    def groups(self, style: np.ndarray, batch: int = 65_536) -> np.ndarray:
-        """Each work's style group: its nearest centroid (:func:`nearest_centroids`). The answer for the last
-        array asked about is remembered: a publication asks about the same million works up to three times (is a
-        group too small, each group's mean, the content statistics), 2 s each."""
+    def assign(self, style: np.ndarray) -> np.ndarray:
+        """The style group of each row of *style*: that of its nearest sampled work (:func:`nearest_rows`), or in a
+        model without a sample its nearest centroid (:func:`nearest_centroids`)."""
+        if self.sample is not None:
+            return self.sample_groups[nearest_rows(style, self.sample)]
+        return nearest_centroids(style, self.centroids)
+
+    def groups(self, style: np.ndarray) -> np.ndarray:
+        """Each work's style group (:meth:`assign`). The answer for the last array asked about is remembered: a
+        publication asks about the same million works up to three times (is a group too small, each group's mean,
+        the content statistics), seconds each."""
         last = getattr(self, "_last_groups", None)
         if last is not None and last[0] is style and len(last[1]) == len(style):
             return last[1]
-        labels = nearest_centroids(style, self.centroids, batch)
+        labels = self.assign(style)
         self._last_groups = (style, labels)
         return labels
 
@@ -725,6 +776,8 @@ class ContentModel:
     def arrays(self) -> dict:
         """Every array the embeddings depend on, by name (what :meth:`save` writes and digests hash)."""
         out = {"centroids": self.centroids, "means": self.means, "fitted_on": np.int64(self.fitted_on)}
+        if self.sample is not None:
+            out["sample"], out["sample_groups"] = self.sample, np.asarray(self.sample_groups, np.int64)
         for name, p in (("reduce", self.reduce), ("learnt", self.learnt)):
             if p is not None:
                 out[f"{name}_mean"] = np.asarray(p.mean, np.float32)
@@ -744,8 +797,9 @@ class ContentModel:
                     info = json.loads(str(z["learnt_info"])) if name == "learnt" and "learnt_info" in z.files else {}
                     parts[name] = LinearProjection(mean=z[f"{name}_mean"].astype(np.float64),
                                                    components=z[f"{name}_components"].astype(np.float64), info=info)
+            sampled = {"sample": z["sample"], "sample_groups": z["sample_groups"]} if "sample" in z.files else {}
             return cls(centroids=z["centroids"], means=z["means"],
-                       fitted_on=int(z["fitted_on"]) if "fitted_on" in z.files else 0, **parts)
+                       fitted_on=int(z["fitted_on"]) if "fitted_on" in z.files else 0, **parts, **sampled)
 
 
 def _applicable(learnt: LinearProjection | None, dim: int) -> LinearProjection | None:

@@ -439,6 +439,32 @@ def test_a_catalog_from_before_content_statistics_ranks_by_the_cosine_until_inde
     assert not index(collection, quiet=True).published  # published once, not at every run
 
 
+def test_a_catalog_whose_style_groups_were_k_means_clusters_is_published_again_with_wards(collection):
+    from artspace.catalog.store import manifest_digest
+    from artspace.search import ContentModel
+
+    cat = Catalog.open(collection)
+    model = ContentModel.load(cat.files / "content_model.npz")
+    assert cat.manifest["content_groups"] == "ward" and model.sample is not None
+    # the generation as artspace wrote it before: groups at their nearest k-means centroid, no sample
+    old = ContentModel(centroids=model.centroids, means=model.means, fitted_on=model.fitted_on, reduce=model.reduce,
+                       learnt=model.learnt)
+    old.save(cat.files / "content_model.npz")
+    manifest = json.loads((cat.files / "manifest.json").read_text())
+    del manifest["content_groups"]
+    manifest["files"]["content_model.npz"] = (cat.files / "content_model.npz").stat().st_size
+    (cat.files / "manifest.json").write_text(json.dumps(manifest))
+    (collection / ".artspace" / "CURRENT").write_text(json.dumps(
+        {"generation": cat.generation, "manifest_sha256": manifest_digest(cat.files)}))
+    before = Catalog.open(collection)
+    assert len(before.similar(3, by="content", k=5)) == 5  # still searched as it was
+    rep = index(collection, quiet=True)
+    assert rep.published and rep.extracted == 0 and any("Ward's clustering" in n for n in rep.notes)
+    after = Catalog.open(collection)
+    assert ContentModel.load(after.files / "content_model.npz").sample is not None
+    assert not index(collection, quiet=True).published  # published once, not at every run
+
+
 def test_content_statistics_that_do_not_match_the_works_are_refused(collection):
     from artspace.catalog.generation import CONTENT_STATS
     from artspace.catalog.store import manifest_digest
@@ -535,9 +561,8 @@ def test_adding_a_work_carries_the_content_statistics_over(collection, monkeypat
     old = ContentStats.load(before.files / CONTENT_STATS)
     shutil.copy(collection / "dots/star_0.png", collection / "dots/star_copy.png")
     (collection / "dots/star_copy.png").write_bytes((collection / "dots/star_0.png").read_bytes() + b"\0")
-    looked_up, nearest = [], artspace.search.nearest_centroids
-    monkeypatch.setattr(artspace.search, "nearest_centroids",
-                        lambda s, c, *a: looked_up.append(len(s)) or nearest(s, c, *a))
+    looked_up, assign = [], artspace.search.ContentModel.assign
+    monkeypatch.setattr(artspace.search.ContentModel, "assign", lambda m, s: looked_up.append(len(s)) or assign(m, s))
     rep = index(collection, quiet=True)
     assert rep.added == 1
     # the kept works' style groups are read from the statistics: only the new work's is looked up (at a million works

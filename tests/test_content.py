@@ -102,6 +102,46 @@ def test_a_work_alone_in_its_style_group_keeps_its_content_and_a_tiny_collection
     np.testing.assert_allclose(e @ e.T, unit @ unit.T, rtol=1e-5)
 
 
+def test_style_groups_are_wards_and_every_work_is_in_its_nearest_sampled_works_group(tmp_path, monkeypatch):
+    from sklearn.cluster import AgglomerativeClustering, KMeans
+
+    rng = np.random.default_rng(1)
+    # a wide medium (paintings of every kind) and a tight one (drawings, all alike) of unequal extent
+    style = np.vstack([rng.normal(0, 3.0, (150, 2)), rng.normal(0, 0.2, (50, 2)) + [12.0, 0.0]]).astype(np.float32)
+    desc = rng.random((200, 16)).astype(np.float32)
+    model = ContentModel.fit(style, desc, groups=2)
+    g = model.groups(style)
+    assert len(set(g[:150])) == 1 and len(set(g[150:])) == 1 and g[0] != g[150]  # each medium one group
+    # k-means, which prefers groups of equal extent, cuts the wide medium in two instead
+    km = KMeans(2, n_init=4, random_state=0).fit_predict(style.astype(np.float64))
+    assert len(set(km[:150])) == 2
+    ward = AgglomerativeClustering(2, linkage="ward").fit_predict(style.astype(np.float64))
+    assert np.array_equal(g == g[0], ward == ward[0])
+    np.testing.assert_allclose(model.centroids[g[150]], style[150:].mean(0), rtol=1e-5)
+    # saved and read back: the same groups, and an image from outside joins its nearest sampled work's group
+    model.save(tmp_path / "model.npz")
+    back = ContentModel.load(tmp_path / "model.npz")
+    np.testing.assert_array_equal(back.groups(style.copy()), g)
+    assert back.assign(np.array([[11.0, 1.0]], np.float32))[0] == g[150] and not back.nearest_centroid_groups
+    # a larger collection: the groups are fitted on a sample, and every work takes its nearest sampled work's group
+    monkeypatch.setattr(ContentModel, "GROUP_SAMPLE", 60)
+    sampled = ContentModel.fit(style, desc, groups=2)
+    assert sampled.sample.shape == (60, 2)
+    nearest = ((style[:, None, :] - sampled.sample[None]) ** 2).sum(-1).argmin(1)
+    np.testing.assert_array_equal(sampled.groups(style), sampled.sample_groups[nearest])
+
+
+def test_a_content_model_of_k_means_groups_is_fitted_again():
+    style, desc = _collection()
+    old = ContentModel(centroids=(np.eye(3) * 10).astype(np.float32), means=np.zeros((3, 0), np.float32),
+                       fitted_on=len(style)).with_means(style, desc)  # as saved before Ward's groups: no sample
+    assert old.nearest_centroid_groups
+    new, refitted = ContentModel.update(old, style, desc)
+    assert refitted and new.sample is not None and not new.nearest_centroid_groups
+    kept, refitted = ContentModel.update(new, style[:-2], desc[:-2])
+    assert kept is new and not refitted
+
+
 def test_the_shipped_projection_fits_the_default_descriptor():
     p = shipped_projection()
     assert p is not None, "artspace/data/content_projection.npz is missing from the package"

@@ -566,6 +566,21 @@ def content_model_outdated(previous: Previous) -> bool:
         return False
 
 
+def content_groups_outdated(previous: Previous) -> bool:
+    """Whether the published generation's content model groups the works by their nearest k-means centroid, as
+    catalogs did until the nineteenth session (:attr:`~artspace.search.ContentModel.nearest_centroid_groups`).
+    Ward's groups follow the media better (docs/benchmarks.md); the next index run fits them and publishes again,
+    without reading an image."""
+    from ..search import ContentModel
+
+    if previous.folder is None or not previous.healthy or previous.manifest.get("content_groups") == "ward":
+        return False
+    try:
+        return ContentModel.load(previous.folder / "content_model.npz").nearest_centroid_groups
+    except Exception:  # noqa: BLE001 - a damaged generation is the health check's business
+        return False
+
+
 def _previous_content_stats(run):
     """The previous generation's content statistics, if it has them and they can be read (for as many works as it
     holds); they are carried over only while its content model is kept."""
@@ -586,8 +601,6 @@ def _remember_groups(model, stats, style, carried: np.ndarray | None) -> None:
     from the previous *stats* for the works whose style embedding is unchanged (*carried*: each work's previous
     row, or −1) and computed for the others only. Deciding whether the model is kept asks for every work's group,
     and computing them reads every style embedding of the collection again: 2-4 s at a million works."""
-    from ..search import nearest_centroids
-
     if carried is None or len(carried) != len(style):
         return
     old = carried >= 0
@@ -595,7 +608,7 @@ def _remember_groups(model, stats, style, carried: np.ndarray | None) -> None:
     labels[old] = stats.groups[carried[old]]
     new = np.flatnonzero(~old)
     if len(new):
-        labels[new] = nearest_centroids(style[new], model.centroids)
+        labels[new] = model.assign(style[new])
     if len(labels) and labels.max(initial=0) >= len(model.centroids):
         return  # statistics of another model: the groups are computed afresh
     model._last_groups = (style, labels)
@@ -712,6 +725,9 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
         # the least style group its content model keeps (ContentModel.MIN_GROUP): a catalog published before that
         # rule is checked, once, by content_model_outdated
         "content_min_group": ContentModel.MIN_GROUP,
+        # how its style groups were made (ContentModel.fit): a catalog whose groups were k-means clusters is published
+        # again by the next index run, without reading an image (content_groups_outdated)
+        "content_groups": "ward",
         # what content search standardises its similarities by (ContentStats): a catalog published before it is
         # published again by the next index run, without reading an image
         "content_stats": {"file": CONTENT_STATS, "works": int(content_stats.counts[0]),

@@ -503,6 +503,11 @@ class _Run:
                                      "works (a work alone in its group had no content embedding); the catalog is "
                                      "published again, no image read")
             return True
+        if gen.content_groups_outdated(self.previous):
+            self.report.notes.append("the content model's style groups were k-means clusters; they are fitted again "
+                                     "with Ward's clustering, which follows the media better (docs/index.md); the "
+                                     "catalog is published again, no image read")
+            return True
         if gen.content_stats_missing(self.previous):
             self.report.notes.append("the catalog was published before content search standardised its "
                                      "similarities (docs/index.md); it is published again, no image read")
