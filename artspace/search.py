@@ -648,7 +648,7 @@ class ContentModel:
         """Fit style groups (:func:`ward_groups` on at most :attr:`GROUP_SAMPLE` works, then every work in the group
         of its nearest sampled work), the PCA of long descriptors (on at most *sample* works), and each group's mean;
         *learnt* is the pastiche projection to blend in."""
-        n = len(style)
+        n, given = len(style), style
         style, descriptors = np.asarray(style), np.asarray(descriptors)
         rng = np.random.default_rng(seed)
         fit_rows = np.sort(rng.choice(n, size=min(n, sample), replace=False)) if n > sample else np.arange(n)
@@ -672,7 +672,11 @@ class ContentModel:
                     sample_groups=labels if several else None)
         if several:
             model._last_groups = (style, labels[nearest])  # the groups just counted: not looked up again
-        return model.with_means(style, descriptors)
+        model = model.with_means(style, descriptors)
+        # remembered for the array as given too (a memory map is another object once np.asarray has viewed it): the
+        # publication asks for these groups again, and at a million works each look-up costs about a minute
+        model._last_groups = (given, model._last_groups[1])
+        return model
 
     def parts(self, descriptors: np.ndarray) -> np.ndarray:
         """The descriptors in the model's space before the group means: ``[a, b]`` (float32)."""

@@ -600,7 +600,8 @@ def _remember_groups(model, stats, style, carried: np.ndarray | None) -> None:
     """Tell the previous content *model* every work's style group (its memo of :meth:`ContentModel.groups`), read
     from the previous *stats* for the works whose style embedding is unchanged (*carried*: each work's previous
     row, or −1) and computed for the others only. Deciding whether the model is kept asks for every work's group,
-    and computing them reads every style embedding of the collection again: 2-4 s at a million works."""
+    and computing them reads every style embedding of the collection again and finds each one's nearest sampled work:
+    about a minute at a million works."""
     if carried is None or len(carried) != len(style):
         return
     old = carried >= 0
