@@ -20,6 +20,8 @@ on, on pacs-dev and on the demo grid; and what style search with ``ignore_subjec
         --before-projection OLD.npz
     # 5. measure: precision@10 of every work as a query (pastiches only on 'dev'), 95 % bootstrap intervals
     python benchmarks/bench_content.py measure --out /tmp/content --ignore-subject 0.25 --ignore-subject 0.5
+    # 6. how the content model's style groups follow each set's hand (NMI), k-means against Ward's clustering
+    python benchmarks/bench_content.py groups --out /tmp/content
 
 The learnt projection is read from the package when the 'after' catalogs are published, so step 3 comes before
 their last publication: ``index`` re-publishes without reading an image again when asked to
@@ -178,6 +180,43 @@ def measure(args) -> None:
                   flush=True)
 
 
+def groups(args) -> None:
+    """NMI with each set's hand (and its subject) of the style groups made by k-means and by Ward's clustering, on the
+    'after' catalogs' L_style embeddings, at the number of groups the catalog chose and at 4 and 8; then the counts of
+    each hand in the catalog's own groups."""
+    from sklearn.cluster import AgglomerativeClustering, KMeans
+    from sklearn.metrics import normalized_mutual_info_score as nmi
+
+    from artspace.search import choose_groups
+
+    cats = Path(args.out) / "catalogs"
+    for name, (content_col, style_col) in LABELS.items():
+        if not (cats / f"{name}-after").exists() or (args.only and name not in args.only):
+            continue
+        cat = Catalog.open(cats / f"{name}-after")
+        ids, style = cat.embeddings("l_style")
+        w = cat.works.set_index("id").loc[ids]
+        hand = w[style_col].fillna("(photograph)").astype(str).to_numpy()
+        subject = w[content_col].astype(str).to_numpy() if content_col else None
+        x = np.asarray(style, np.float64)
+        print(f"\n### {name}\n\n| k | k-means: NMI with the {style_col} | Ward "
+              f"| k-means: NMI with the {content_col} | Ward |\n| --- | --- | --- | --- | --- |")
+        chosen = choose_groups(np.asarray(style, np.float32))
+        for k in sorted({chosen, 4, 8}):
+            km = KMeans(k, n_init=4, random_state=0).fit_predict(x)
+            ward = AgglomerativeClustering(k, linkage="ward").fit_predict(x)
+            cells = [f"{nmi(hand, km):.2f}", f"{nmi(hand, ward):.2f}"]
+            cells += [f"{nmi(subject, km):.2f}", f"{nmi(subject, ward):.2f}"] if subject is not None else ["", ""]
+            print(f"| {k}{' (chosen)' if k == chosen else ''} | " + " | ".join(cells) + " |")
+        own = cat._content_stats().groups
+        if len(set(hand)) <= 12:
+            print(f"\nthe catalog's own {len(set(own))} groups against the {style_col}:\n")
+            print(pd.crosstab(own, hand).to_string())
+        else:  # too many hands for a table: each group's size and how many hands it holds
+            print(f"\nthe catalog's own {len(set(own))} groups: " + ", ".join(
+                f"{int((own == g).sum())} works of {len(set(hand[own == g]))} {style_col}s" for g in np.unique(own)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -203,9 +242,13 @@ def main() -> None:
     e.add_argument("--ignore-subject", type=float, action="append", default=[],
                    help="also measure style search with similar(..., ignore_subject=G) (repeatable)")
     e.add_argument("--only", action="append", default=[], help="measure only this set (repeatable)")
+    g = sub.add_parser("groups")
+    g.add_argument("--out", required=True)
+    g.add_argument("--only", action="append", default=[], help="only this set (repeatable)")
     args = ap.parse_args()
     print(f"# python {' '.join(sys.argv)}")
-    {"make": make, "index": index_sets, "statistics": statistics, "fit": fit, "measure": measure}[args.cmd](args)
+    {"make": make, "index": index_sets, "statistics": statistics, "fit": fit, "measure": measure,
+     "groups": groups}[args.cmd](args)
 
 
 if __name__ == "__main__":
