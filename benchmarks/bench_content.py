@@ -199,8 +199,9 @@ def groups(args) -> None:
         hand = w[style_col].fillna("(photograph)").astype(str).to_numpy()
         subject = w[content_col].astype(str).to_numpy() if content_col else None
         x = np.asarray(style, np.float64)
+        subject_name = content_col or "(no subject labels)"
         print(f"\n### {name}\n\n| k | k-means: NMI with the {style_col} | Ward "
-              f"| k-means: NMI with the {content_col} | Ward |\n| --- | --- | --- | --- | --- |")
+              f"| k-means: NMI with the {subject_name} | Ward |\n| --- | --- | --- | --- | --- |")
         chosen = choose_groups(np.asarray(style, np.float32))
         for k in sorted({chosen, 4, 8}):
             km = KMeans(k, n_init=4, random_state=0).fit_predict(x)
