@@ -32,7 +32,6 @@ __all__ = [
 ]
 
 WEIGHT_SOURCES = ("original", "torchvision")
-_HANDED_IN = object()
 TORCHVISION_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 _TORCHVISION_CONV_INDEX = [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34]
 
@@ -290,13 +289,13 @@ class VGG19(nn.Module):
         out = {}
         in_place = not torch.is_grad_enabled()
         # the preprocessed input may be overwritten, a caller's maps handed to resume() never
-        previous = _HANDED_IN if first else None
+        own, previous = first == 0, None
         for name in self.layer_names[first: last + 1]:
-            if in_place and previous not in wanted and name.startswith("relu") and previous is not _HANDED_IN:
+            if in_place and own and previous not in wanted and name.startswith("relu"):
                 h = torch.relu_(h)  # without autograd, a convolution's output nobody asked for can be overwritten
             else:
                 h = self._modules[name](h)
             if name in wanted:
                 out[name] = h
-            previous = name
+            own, previous = True, name
         return out

@@ -38,10 +38,15 @@ DIM = 128
 SHRINKAGE = 0.9
 
 
-def _shipped_path() -> Path:
+def _data_file(name: str) -> Path:
+    """A file shipped in ``artspace/data``."""
     from importlib import resources
 
-    return Path(str(resources.files("artspace") / "data" / "content_projection.npz"))
+    return Path(str(resources.files("artspace") / "data" / name))
+
+
+def _shipped_path() -> Path:
+    return _data_file("content_projection.npz")
 
 
 @functools.lru_cache(maxsize=1)
@@ -79,17 +84,11 @@ def projection_for(spec, path: str | os.PathLike | None = None) -> LinearProject
     return p if p is not None and {k: p.info.get(k) for k in want} == want else None
 
 
-def _statistics_path() -> Path:
-    from importlib import resources
-
-    return Path(str(resources.files("artspace") / "data" / "photo_statistics.npz"))
-
-
 @functools.lru_cache(maxsize=None)
 def _statistics() -> dict:
     import numpy as np
 
-    path = _statistics_path()
+    path = _data_file("photo_statistics.npz")
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}

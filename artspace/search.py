@@ -657,18 +657,18 @@ class ContentModel:
         learnt = _applicable(learnt, descriptors.shape[1])
         g = groups if groups is not None else choose_groups(style, sample=cls.GROUP_SAMPLE, seed=seed)
         g = max(1, min(g, n))
-        centroids, rows, labels, nearest = style.mean(0, keepdims=True).astype(np.float32), None, None, None
+        centroids, sampled, labels, nearest = style.mean(0, keepdims=True).astype(np.float32), None, None, None
         if g > 1:
             rows = (np.sort(rng.choice(n, size=cls.GROUP_SAMPLE, replace=False)) if n > cls.GROUP_SAMPLE
                     else np.arange(n))
-            nearest = nearest_rows(style, style[rows])
-            labels = ward_groups(style[rows], g, nearest, cls.MIN_GROUP)
+            sampled = np.asarray(style[rows], np.float32)
+            nearest = nearest_rows(style, sampled)
+            labels = ward_groups(sampled, g, nearest, cls.MIN_GROUP)
             if labels.max() > 0:
-                centroids = np.stack([style[rows][labels == j].mean(0) for j in range(labels.max() + 1)])
-                centroids = centroids.astype(np.float32)
+                centroids = np.stack([sampled[labels == j].mean(0) for j in range(labels.max() + 1)])
         several = labels is not None and labels.max() > 0
         model = cls(centroids=centroids, means=np.zeros((len(centroids), 0), np.float32), fitted_on=n,
-                    reduce=reduce, learnt=learnt, sample=np.asarray(style[rows], np.float32) if several else None,
+                    reduce=reduce, learnt=learnt, sample=sampled if several else None,
                     sample_groups=labels if several else None)
         if several:
             model._last_groups = (style, labels[nearest])  # the groups just counted: not looked up again

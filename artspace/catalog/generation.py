@@ -547,38 +547,35 @@ def _previous_content_model(run):
         return None
 
 
-def content_model_outdated(previous: Previous) -> bool:
-    """Whether the published generation's content model subtracts the mean of a style group too small to have one
-    (:meth:`~artspace.search.ContentModel.centres_small_groups`: a catalog published before that rule, where a work
-    alone in its group had an empty content embedding). The next index run then publishes again, without reading
-    an image."""
+def content_model_outdated(previous: Previous) -> str | None:
+    """Why the published generation's content model must be fitted again, as the note the index run gives, or None.
+    Two kinds of catalog published before a rule of :class:`~artspace.search.ContentModel`: one whose style groups
+    are k-means clusters (:attr:`~artspace.search.ContentModel.nearest_centroid_groups`; Ward's groups follow the
+    media better, docs/benchmarks.md), and one that subtracts the mean of a style group too small to have one
+    (:meth:`~artspace.search.ContentModel.centres_small_groups`: a work alone in its group had an empty content
+    embedding). The next index run then publishes again, without reading an image."""
     from ..search import ContentModel
 
     if previous.folder is None or not previous.healthy:
-        return False
-    if previous.manifest.get("content_min_group") == ContentModel.MIN_GROUP:
-        return False  # published under the rule: nothing to read (an unchanged collection's run stays instant)
+        return None
+    min_group = previous.manifest.get("content_min_group") == ContentModel.MIN_GROUP
+    if min_group and previous.manifest.get("content_groups") == "ward":
+        return None  # published under both rules: nothing to read (an unchanged collection's run stays instant)
     try:
         model = ContentModel.load(previous.folder / "content_model.npz")
-        style = open_array(previous.manifest, "l_style", lambda f: np.load(previous.folder / f, mmap_mode="r"))
-        return model.centres_small_groups(style)  # read in blocks of rows
+        if not min_group:
+            style = open_array(previous.manifest, "l_style", lambda f: np.load(previous.folder / f, mmap_mode="r"))
+            if model.centres_small_groups(style):  # read in blocks of rows
+                return (f"a style group of the content model held fewer than {ContentModel.MIN_GROUP} works (a work "
+                        "alone in its group had no content embedding); the catalog is published again, no image "
+                        "read")
+        if model.nearest_centroid_groups:
+            return ("the content model's style groups were k-means clusters; they are fitted again with Ward's "
+                    "clustering, which follows the media better (docs/index.md); the catalog is published again, "
+                    "no image read")
     except Exception:  # noqa: BLE001 - a damaged generation is the health check's business
-        return False
-
-
-def content_groups_outdated(previous: Previous) -> bool:
-    """Whether the published generation's content model groups the works by their nearest k-means centroid, as
-    catalogs did until the nineteenth session (:attr:`~artspace.search.ContentModel.nearest_centroid_groups`).
-    Ward's groups follow the media better (docs/benchmarks.md); the next index run fits them and publishes again,
-    without reading an image."""
-    from ..search import ContentModel
-
-    if previous.folder is None or not previous.healthy or previous.manifest.get("content_groups") == "ward":
-        return False
-    try:
-        return ContentModel.load(previous.folder / "content_model.npz").nearest_centroid_groups
-    except Exception:  # noqa: BLE001 - a damaged generation is the health check's business
-        return False
+        return None
+    return None
 
 
 def _previous_content_stats(run):
@@ -723,11 +720,9 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
         # the works by what they hold, not when their files were written: what analyses and taught spaces depend
         # on (a touched or copied file with the same bytes changes nothing of theirs)
         "content_digest": content_digest(works),
-        # the least style group its content model keeps (ContentModel.MIN_GROUP): a catalog published before that
-        # rule is checked, once, by content_model_outdated
+        # the least style group its content model keeps (ContentModel.MIN_GROUP) and how its style groups were made
+        # (ContentModel.fit): a catalog published before either rule is checked, once, by content_model_outdated
         "content_min_group": ContentModel.MIN_GROUP,
-        # how its style groups were made (ContentModel.fit): a catalog whose groups were k-means clusters is published
-        # again by the next index run, without reading an image (content_groups_outdated)
         "content_groups": "ward",
         # what content search standardises its similarities by (ContentStats): a catalog published before it is
         # published again by the next index run, without reading an image

@@ -496,17 +496,9 @@ class _Run:
         if (self.todo or self.state.damaged or self.projections is None or self.content_projection is not None
                 or self.moved):
             return True
-        if gen.content_model_outdated(self.previous):
-            from ..search import ContentModel
-
-            self.report.notes.append(f"a style group of the content model held fewer than {ContentModel.MIN_GROUP} "
-                                     "works (a work alone in its group had no content embedding); the catalog is "
-                                     "published again, no image read")
-            return True
-        if gen.content_groups_outdated(self.previous):
-            self.report.notes.append("the content model's style groups were k-means clusters; they are fitted again "
-                                     "with Ward's clustering, which follows the media better (docs/index.md); the "
-                                     "catalog is published again, no image read")
+        outdated = gen.content_model_outdated(self.previous)
+        if outdated:
+            self.report.notes.append(outdated)
             return True
         if gen.content_stats_missing(self.previous):
             self.report.notes.append("the catalog was published before content search standardised its "
