@@ -16,6 +16,7 @@ manifest. A later ``index`` run adds and removes works in place (:meth:`VectorIn
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -587,6 +588,31 @@ def ward_groups(sample: np.ndarray, g: int, nearest: np.ndarray, minimum: int) -
     return np.unique(labels, return_inverse=True)[1].astype(np.int64)
 
 
+def split_by_medium(groups: np.ndarray, photographic: np.ndarray, minimum: int, share: float) -> np.ndarray:
+    """The table (g, 2) that splits style groups by medium: row j gives group j's other works (column 0) and its
+    photographs (column 1) new labels 0 … g′ − 1, two labels where each part holds at least *minimum* works and
+    *share* of the group, one label (the group kept whole) otherwise. *groups*: each work's group (0 … g − 1),
+    *photographic*: whether each work is a photograph."""
+    g = int(groups.max(initial=0)) + 1
+    photos = np.bincount(groups[photographic], minlength=g)
+    sizes = np.bincount(groups, minlength=g)
+    table, label = np.zeros((g, 2), np.int64), 0
+    for j in range(g):
+        smaller = min(photos[j], sizes[j] - photos[j])
+        apart = smaller >= minimum and smaller >= share * sizes[j]
+        table[j] = (label, label + 1) if apart else (label, label)
+        label += 2 if apart else 1
+    return table
+
+
+def group_means(x: np.ndarray, labels: np.ndarray, g: int, batch: int = 65_536) -> np.ndarray:
+    """The mean row of *x* in each of the *g* groups *labels* (float32; in blocks of rows)."""
+    sums, counts = np.zeros((g, x.shape[1])), np.bincount(labels, minlength=g)
+    for s in range(0, len(labels), batch):
+        np.add.at(sums, labels[s:s + batch], np.asarray(x[s:s + batch], np.float64))
+    return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
+
+
 @dataclass
 class ContentModel:
     r"""Content embeddings that follow what is depicted rather than the hand: the collection's style-group means
@@ -600,7 +626,10 @@ class ContentModel:
       of up to :attr:`GROUP_SAMPLE` works' style embeddings, :func:`ward_groups`; the number of groups, 2 to 32, is
       the one whose k-means has the best silhouette, :func:`choose_groups`) and each descriptor has its group's mean
       subtracted; what remains is how this work differs from others in the same hand — its subject. Every work,
-      and an image from outside the collection, is in the group of its nearest sampled work.
+      and an image from outside the collection, is in the group of its nearest sampled work. Where a photograph
+      model applies (:mod:`artspace.medium`, shipped with artspace), each group is then split into the works it
+      calls photographs and the others, where both parts hold at least :attr:`SPLIT_SHARE` of the group and
+      :attr:`MIN_GROUP` works: photographs and realistic paintings lie close in every style embedding.
     * **A projection learnt from pastiches** (:mod:`artspace.content`, shipped with artspace): Fisher's
       discriminant of photographs and their AdaIN pastiches, the directions along which a change of hand moves a
       descriptor least compared with a change of photograph. Its coordinates, less their style-group means, form a
@@ -626,6 +655,11 @@ class ContentModel:
     #: are in the group of their nearest centroid
     sample: np.ndarray | None = None
     sample_groups: np.ndarray | None = None
+    #: the photograph model (:mod:`artspace.medium`) the style groups were checked with (None: not checked), and
+    #: the split as a table (groups before the split, 2): row j, column 1 for a photograph, gives the group (None:
+    #: no group was split)
+    medium: LinearProjection | None = None
+    split: np.ndarray | None = None
 
     #: :meth:`update` keeps the groups while the collection has changed by at most this fraction since the fit
     REFIT_AFTER = 0.1
@@ -641,13 +675,19 @@ class ContentModel:
     #: group (a work alone in its group, less its own mean, had nothing left), and a collection of fewer works is
     #: not centred at all (two works less their mean point in opposite directions, whatever they depict)
     MIN_GROUP = 4
+    #: a style group is split into photographs and other works only where each part holds at least this share of
+    #: it: the shipped photograph model calls 1.5 % of the paintings it was fitted on photographs (5-fold), more of
+    #: realistic ones (docs/benchmarks.md), so a smaller part of a group of paintings may be mostly its mistakes
+    SPLIT_SHARE = 0.1
 
     @classmethod
     def fit(cls, style: np.ndarray, descriptors: np.ndarray, *, groups: int | None = None,
-            sample: int = 50_000, seed: int = 0, learnt: LinearProjection | None = None) -> "ContentModel":
+            sample: int = 50_000, seed: int = 0, learnt: LinearProjection | None = None,
+            medium: LinearProjection | None = None, photographic: np.ndarray | None = None) -> "ContentModel":
         """Fit style groups (:func:`ward_groups` on at most :attr:`GROUP_SAMPLE` works, then every work in the group
-        of its nearest sampled work), the PCA of long descriptors (on at most *sample* works), and each group's mean;
-        *learnt* is the pastiche projection to blend in."""
+        of its nearest sampled work, then each group split by *photographic*, see the class), the PCA of long
+        descriptors (on at most *sample* works), and each group's mean; *learnt* is the pastiche projection to blend
+        in, *medium* the photograph model whose calls (*photographic*, one bool a work) split the groups."""
         n, given = len(style), style
         style, descriptors = np.asarray(style), np.asarray(descriptors)
         rng = np.random.default_rng(seed)
@@ -664,18 +704,29 @@ class ContentModel:
             sampled = np.asarray(style[rows], np.float32)
             nearest = nearest_rows(style, sampled)
             labels = ward_groups(sampled, g, nearest, cls.MIN_GROUP)
-            if labels.max() > 0:
-                centroids = np.stack([sampled[labels == j].mean(0) for j in range(labels.max() + 1)])
-        several = labels is not None and labels.max() > 0
+        else:
+            labels, nearest = np.zeros(min(n, 1), np.int64), np.zeros(n, np.int64)
+            sampled = style[:1].astype(np.float32)
+        split, calls = None, None
+        if medium is not None:
+            calls = np.asarray(photographic, bool)  # computed once here (artspace.medium.PhotographCalls)
+            split = split_by_medium(labels[nearest], calls, cls.MIN_GROUP, cls.SPLIT_SHARE)
+            if split.max() == labels.max():
+                split = None  # no group has enough photographs and enough other works
+        work_groups = labels[nearest] if split is None else split[labels[nearest], calls.astype(np.int64)]
+        several = work_groups.max(initial=0) > 0
+        if several:
+            centroids = group_means(style, work_groups, int(work_groups.max()) + 1)
         model = cls(centroids=centroids, means=np.zeros((len(centroids), 0), np.float32), fitted_on=n,
                     reduce=reduce, learnt=learnt, sample=sampled if several else None,
-                    sample_groups=labels if several else None)
+                    sample_groups=labels if several else None, medium=medium, split=split)
+        photo = photographic if split is not None else None
         if several:
-            model._last_groups = (style, labels[nearest])  # the groups just counted: not looked up again
-        model = model.with_means(style, descriptors)
+            model._last_groups = (style, photo, work_groups)  # the groups just counted: not looked up again
+        model = model.with_means(style, descriptors, photo)
         # remembered for the array as given too (a memory map is another object once np.asarray has viewed it): the
         # publication asks for these groups again, and at a million works each look-up costs about a minute
-        model._last_groups = (given, model._last_groups[1])
+        model._last_groups = (given, photo, model._last_groups[2])
         return model
 
     def parts(self, descriptors: np.ndarray) -> np.ndarray:
@@ -684,9 +735,10 @@ class ContentModel:
         a = self.reduce.transform(d) if self.reduce is not None else d
         return np.hstack([a, self.learnt.transform(d)]) if self.learnt is not None else a
 
-    def with_means(self, style: np.ndarray, descriptors: np.ndarray, batch: int = 65_536) -> "ContentModel":
+    def with_means(self, style: np.ndarray, descriptors: np.ndarray, photographic: np.ndarray | None = None,
+                   batch: int = 65_536) -> "ContentModel":
         """The same style groups and projections, with each group's mean taken over the works given."""
-        labels = self.groups(style)
+        labels = self.groups(style, photographic)
         g = len(self.centroids)
         sums, counts = None, np.bincount(labels, minlength=g).astype(np.float64)
         for s in range(0, len(labels), batch):
@@ -697,25 +749,30 @@ class ContentModel:
         means = (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
         means[counts < self.MIN_GROUP] = 0.0  # too few works to say what their hand shares
         model = ContentModel(centroids=self.centroids, means=means, fitted_on=self.fitted_on, reduce=self.reduce,
-                             learnt=self.learnt, sample=self.sample, sample_groups=self.sample_groups)
-        model._last_groups = (style, labels)  # the same centroids: the same groups
+                             learnt=self.learnt, sample=self.sample, sample_groups=self.sample_groups,
+                             medium=self.medium, split=self.split)
+        model._last_groups = (style, photographic, labels)  # the same centroids: the same groups
         return model
 
     @classmethod
     def update(cls, previous: "ContentModel | None", style: np.ndarray, descriptors: np.ndarray, *,
-               learnt: LinearProjection | None = None) -> tuple["ContentModel", bool]:
+               learnt: LinearProjection | None = None, medium: LinearProjection | None = None,
+               photographic: np.ndarray | None = None) -> tuple["ContentModel", bool]:
         """The model for a collection that changed since *previous* was fitted: *previous* itself, style groups,
         projections and means unchanged, while the collection grew or shrank by at most :attr:`REFIT_AFTER` since
-        the fit and the learnt projection is the same (so that adding 2 works to 500 costs no clustering and changes
-        no other work's content embedding), a new fit otherwise. Returns the model and whether it was refitted."""
+        the fit and the learnt projection and the photograph model are the same (so that adding 2 works to 500 costs
+        no clustering and changes no other work's content embedding), a new fit otherwise. A previous model fitted
+        with *medium* whose groups needed no split is kept too. Returns the model and whether it was refitted."""
         n = len(style)
         learnt = _applicable(learnt, descriptors.shape[1])
         if (previous is not None and previous.fitted_on and previous.centroids.shape[1] == style.shape[1]
                 and previous.input_dim == descriptors.shape[1] and _same(previous.learnt, learnt)
+                and previous.medium_fingerprint == _fingerprint(medium)
                 and abs(n - previous.fitted_on) <= cls.REFIT_AFTER * previous.fitted_on
-                and not previous.nearest_centroid_groups and not previous.centres_small_groups(style)):
+                and not previous.nearest_centroid_groups
+                and not previous.centres_small_groups(style, photographic if previous.split is not None else None)):
             return previous, False
-        return cls.fit(style, descriptors, learnt=learnt), True
+        return cls.fit(style, descriptors, learnt=learnt, medium=medium, photographic=photographic), True
 
     @property
     def nearest_centroid_groups(self) -> bool:
@@ -724,10 +781,10 @@ class ContentModel:
         :meth:`update` fits it again."""
         return self.sample is None and len(self.centroids) > 1
 
-    def centres_small_groups(self, style: np.ndarray) -> bool:
+    def centres_small_groups(self, style: np.ndarray, photographic: np.ndarray | None = None) -> bool:
         """Whether the model subtracts the mean of a style group that holds fewer than :attr:`MIN_GROUP` of the works
         *style* (a model fitted before that rule, or one whose groups shrank): such a model is fitted again."""
-        counts = np.bincount(self.groups(style), minlength=len(self.centroids))
+        counts = np.bincount(self.groups(style, photographic), minlength=len(self.centroids))
         return bool(((counts < self.MIN_GROUP) & np.any(self.means != 0, axis=1)).any())
 
     @property
@@ -742,28 +799,52 @@ class ContentModel:
         """The length of the content embedding."""
         return int(self.means.shape[1])
 
-    def assign(self, style: np.ndarray) -> np.ndarray:
-        """The style group of each row of *style*: that of its nearest sampled work (:func:`nearest_rows`), or in a
-        model without a sample its nearest centroid (:func:`nearest_centroids`)."""
-        if self.sample is not None:
-            return self.sample_groups[nearest_rows(style, self.sample)]
-        return nearest_centroids(style, self.centroids)
+    @property
+    def medium_fingerprint(self) -> str | None:
+        """What identifies the photograph model the groups were checked with (None: none)."""
+        return _fingerprint(self.medium)
 
-    def groups(self, style: np.ndarray) -> np.ndarray:
-        """Each work's style group (:meth:`assign`). The answer for the last array asked about is remembered: a
+    def is_photograph(self, moments) -> np.ndarray | None:
+        """Whether the photograph model calls each row of *moments* (relu4_1's channel means and deviations, n ×
+        1024) a photograph; None for a model whose groups are not split."""
+        if self.split is None:
+            return None
+        from .medium import photograph_logits
+
+        return photograph_logits(self.medium, moments) > 0
+
+    def assign(self, style: np.ndarray, photographic: np.ndarray | None = None) -> np.ndarray:
+        """The style group of each row of *style*: that of its nearest sampled work (:func:`nearest_rows`), or in a
+        model without a sample its nearest centroid (:func:`nearest_centroids`); in a model whose groups are split
+        by medium, the photographs' or the other works' part of it (*photographic*, one bool a row, is then
+        needed: :meth:`is_photograph`)."""
+        if self.sample is None:
+            return nearest_centroids(style, self.centroids)
+        labels = self.sample_groups[nearest_rows(style, self.sample)]
+        if self.split is None:
+            return labels
+        if photographic is None or len(photographic) != len(labels):
+            raise ValueError("this content model splits its style groups by medium: give each work's photograph "
+                             "call (ContentModel.is_photograph of its relu4_1 moments)")
+        return self.split[labels, np.asarray(photographic, bool).astype(np.int64)]  # all rows' calls, once
+
+    def groups(self, style: np.ndarray, photographic: np.ndarray | None = None) -> np.ndarray:
+        """Each work's style group (:meth:`assign`). The answer for the last arrays asked about is remembered: a
         publication asks about the same million works up to three times (is a group too small, each group's mean,
         the content statistics), seconds each."""
         last = getattr(self, "_last_groups", None)
-        if last is not None and last[0] is style and len(last[1]) == len(style):
-            return last[1]
-        labels = self.assign(style)
-        self._last_groups = (style, labels)
+        if (last is not None and last[0] is style and (self.split is None or last[1] is photographic)
+                and len(last[2]) == len(style)):
+            return last[2]
+        labels = self.assign(style, photographic)
+        self._last_groups = (style, photographic, labels)
         return labels
 
-    def transform(self, style: np.ndarray, descriptors: np.ndarray, batch: int = 65_536) -> np.ndarray:
+    def transform(self, style: np.ndarray, descriptors: np.ndarray, photographic: np.ndarray | None = None,
+                  batch: int = 65_536) -> np.ndarray:
         """Unit content embeddings (in blocks of rows, so that a million works need no copies of the whole
         array): each part less its style group's mean, scaled to unit length, and weighted (see the class)."""
-        groups = self.groups(style)
+        groups = self.groups(style, photographic)
         out = np.empty((len(descriptors), self.dim), np.float32)
         split = self.dim - (self.learnt.dim if self.learnt is not None else 0)
         w = self.LEARNT_WEIGHT
@@ -782,6 +863,11 @@ class ContentModel:
         out = {"centroids": self.centroids, "means": self.means, "fitted_on": np.int64(self.fitted_on)}
         if self.sample is not None:
             out["sample"], out["sample_groups"] = self.sample, np.asarray(self.sample_groups, np.int64)
+        if self.split is not None:
+            out["split"] = np.asarray(self.split, np.int64)
+        if self.medium is not None:
+            out["medium_mean"] = np.asarray(self.medium.mean, np.float32)
+            out["medium_components"] = np.asarray(self.medium.components, np.float32)
         for name, p in (("reduce", self.reduce), ("learnt", self.learnt)):
             if p is not None:
                 out[f"{name}_mean"] = np.asarray(p.mean, np.float32)
@@ -790,7 +876,8 @@ class ContentModel:
 
     def save(self, path: str | os.PathLike) -> None:
         info = json.dumps(self.learnt.info if self.learnt is not None else {}, sort_keys=True)
-        atomic_savez(path, **self.arrays(), learnt_info=np.array(info))
+        medium = json.dumps(self.medium.info if self.medium is not None else {}, sort_keys=True)
+        atomic_savez(path, **self.arrays(), learnt_info=np.array(info), medium_info=np.array(medium))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ContentModel":
@@ -802,8 +889,23 @@ class ContentModel:
                     parts[name] = LinearProjection(mean=z[f"{name}_mean"].astype(np.float64),
                                                    components=z[f"{name}_components"].astype(np.float64), info=info)
             sampled = {"sample": z["sample"], "sample_groups": z["sample_groups"]} if "sample" in z.files else {}
+            if "split" in z.files:
+                sampled["split"] = z["split"]
+            if "medium_mean" in z.files:
+                sampled["medium"] = LinearProjection(mean=z["medium_mean"].astype(np.float64),
+                                                     components=z["medium_components"].astype(np.float64),
+                                                     info=json.loads(str(z["medium_info"])))
             return cls(centroids=z["centroids"], means=z["means"],
                        fitted_on=int(z["fitted_on"]) if "fitted_on" in z.files else 0, **parts, **sampled)
+
+
+def _fingerprint(medium: LinearProjection | None) -> str | None:
+    """A digest of a photograph model's numbers (None for none): two models that call the same works agree."""
+    if medium is None:
+        return None
+    h = hashlib.sha256(np.asarray(medium.mean, np.float32).tobytes())
+    h.update(np.asarray(medium.components, np.float32).tobytes())
+    return h.hexdigest()
 
 
 def _applicable(learnt: LinearProjection | None, dim: int) -> LinearProjection | None:

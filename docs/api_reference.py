@@ -32,6 +32,8 @@ SECTIONS = [
      "taught spaces, content projections, export."),
     ("Content space", "artspace.content", None, "The content projection learnt from pastiches that the catalog blends "
      "into the content space (fitted by `artspace.analysis.fit_content`)."),
+    ("Photographs apart", "artspace.medium", None, "The photograph model (logistic regression on relu4_1's channel "
+     "statistics) that splits the content space's style groups into photographs and other works."),
     ("Discriminants", "artspace.discriminant", None, "Fisher's discriminant with shrinkage, shared by the content "
      "projection and taught spaces."),
     ("Pastiche sets", "artspace.pastiches", None, "Photographs painted in many paintings by AdaIN: the groups a "

@@ -134,7 +134,7 @@ def test_style_groups_are_wards_and_every_work_is_in_its_nearest_sampled_works_g
     np.save(tmp_path / "style.npy", style)
     mapped = np.load(tmp_path / "style.npy", mmap_mode="r")
     looked_up, assign = [], ContentModel.assign
-    monkeypatch.setattr(ContentModel, "assign", lambda m, s: looked_up.append(len(s)) or assign(m, s))
+    monkeypatch.setattr(ContentModel, "assign", lambda m, s, p=None: looked_up.append(len(s)) or assign(m, s, p))
     fitted = ContentModel.fit(mapped, desc, groups=2)
     fitted.transform(mapped, desc)
     found = fitted.groups(mapped)

@@ -51,6 +51,7 @@ import pandas as pd
 from .. import __version__
 from ..atomic import atomic_write
 from ..errors import ArtspaceError, CorruptCatalog, InvalidMetadata, InvalidOption
+from ..medium import PhotographCalls
 from ..spec import FeatureSpec
 from .chunks import ChunkedArray, basis_digests, kept_works, open_array, unchanged_rows, write_chunks
 from .metadata import WORK_COLUMNS, join_metadata, read_metadata
@@ -61,6 +62,8 @@ from .taught import carry_taught
 
 NEIGHBOURS = "style_neighbours.npz"
 CONTENT_STATS = "content_stats.npz"
+#: the manifest's ``content_groups`` where the style groups were checked for photographs (:mod:`artspace.medium`)
+MEDIUM_GROUPS = "ward+photographs"
 PROJECTIONS = {"style": "style_projection.npz", "l_style": "l_style_projection.npz"}
 PAIRS = "pairs.npz"
 #: The extraction log is compacted into one shard once it has more shards than this, or more than MAX_DEAD dead
@@ -354,7 +357,9 @@ class Embedder:
     def __call__(self, out: dict) -> dict:
         """Every space's embedding, content included."""
         e = self.compact(out)
-        e["content"] = self.content_model.transform(e["l_style"], out["descriptor"].numpy())
+        model = self.content_model
+        e["content"] = model.transform(e["l_style"], out["descriptor"].numpy(),
+                                       model.is_photograph(out["moments"].numpy()))
         return e
 
 
@@ -547,20 +552,24 @@ def _previous_content_model(run):
         return None
 
 
-def content_model_outdated(previous: Previous) -> str | None:
+def content_model_outdated(previous: Previous, spec: FeatureSpec) -> str | None:
     """Why the published generation's content model must be fitted again, as the note the index run gives, or None.
-    Two kinds of catalog published before a rule of :class:`~artspace.search.ContentModel`: one whose style groups
+    Three kinds of catalog published before a rule of :class:`~artspace.search.ContentModel`: one whose style groups
     are k-means clusters (:attr:`~artspace.search.ContentModel.nearest_centroid_groups`; Ward's groups follow the
-    media better, docs/benchmarks.md), and one that subtracts the mean of a style group too small to have one
+    media better, docs/benchmarks.md), one that subtracts the mean of a style group too small to have one
     (:meth:`~artspace.search.ContentModel.centres_small_groups`: a work alone in its group had an empty content
-    embedding). The next index run then publishes again, without reading an image."""
+    embedding), and one published before style groups were split by medium where artspace's photograph model fits
+    its features (*spec*; :mod:`artspace.medium`). The next index run then publishes again, without reading an
+    image."""
+    from ..medium import model_for
     from ..search import ContentModel
 
     if previous.folder is None or not previous.healthy:
         return None
     min_group = previous.manifest.get("content_min_group") == ContentModel.MIN_GROUP
-    if min_group and previous.manifest.get("content_groups") == "ward":
-        return None  # published under both rules: nothing to read (an unchanged collection's run stays instant)
+    ward = previous.manifest.get("content_groups") in ("ward", MEDIUM_GROUPS)
+    if min_group and ward and (previous.manifest.get("content_groups") == MEDIUM_GROUPS or model_for(spec) is None):
+        return None  # published under every rule: nothing to read (an unchanged collection's run stays instant)
     try:
         model = ContentModel.load(previous.folder / "content_model.npz")
         if not min_group:
@@ -572,6 +581,10 @@ def content_model_outdated(previous: Previous) -> str | None:
         if model.nearest_centroid_groups:
             return ("the content model's style groups were k-means clusters; they are fitted again with Ward's "
                     "clustering, which follows the media better (docs/index.md); the catalog is published again, "
+                    "no image read")
+        if previous.manifest.get("content_groups") != MEDIUM_GROUPS and model_for(spec) is not None:
+            return ("the content model's style groups were not split into photographs and other works; they are "
+                    "fitted again with artspace's photograph model (docs/index.md); the catalog is published again, "
                     "no image read")
     except Exception:  # noqa: BLE001 - a damaged generation is the health check's business
         return None
@@ -593,7 +606,7 @@ def _previous_content_stats(run):
     return stats if prev.works is not None and len(stats.groups) == len(prev.works) else None
 
 
-def _remember_groups(model, stats, style, carried: np.ndarray | None) -> None:
+def _remember_groups(model, stats, style, photographic, carried: np.ndarray | None) -> None:
     """Tell the previous content *model* every work's style group (its memo of :meth:`ContentModel.groups`), read
     from the previous *stats* for the works whose style embedding is unchanged (*carried*: each work's previous
     row, or −1) and computed for the others only. Deciding whether the model is kept asks for every work's group,
@@ -606,10 +619,10 @@ def _remember_groups(model, stats, style, carried: np.ndarray | None) -> None:
     labels[old] = stats.groups[carried[old]]
     new = np.flatnonzero(~old)
     if len(new):
-        labels[new] = model.assign(style[new])
+        labels[new] = model.assign(style[new], None if model.split is None else photographic[new])
     if len(labels) and labels.max(initial=0) >= len(model.centroids):
         return  # statistics of another model: the groups are computed afresh
-    model._last_groups = (style, labels)
+    model._last_groups = (style, photographic if model.split is not None else None, labels)
 
 
 def _carried_rows(run, ids: np.ndarray, unchanged) -> np.ndarray | None:
@@ -642,6 +655,19 @@ def _learnt_projection(run, previous_model):
     return projection_for(run.spec)
 
 
+def _medium_model(run, previous_model):
+    """The photograph model that splits the style groups (:mod:`artspace.medium`): the one this run asks for, else
+    the one the catalog's groups were split by, else the one shipped with artspace where it fits the catalog's
+    features; None where none fits."""
+    from ..medium import model_for
+
+    if run.medium_model is not None:
+        return run.medium_model
+    if previous_model is not None and previous_model.medium is not None:
+        return previous_model.medium
+    return model_for(run.spec)
+
+
 def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moments, skipped_all, off_axes) -> dict:
     import faiss
     import torch
@@ -655,13 +681,18 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
     previous_model = _previous_content_model(run)
     previous_stats = _previous_content_stats(run)
     kept = kept_works(run.previous, works)  # compared once; each array then checks its own basis
+    medium = _medium_model(run, previous_model)
+    # each work's photograph call, computed for the works that need one: all of them only when the groups are fitted
+    photographic = PhotographCalls(medium, moments) if medium is not None else None
     basis = None
     if previous_model is not None and previous_stats is not None:
         basis = basis_digests(run.spec.to_dict(), run.precision, run.log.projection_files(), previous_model)
-        _remember_groups(previous_model, previous_stats, emb["l_style"],
+        _remember_groups(previous_model, previous_stats, emb["l_style"], photographic,
                          _carried_rows(run, ids, unchanged_rows(run.previous, kept, basis, "l_style")))
     content_model, refitted = ContentModel.update(previous_model, emb["l_style"], desc,
-                                                  learnt=_learnt_projection(run, previous_model))
+                                                  learnt=_learnt_projection(run, previous_model), medium=medium,
+                                                  photographic=photographic)
+    photographic = photographic if content_model.split is not None else None
     if refitted and run.previous.folder is not None:
         g = len(content_model.centroids)
         run.report.notes.append(f"the content model's {g} style group{'s were' if g > 1 else ' was'} fitted "
@@ -669,7 +700,7 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
     if basis is None or content_model is not previous_model:  # the projections' 64 MB are hashed once if kept
         basis = basis_digests(run.spec.to_dict(), run.precision, run.log.projection_files(), content_model)
     unchanged_content = unchanged_rows(run.previous, kept, basis, "content")
-    emb["content"] = _content(run, unchanged_content, emb["l_style"], desc, content_model)
+    emb["content"] = _content(run, unchanged_content, emb["l_style"], desc, photographic, content_model)
     indexes = {}
     for by, sp in SPACES.items():
         previous_index = _previous_index(run, by, len(ids))
@@ -679,7 +710,9 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
     run.status("how the content similarities are spread")
     content_stats, _ = ContentStats.update(
         None if refitted else previous_stats, emb["content"], _carried_rows(run, ids, unchanged_content),
-        lambda rows: content_model.groups(emb["l_style"] if rows is None else emb["l_style"][rows]),
+        lambda rows: content_model.groups(emb["l_style"] if rows is None else emb["l_style"][rows],
+                                          photographic if rows is None or photographic is None
+                                          else photographic[rows]),
         len(content_model.centroids))
     previous = NeighbourLists.load(run.previous.folder / NEIGHBOURS) if run.previous.folder else None
     run.status("neighbourhood scales of the style space" + (" (updated in place)" if previous else ""))
@@ -723,7 +756,7 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
         # the least style group its content model keeps (ContentModel.MIN_GROUP) and how its style groups were made
         # (ContentModel.fit): a catalog published before either rule is checked, once, by content_model_outdated
         "content_min_group": ContentModel.MIN_GROUP,
-        "content_groups": "ward",
+        "content_groups": MEDIUM_GROUPS if content_model.medium is not None else "ward",
         # what content search standardises its similarities by (ContentStats): a catalog published before it is
         # published again by the next index run, without reading an image
         "content_stats": {"file": CONTENT_STATS, "works": int(content_stats.counts[0]),
@@ -752,7 +785,7 @@ def _content_description(model) -> dict:
              **{k: learnt.info.get(k) for k in ("method", "shrinkage", "groups", "works", "catalog")}}}
 
 
-def _content(run, unchanged, l_style, desc, content_model):
+def _content(run, unchanged, l_style, desc, photographic, content_model):
     """Every work's content embedding. When the run only added works (with larger ids) and kept the content model
     (*unchanged*: the rows equal to the published generation's), the earlier works' rows are the published
     generation's, memory-mapped, and only the new rows are computed: a million works' 2 GB are then neither read
@@ -767,9 +800,10 @@ def _content(run, unchanged, l_style, desc, content_model):
             except (OSError, ValueError):
                 old = None
             if old is not None and len(old) == m:
-                tail = content_model.transform(l_style[m:], desc[m:])
+                tail = content_model.transform(l_style[m:], desc[m:],
+                                               None if photographic is None else photographic[m:])
                 return ChunkedArray([*(old.parts if isinstance(old, ChunkedArray) else [old]), tail])
-    return content_model.transform(l_style, desc)
+    return content_model.transform(l_style, desc, photographic)
 
 
 def _previous_index(run, by: str, n: int):

@@ -137,7 +137,7 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
           signature_dim: int = 128, rebuild: bool = False, quiet: bool = False, streams: int | None = None,
           max_pixels: int | None = None, exclude: Sequence[str] = (), include_outputs: bool = False,
           precision: str = "auto", engine: str = "local", address: str | None = None, compile: bool = False,
-          content_projection: str | os.PathLike | None = None,
+          content_projection: str | os.PathLike | None = None, medium_model: str | os.PathLike | None = None,
           on_skip: Callable[[str, str], None] | None = None) -> IndexReport:
     """Index every image below *root* into a catalog: extract, store, fit, and build the search indexes.
 
@@ -197,6 +197,9 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
     content_projection : path, optional
         A content projection made by :func:`artspace.analysis.content_fit.fit_content` (``artspace fit-content``) to blend into
         the content embeddings instead of the one the catalog has (at first, the one shipped with artspace).
+    medium_model : path, optional
+        A photograph model made by :func:`artspace.medium.fit_medium` (``artspace fit-medium``) to split the content
+        model's style groups by, instead of the one the catalog has (at first, the one shipped with artspace).
     on_skip : callable(path, reason), optional
         Called for each file that is not catalogued.
 
@@ -242,7 +245,7 @@ def index(root: str | os.PathLike, *, catalog: str | os.PathLike | None = None,
             collect_garbage(cdir)
             run = _Run(root, cdir, report, quiet=quiet, on_skip=on_skip)
             run.prepare(spec, md, rebuild, precision, device, forget_metadata=metadata is False)
-            run.choose_content_projection(content_projection)
+            run.choose_content_projection(content_projection, medium_model)
             run.plan(exclude, include_outputs)
             if run.needs_publishing():
                 run.extract(batch_size=batch_size, device=device, workers=workers, streams=streams,
@@ -303,6 +306,8 @@ class _Run:
         self.rebuilt = False
         #: the learnt content projection asked for on this run (None: the catalog's own, or the shipped one)
         self.content_projection = None
+        #: the photograph model asked for on this run (None: the catalog's own, or the shipped one)
+        self.medium_model = None
         #: whether the collection was found at another place than the published generation records
         self.moved = False
 
@@ -483,20 +488,24 @@ class _Run:
             self.projections = None
             self.rebuilt = True
 
-    def choose_content_projection(self, path) -> None:
-        """Read the content projection asked for (refused here, before any image, if it does not fit the spec)."""
+    def choose_content_projection(self, path, medium=None) -> None:
+        """Read the content projection and the photograph model asked for (refused here, before any image, if they
+        do not fit the spec)."""
         from ..content import projection_for
+        from ..medium import model_for
 
         if path is not None:
             self.content_projection = projection_for(self.spec, path)
+        if medium is not None:
+            self.medium_model = model_for(self.spec, medium)
 
     def needs_publishing(self) -> bool:
         """Whether a generation made now would differ from the published one (works, skips, metadata, damage, the
-        content projection, a content model from before the smallest style group had a size)."""
+        content projection or photograph model asked for, a content model from before one of its rules)."""
         if (self.todo or self.state.damaged or self.projections is None or self.content_projection is not None
-                or self.moved):
+                or self.medium_model is not None or self.moved):
             return True
-        outdated = gen.content_model_outdated(self.previous)
+        outdated = gen.content_model_outdated(self.previous, self.spec)
         if outdated:
             self.report.notes.append(outdated)
             return True

@@ -3,7 +3,7 @@
 Each command parses its options, calls one library function with the same argument names, and prints:
 
 * :mod:`.common` — the app, the one error handler (``Error: ...``, exit code 1), option groups declared once;
-* :mod:`.collection` — ``demo``, ``index``, ``pastiche-set``, ``fit-content``;
+* :mod:`.collection` — ``demo``, ``index``, ``pastiche-set``, ``fit-content``, ``fit-medium``;
 * :mod:`.queries` — ``similar``, ``distance``;
 * :mod:`.pastiches` — ``transfer``, ``reconstruct``;
 * :mod:`.networks` — ``train-style``, ``train-decoder``, ``stylise``;

@@ -79,6 +79,10 @@ def index_cmd(
                                                       "from `artspace fit-content` to blend into the content "
                                                       "space instead of the catalog's (at first, the one shipped "
                                                       "with artspace); kept by later runs."),
+    medium_model: Optional[Path] = typer.Option(None, "--medium-model", help="A photograph model from `artspace "
+                                                "fit-medium` to split the content space's style groups into "
+                                                "photographs and other works by, instead of the catalog's (at "
+                                                "first, the one shipped with artspace); kept by later runs."),
     quiet: bool = quiet_option("No progress bar or status lines."),
 ):
     """Index a folder: style and content features of every image, a catalog beside them, faiss indexes.
@@ -104,7 +108,7 @@ def index_cmd(
                    batch_size=batch_size, device=device, workers=workers, streams=streams, rebuild=rebuild,
                    quiet=quiet, max_pixels=max_pixels, exclude=tuple(exclude or ()), include_outputs=include_outputs,
                    precision=precision, engine=engine, address=address, compile=compile,
-                   content_projection=content_projection, on_skip=lambda path, reason: echo_err(f"skipped {path}: {reason}"))
+                   content_projection=content_projection, medium_model=medium_model, on_skip=lambda path, reason: echo_err(f"skipped {path}: {reason}"))
     for note in report.notes:
         echo_err(f"note: {note}")
     typer.echo(report.summary())
@@ -166,3 +170,30 @@ def fit_content_cmd(
     p.save(output)
     typer.echo(f"wrote {output}: {p.dim} directions from {p.info['works']} works in {p.info['groups']} groups "
                f"(shrinkage {shrinkage})")
+
+
+@app.command("fit-medium")
+@handle_errors
+def fit_medium_cmd(
+    photographs: Path = typer.Argument(..., help="Folder of photographs."),
+    paintings: Path = typer.Argument(..., help="Folder of paintings (or drawings, prints: any other medium)."),
+    output: Path = typer.Option(..., "--output", "-o", help="The model file to write (.npz); never overwritten."),
+    size: int = typer.Option(224, "--size", help="Input side in pixels: the --size of the catalogs that will use "
+                             "it (relu4_1's statistics depend on it)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, mps."),
+):
+    """Fit a photograph model: logistic regression on relu4_1's channel means and deviations (AdaIN's style, Huang &
+    Belongie 2017) of photographs against paintings. The content space splits each style group into the works it
+    calls photographs and the others. Use it with `artspace index --medium-model`.
+
+    Example: artspace fit-medium photos/ paintings/ -o my_medium.npz && artspace index works --medium-model my_medium.npz
+    """
+    from ..errors import ArtspaceError
+    from ..medium import fit_medium
+
+    if output.exists():
+        raise ArtspaceError(f"{output} exists; artspace never overwrites a file: choose another --output")
+    p = fit_medium(photographs, paintings, output, size=size, device=device, progress=True)
+    typer.echo(f"wrote {output}: {p.info['photographs']} photographs against {p.info['others']} other images, "
+               f"{size} px, regularisation C = {p.info['C']:g} (5-fold cross-validated), training accuracy "
+               f"{p.info['training_accuracy']:.3f}")
