@@ -676,7 +676,7 @@ class ContentModel:
     #: not centred at all (two works less their mean point in opposite directions, whatever they depict)
     MIN_GROUP = 4
     #: a style group is split into photographs and other works only where each part holds at least this share of
-    #: it: the shipped photograph model calls 1.5 % of the paintings it was fitted on photographs (5-fold), more of
+    #: it: the shipped photograph model calls 1.4 % of the paintings it was fitted on photographs (5-fold), more of
     #: realistic ones (docs/benchmarks.md), so a smaller part of a group of paintings may be mostly its mistakes
     SPLIT_SHARE = 0.1
 
@@ -711,7 +711,7 @@ class ContentModel:
         if medium is not None:
             calls = np.asarray(photographic, bool)  # computed once here (artspace.medium.PhotographCalls)
             split = split_by_medium(labels[nearest], calls, cls.MIN_GROUP, cls.SPLIT_SHARE)
-            if split.max() == labels.max():
+            if split.max() == labels.max(initial=0):
                 split = None  # no group has enough photographs and enough other works
         work_groups = labels[nearest] if split is None else split[labels[nearest], calls.astype(np.int64)]
         several = work_groups.max(initial=0) > 0
@@ -900,7 +900,7 @@ class ContentModel:
 
 
 def _fingerprint(medium: LinearProjection | None) -> str | None:
-    """A digest of a photograph model's numbers (None for none): two models that call the same works agree."""
+    """A digest of a photograph model's numbers (None for none): the same model, saved and read back, agrees."""
     if medium is None:
         return None
     h = hashlib.sha256(np.asarray(medium.mean, np.float32).tobytes())
