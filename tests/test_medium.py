@@ -110,6 +110,11 @@ def test_style_groups_are_split_into_photographs_and_other_works(tmp_path):
     other = fit_logistic(_moments(10, 2.0, 2), _moments(10, -2.0, 3))
     assert ContentModel.update(back, style, desc, medium=other, photographic=photographic)[1]
     assert ContentModel.update(back, style, desc)[1]
+    # a few works of the drawings called photographs (6 of 40: the model's mistakes, below SPLIT_SHARE) split nothing
+    mistaken = photographic.copy()
+    mistaken[80:86] = True
+    few = ContentModel.fit(style, desc, groups=2, medium=medium, photographic=mistaken)
+    assert len(few.centroids) == 3 and len(set(few.groups(style, mistaken)[80:])) == 1
     # a collection with no photographs: checked, not split, and kept by the next update
     painted = ContentModel.fit(style, desc, groups=2, medium=medium, photographic=np.zeros(120, bool))
     assert painted.split is None and painted.medium is medium and len(painted.centroids) == 2
