@@ -20,7 +20,7 @@ enough (:meth:`artspace.search.ContentModel.fit`).
 
 artspace ships one model (``artspace/data/photograph_model.npz``, 10 KB) for the default input size and weights,
 fitted on the 1,320 photographs of ``photos-train`` against the 2,100 paintings of ``paintings-train``, neither in
-any set the docs measure on, by ``artspace fit-medium PHOTOS PAINTINGS -o artspace/data/photograph_model.npz``
+any set the docs measure on, by ``artspace fit-medium PHOTOS PAINTINGS -o photograph_model.npz`` (then copied there)
 (:func:`fit_medium`). ``artspace index --medium-model FILE`` uses another.
 """
 

@@ -108,7 +108,8 @@ def index_cmd(
                    batch_size=batch_size, device=device, workers=workers, streams=streams, rebuild=rebuild,
                    quiet=quiet, max_pixels=max_pixels, exclude=tuple(exclude or ()), include_outputs=include_outputs,
                    precision=precision, engine=engine, address=address, compile=compile,
-                   content_projection=content_projection, medium_model=medium_model, on_skip=lambda path, reason: echo_err(f"skipped {path}: {reason}"))
+                   content_projection=content_projection, medium_model=medium_model,
+                   on_skip=lambda path, reason: echo_err(f"skipped {path}: {reason}"))
     for note in report.notes:
         echo_err(f"note: {note}")
     typer.echo(report.summary())
@@ -186,7 +187,8 @@ def fit_medium_cmd(
     Belongie 2017) of photographs against paintings. The content space splits each style group into the works it
     calls photographs and the others. Use it with `artspace index --medium-model`.
 
-    Example: artspace fit-medium photos/ paintings/ -o my_medium.npz && artspace index works --medium-model my_medium.npz
+    Example: artspace fit-medium photos/ paintings/ -o my_medium.npz
+             artspace index works --medium-model my_medium.npz
     """
     from ..errors import ArtspaceError
     from ..medium import fit_medium
@@ -195,5 +197,6 @@ def fit_medium_cmd(
         raise ArtspaceError(f"{output} exists; artspace never overwrites a file: choose another --output")
     p = fit_medium(photographs, paintings, output, size=size, device=device, progress=True)
     typer.echo(f"wrote {output}: {p.info['photographs']} photographs against {p.info['others']} other images, "
-               f"{size} px, regularisation C = {p.info['C']:g} (5-fold cross-validated), training accuracy "
-               f"{p.info['training_accuracy']:.3f}")
+               f"{size} px, regularisation C = {p.info['C']:g} (5-fold cross-validated); in 5-fold cross-validation "
+               f"{100 * p.info['cv_photographs_missed']:.1f} % of the photographs were called other and "
+               f"{100 * p.info['cv_others_called_photographs']:.1f} % of the others photographs")
