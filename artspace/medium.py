@@ -85,13 +85,17 @@ def model_for(spec, path: str | os.PathLike | None = None) -> LinearProjection |
     return p if p is not None and {k: p.info.get(k) for k in want} == want else None
 
 
+def _log_moments(moments, dtype=np.float32) -> np.ndarray:
+    """The model's input x: the logarithms of the channel statistics plus :data:`EPS`."""
+    return np.log(np.maximum(np.asarray(moments, dtype), 0.0) + EPS)
+
+
 def photograph_logits(model: LinearProjection, moments, batch: int = 65_536) -> np.ndarray:
     """The logit of P(photograph) for each row of *moments* (n × 1024: relu4_1's channel means then standard
     deviations, as catalogs store them), in blocks of rows. Positive: a photograph."""
     out = np.empty(len(moments), np.float32)
     for s in range(0, len(moments), batch):
-        x = np.log(np.maximum(np.asarray(moments[s:s + batch], np.float32), 0.0) + EPS)
-        out[s:s + batch] = model.transform(x)[:, 0]
+        out[s:s + batch] = model.transform(_log_moments(moments[s:s + batch]))[:, 0]
     return out
 
 
@@ -162,7 +166,7 @@ def fit_logistic(photographs: np.ndarray, others: np.ndarray, *, info: dict | No
     if len(photographs) < 5 or len(others) < 5:
         raise InvalidOption(f"a photograph model needs at least 5 photographs and 5 other images (got "
                             f"{len(photographs)} and {len(others)})")
-    x = np.log(np.maximum(np.vstack([photographs, others]).astype(np.float64), 0.0) + EPS)
+    x = _log_moments(np.vstack([photographs, others]), np.float64)
     y = np.r_[np.ones(len(photographs)), np.zeros(len(others))]
     m, s = x.mean(0), x.std(0) + 1e-6
     z, folds = (x - m) / s, StratifiedKFold(5, shuffle=True, random_state=seed)

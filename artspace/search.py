@@ -605,12 +605,18 @@ def split_by_medium(groups: np.ndarray, photographic: np.ndarray, minimum: int, 
     return table
 
 
-def group_means(x: np.ndarray, labels: np.ndarray, g: int, batch: int = 65_536) -> np.ndarray:
-    """The mean row of *x* in each of the *g* groups *labels* (float32; in blocks of rows)."""
-    sums, counts = np.zeros((g, x.shape[1])), np.bincount(labels, minlength=g)
+def group_means(x: np.ndarray, labels: np.ndarray, g: int, *, transform: Callable | None = None,
+                batch: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
+    """The mean row of *x* (each block of rows passed through *transform* first, if given) in each of the *g* groups
+    *labels*, summed in float64 in blocks of rows: ``(means (g, d) float32, counts (g,))``."""
+    sums, counts = None, np.bincount(labels, minlength=g)
     for s in range(0, len(labels), batch):
-        np.add.at(sums, labels[s:s + batch], np.asarray(x[s:s + batch], np.float64))
-    return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
+        rows = x[s:s + batch] if transform is None else transform(x[s:s + batch])
+        rows = np.asarray(rows, np.float64)
+        if sums is None:
+            sums = np.zeros((g, rows.shape[1]))
+        np.add.at(sums, labels[s:s + batch], rows)
+    return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32), counts
 
 
 @dataclass
@@ -716,7 +722,7 @@ class ContentModel:
         work_groups = labels[nearest] if split is None else split[labels[nearest], calls.astype(np.int64)]
         several = work_groups.max(initial=0) > 0
         if several:
-            centroids = group_means(style, work_groups, int(work_groups.max()) + 1)
+            centroids = group_means(style, work_groups, int(work_groups.max()) + 1)[0]
         model = cls(centroids=centroids, means=np.zeros((len(centroids), 0), np.float32), fitted_on=n,
                     reduce=reduce, learnt=learnt, sample=sampled if several else None,
                     sample_groups=labels if several else None, medium=medium, split=split)
@@ -739,14 +745,7 @@ class ContentModel:
                    batch: int = 65_536) -> "ContentModel":
         """The same style groups and projections, with each group's mean taken over the works given."""
         labels = self.groups(style, photographic)
-        g = len(self.centroids)
-        sums, counts = None, np.bincount(labels, minlength=g).astype(np.float64)
-        for s in range(0, len(labels), batch):
-            x = self.parts(descriptors[s:s + batch]).astype(np.float64)
-            if sums is None:
-                sums = np.zeros((g, x.shape[1]))
-            np.add.at(sums, labels[s:s + batch], x)
-        means = (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
+        means, counts = group_means(descriptors, labels, len(self.centroids), transform=self.parts, batch=batch)
         means[counts < self.MIN_GROUP] = 0.0  # too few works to say what their hand shares
         model = ContentModel(centroids=self.centroids, means=means, fitted_on=self.fitted_on, reduce=self.reduce,
                              learnt=self.learnt, sample=self.sample, sample_groups=self.sample_groups,

@@ -567,8 +567,9 @@ def content_model_outdated(previous: Previous, spec: FeatureSpec) -> str | None:
     if previous.folder is None or not previous.healthy:
         return None
     min_group = previous.manifest.get("content_min_group") == ContentModel.MIN_GROUP
-    ward = previous.manifest.get("content_groups") in ("ward", MEDIUM_GROUPS)
-    if min_group and ward and (previous.manifest.get("content_groups") == MEDIUM_GROUPS or model_for(spec) is None):
+    groups = previous.manifest.get("content_groups")
+    unsplit = groups != MEDIUM_GROUPS and model_for(spec) is not None  # published before the photograph split
+    if min_group and groups in ("ward", MEDIUM_GROUPS) and not unsplit:
         return None  # published under every rule: nothing to read (an unchanged collection's run stays instant)
     try:
         model = ContentModel.load(previous.folder / "content_model.npz")
@@ -582,7 +583,7 @@ def content_model_outdated(previous: Previous, spec: FeatureSpec) -> str | None:
             return ("the content model's style groups were k-means clusters; they are fitted again with Ward's "
                     "clustering, which follows the media better (docs/index.md); the catalog is published again, "
                     "no image read")
-        if previous.manifest.get("content_groups") != MEDIUM_GROUPS and model_for(spec) is not None:
+        if unsplit:
             return ("the content model's style groups were not split into photographs and other works; they are "
                     "fitted again with artspace's photograph model (docs/index.md); the catalog is published again, "
                     "no image read")
