@@ -114,20 +114,41 @@ def feedforward_speed(out: Path, device: str) -> None:
                   f"{1000 * statistics.median(ada[1:]):.1f} ms per image", flush=True)
 
 
-def ray_speed(out: Path) -> None:
+def ray_speed(out: Path, n: int) -> None:
+    """``index --engine ray`` on the 224 px JPEGs of the index stage (made here if that stage did not run), with the
+    actors Ray gives this machine; its style embeddings against those of the local bfloat16 catalog."""
     try:
         import ray
     except ImportError:
         print("ray: not installed, skipped")
         return
-    from artspace.catalog import index
+    from artspace.catalog import Catalog, index
+    from artspace.features import FeatureSpec
 
-    ray.init(include_dashboard=False, log_to_driver=False)
     folder = out / "jpegs224"
+    if not folder.exists():
+        make_jpegs(folder, n, 224)
+    ray.init(include_dashboard=False, log_to_driver=False)
+    resources = ray.cluster_resources()
+    print(f"ray {ray.__version__}: {resources.get('GPU', 0):.0f} GPU(s), {resources.get('CPU', 0):.0f} CPU(s)",
+          flush=True)
     t = time.perf_counter()
     index(folder, catalog=out / "cat-ray", quiet=True, engine="ray", precision="bfloat16")
-    n = sum(1 for _ in folder.iterdir())
-    print(f"index --engine ray, one GPU actor, 224 px: {n / (time.perf_counter() - t):.0f} img/s end to end")
+    count = sum(1 for _ in folder.iterdir())
+    print(f"index --engine ray, 224 px bfloat16: {count / (time.perf_counter() - t):.0f} img/s end to end "
+          f"({count} JPEGs)", flush=True)
+    local = out / "cat224-bfloat16-False"
+    if local.exists():  # the index stage's local catalog of the same JPEGs: the same neighbours?
+        d = []
+        for path in (out / "cat-ray", local):
+            ids, v = Catalog.open(path).embeddings()
+            v = v[np.argsort(ids)].astype(np.float64)
+            d.append(((v[:, None] - v[None]) ** 2).sum(-1) + np.diag(np.full(len(v), np.inf)))
+        near = [np.argsort(x, 1)[:, :10] for x in d]
+        recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(*near)])
+        finite = np.isfinite(d[0])
+        print(f"ray vs local catalog (style): recall@10 {recall:.3f}, correlation of the distances "
+              f"{np.corrcoef(d[0][finite], d[1][finite])[0, 1]:.6f}", flush=True)
 
 
 STAGES = ("index", "transfer", "feedforward", "ray")
@@ -158,7 +179,7 @@ def main() -> None:
     if "index" in stages:
         index_speed(a.out, a.n, a.device, not a.no_compile, tuple(int(s) for s in a.sizes.split(",")))
     if "ray" in stages:
-        ray_speed(a.out)
+        ray_speed(a.out, a.n)
 
 
 if __name__ == "__main__":

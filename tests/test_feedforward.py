@@ -250,11 +250,11 @@ def _interrupted_at_batch(number: int, monkeypatch):
     """Inside the block, drawing the *number*-th training batch raises KeyboardInterrupt, as Ctrl-C would."""
     calls, real = {"n": 0}, training_module.ImageSampler.batch
 
-    def interrupting(self, n):
+    def interrupting(self, n, g):
         calls["n"] += 1
         if calls["n"] == number:
             raise KeyboardInterrupt
-        return real(self, n)
+        return real(self, n, g)
 
     monkeypatch.setattr(training_module.ImageSampler, "batch", interrupting)
     try:
@@ -361,7 +361,37 @@ def test_a_cosine_schedule_decays_the_rate_to_zero_over_the_steps_or_the_budget(
 def test_a_decoder_trains_on_the_same_crops_with_batches_drawn_ahead(photos, paintings, tmp_path):
     d1 = train_decoder(photos, paintings, tmp_path / "d1.pt", steps=3, seed=2, prefetch=0, **TINY)
     d2 = train_decoder(photos, paintings, tmp_path / "d2.pt", steps=3, seed=2, prefetch=2, **TINY)
-    assert [h["total"] for h in d1.history] == [h["total"] for h in d2.history]
+    d3 = train_decoder(photos, paintings, tmp_path / "d3.pt", steps=3, seed=2, prefetch=4, workers=3, **TINY)
+    assert [h["total"] for h in d1.history] == [h["total"] for h in d2.history] == [h["total"] for h in d3.history]
+
+
+def test_batches_drawn_on_several_threads_are_the_plain_loops_and_resume_bit_for_bit(photos, paintings, tmp_path,
+                                                                                    monkeypatch):
+    """Batches drawn ahead on three threads, an interrupted run (stopped in its third step) resumed so too: the
+    network and losses of a plain loop, exactly. Each batch has its own generator, seeded in turn from --seed."""
+    style = [paintings / "painting2.png"]
+    whole = train_style(style, photos, tmp_path / "whole.pt", steps=5, seed=3, checkpoint_every=1, workers=0,
+                        **TINY)
+    calls, real = {"n": 0}, training_module._Loop.descend
+
+    def interrupting(self, terms):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(self, terms)
+
+    out = tmp_path / "threads.pt"
+    monkeypatch.setattr(training_module._Loop, "descend", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        train_style(style, photos, out, steps=5, seed=3, checkpoint_every=1, workers=3, prefetch=6, **TINY)
+    monkeypatch.setattr(training_module._Loop, "descend", real)
+    assert torch.load(checkpoint_path(out), weights_only=True)["step"] == 2
+    resumed = train_style(style, photos, out, steps=5, seed=3, checkpoint_every=1, workers=3, **TINY)
+    a, b = load_model(whole.path).net.state_dict(), load_model(resumed.path).net.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [h["total"] for h in whole.history] == [h["total"] for h in resumed.history]
+    with pytest.raises(InvalidOption, match="must not be negative"):
+        train_style(style, photos, tmp_path / "n.pt", steps=1, workers=-1, **TINY)
 
 
 def test_validation_pastiches_are_written(photos, paintings, tmp_path):

@@ -44,6 +44,9 @@ def _common(function: str) -> dict:
         "device": _opt(function, "device", "auto, cpu, cuda, cuda:N or mps."),
         "precision": _opt(function, "precision", "auto (bfloat16 where the hardware runs it natively), float32, "
                           "bfloat16 or float16, for the network passes; losses stay float32."),
+        "workers": _opt(function, "workers", "Threads that decode and crop the next batches while a step runs "
+                        "(0: in the loop). The crops drawn do not depend on it. Default: 8 on a GPU (at most one "
+                        "per CPU core), 0 on a CPU."),
     }
 
 
@@ -88,6 +91,7 @@ def train_style_cmd(
                                                     "pastiches. Default: the first content image."),
     weights: Optional[str] = _S["weights"], device: Optional[str] = _S["device"],
     precision: Optional[str] = _S["precision"],
+    workers: Optional[int] = _S["workers"],
     quiet: bool = quiet_option(),
 ):
     """Train a network that paints any photograph in STYLE in one pass (Johnson et al. 2016, Perceptual losses for
@@ -121,6 +125,7 @@ def train_decoder_cmd(
     half: bool = typer.Option(False, "--half", help="Store the weights as float16 (half the file)."),
     weights: Optional[str] = _D["weights"], device: Optional[str] = _D["device"],
     precision: Optional[str] = _D["precision"],
+    workers: Optional[int] = _D["workers"],
     quiet: bool = quiet_option(),
 ):
     """Train the decoder of AdaIN, which paints a content image in any style in one pass (Huang & Belongie 2017,

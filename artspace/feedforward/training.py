@@ -19,15 +19,16 @@ is written once, at the end, atomically; an existing model is never overwritten.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import json
 import math
 import os
-import queue
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -110,15 +111,17 @@ class TrainingResult:
 
 
 class ImageSampler:
-    """Random square crops of the images below a folder, drawn from a seeded generator (repeatable, resumable).
+    """Random square crops of the images below a folder, each batch drawn from the generator it is given
+    (repeatable, resumable; batches can be drawn on several threads at once, each with its own generator).
 
     Each draw scales an image so that its short side is between 1 and :data:`SCALE_JITTER` times *size*, takes a
     random *size* × *size* crop and flips it left-right half of the time. Files whose header cannot be read are
-    named through *log* at the start, and any found unreadable later when drawn; neither is drawn again.
-    :attr:`readable` counts the others (what a model's header records).
+    named through *log* at the start, and any found unreadable later when drawn; neither is drawn again. A draw of
+    a known unreadable image and of one found unreadable now take the same random numbers, so the crops do not
+    depend on which thread found it first. :attr:`readable` counts the others (what a model's header records).
     """
 
-    def __init__(self, folder: str | os.PathLike, size: int, generator: torch.Generator, *, role: str,
+    def __init__(self, folder: str | os.PathLike, size: int, *, role: str,
                  log: Callable[[str], None] | None = None):
         folder = Path(folder)
         if not folder.is_dir():
@@ -126,8 +129,9 @@ class ImageSampler:
         self.paths = list(walk_images(folder))
         if not self.paths:
             raise InvalidOption(f"{role} folder {folder} holds no images (.jpg, .png, ...); give a folder of images")
-        self.folder, self.size, self.generator, self.role = folder, size, generator, role
+        self.folder, self.size, self.role = folder, size, role
         self.log = log or (lambda msg: None)
+        self.lock = threading.Lock()  # the sets below, and naming each unreadable file once
         self.bad: set[int] = set()
         self.varied: set[int] = set()  # images found not to be of one colour (no random draw depends on it)
         for i, p in enumerate(self.paths):  # headers only: a draw of one of these would have found it too
@@ -158,8 +162,8 @@ class ImageSampler:
             h.update(f"{p.relative_to(self.folder).as_posix()}\0{file_digest(p)}\n".encode())
         return h.hexdigest()
 
-    def _crop(self, im: Image.Image) -> torch.Tensor:
-        g, s = self.generator, self.size
+    def _crop(self, im: Image.Image, g: torch.Generator) -> torch.Tensor:
+        s = self.size
         short = round(s * (1 + (SCALE_JITTER - 1) * float(torch.rand((), generator=g))))
         w, h = im.size
         scale = short / min(w, h)
@@ -169,12 +173,19 @@ class ImageSampler:
         t = to_tensor(im.crop((x, y, x + s, y + s)))
         return t.flip(-1) if float(torch.rand((), generator=g)) < 0.5 else t
 
-    def batch(self, n: int) -> torch.Tensor:
+    def _unreadable(self, i: int, error: UnreadableImage) -> None:
+        with self.lock:
+            if i not in self.bad:
+                self.bad.add(i)
+                self.log(f"skipped: {error}")
+
+    def batch(self, n: int, g: torch.Generator) -> torch.Tensor:
+        """*n* crops (n, 3, size, size), every random number drawn from *g*."""
         out = []
         while len(out) < n:
             if len(self.bad) == len(self.paths):
                 raise UnreadableImage(self.folder, f"none of the {self.role} images can be trained on ({_UNUSABLE})")
-            i = int(torch.randint(len(self.paths), (), generator=self.generator))
+            i = int(torch.randint(len(self.paths), (), generator=g))
             if i in self.bad:
                 continue
             try:
@@ -183,10 +194,9 @@ class ImageSampler:
                     if _spread(to_tensor(im)) < FLAT_STD:
                         raise UnreadableImage(self.paths[i], "all one colour: nothing to learn from")
                     self.varied.add(i)
-                crop = self._crop(im)
+                crop = self._crop(im, g)
             except UnreadableImage as e:
-                self.bad.add(i)
-                self.log(f"skipped: {e}")
+                self._unreadable(i, e)
                 continue
             if _spread(crop) >= FLAT_STD:  # a flat crop (sky, a blank margin) is drawn again
                 out.append(crop)
@@ -211,51 +221,45 @@ def _spread(x: torch.Tensor) -> float:
     return float(x.flatten(1).std(1).max())
 
 
-class Prefetcher:
-    """Draws the next training batches on a thread while the current step runs on the GPU, in the order a plain loop
-    draws them. Each batch comes with the sampler generator's state after it was drawn (:attr:`state`, that of the
-    last batch handed out), which is what a checkpoint stores: a resumed run draws exactly the batches an
-    uninterrupted one would. An error in the thread (an unreadable folder, Ctrl-C in a test) reaches the caller at
-    the batch where a plain loop would have met it.
+class Batches:
+    """The training batches, in order. Batch k is drawn by *draw* from a generator of its own, seeded by the k-th
+    number of the loop's *generator*: so the batches depend only on the seed, not on how many threads drew them.
+    With *workers* threads (a GPU run: decoding and cropping on one thread would leave the GPU idle most of the
+    time), up to *depth* batches are drawn ahead. :attr:`state` is the loop generator's state after the last batch
+    handed out (not after those drawn ahead): what a checkpoint stores, so that a resumed run draws exactly the
+    batches an uninterrupted one would. An error in drawing a batch (an unreadable folder, Ctrl-C in a test)
+    reaches the caller at that batch, where a plain loop would have met it.
     """
 
-    def __init__(self, draw: Callable[[], object], generator: torch.Generator, depth: int):
+    def __init__(self, draw: Callable[[torch.Generator], object], generator: torch.Generator, *, workers: int = 0,
+                 depth: int = 0):
         self.draw, self.generator, self.state = draw, generator, generator.get_state()
-        self.queue: queue.Queue = queue.Queue(maxsize=depth)
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._fill, name="artspace-prefetch", daemon=True)
-        self.thread.start()
+        self.depth = max(int(depth), int(workers))
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="artspace-crops") if workers > 0 else None
+        self.pending: collections.deque = collections.deque()
 
-    def _fill(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                item = (self.draw(), self.generator.get_state(), None)
-            except BaseException as e:  # handed to the consumer in order, then the thread ends
-                item = (None, None, e)
-            while not self.stopping.is_set():
-                try:
-                    self.queue.put(item, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            if item[2] is not None:
-                return
+    def _seeded(self) -> tuple[torch.Generator, torch.Tensor]:
+        seed = int(torch.randint(2 ** 62, (), generator=self.generator))
+        return torch.Generator().manual_seed(seed), self.generator.get_state()
 
     def next(self):
-        batch, state, error = self.queue.get()
-        if error is not None:
-            raise error
+        if self.pool is None:
+            g, state = self._seeded()
+            batch = self.draw(g)
+            self.state = state
+            return batch
+        while len(self.pending) < self.depth:
+            g, state = self._seeded()
+            self.pending.append((self.pool.submit(self.draw, g), state))
+        future, state = self.pending.popleft()
+        batch = future.result()
         self.state = state
         return batch
 
     def close(self) -> None:
-        self.stopping.set()
-        while True:
-            try:
-                self.queue.get_nowait()
-            except queue.Empty:
-                break
-        self.thread.join(timeout=5)
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pending.clear()
 
 
 def _check_common(output, steps, size, batch_size, lr, checkpoint_every, validate_every, max_minutes=None,
@@ -310,7 +314,7 @@ class _Loop:
     def __init__(self, *, kind: str, output: Path, net: torch.nn.Module, settings: dict, steps: int, lr: float,
                  seed: int, checkpoint_every: int, validate_every: int, device: torch.device, precision: str,
                  progress: bool, log: Callable[[str], None] | None, max_minutes: float | None = None,
-                 prefetch: int | None = None, lr_schedule: str = "constant"):
+                 prefetch: int | None = None, workers: int | None = None, lr_schedule: str = "constant"):
         self.kind, self.output, self.net, self.settings = kind, output, net, settings
         self.lr, self.lr_schedule = lr, lr_schedule
         self.steps, self.device, self.precision = steps, device, precision
@@ -318,10 +322,16 @@ class _Loop:
         self.stopped_by_time = False
         self.stop_requested = False  # a signal arrived: stop after the step under way
         self.updating = False  # between an optimiser step and the step count that records it
-        # batches drawn ahead on a thread: on a GPU, decoding and cropping would otherwise leave it idle half the
-        # time; on a CPU the cores are busy with the step itself
-        self.prefetch = (0 if device.type == "cpu" else 4) if prefetch is None else int(prefetch)
-        self.prefetcher: Prefetcher | None = None
+        # batches drawn ahead on threads: on a GPU, decoding and cropping on one thread would leave it idle most of
+        # the time; on a CPU the cores are busy with the step itself
+        on_cpu = device.type == "cpu"
+        self.workers = (0 if on_cpu else min(8, os.cpu_count() or 1)) if workers is None else int(workers)
+        self.prefetch = (0 if on_cpu else 2 * self.workers) if prefetch is None else int(prefetch)
+        if self.prefetch and not self.workers:
+            self.workers = 1
+        if self.workers < 0 or self.prefetch < 0:
+            raise InvalidOption(f"workers and prefetch must not be negative, not {workers!r} and {prefetch!r}")
+        self.batches: Batches | None = None
         self.checkpoint_every, self.validate_every = checkpoint_every, validate_every
         self.progress, self.log = progress, log or (lambda msg: None)
         self.opt = torch.optim.Adam(net.parameters(), lr=lr)
@@ -371,7 +381,7 @@ class _Loop:
 
     def sampler_state(self) -> torch.Tensor:
         """The crop generator's state after the last batch a step used (not after those drawn ahead)."""
-        return self.prefetcher.state if self.prefetcher is not None else self.generator.get_state()
+        return self.batches.state if self.batches is not None else self.generator.get_state()
 
     def descend(self, terms: dict) -> dict:
         """One Adam step on the sum of the loss *terms* (scalar tensors); their values and the total, as floats."""
@@ -388,28 +398,25 @@ class _Loop:
     def validation_path(self) -> Path:
         return self.output.with_name(f"{self.output.stem}-validation") / f"step_{self.step:06d}.png"
 
-    def run(self, draw: Callable[[], object], train_step: Callable[[object], dict],
+    def run(self, draw: Callable[[torch.Generator], object], train_step: Callable[[object], dict],
             validate: Callable[[], torch.Tensor] | None) -> None:
-        """Steps until *steps* (or the time budget): each *train_step* gets the next batch that *draw* makes."""
+        """Steps until *steps* (or the time budget): each *train_step* gets the next batch that *draw* makes from
+        the generator it is given (:class:`Batches`)."""
         from tqdm.auto import tqdm
 
         bar = tqdm(total=self.steps, initial=self.step, disable=not self.progress, unit="step",
                    desc=f"training {self.output.name}", dynamic_ncols=True)
         self.net.train()
-        if self.prefetch and self.step < self.steps:
-            self.prefetcher = Prefetcher(draw, self.generator, self.prefetch)
-            batches = self.prefetcher.next
-        else:
-            batches = draw
+        self.batches = Batches(draw, self.generator, workers=self.workers if self.step < self.steps else 0,
+                               depth=self.prefetch)
         saved_benchmark = torch.backends.cudnn.benchmark
         torch.backends.cudnn.benchmark = self.device.type == "cuda"  # every step has the same shapes
         try:
             with _terminate_as_interrupt(self._request_stop):
-                self._steps(bar, lambda: train_step(batches()), validate)
+                self._steps(bar, lambda: train_step(self.batches.next()), validate)
         finally:
             torch.backends.cudnn.benchmark = saved_benchmark
-            if self.prefetcher is not None:
-                self.prefetcher.close()
+            self.batches.close()
         self.net.eval()
 
     def _request_stop(self) -> None:
@@ -565,6 +572,7 @@ def train_style(styles: Sequence[str | os.PathLike], content: str | os.PathLike,
                 checkpoint_every: int = 100, validate_every: int = 0, validation_image=None,
                 weights: str = "original", device: str = "auto", precision: str = "auto", progress: bool = True,
                 max_minutes: float | None = None, prefetch: int | None = None,
+                workers: int | None = None,
                 log: Callable[[str], None] | None = None) -> TrainingResult:
     r"""Train an image transformation network for one style, or a blend of several (Johnson et al. 2016).
 
@@ -585,9 +593,11 @@ def train_style(styles: Sequence[str | os.PathLike], content: str | os.PathLike,
     lr, lr_schedule : float, {"constant", "cosine"}
         Adam's learning rate, kept throughout or decayed to 0 along a half cosine over the run (its steps, or the
         time budget when that ends it first).
-    prefetch : int, optional
-        Batches decoded and cropped ahead on a thread while a step runs (default 4 on a GPU, 0 on a CPU, whose
-        cores the step itself keeps busy). Which crops a run draws does not depend on it.
+    prefetch, workers : int, optional
+        Batches decoded and cropped ahead while a step runs, and the threads that draw them (default on a GPU: 8
+        threads, at most one per CPU core, and twice as many batches; on a CPU none, whose cores the step itself
+        keeps busy). Which crops a run draws depends on neither: each batch has its own generator, seeded in turn
+        from *seed*.
     norm : {"instance", "batch"}
         Instance normalisation (Ulyanov et al. 2016) or Johnson et al.'s batch normalisation.
     content_loss, style_loss : {"l2", "l1"}
@@ -638,8 +648,9 @@ def train_style(styles: Sequence[str | os.PathLike], content: str | os.PathLike,
     net = TransformNet(norm=norm).to(dev, memory_format=torch.channels_last)
     loop = _Loop(kind="style", output=output, net=net, settings=settings, steps=steps, lr=lr, seed=seed,
                  checkpoint_every=checkpoint_every, validate_every=validate_every, device=dev, precision=prec,
-                 progress=progress, log=log, max_minutes=max_minutes, prefetch=prefetch, lr_schedule=lr_schedule)
-    sampler = ImageSampler(content, size, loop.generator, role="content", log=log)
+                 progress=progress, log=log, max_minutes=max_minutes, prefetch=prefetch, workers=workers,
+                 lr_schedule=lr_schedule)
+    sampler = ImageSampler(content, size, role="content", log=log)
     style_loss_fn = losses.StyleLoss(style_layers, kind=style_loss)
     content_loss_fn = losses.ContentLoss(content_layers, kind=content_loss)
     with torch.no_grad(), ieee_float32(dev):
@@ -665,7 +676,7 @@ def train_style(styles: Sequence[str | os.PathLike], content: str | os.PathLike,
         with autocast(dev, prec):
             return net(check_image.contiguous(memory_format=torch.channels_last)).float().clamp(0, 1)
 
-    loop.run(lambda: _pinned(sampler.batch(batch_size), dev), step, validate)
+    loop.run(lambda g: _pinned(sampler.batch(batch_size, g), dev), step, validate)
     header = {
         "architecture": {"network": "TransformNet", "norm": norm, "upsampling": "nearest-resize + conv"},
         "losses": {"content": content_loss, "style": style_loss},
@@ -688,6 +699,7 @@ def train_decoder(content: str | os.PathLike, styles: str | os.PathLike, output:
                   validation_style=None, weights: str = "original", device: str = "auto",
                   precision: str = "auto", half: bool = False, progress: bool = True,
                   max_minutes: float | None = None, prefetch: int | None = None,
+                  workers: int | None = None,
                   log: Callable[[str], None] | None = None) -> TrainingResult:
     """Train AdaIN's decoder (Huang & Belongie 2017) on folders of content photographs and style paintings.
 
@@ -708,15 +720,16 @@ def train_decoder(content: str | os.PathLike, styles: str | os.PathLike, output:
     dec = AdaINDecoder().to(dev, memory_format=torch.channels_last)
     loop = _Loop(kind="adain-decoder", output=output, net=dec, settings=settings, steps=steps, lr=lr, seed=seed,
                  checkpoint_every=checkpoint_every, validate_every=validate_every, device=dev, precision=prec,
-                 progress=progress, log=log, max_minutes=max_minutes, prefetch=prefetch, lr_schedule=lr_schedule)
-    contents = ImageSampler(content, size, loop.generator, role="content", log=log)
-    style_images = ImageSampler(styles, size, loop.generator, role="style", log=log)
+                 progress=progress, log=log, max_minutes=max_minutes, prefetch=prefetch, workers=workers,
+                 lr_schedule=lr_schedule)
+    contents = ImageSampler(content, size, role="content", log=log)
+    style_images = ImageSampler(styles, size, role="style", log=log)
     layers = list(ADAIN_STYLE_LAYERS)
     check = (_validation_image(validation_image or contents.first_readable(), size).to(dev),
              _validation_image(validation_style or style_images.first_readable(), size).to(dev))
 
-    def draw() -> tuple:
-        return _pinned(contents.batch(batch_size), dev), _pinned(style_images.batch(batch_size), dev)
+    def draw(g: torch.Generator) -> tuple:
+        return _pinned(contents.batch(batch_size, g), dev), _pinned(style_images.batch(batch_size, g), dev)
 
     def step(pair: tuple) -> dict:
         c, s = (t.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last) for t in pair)
