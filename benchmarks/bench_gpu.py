@@ -116,14 +116,13 @@ def feedforward_speed(out: Path, device: str) -> None:
 
 def ray_speed(out: Path, n: int) -> None:
     """``index --engine ray`` on the 224 px JPEGs of the index stage (made here if that stage did not run), with the
-    actors Ray gives this machine; its style embeddings against those of the local bfloat16 catalog."""
+    actors Ray gives this machine; its style neighbours and distances against the local bfloat16 catalog's."""
     try:
         import ray
     except ImportError:
         print("ray: not installed, skipped")
         return
     from artspace.catalog import Catalog, index
-    from artspace.features import FeatureSpec
 
     folder = out / "jpegs224"
     if not folder.exists():
