@@ -263,6 +263,25 @@ def _interrupted_at_batch(number: int, monkeypatch):
         monkeypatch.setattr(training_module.ImageSampler, "batch", real)
 
 
+@contextlib.contextmanager
+def _in_third_step(act, monkeypatch):
+    """Inside the block, *act()* runs in the third training step, as its losses reach the optimiser (a signal sent
+    then is delivered in the middle of the step)."""
+    calls, real = {"n": 0}, training_module._Loop.descend
+
+    def descend(self, terms):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            act()
+        return real(self, terms)
+
+    monkeypatch.setattr(training_module._Loop, "descend", descend)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(training_module._Loop, "descend", real)
+
+
 @pytest.mark.parametrize("prefetch", [0, 3])
 def test_interrupted_training_resumes_bit_for_bit(photos, paintings, tmp_path, monkeypatch, prefetch):
     """Stopped at its third batch and resumed, a training gives the uninterrupted network exactly; also when the
@@ -372,19 +391,13 @@ def test_batches_drawn_on_several_threads_are_the_plain_loops_and_resume_bit_for
     style = [paintings / "painting2.png"]
     whole = train_style(style, photos, tmp_path / "whole.pt", steps=5, seed=3, checkpoint_every=1, workers=0,
                         **TINY)
-    calls, real = {"n": 0}, training_module._Loop.descend
-
-    def interrupting(self, terms):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(self, terms)
-
     out = tmp_path / "threads.pt"
-    monkeypatch.setattr(training_module._Loop, "descend", interrupting)
-    with pytest.raises(KeyboardInterrupt):
+
+    def interrupt():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt), _in_third_step(interrupt, monkeypatch):
         train_style(style, photos, out, steps=5, seed=3, checkpoint_every=1, workers=3, prefetch=6, **TINY)
-    monkeypatch.setattr(training_module._Loop, "descend", real)
     assert torch.load(checkpoint_path(out), weights_only=True)["step"] == 2
     resumed = train_style(style, photos, out, steps=5, seed=3, checkpoint_every=1, workers=3, **TINY)
     a, b = load_model(whole.path).net.state_dict(), load_model(resumed.path).net.state_dict()
@@ -615,19 +628,9 @@ def test_a_signal_in_the_middle_of_a_step_stops_after_it_and_resumes_bit_for_bit
     style = [paintings / "painting2.png"]
     whole = train_style(style, photos, tmp_path / "whole.pt", steps=4, seed=3, checkpoint_every=100, prefetch=0,
                         **TINY)
-    calls, real = {"n": 0}, training_module._Loop.descend
-
-    def signalled(self, terms):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            os.kill(os.getpid(), signal.SIGINT)  # delivered now, in the middle of the third step
-        return real(self, terms)
-
-    monkeypatch.setattr(training_module._Loop, "descend", signalled)
     out = tmp_path / "resumed.pt"
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt), _in_third_step(lambda: os.kill(os.getpid(), signal.SIGINT), monkeypatch):
         train_style(style, photos, out, steps=4, seed=3, checkpoint_every=100, prefetch=0, **TINY)
-    monkeypatch.setattr(training_module._Loop, "descend", real)
     assert torch.load(checkpoint_path(out), weights_only=True)["step"] == 3
     resumed = train_style(style, photos, out, steps=4, seed=3, checkpoint_every=100, prefetch=0, **TINY)
     a, b = load_model(whole.path).net.state_dict(), load_model(resumed.path).net.state_dict()
