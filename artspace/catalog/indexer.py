@@ -722,7 +722,7 @@ def shard_arrays(extractor: Extractor, embedder, x: torch.Tensor, fitting: bool)
         e = {by: v.numpy() for by, v in embedder.sketch(out).items()}
         off = np.full((len(x), len(gen.OFF_AXES)), np.nan, np.float32)
     else:
-        e, off = embedder.compact(out), embedder.off_axes(out)
+        e, off = embedder.compact_and_off_axes(out)
     # relu4_1's channel means and deviations stay far below float16's 65,504 (a 1-px black-and-white stripe
     # pattern reaches 14,048); clipped, an image beyond it keeps a saturated moment rather than an infinite one
     moments = np.clip(out["moments"].numpy(), -65504, 65504).astype(np.float16)

@@ -425,8 +425,7 @@ class Catalog:
     def _all_vectors(self, images: Iterable) -> dict[str, np.ndarray]:
         """Every space's embeddings of *images*, from one forward pass, with their parts off the style
         projections' axes (``off_axes``; see :meth:`_offsets`)."""
-        out = self.extractor.encode(self.extractor.batch(images))
-        return {**self.embed(out), "off_axes": self._pipeline().off_axes(out)}
+        return self._pipeline()(self.extractor.encode(self.extractor.batch(images)), off_axes=True)
 
     def _offsets(self, vecs: dict, wid: int | None, by: str):
         r"""What an image from outside the catalog adds to its squared distances in the style space *by*: a
@@ -879,7 +878,7 @@ class Catalog:
         if None not in wids:
             computed = [{}, {}]
         elif placed is not None:
-            both = {**self.embed(placed), "off_axes": self._pipeline().off_axes(placed)}
+            both = self._pipeline()(placed, off_axes=True)
             computed = [{k: v[j] for k, v in both.items()} for j in (0, 1)]
         else:
             computed = [self.query_vectors(q)[0] for q in (a, b)]
