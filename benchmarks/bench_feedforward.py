@@ -8,6 +8,7 @@ Usage::
     python benchmarks/bench_feedforward.py compare --steps 200 --size 128     # 9 short trainings, ~20 min
     python benchmarks/bench_feedforward.py schedule --steps 300 --size 128    # 2 short trainings, ~10 min
     python benchmarks/bench_feedforward.py refine --model a.pt --model b.pt   # ~3 min a photograph and network
+    python benchmarks/bench_feedforward.py capacity --steps 1500 --every 250  # one photograph, ~40 min
 
 ``speed``: seconds per image of a style network at 512 and 1024 px and of AdaIN between two catalogued works at
 512 px (the works' stored relu4_1 moments, the content's image read), float32 and bfloat16 side by side, the median
@@ -20,6 +21,8 @@ strips of docs/images/feedforward/. ``schedule``: the same network trained with 
 learning rate (``--lr-schedule``), each scored like ``quality`` on the held-out photographs. ``refine``: Gatys
 L-BFGS started from each network's pastiche (``artspace transfer --init PASTICHE``) instead of from the photograph,
 and the first of its evaluations whose loss is at least as low as 50 evaluations from the photograph reach.
+``capacity``: a network trained on the one photograph it is scored on, scored every --every steps: whether the
+architecture can reach L-BFGS's loss at all.
 """
 
 from __future__ import annotations
@@ -241,9 +244,58 @@ def schedule(steps: int, size: int, batch_size: int, work: Path, style_name: str
               + f" | {statistics.mean(scores):.3g} | {minutes} |", flush=True)
 
 
+def capacity(steps: int, every: int, lr: float, work: Path, style_name: str, photo_name: str = "tubingen") -> None:
+    """Whether the network can reach L-BFGS's loss at all: a TransformNet trained on the one photograph it is
+    scored on (*photo_name* at 256 px, batch 1, float32, the training objective of ``train_style``), its Gatys loss
+    every *every* steps against the L-BFGS curve on the same pair. A network that cannot match 50 evaluations even
+    here is held back by what it can represent, not by its training data or budget."""
+    from artspace import losses
+    from artspace.backbone import VGG19
+    from artspace.feedforward import TransformNet
+    from artspace.feedforward.training import DEFAULT_STYLE_NET_WEIGHTS
+    from artspace.images import open_image, to_pil, to_tensor
+    from artspace.spec import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS
+
+    work.mkdir(parents=True, exist_ok=True)
+    content, style = C(photo_name), S(style_name)
+    curve = _gatys_curve(content, style, work, photo_name, 100)
+    print(f"L-BFGS from the photograph: {curve[9]:.4g} after 10, {curve[49]:.4g} after 50, {curve[99]:.4g} after 100 "
+          "evaluations", flush=True)
+    torch.manual_seed(0)
+    x = to_tensor(_held_out(photo_name))[None]
+    vgg = VGG19(last_layer="relu5_1")
+    layers = [DEFAULT_CONTENT_LAYER, *DEFAULT_STYLE_LAYERS]
+    w = DEFAULT_STYLE_NET_WEIGHTS
+    content_loss, style_loss = losses.ContentLoss([DEFAULT_CONTENT_LAYER]), losses.StyleLoss(DEFAULT_STYLE_LAYERS)
+    with torch.no_grad():
+        content_loss.set_target(vgg(x, [DEFAULT_CONTENT_LAYER]))
+        style_loss.set_target(vgg(to_tensor(open_image(style, max_side=256))[None], DEFAULT_STYLE_LAYERS))
+    net = TransformNet()
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    print("| step | training loss | Gatys loss of the network's pastiche | L-BFGS evaluation it matches | s a step |")
+    print("|---:|---:|---:|---:|---:|")
+    t = time.perf_counter()
+    for step in range(1, steps + 1):
+        y = net(x)
+        f = vgg(y, layers)
+        total = (w["content"] * sum(content_loss(f).values()) + w["style"] * sum(style_loss(f).values())
+                 + w["tv"] * losses.total_variation(y).sum())
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+        if step % every == 0 or step == steps:
+            pace = (time.perf_counter() - t) / step
+            with torch.no_grad():
+                image = to_pil(net(x).clamp(0, 1)[0])
+            loss = _loss_of(image, content, style, work, f"{photo_name}-capacity-{step}")
+            print(f"| {step} | {total.item():.4g} | {loss:.4g} | {_matches(curve, loss)} | {pace:.2f} |", flush=True)
+            image.save(work / f"{photo_name}-capacity-{step}.png")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["speed", "quality", "adain-quality", "compare", "schedule", "refine"])
+    ap.add_argument("what", choices=["speed", "quality", "adain-quality", "compare", "schedule", "refine",
+                                     "capacity"])
     ap.add_argument("--model", type=Path, action="append", help="a style network (speed, quality; refine takes "
                     "several)")
     ap.add_argument("--decoder", type=Path, default=None, help="AdaIN decoder (default: the shipped one)")
@@ -253,6 +305,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--every", type=int, default=250, help="capacity: score the network every N steps")
+    ap.add_argument("--lr", type=float, default=1e-3, help="capacity: Adam's learning rate")
     ap.add_argument("--work", type=Path, default=Path("/tmp/artspace-feedforward"))
     ap.add_argument("--init", choices=["content", "noise"], default="content",
                     help="quality: start the reference L-BFGS from the photograph (default) or from white noise")
@@ -271,6 +325,8 @@ def main() -> None:
         adain_quality(a.iterations, a.work / "adain", a.decoder)
     elif a.what == "schedule":
         schedule(a.steps, a.size, a.batch_size, a.work / "schedule", a.style)
+    elif a.what == "capacity":
+        capacity(a.steps, a.every, a.lr, a.work / "capacity", a.style)
     else:
         compare(a.steps, a.size, a.batch_size, a.work / "compare", a.style)
 
