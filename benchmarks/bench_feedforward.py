@@ -244,11 +244,14 @@ def schedule(steps: int, size: int, batch_size: int, work: Path, style_name: str
               + f" | {statistics.mean(scores):.3g} | {minutes} |", flush=True)
 
 
-def capacity(steps: int, every: int, lr: float, work: Path, style_name: str, photo_name: str = "tubingen") -> None:
+def capacity(steps: int, every: int, lr: float, work: Path, style_name: str, photo_name: str = "tubingen",
+             bounded: bool = False) -> None:
     """Whether the network can reach L-BFGS's loss at all: a TransformNet trained on the one photograph it is
     scored on (*photo_name* at 256 px, batch 1, float32, the training objective of ``train_style``), its Gatys loss
     every *every* steps against the L-BFGS curve on the same pair. A network that cannot match 50 evaluations even
-    here is held back by what it can represent, not by its training data or budget."""
+    here is held back by what it can represent, not by its training data or budget. The pastiche scored is the
+    output clipped to [0, 1], as ``stylise`` writes it (L-BFGS too keeps its image there); *bounded* trains on that
+    clipped output (no gradient beyond the bounds) rather than on the raw one, as ``train_style`` does."""
     from artspace import losses
     from artspace.backbone import VGG19
     from artspace.feedforward import TransformNet
@@ -272,11 +275,12 @@ def capacity(steps: int, every: int, lr: float, work: Path, style_name: str, pho
         style_loss.set_target(vgg(to_tensor(open_image(style, max_side=256))[None], DEFAULT_STYLE_LAYERS))
     net = TransformNet()
     opt = torch.optim.Adam(net.parameters(), lr=lr)
-    print("| step | training loss | Gatys loss of the network's pastiche | L-BFGS evaluation it matches | s a step |")
-    print("|---:|---:|---:|---:|---:|")
+    print("| step | training loss | loss of the output before clipping | Gatys loss of the network's pastiche | "
+          "L-BFGS evaluation it matches | s a step |")
+    print("|---:|---:|---:|---:|---:|---:|")
     t = time.perf_counter()
     for step in range(1, steps + 1):
-        y = net(x)
+        y = net(x).clamp(0, 1) if bounded else net(x)
         f = vgg(y, layers)
         total = (w["content"] * sum(content_loss(f).values()) + w["style"] * sum(style_loss(f).values())
                  + w["tv"] * losses.total_variation(y).sum())
@@ -286,9 +290,13 @@ def capacity(steps: int, every: int, lr: float, work: Path, style_name: str, pho
         if step % every == 0 or step == steps:
             pace = (time.perf_counter() - t) / step
             with torch.no_grad():
-                image = to_pil(net(x).clamp(0, 1)[0])
+                out = net(x)
+                f = vgg(out, layers)
+                raw = w["content"] * sum(content_loss(f).values()) + w["style"] * sum(style_loss(f).values())
+                image = to_pil(out.clamp(0, 1)[0])
             loss = _loss_of(image, content, style, work, f"{photo_name}-capacity-{step}")
-            print(f"| {step} | {total.item():.4g} | {loss:.4g} | {_matches(curve, loss)} | {pace:.2f} |", flush=True)
+            print(f"| {step} | {total.item():.4g} | {raw.item():.4g} | {loss:.4g} | {_matches(curve, loss)} | "
+                  f"{pace:.2f} |", flush=True)
             image.save(work / f"{photo_name}-capacity-{step}.png")
 
 
@@ -307,6 +315,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--every", type=int, default=250, help="capacity: score the network every N steps")
     ap.add_argument("--lr", type=float, default=1e-3, help="capacity: Adam's learning rate")
+    ap.add_argument("--bounded", action="store_true", help="capacity: train on the output clipped to [0, 1]")
     ap.add_argument("--work", type=Path, default=Path("/tmp/artspace-feedforward"))
     ap.add_argument("--init", choices=["content", "noise"], default="content",
                     help="quality: start the reference L-BFGS from the photograph (default) or from white noise")
@@ -326,7 +335,8 @@ def main() -> None:
     elif a.what == "schedule":
         schedule(a.steps, a.size, a.batch_size, a.work / "schedule", a.style)
     elif a.what == "capacity":
-        capacity(a.steps, a.every, a.lr, a.work / "capacity", a.style)
+        capacity(a.steps, a.every, a.lr, a.work / ("capacity-bounded" if a.bounded else "capacity"), a.style,
+                 bounded=a.bounded)
     else:
         compare(a.steps, a.size, a.batch_size, a.work / "compare", a.style)
 
