@@ -244,14 +244,32 @@ def schedule(steps: int, size: int, batch_size: int, work: Path, style_name: str
               + f" | {statistics.mean(scores):.3g} | {minutes} |", flush=True)
 
 
+def _widened(width: float) -> torch.nn.Module:
+    """TransformNet with *width* times its channels (32, 64, 128 at 1): the same layers, wider."""
+    from torch import nn
+
+    from artspace.feedforward import TransformNet
+    from artspace.feedforward.networks import _Conv, _Residual
+
+    net = TransformNet()
+    a, b, c = (max(1, round(width * n)) for n in (32, 64, 128))
+    net.down = nn.ModuleList([_Conv(3, a, 9, norm="instance"), _Conv(a, b, 3, 2, norm="instance"),
+                              _Conv(b, c, 3, 2, norm="instance")])
+    net.residual = nn.Sequential(*[_Residual(c, "instance") for _ in range(5)])
+    net.up = nn.ModuleList([_Conv(c, b, 3, norm="instance"), _Conv(b, a, 3, norm="instance")])
+    net.out = _Conv(a, 3, 9, relu=False)
+    return net
+
+
 def capacity(steps: int, every: int, lr: float, work: Path, style_name: str, photo_name: str = "tubingen",
-             bounded: bool = False) -> None:
+             bounded: bool = False, width: float = 1.0) -> None:
     """Whether the network can reach L-BFGS's loss at all: a TransformNet trained on the one photograph it is
     scored on (*photo_name* at 256 px, batch 1, float32, the training objective of ``train_style``), its Gatys loss
     every *every* steps against the L-BFGS curve on the same pair. A network that cannot match 50 evaluations even
     here is held back by what it can represent, not by its training data or budget. The pastiche scored is the
     output clipped to [0, 1], as ``stylise`` writes it (L-BFGS too keeps its image there); *bounded* trains on that
-    clipped output (no gradient beyond the bounds) rather than on the raw one, as ``train_style`` does."""
+    clipped output (no gradient beyond the bounds) rather than on the raw one, as ``train_style`` does. *width*
+    multiplies every layer's channels (1: the network of ``train_style``)."""
     from artspace import losses
     from artspace.backbone import VGG19
     from artspace.feedforward import TransformNet
@@ -273,7 +291,8 @@ def capacity(steps: int, every: int, lr: float, work: Path, style_name: str, pho
     with torch.no_grad():
         content_loss.set_target(vgg(x, [DEFAULT_CONTENT_LAYER]))
         style_loss.set_target(vgg(to_tensor(open_image(style, max_side=256))[None], DEFAULT_STYLE_LAYERS))
-    net = TransformNet()
+    net = _widened(width) if width != 1 else TransformNet()
+    print(f"network: {sum(t.numel() for t in net.parameters()):,} parameters (width {width:g})", flush=True)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     print("| step | training loss | loss of the output before clipping | Gatys loss of the network's pastiche | "
           "L-BFGS evaluation it matches | s a step |")
@@ -316,6 +335,7 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=250, help="capacity: score the network every N steps")
     ap.add_argument("--lr", type=float, default=1e-3, help="capacity: Adam's learning rate")
     ap.add_argument("--bounded", action="store_true", help="capacity: train on the output clipped to [0, 1]")
+    ap.add_argument("--width", type=float, default=1.0, help="capacity: times the network's channels")
     ap.add_argument("--work", type=Path, default=Path("/tmp/artspace-feedforward"))
     ap.add_argument("--init", choices=["content", "noise"], default="content",
                     help="quality: start the reference L-BFGS from the photograph (default) or from white noise")
@@ -336,7 +356,7 @@ def main() -> None:
         schedule(a.steps, a.size, a.batch_size, a.work / "schedule", a.style)
     elif a.what == "capacity":
         capacity(a.steps, a.every, a.lr, a.work / ("capacity-bounded" if a.bounded else "capacity"), a.style,
-                 bounded=a.bounded)
+                 bounded=a.bounded, width=a.width)
     else:
         compare(a.steps, a.size, a.batch_size, a.work / "compare", a.style)
 
