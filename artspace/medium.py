@@ -35,8 +35,8 @@ from .discriminant import LinearProjection
 from .errors import ArtspaceError, InvalidOption
 from .spec import MOMENTS_LAYER
 
-__all__ = ["EPS", "shipped_model", "load_model", "model_for", "photograph_logits", "PhotographCalls", "fit_logistic",
-           "fit_medium", "moments_of"]
+__all__ = ["EPS", "shipped_model", "load_model", "model_for", "photograph_logits", "is_photograph", "PhotographCalls",
+           "fit_logistic", "fit_medium", "moments_of"]
 
 #: added to the channel statistics before their logarithm (relu4_1's means are often 0 for a channel)
 EPS = 1e-3
@@ -99,6 +99,11 @@ def photograph_logits(model: LinearProjection, moments, batch: int = 65_536) -> 
     return out
 
 
+def is_photograph(model: LinearProjection, moments) -> np.ndarray:
+    """Whether *model* calls each row of *moments* a photograph: a positive logit (:func:`photograph_logits`)."""
+    return photograph_logits(model, moments) > 0
+
+
 class PhotographCalls:
     """Whether the photograph *model* calls each work a photograph, from the works' relu4_1 *moments* (n × 1024),
     computed for the rows asked for (``calls[rows]``) or, as an array (``np.asarray(calls)``), for all of them once.
@@ -114,11 +119,11 @@ class PhotographCalls:
     def __getitem__(self, rows) -> np.ndarray:
         if self._all is not None:
             return self._all[rows]
-        return photograph_logits(self.model, self.moments[rows]) > 0
+        return is_photograph(self.model, self.moments[rows])
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         if self._all is None:
-            self._all = photograph_logits(self.model, self.moments) > 0
+            self._all = is_photograph(self.model, self.moments)
         return self._all if dtype is None else self._all.astype(dtype)
 
 
@@ -193,11 +198,14 @@ def fit_medium(photographs: str | os.PathLike, paintings: str | os.PathLike, pat
                progress: bool = False) -> LinearProjection:
     """Fit a photograph model on the images of the folder *photographs* against those of *paintings* (or any
     non-photographic media) and write it to *path* (``.npz``, atomically): :func:`moments_of` each folder at
-    *size* × *size*, then :func:`fit_logistic`. The shipped model: ``photos-train`` against ``paintings-train``
+    *size* × *size*, then :func:`fit_logistic`; an existing *path* is refused, never overwritten. The shipped model: ``photos-train`` against ``paintings-train``
     at 224 px (docs/benchmarks.md). A catalog uses a refitted model from its next ``artspace index --medium-model
     FILE``; its content embeddings then change, no image is read."""
     from . import __version__
+    from .errors import OutputConflict
 
+    if os.path.lexists(path):  # said now, not after minutes of reading images
+        raise OutputConflict(f"{path} exists; artspace never overwrites a file: choose another --output")
     p = fit_logistic(moments_of(photographs, size=size, weights=weights, device=device, progress=progress),
                      moments_of(paintings, size=size, weights=weights, device=device, progress=progress),
                      info={"size": int(size), "weights": str(weights), "artspace": __version__,

@@ -808,9 +808,9 @@ class ContentModel:
         1024) a photograph; None for a model whose groups are not split."""
         if self.split is None:
             return None
-        from .medium import photograph_logits
+        from .medium import is_photograph
 
-        return photograph_logits(self.medium, moments) > 0
+        return is_photograph(self.medium, moments)
 
     def assign(self, style: np.ndarray, photographic: np.ndarray | None = None) -> np.ndarray:
         """The style group of each row of *style*: that of its nearest sampled work (:func:`nearest_rows`), or in a
@@ -864,10 +864,7 @@ class ContentModel:
             out["sample"], out["sample_groups"] = self.sample, np.asarray(self.sample_groups, np.int64)
         if self.split is not None:
             out["split"] = np.asarray(self.split, np.int64)
-        if self.medium is not None:
-            out["medium_mean"] = np.asarray(self.medium.mean, np.float32)
-            out["medium_components"] = np.asarray(self.medium.components, np.float32)
-        for name, p in (("reduce", self.reduce), ("learnt", self.learnt)):
+        for name, p in (("reduce", self.reduce), ("learnt", self.learnt), ("medium", self.medium)):
             if p is not None:
                 out[f"{name}_mean"] = np.asarray(p.mean, np.float32)
                 out[f"{name}_components"] = np.asarray(p.components, np.float32)
@@ -882,18 +879,14 @@ class ContentModel:
     def load(cls, path: str | os.PathLike) -> "ContentModel":
         with np.load(path, allow_pickle=False) as z:
             parts = {}
-            for name in ("reduce", "learnt"):
+            for name in ("reduce", "learnt", "medium"):  # reduce has no info
                 if f"{name}_mean" in z.files:
-                    info = json.loads(str(z["learnt_info"])) if name == "learnt" and "learnt_info" in z.files else {}
+                    info = json.loads(str(z[f"{name}_info"])) if f"{name}_info" in z.files else {}
                     parts[name] = LinearProjection(mean=z[f"{name}_mean"].astype(np.float64),
                                                    components=z[f"{name}_components"].astype(np.float64), info=info)
             sampled = {"sample": z["sample"], "sample_groups": z["sample_groups"]} if "sample" in z.files else {}
             if "split" in z.files:
                 sampled["split"] = z["split"]
-            if "medium_mean" in z.files:
-                sampled["medium"] = LinearProjection(mean=z["medium_mean"].astype(np.float64),
-                                                     components=z["medium_components"].astype(np.float64),
-                                                     info=json.loads(str(z["medium_info"])))
             return cls(centroids=z["centroids"], means=z["means"],
                        fitted_on=int(z["fitted_on"]) if "fitted_on" in z.files else 0, **parts, **sampled)
 

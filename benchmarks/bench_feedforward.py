@@ -244,23 +244,6 @@ def schedule(steps: int, size: int, batch_size: int, work: Path, style_name: str
               + f" | {statistics.mean(scores):.3g} | {minutes} |", flush=True)
 
 
-def _widened(width: float) -> torch.nn.Module:
-    """TransformNet with *width* times its channels (32, 64, 128 at 1): the same layers, wider."""
-    from torch import nn
-
-    from artspace.feedforward import TransformNet
-    from artspace.feedforward.networks import _Conv, _Residual
-
-    net = TransformNet()
-    a, b, c = (max(1, round(width * n)) for n in (32, 64, 128))
-    net.down = nn.ModuleList([_Conv(3, a, 9, norm="instance"), _Conv(a, b, 3, 2, norm="instance"),
-                              _Conv(b, c, 3, 2, norm="instance")])
-    net.residual = nn.Sequential(*[_Residual(c, "instance") for _ in range(5)])
-    net.up = nn.ModuleList([_Conv(c, b, 3, norm="instance"), _Conv(b, a, 3, norm="instance")])
-    net.out = _Conv(a, 3, 9, relu=False)
-    return net
-
-
 def capacity(steps: int, every: int, lr: float, work: Path, style_name: str, photo_name: str = "tubingen",
              bounded: bool = False, width: float = 1.0) -> None:
     """Whether the network can reach L-BFGS's loss at all: a TransformNet trained on the one photograph it is
@@ -291,7 +274,7 @@ def capacity(steps: int, every: int, lr: float, work: Path, style_name: str, pho
     with torch.no_grad():
         content_loss.set_target(vgg(x, [DEFAULT_CONTENT_LAYER]))
         style_loss.set_target(vgg(to_tensor(open_image(style, max_side=256))[None], DEFAULT_STYLE_LAYERS))
-    net = _widened(width) if width != 1 else TransformNet()
+    net = TransformNet(width=width)
     print(f"network: {sum(t.numel() for t in net.parameters()):,} parameters (width {width:g})", flush=True)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     print("| step | training loss | loss of the output before clipping | Gatys loss of the network's pastiche | "

@@ -190,11 +190,8 @@ def fit_medium_cmd(
     Example: artspace fit-medium photos/ paintings/ -o my_medium.npz
              artspace index works --medium-model my_medium.npz
     """
-    from ..errors import ArtspaceError
     from ..medium import fit_medium
 
-    if output.exists():
-        raise ArtspaceError(f"{output} exists; artspace never overwrites a file: choose another --output")
     p = fit_medium(photographs, paintings, output, size=size, device=device, progress=True)
     typer.echo(f"wrote {output}: {p.info['photographs']} photographs against {p.info['others']} other images, "
                f"{size} px, regularisation C = {p.info['C']:g} (5-fold cross-validated); in 5-fold cross-validation "

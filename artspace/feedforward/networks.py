@@ -70,7 +70,8 @@ class TransformNet(nn.Module):
 
     9×9 convolution (32 filters) → two stride-2 3×3 convolutions (64, 128) → five residual blocks (128) → two
     stages of nearest-neighbour upsampling ×2 and a 3×3 convolution (64, 32) → 9×9 convolution to RGB. Every
-    convolution but the last is followed by the normalisation and a ReLU.
+    convolution but the last is followed by the normalisation and a ReLU. *width* multiplies every layer's channels
+    (1: Johnson et al.'s).
 
     Examples
     --------
@@ -79,16 +80,18 @@ class TransformNet(nn.Module):
     (1, 3, 37, 50)
     """
 
-    def __init__(self, norm: str = "instance"):
+    def __init__(self, norm: str = "instance", width: float = 1.0):
         super().__init__()
         if norm not in NORMS:
             raise InvalidOption(f"norm must be one of {NORMS}, not {norm!r}")
         self.norm = norm
-        self.down = nn.ModuleList([_Conv(3, 32, 9, norm=norm), _Conv(32, 64, 3, 2, norm=norm),
-                                   _Conv(64, 128, 3, 2, norm=norm)])
-        self.residual = nn.Sequential(*[_Residual(128, norm) for _ in range(5)])
-        self.up = nn.ModuleList([_Conv(128, 64, 3, norm=norm), _Conv(64, 32, 3, norm=norm)])
-        self.out = _Conv(32, 3, 9, relu=False)
+        # *width* times Johnson et al.'s channels (a wider network: benchmarks/bench_feedforward.py capacity)
+        a, b, c = (max(1, round(width * n)) for n in (32, 64, 128))
+        self.down = nn.ModuleList([_Conv(3, a, 9, norm=norm), _Conv(a, b, 3, 2, norm=norm),
+                                   _Conv(b, c, 3, 2, norm=norm)])
+        self.residual = nn.Sequential(*[_Residual(c, norm) for _ in range(5)])
+        self.up = nn.ModuleList([_Conv(c, b, 3, norm=norm), _Conv(b, a, 3, norm=norm)])
+        self.out = _Conv(a, 3, 9, relu=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         sizes = []
