@@ -245,7 +245,7 @@ def schedule(steps: int, size: int, batch_size: int, work: Path, style_name: str
 
 
 def capacity(steps: int, every: int, lr: float, work: Path, style_name: str, photo_name: str = "tubingen",
-             bounded: bool = False, width: float = 1.0) -> None:
+             bounded: bool = False, width: float = 1.0, skip: bool = False) -> None:
     """Whether the network can reach L-BFGS's loss at all: a TransformNet trained on the one photograph it is
     scored on (*photo_name* at 256 px, batch 1, float32, the training objective of ``train_style``), its Gatys loss
     every *every* steps against the L-BFGS curve on the same pair. A network that cannot match 50 evaluations even
@@ -274,8 +274,9 @@ def capacity(steps: int, every: int, lr: float, work: Path, style_name: str, pho
     with torch.no_grad():
         content_loss.set_target(vgg(x, [DEFAULT_CONTENT_LAYER]))
         style_loss.set_target(vgg(to_tensor(open_image(style, max_side=256))[None], DEFAULT_STYLE_LAYERS))
-    net = TransformNet(width=width)
-    print(f"network: {sum(t.numel() for t in net.parameters()):,} parameters (width {width:g})", flush=True)
+    net = TransformNet(width=width, skip=skip)
+    print(f"network: {sum(t.numel() for t in net.parameters()):,} parameters (width {width:g}, skip {skip})",
+          flush=True)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     print("| step | training loss | loss of the output before clipping | Gatys loss of the network's pastiche | "
           "L-BFGS evaluation it matches | s a step |")
@@ -319,6 +320,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3, help="capacity: Adam's learning rate")
     ap.add_argument("--bounded", action="store_true", help="capacity: train on the output clipped to [0, 1]")
     ap.add_argument("--width", type=float, default=1.0, help="capacity: times the network's channels")
+    ap.add_argument("--skip", action="store_true", help="capacity: add the photograph to the network's output")
     ap.add_argument("--work", type=Path, default=Path("/tmp/artspace-feedforward"))
     ap.add_argument("--init", choices=["content", "noise"], default="content",
                     help="quality: start the reference L-BFGS from the photograph (default) or from white noise")
@@ -339,7 +341,7 @@ def main() -> None:
         schedule(a.steps, a.size, a.batch_size, a.work / "schedule", a.style)
     elif a.what == "capacity":
         capacity(a.steps, a.every, a.lr, a.work / ("capacity-bounded" if a.bounded else "capacity"), a.style,
-                 bounded=a.bounded, width=a.width)
+                 bounded=a.bounded, width=a.width, skip=a.skip)
     else:
         compare(a.steps, a.size, a.batch_size, a.work / "compare", a.style)
 

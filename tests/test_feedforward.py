@@ -79,6 +79,19 @@ def test_transform_net_keeps_any_size(norm, hw):
         assert net(torch.rand(2, 3, *hw)).shape == (2, 3, *hw)
 
 
+def test_width_and_skip_variants():
+    """The capacity benchmark's variants: *width* scales the channels; *skip* starts as the identity and learns a
+    residual on top of the photograph."""
+    wide, plain = TransformNet(width=2.0), TransformNet()
+    assert wide.down[0][1].out_channels == 64 and plain.down[0][1].out_channels == 32
+    net = TransformNet(skip=True)
+    x = torch.rand(1, 3, 37, 50)
+    with torch.no_grad():
+        assert torch.equal(net(x), x)
+    net(x).sum().backward()
+    assert net.out[1].weight.grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize("hw", [(32, 32), (37, 50), (61, 45)])
 def test_decoder_returns_the_encoder_input_size(hw):
     from artspace.backbone import VGG19

@@ -71,7 +71,9 @@ class TransformNet(nn.Module):
     9×9 convolution (32 filters) → two stride-2 3×3 convolutions (64, 128) → five residual blocks (128) → two
     stages of nearest-neighbour upsampling ×2 and a 3×3 convolution (64, 32) → 9×9 convolution to RGB. Every
     convolution but the last is followed by the normalisation and a ReLU. *width* multiplies every layer's channels
-    (1: Johnson et al.'s).
+    (1: Johnson et al.'s). *skip* adds the input image to the output, the last convolution starting at zero, so an
+    untrained network returns the photograph, where the optimiser starts (not Johnson et al.'s; an experiment of
+    benchmarks/bench_feedforward.py capacity).
 
     Examples
     --------
@@ -80,7 +82,7 @@ class TransformNet(nn.Module):
     (1, 3, 37, 50)
     """
 
-    def __init__(self, norm: str = "instance", width: float = 1.0):
+    def __init__(self, norm: str = "instance", width: float = 1.0, skip: bool = False):
         super().__init__()
         if norm not in NORMS:
             raise InvalidOption(f"norm must be one of {NORMS}, not {norm!r}")
@@ -92,8 +94,13 @@ class TransformNet(nn.Module):
         self.residual = nn.Sequential(*[_Residual(c, norm) for _ in range(5)])
         self.up = nn.ModuleList([_Conv(c, b, 3, norm=norm), _Conv(b, a, 3, norm=norm)])
         self.out = _Conv(a, 3, 9, relu=False)
+        self.skip = skip
+        if skip:
+            for t in self.out.parameters():
+                nn.init.zeros_(t)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        image = x
         sizes = []
         for layer in self.down:
             sizes.append(x.shape[-2:])
@@ -101,7 +108,7 @@ class TransformNet(nn.Module):
         x = self.residual(x)
         for layer, size in zip(self.up, reversed(sizes[1:])):
             x = layer(F.interpolate(x, size=tuple(size), mode="nearest"))
-        return self.out(x)
+        return image + self.out(x) if self.skip else self.out(x)
 
 
 class AdaINDecoder(nn.Module):
