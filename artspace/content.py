@@ -4,7 +4,7 @@ A photograph painted in many styles by AdaIN (Huang & Belongie 2017; :func:`arts
 keeps its subject and composition and changes everything else. Fisher's discriminant
 (:func:`artspace.discriminant.fisher`) with each photograph and its pastiches as one group finds the directions of
 the content descriptor along which a change of hand moves a work least compared with a change of subject. The
-catalog blends those coordinates into its content embedding (:class:`artspace.search.ContentModel`).
+catalog blends those coordinates into its content embedding (:class:`artspace.content_model.ContentModel`).
 
 artspace ships one projection (``artspace/data/content_projection.npz``) for the default descriptor, fitted on
 pastiches that share no photograph and no painting with the sets it is measured on (docs/benchmarks.md,

@@ -1,6 +1,6 @@
 r"""Which works are photographs: a logistic model of relu4_1's channel statistics.
 
-Content search subtracts what every work of a style group shares (:class:`artspace.search.ContentModel`). Style
+Content search subtracts what every work of a style group shares (:class:`artspace.content_model.ContentModel`). Style
 groups come from the works' L_style embeddings, and in those a photograph and a realistic painting lie close: on
 pacs-dev every clustering artspace tried kept photographs and paintings in one group, and content search then found
 photographs for photographs (docs/benchmarks.md, "Content that follows the subject"). A photograph is a medium of
@@ -16,7 +16,7 @@ image's positions (the 2 × 512 ``moments`` every catalog stores),
 fitted by L2-regularised logistic regression (the strength chosen by 5-fold cross-validated log-loss) on
 photographs against paintings. A work is called a photograph where the logit :math:`w^\top(x-m)` is positive.
 The content model then splits each style group into its photographs and its other works where both parts are large
-enough (:meth:`artspace.search.ContentModel.fit`).
+enough (:meth:`artspace.content_model.ContentModel.fit`).
 
 artspace ships one model (``artspace/data/photograph_model.npz``, 10 KB) for the default input size and weights,
 fitted on the 1,320 photographs of ``photos-train`` against the 2,100 paintings of ``paintings-train``, neither in

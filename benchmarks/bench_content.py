@@ -187,7 +187,7 @@ def groups(args) -> None:
     from sklearn.cluster import AgglomerativeClustering, KMeans
     from sklearn.metrics import normalized_mutual_info_score as nmi
 
-    from artspace.search import choose_groups
+    from artspace.content_model import choose_groups
 
     cats = Path(args.out) / "catalogs"
     for name, (content_col, style_col) in LABELS.items():

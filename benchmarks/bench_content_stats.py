@@ -1,4 +1,4 @@
-"""What standardising content similarities costs (artspace.search.ContentStats): at publication, each work's style
+"""What standardising content similarities costs (artspace.content_model.ContentStats): at publication, each work's style
 group and the statistics; at a query, scoring the shortlist; for every work's neighbour list, each work's own terms.
 
     python benchmarks/bench_content_stats.py --n 1000000 --groups 3 --groups 32
@@ -8,7 +8,7 @@ group and the statistics; at a query, scoring the shortlist; for every work's ne
 
 The works are N synthetic unit content embeddings (512 numbers, drawn around as many centres as there are style
 groups) and N style embeddings (384 numbers), written to ``.npy`` files and memory-mapped, as a catalog's are. The
-steps are the ones ``artspace index`` and ``Catalog.similar`` run: :func:`artspace.search.nearest_centroids` over
+steps are the ones ``artspace index`` and ``Catalog.similar`` run: :func:`artspace.content_model.nearest_centroids` over
 every work, :meth:`ContentStats.fit` on its sample of at most 50,000 works, :meth:`ContentStats.score` of a
 shortlist of 60 works for 200 queries, and :meth:`ContentStats.work_terms` of every work (what
 ``Catalog.neighbours`` computes once). Each figure is one run's wall time on this machine.
@@ -29,7 +29,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from artspace.search import ContentStats, nearest_centroids  # noqa: E402
+from artspace.content_model import ContentStats, nearest_centroids  # noqa: E402
 
 
 def synthetic(folder: Path, n: int, groups: int, seed: int = 0, batch: int = 100_000):

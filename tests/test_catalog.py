@@ -132,7 +132,7 @@ def test_content_search_ranks_by_the_standardised_similarity(demo_catalog):
     every work, to the works of the candidate's style group, and against the candidate's own similarities to every
     work, averaged; computed here from every work's embedding, not from the stored covariances."""
     from artspace.catalog.generation import CONTENT_STATS
-    from artspace.search import ContentModel
+    from artspace.content_model import ContentModel
 
     cat = demo_catalog
     ids, X = cat.embeddings("content")

@@ -441,7 +441,7 @@ def test_a_catalog_from_before_content_statistics_ranks_by_the_cosine_until_inde
 
 def test_a_catalog_whose_style_groups_were_k_means_clusters_is_published_again_with_wards(collection):
     from artspace.catalog.store import manifest_digest
-    from artspace.search import ContentModel
+    from artspace.content_model import ContentModel
 
     cat = Catalog.open(collection)
     model = ContentModel.load(cat.files / "content_model.npz")
@@ -468,7 +468,7 @@ def test_a_catalog_whose_style_groups_were_k_means_clusters_is_published_again_w
 def test_content_statistics_that_do_not_match_the_works_are_refused(collection):
     from artspace.catalog.generation import CONTENT_STATS
     from artspace.catalog.store import manifest_digest
-    from artspace.search import ContentStats
+    from artspace.content_model import ContentStats
 
     cat = Catalog.open(collection)
     stats = ContentStats.load(cat.files / CONTENT_STATS)
@@ -553,16 +553,16 @@ def test_a_log_that_records_two_files_under_one_id_is_refused(collection):
 
 
 def test_adding_a_work_carries_the_content_statistics_over(collection, monkeypatch):
-    import artspace.search
+    import artspace.content_model
     from artspace.catalog.generation import CONTENT_STATS
-    from artspace.search import ContentModel, ContentStats
+    from artspace.content_model import ContentModel, ContentStats
 
     before = Catalog.open(collection)
     old = ContentStats.load(before.files / CONTENT_STATS)
     shutil.copy(collection / "dots/star_0.png", collection / "dots/star_copy.png")
     (collection / "dots/star_copy.png").write_bytes((collection / "dots/star_0.png").read_bytes() + b"\0")
-    looked_up, assign = [], artspace.search.ContentModel.assign
-    monkeypatch.setattr(artspace.search.ContentModel, "assign", lambda m, s, p=None: looked_up.append(len(s)) or assign(m, s, p))
+    looked_up, assign = [], artspace.content_model.ContentModel.assign
+    monkeypatch.setattr(artspace.content_model.ContentModel, "assign", lambda m, s, p=None: looked_up.append(len(s)) or assign(m, s, p))
     rep = index(collection, quiet=True)
     assert rep.added == 1
     # the kept works' style groups are read from the statistics: only the new work's is looked up (at a million works

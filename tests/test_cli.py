@@ -55,7 +55,7 @@ def test_demo_then_index_then_similar(tmp_path):
     assert [x["rank"] for x in rows] == [1, 2, 3] and {x["texture"] for x in rows} == {"waves"}
     # what the figures are, from which catalog generation: on standard error, beside the machine-readable rows
     cat = Catalog.open(root)
-    assert f"by style (relative signature distance): mean_l H^2_l" in r.stderr
+    assert "by style (relative signature distance): mean_l H^2_l" in r.stderr
     assert f"generation {cat.generation}, artspace " in r.stderr
     assert {"id", "path", "distance", "signature", "l_style"} <= set(rows[0])
     assert Image.open(tmp_path / "sheet.jpg").size[0] > 200

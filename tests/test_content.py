@@ -9,7 +9,7 @@ from artspace.content import load_projection, projection_for, shipped_projection
 from artspace.discriminant import LinearProjection, fisher
 from artspace.errors import ArtspaceError, InvalidOption
 from artspace.features import content_descriptor
-from artspace.search import ContentModel
+from artspace.content_model import ContentModel
 from artspace.spec import FeatureSpec
 
 
@@ -265,7 +265,7 @@ def test_a_pastiche_set_never_replaces_someone_elses_metadata(tmp_path):
 
 
 def test_content_statistics_standardise_exactly_as_the_formula_says(tmp_path):
-    from artspace.search import ContentStats
+    from artspace.content_model import ContentStats
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 16)) + np.repeat(rng.normal(size=(3, 16)), 100, axis=0)  # three 'hands'
@@ -298,7 +298,7 @@ def test_content_statistics_standardise_exactly_as_the_formula_says(tmp_path):
 
 
 def test_content_statistics_carry_over_while_the_collection_changes_little():
-    from artspace.search import ContentStats
+    from artspace.content_model import ContentStats
 
     rng = np.random.default_rng(1)
     X = rng.normal(size=(400, 16))

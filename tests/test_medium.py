@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from artspace.content_model import ContentModel, split_by_medium
 from artspace.errors import ArtspaceError, InvalidOption
 from artspace.medium import fit_logistic, load_model, model_for, photograph_logits, shipped_model
-from artspace.search import ContentModel, split_by_medium
 from artspace.spec import FeatureSpec
 
 
@@ -198,11 +198,11 @@ def test_a_catalog_published_before_photographs_were_set_apart_is_published_agai
 
 
 def test_an_index_run_splits_a_style_group_and_keeps_the_split_as_works_are_added(tmp_path, monkeypatch):
-    import artspace.search
+    import artspace.content_model
     from artspace.catalog import Catalog, index
     from artspace.catalog.generation import CONTENT_STATS
+    from artspace.content_model import ContentStats
     from artspace.medium import fit_medium
-    from artspace.search import ContentStats
 
     _textures(tmp_path / "train" / "photos", "photo", 8, 0)
     _textures(tmp_path / "train" / "paintings", "painting", 8, 1)
@@ -212,7 +212,7 @@ def test_an_index_run_splits_a_style_group_and_keeps_the_split_as_works_are_adde
     _textures(root / "photos", "photo", 12, 2)
     _textures(root / "paintings", "painting", 12, 3)
     # one style group for the whole collection, as photographs and realistic paintings often are
-    monkeypatch.setattr(artspace.search, "choose_groups", lambda *a, **k: 1)
+    monkeypatch.setattr(artspace.content_model, "choose_groups", lambda *a, **k: 1)
     index(root, spec=FeatureSpec(size=64), medium_model=medium, quiet=True)
     cat = Catalog.open(root)
     model = ContentModel.load(cat.files / "content_model.npz")

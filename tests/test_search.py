@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from artspace.search import (ContentModel, NeighbourLists, VectorIndex, batch_search, neighbourhood_scales,
-                             relative_search, scale_floor)
+from artspace.content_model import ContentModel
+from artspace.search import (NeighbourLists, VectorIndex, batch_search, neighbourhood_scales, relative_search,
+                             scale_floor)
 
 
 def _clustered(n: int, seed: int = 0) -> np.ndarray:
@@ -179,7 +180,7 @@ def test_choose_groups_takes_the_k_with_the_best_silhouette():
     from sklearn.cluster import KMeans
     from sklearn.metrics import silhouette_score
 
-    from artspace.search import choose_groups
+    from artspace.content_model import choose_groups
 
     rng = np.random.default_rng(3)
     centres = rng.normal(scale=4.0, size=(5, 16))

@@ -21,10 +21,10 @@ A generation's folder holds, each written once::
                         source for AdaIN (Huang & Belongie 2017) without reading the image (NaN rows: works
                         extracted before artspace kept them)
     style_projection.npz, l_style_projection.npz    the fitted projections (see artspace.projection)
-    content_model.npz   style-group means removed from content descriptors (see artspace.search)
+    content_model.npz   style-group means removed from content descriptors (see artspace.content_model)
     content_stats.npz   the mean and covariance of the content embeddings over the collection and over each style
                         group, and each work's group and mean and variance of cosines to the collection: how
-                        content search standardises a similarity (artspace.search.ContentStats; carried over, like
+                        content search standardises a similarity (artspace.content_model.ContentStats; carried over, like
                         the content model, while the collection changes by less than a tenth)
     style.faiss, l_style.faiss, content.faiss        faiss indexes of the three spaces
     style_neighbours.npz   each work's 10 nearest works by style signature (updated in place by the next run)
@@ -306,7 +306,7 @@ def remove_legacy_files(cdir: Path) -> None:
 class Embedder:
     """Turns :meth:`~artspace.features.Extractor.encode` output into every space's compact embedding: CountSketch,
     then the fitted projection (:mod:`artspace.projection`), then for content the style-group correction
-    (:class:`artspace.search.ContentModel`). The indexer and queries use this one object, so an image gets the same
+    (:class:`artspace.content_model.ContentModel`). The indexer and queries use this one object, so an image gets the same
     embedding whether it is indexed or asked about."""
 
     def __init__(self, spec: FeatureSpec, projections: dict, content_model=None):
@@ -324,7 +324,7 @@ class Embedder:
     @classmethod
     def load(cls, folder: Path, spec: FeatureSpec, cdir: Path) -> "Embedder":
         """The pipeline stored in a generation's folder."""
-        from ..search import ContentModel
+        from ..content_model import ContentModel
         from ..projection import StyleProjection
 
         projections = {by: load(folder, name, StyleProjection.load, cdir) for by, name in PROJECTIONS.items()}
@@ -553,7 +553,7 @@ def pair_sample(ids: np.ndarray, embeddings: dict, scales: np.ndarray, *, size: 
 
 def _previous_content_model(run):
     """The previous generation's content model, if it can be read and the run keeps the log's projections."""
-    from ..search import ContentModel
+    from ..content_model import ContentModel
 
     if run.previous.folder is None or not run.previous.healthy or run.rebuilt:
         return None
@@ -565,15 +565,15 @@ def _previous_content_model(run):
 
 def content_model_outdated(previous: Previous, spec: FeatureSpec) -> str | None:
     """Why the published generation's content model must be fitted again, as the note the index run gives, or None.
-    Three kinds of catalog published before a rule of :class:`~artspace.search.ContentModel`: one whose style groups
-    are k-means clusters (:attr:`~artspace.search.ContentModel.nearest_centroid_groups`; Ward's groups follow the
+    Three kinds of catalog published before a rule of :class:`~artspace.content_model.ContentModel`: one whose style groups
+    are k-means clusters (:attr:`~artspace.content_model.ContentModel.nearest_centroid_groups`; Ward's groups follow the
     media better, docs/benchmarks.md), one that subtracts the mean of a style group too small to have one
-    (:meth:`~artspace.search.ContentModel.centres_small_groups`: a work alone in its group had an empty content
+    (:meth:`~artspace.content_model.ContentModel.centres_small_groups`: a work alone in its group had an empty content
     embedding), and one published before style groups were split by medium where artspace's photograph model fits
     its features (*spec*; :mod:`artspace.medium`). The next index run then publishes again, without reading an
     image."""
     from ..medium import model_for
-    from ..search import ContentModel
+    from ..content_model import ContentModel
 
     if previous.folder is None or not previous.healthy:
         return None
@@ -606,7 +606,7 @@ def content_model_outdated(previous: Previous, spec: FeatureSpec) -> str | None:
 def _previous_content_stats(run):
     """The previous generation's content statistics, if it has them and they can be read (for as many works as it
     holds); they are carried over only while its content model is kept."""
-    from ..search import ContentStats
+    from ..content_model import ContentStats
 
     prev = run.previous
     if prev.folder is None or not prev.healthy or run.rebuilt or "content_stats" not in prev.manifest:
@@ -684,7 +684,8 @@ def _write_files(builder: GenerationBuilder, run, works, emb: dict, desc, moment
     import faiss
     import torch
 
-    from ..search import CONTEXT_K, ContentModel, ContentStats, NeighbourLists, VectorIndex
+    from ..content_model import ContentModel, ContentStats
+    from ..search import CONTEXT_K, NeighbourLists, VectorIndex
     from ..projection import SKETCH_DIM
     from ..spaces import SPACES, formula
 

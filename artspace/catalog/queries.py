@@ -488,10 +488,10 @@ class Catalog:
         return self._off_axes
 
     def _content_stats(self):
-        """This generation's :class:`~artspace.search.ContentStats` (None for one published before artspace kept
+        """This generation's :class:`~artspace.content_model.ContentStats` (None for one published before artspace kept
         them: content search then ranks by the cosine, until the next ``artspace index`` publishes them)."""
         if self._stats is _UNREAD:
-            from ..search import ContentStats
+            from ..content_model import ContentStats
 
             stats = (self._load(gen.CONTENT_STATS, ContentStats.load)
                      if (self.files / gen.CONTENT_STATS).is_file() else None)
@@ -599,7 +599,7 @@ class Catalog:
         standardise : bool, optional
             For ``content`` (default True): among the :data:`SHORTLIST_FACTOR` × *k* works nearest to the
             (expanded) query (at least :data:`SHORTLIST_MIN`), rank by the standardised similarity *s* of
-            :class:`~artspace.search.ContentStats`: the cosine as a z-score against the query's similarities to the
+            :class:`~artspace.content_model.ContentStats`: the cosine as a z-score against the query's similarities to the
             whole collection, to the works of the candidate's style group, and against the candidate's own
             similarities to the collection, averaged. A medium whose works are all alike (sketches) and works near
             everything (hubs) then crowd the list less; docs/benchmarks.md measures it on three sets. The result
@@ -653,7 +653,7 @@ class Catalog:
         return self._result(by, vecs, wid, shortlist[order], {"content_cosine": cos[order], "score": score[order]})
 
     def _standardising(self, value, sp):
-        """The :class:`~artspace.search.ContentStats` a content search in space *sp* standardises by (*value*:
+        """The :class:`~artspace.content_model.ContentStats` a content search in space *sp* standardises by (*value*:
         :meth:`similar`'s *standardise*), or None."""
         if value is not None and not isinstance(value, (bool, np.bool_)):
             raise InvalidOption(f"standardise (--standardise) must be True or False, not {value!r}")
@@ -783,7 +783,7 @@ class Catalog:
     def _content_neighbours(self, by: str, ids: np.ndarray, rows: np.ndarray, k: int, n: int, stats,
                             candidates: int = 16_384) -> np.ndarray:
         """:meth:`neighbours` of catalogued works whose queries are expanded with their *n* nearest works and/or
-        ranked by *stats* (:class:`~artspace.search.ContentStats`), in chunks of rows (a million works' expanded
+        ranked by *stats* (:class:`~artspace.content_model.ContentStats`), in chunks of rows (a million works' expanded
         queries are never all in memory; at most *candidates* candidates at a time), ordered as :meth:`similar`
         orders them."""
         from ..search import batch_search
