@@ -1,5 +1,6 @@
-"""What standardising content similarities costs (artspace.content_model.ContentStats): at publication, each work's style
-group and the statistics; at a query, scoring the shortlist; for every work's neighbour list, each work's own terms.
+"""What standardising content similarities costs (artspace.content_model.ContentStats): at publication, each work's
+style group and the statistics; at a query, scoring the shortlist; for every work's neighbour list, each work's own
+terms.
 
     python benchmarks/bench_content_stats.py --n 1000000 --groups 3 --groups 32
     # content queries ranked by the cosine and standardised, side by side on a catalog (style as a control)

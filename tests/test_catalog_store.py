@@ -562,7 +562,8 @@ def test_adding_a_work_carries_the_content_statistics_over(collection, monkeypat
     shutil.copy(collection / "dots/star_0.png", collection / "dots/star_copy.png")
     (collection / "dots/star_copy.png").write_bytes((collection / "dots/star_0.png").read_bytes() + b"\0")
     looked_up, assign = [], artspace.content_model.ContentModel.assign
-    monkeypatch.setattr(artspace.content_model.ContentModel, "assign", lambda m, s, p=None: looked_up.append(len(s)) or assign(m, s, p))
+    monkeypatch.setattr(artspace.content_model.ContentModel, "assign",
+                        lambda m, s, p=None: looked_up.append(len(s)) or assign(m, s, p))
     rep = index(collection, quiet=True)
     assert rep.added == 1
     # the kept works' style groups are read from the statistics: only the new work's is looked up (at a million works

@@ -24,8 +24,8 @@ A generation's folder holds, each written once::
     content_model.npz   style-group means removed from content descriptors (see artspace.content_model)
     content_stats.npz   the mean and covariance of the content embeddings over the collection and over each style
                         group, and each work's group and mean and variance of cosines to the collection: how
-                        content search standardises a similarity (artspace.content_model.ContentStats; carried over, like
-                        the content model, while the collection changes by less than a tenth)
+                        content search standardises a similarity (artspace.content_model.ContentStats; carried
+                        over, like the content model, while the collection changes by less than a tenth)
     style.faiss, l_style.faiss, content.faiss        faiss indexes of the three spaces
     style_neighbours.npz   each work's 10 nearest works by style signature (updated in place by the next run)
     pairs.npz           per space, the sorted distances of a random sample of pairs of works: what percentiles are
@@ -306,8 +306,8 @@ def remove_legacy_files(cdir: Path) -> None:
 class Embedder:
     """Turns :meth:`~artspace.features.Extractor.encode` output into every space's compact embedding: CountSketch,
     then the fitted projection (:mod:`artspace.projection`), then for content the style-group correction
-    (:class:`artspace.content_model.ContentModel`). The indexer and queries use this one object, so an image gets the same
-    embedding whether it is indexed or asked about."""
+    (:class:`artspace.content_model.ContentModel`). The indexer and queries use this one object, so an image gets
+    the same embedding whether it is indexed or asked about."""
 
     def __init__(self, spec: FeatureSpec, projections: dict, content_model=None):
         from ..projection import SKETCH_DIM, CountSketch
@@ -565,15 +565,14 @@ def _previous_content_model(run):
 
 def content_model_outdated(previous: Previous, spec: FeatureSpec) -> str | None:
     """Why the published generation's content model must be fitted again, as the note the index run gives, or None.
-    Three kinds of catalog published before a rule of :class:`~artspace.content_model.ContentModel`: one whose style groups
-    are k-means clusters (:attr:`~artspace.content_model.ContentModel.nearest_centroid_groups`; Ward's groups follow the
-    media better, docs/benchmarks.md), one that subtracts the mean of a style group too small to have one
+    Three kinds of catalog published before a rule of :class:`~artspace.content_model.ContentModel`: one whose style
+    groups are k-means clusters (:attr:`~artspace.content_model.ContentModel.nearest_centroid_groups`; Ward's groups
+    follow the media better, docs/benchmarks.md), one that subtracts the mean of a style group too small to have one
     (:meth:`~artspace.content_model.ContentModel.centres_small_groups`: a work alone in its group had an empty content
-    embedding), and one published before style groups were split by medium where artspace's photograph model fits
-    its features (*spec*; :mod:`artspace.medium`). The next index run then publishes again, without reading an
-    image."""
-    from ..medium import model_for
+    embedding), and one published before style groups were split by medium where artspace's photograph model fits its
+    features (*spec*; :mod:`artspace.medium`). The next index run then publishes again, without reading an image."""
     from ..content_model import ContentModel
+    from ..medium import model_for
 
     if previous.folder is None or not previous.healthy:
         return None

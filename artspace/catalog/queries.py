@@ -599,8 +599,8 @@ class Catalog:
         standardise : bool, optional
             For ``content`` (default True): among the :data:`SHORTLIST_FACTOR` × *k* works nearest to the
             (expanded) query (at least :data:`SHORTLIST_MIN`), rank by the standardised similarity *s* of
-            :class:`~artspace.content_model.ContentStats`: the cosine as a z-score against the query's similarities to the
-            whole collection, to the works of the candidate's style group, and against the candidate's own
+            :class:`~artspace.content_model.ContentStats`: the cosine as a z-score against the query's similarities to
+            the whole collection, to the works of the candidate's style group, and against the candidate's own
             similarities to the collection, averaged. A medium whose works are all alike (sketches) and works near
             everything (hubs) then crowd the list less; docs/benchmarks.md measures it on three sets. The result
             gets a ``score`` column (*s*, the order of the rows). False ranks by the cosine to the (expanded)
