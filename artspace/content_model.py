@@ -141,10 +141,10 @@ class ContentModel:
       descriptor least compared with a change of photograph. Its coordinates, less their style-group means, form a
       second part of the embedding.
 
-    With :math:`a` the descriptor (reduced by the collection's PCA to :attr:`REDUCE_TO` dimensions when longer than :attr:`REDUCE_ABOVE`) and
-    :math:`b = W^\top(x-\mu)` the learnt projection, each less its group's mean and scaled to unit length, the
-    embedding is :math:`[\sqrt{1/(1+w)}\,a, \sqrt{w/(1+w)}\,b]` with :math:`w` = :attr:`LEARNT_WEIGHT`, so that
-    :math:`1-\cos = 1 - (\cos_a + w\cos_b)/(1+w)`. Without a learnt projection (catalogs whose descriptor the
+    With :math:`a` the descriptor (reduced by the collection's PCA to :attr:`REDUCE_TO` dimensions when longer than
+    :attr:`REDUCE_ABOVE`) and :math:`b = W^\top(x-\mu)` the learnt projection, each less its group's mean and scaled to
+    unit length, the embedding is :math:`[\sqrt{1/(1+w)}\,a, \sqrt{w/(1+w)}\,b]` with :math:`w` = :attr:`LEARNT_WEIGHT`,
+    so that :math:`1-\cos = 1 - (\cos_a + w\cos_b)/(1+w)`. Without a learnt projection (catalogs whose descriptor the
     shipped projection does not fit) it is :math:`a` alone.
     """
 
@@ -569,7 +569,7 @@ class ContentStats:
 
 
 def _z(x: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
-    """``(x − mean) / sqrt(var)``, 0 where the spread of the cosines is nil (below 10⁻⁶: every work alike, up to the
-    rounding of the stored covariances)."""
+    """``(x − mean) / sqrt(var)``, 0 where the spread of the cosines is nil (below 10⁻⁶: every work alike, up to
+    the rounding of the stored covariances)."""
     sd = np.sqrt(np.maximum(var, 0.0))
     return np.where(sd > 1e-6, (x - mean) / np.where(sd > 1e-6, sd, 1.0), 0.0)

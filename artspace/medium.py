@@ -3,10 +3,10 @@ r"""Which works are photographs: a logistic model of relu4_1's channel statistic
 Content search subtracts what every work of a style group shares (:class:`artspace.content_model.ContentModel`). Style
 groups come from the works' L_style embeddings, and in those a photograph and a realistic painting lie close: on
 pacs-dev every clustering artspace tried kept photographs and paintings in one group, and content search then found
-photographs for photographs (docs/benchmarks.md, "Content that follows the subject"). A photograph is a medium of
-its own, and one a linear model tells apart well from the channel statistics AdaIN calls style (Huang & Belongie
-2017): with :math:`\mu_c, \sigma_c` the mean and standard deviation of channel :math:`c` of relu4_1 over the
-image's positions (the 2 × 512 ``moments`` every catalog stores),
+photographs for photographs (docs/benchmarks.md, "Content that follows the subject"). A photograph is a medium of its
+own, and one a linear model tells apart well from the channel statistics AdaIN calls style (Huang & Belongie 2017): with
+:math:`\mu_c, \sigma_c` the mean and standard deviation of channel :math:`c` of relu4_1 over the image's positions (the
+2 × 512 ``moments`` every catalog stores),
 
 .. math::
 
@@ -198,9 +198,9 @@ def fit_medium(photographs: str | os.PathLike, paintings: str | os.PathLike, pat
                progress: bool = False) -> LinearProjection:
     """Fit a photograph model on the images of the folder *photographs* against those of *paintings* (or any
     non-photographic media) and write it to *path* (``.npz``, atomically): :func:`moments_of` each folder at
-    *size* × *size*, then :func:`fit_logistic`; an existing *path* is refused, never overwritten. The shipped model: ``photos-train`` against ``paintings-train``
-    at 224 px (docs/benchmarks.md). A catalog uses a refitted model from its next ``artspace index --medium-model
-    FILE``; its content embeddings then change, no image is read."""
+    *size* × *size*, then :func:`fit_logistic`; an existing *path* is refused, never overwritten. The shipped model:
+    ``photos-train`` against ``paintings-train`` at 224 px (docs/benchmarks.md). A catalog uses a refitted model
+    from its next ``artspace index --medium-model FILE``; its content embeddings then change, no image is read."""
     from . import __version__
     from .errors import OutputConflict
 

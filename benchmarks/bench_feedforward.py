@@ -256,7 +256,7 @@ def capacity(steps: int, every: int, lr: float, work: Path, style_name: str, pho
     from artspace import losses
     from artspace.backbone import VGG19
     from artspace.feedforward import TransformNet
-    from artspace.feedforward.training import DEFAULT_STYLE_NET_WEIGHTS
+    from artspace.feedforward.training import DEFAULT_STYLE_NET_WEIGHTS, style_net_terms
     from artspace.images import open_image, to_pil, to_tensor
     from artspace.spec import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS
 
@@ -269,7 +269,6 @@ def capacity(steps: int, every: int, lr: float, work: Path, style_name: str, pho
     x = to_tensor(_held_out(photo_name))[None]
     vgg = VGG19(last_layer="relu5_1")
     layers = [DEFAULT_CONTENT_LAYER, *DEFAULT_STYLE_LAYERS]
-    w = DEFAULT_STYLE_NET_WEIGHTS
     content_loss, style_loss = losses.ContentLoss([DEFAULT_CONTENT_LAYER]), losses.StyleLoss(DEFAULT_STYLE_LAYERS)
     with torch.no_grad():
         content_loss.set_target(vgg(x, [DEFAULT_CONTENT_LAYER]))
@@ -284,9 +283,7 @@ def capacity(steps: int, every: int, lr: float, work: Path, style_name: str, pho
     t = time.perf_counter()
     for step in range(1, steps + 1):
         y = net(x).clamp(0, 1) if bounded else net(x)
-        f = vgg(y, layers)
-        total = (w["content"] * sum(content_loss(f).values()) + w["style"] * sum(style_loss(f).values())
-                 + w["tv"] * losses.total_variation(y).sum())
+        total = sum(style_net_terms(y, vgg(y, layers), content_loss, style_loss, DEFAULT_STYLE_NET_WEIGHTS).values())
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
@@ -294,8 +291,8 @@ def capacity(steps: int, every: int, lr: float, work: Path, style_name: str, pho
             pace = (time.perf_counter() - t) / step
             with torch.no_grad():
                 out = net(x)
-                f = vgg(out, layers)
-                raw = w["content"] * sum(content_loss(f).values()) + w["style"] * sum(style_loss(f).values())
+                terms = style_net_terms(out, vgg(out, layers), content_loss, style_loss, DEFAULT_STYLE_NET_WEIGHTS)
+                raw = terms["content"] + terms["style"]
                 image = to_pil(out.clamp(0, 1)[0])
             loss = _loss_of(image, content, style, work, f"{photo_name}-capacity-{step}")
             print(f"| {step} | {total.item():.4g} | {raw.item():.4g} | {loss:.4g} | {_matches(curve, loss)} | "

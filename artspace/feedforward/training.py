@@ -561,6 +561,16 @@ def _validation_image(path, size: int) -> torch.Tensor:
     return to_tensor(im)[None]
 
 
+def style_net_terms(y: torch.Tensor, feats: dict, content_loss_fn, style_loss_fn, weights: dict) -> dict:
+    """What :func:`train_style` minimises for a batch of outputs *y*, each term its mean over the batch: α content,
+    β style (*feats*: VGG-19's maps of *y*, scored by the two loss modules against their targets) and λ total
+    variation, *weights* giving α, β, λ as ``{"content", "style", "tv"}``."""
+    b = y.shape[0]
+    return {"content": weights["content"] * sum(content_loss_fn(feats).values()) / b,
+            "style": weights["style"] * sum(style_loss_fn(feats).values()) / b,
+            "tv": weights["tv"] * losses.total_variation(y.float()).sum() / b}
+
+
 def train_style(styles: Sequence[str | os.PathLike], content: str | os.PathLike, output: str | os.PathLike, *,
                 steps: int = 2000, size: int = 256, batch_size: int = 4, norm: str = "instance",
                 content_loss: str = "l2", style_loss: str = "l2", content_weight: float | None = None,
@@ -666,11 +676,7 @@ def train_style(styles: Sequence[str | os.PathLike], content: str | os.PathLike,
                 content_loss_fn.set_target(vgg(x, content_layers))
             y = net(x)
             feats = vgg(y, content_layers + style_layers)
-        b = x.shape[0]
-        terms = {"content": weights_["content"] * sum(content_loss_fn(feats).values()) / b,
-                 "style": weights_["style"] * sum(style_loss_fn(feats).values()) / b,
-                 "tv": weights_["tv"] * losses.total_variation(y.float()).sum() / b}
-        return loop.descend(terms)
+        return loop.descend(style_net_terms(y, feats, content_loss_fn, style_loss_fn, weights_))
 
     def validate() -> torch.Tensor:
         with autocast(dev, prec):
